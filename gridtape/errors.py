@@ -1,0 +1,67 @@
+"""One exception hierarchy for everything gridtape raises on bad input or failed work.
+
+Every error carries the location it is about (file, table, row, field) as attributes
+and in its message, so a user can find the offending cell without a debugger.
+"""
+from __future__ import annotations
+
+
+class GridtapeError(Exception):
+    """Base class of every gridtape error.
+
+    ``file``, ``table``, ``row`` and ``field`` name where the problem is, when known.
+    """
+
+    def __init__(self, message: str, *, file=None, table=None, row=None, field=None):
+        self.file, self.table, self.row, self.field = file, table, row, field
+        where = []
+        if file is not None:
+            where.append(f"file {file!s}")
+        if table is not None:
+            where.append(f"table {table!r}")
+        if row is not None:
+            where.append(f"row {row!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        self.message = message
+        super().__init__(f"{message} [{', '.join(where)}]" if where else message)
+
+
+class CaseError(GridtapeError):
+    """A case file cannot be read: missing, unreadable, or not of the format it claims."""
+
+
+class SchemaError(GridtapeError):
+    """Data do not fit the schema registry: unknown kind or column, wrong type, value out of range."""
+
+
+class BadReferenceError(GridtapeError):
+    """An element refers to an entity that does not exist (a branch to a missing bus, ...)."""
+
+
+class TopologyError(GridtapeError):
+    """The network cannot be solved as given: no slack, or an inconsistent topology."""
+
+
+class SolverError(GridtapeError):
+    """The numerical engine failed in a way that is not a plain non-convergence."""
+
+
+class NotSolvedError(GridtapeError):
+    """Results were asked for before any solve."""
+
+
+class DependencyError(GridtapeError):
+    """An optional dependency (pandapower, lightsim2grid, grid2op) is needed for this call."""
+
+
+__all__ = [
+    "GridtapeError",
+    "CaseError",
+    "SchemaError",
+    "BadReferenceError",
+    "TopologyError",
+    "SolverError",
+    "NotSolvedError",
+    "DependencyError",
+]

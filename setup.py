@@ -1,0 +1,31 @@
+"""Build the Cython kernels of gridtape.solver_cy (everything else is in pyproject.toml)."""
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+_KERNELS = ["ybus", "newton", "flows"]
+
+extensions = [
+    Extension(
+        f"gridtape.solver_cy.{name}",
+        [f"solver_cy/{name}.pyx"],
+        include_dirs=[np.get_include(), "solver_cy"],
+        extra_compile_args=["-O3"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        libraries=["dl"],
+    )
+    for name in _KERNELS
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+)

@@ -1,0 +1,689 @@
+"""The bus-branch model: world columns -> per-unit branches, bus shunts, injections and bus types,
+with pandapower's element models (see docs/model-notes.md).
+
+The model is built in three layers so that a write only redoes what it must:
+
+- :func:`build_topology` (``topo``): internal bus numbering (fused bus-bus switches, auxiliary
+  buses of trafo3w star points, xwards, open branch switches and branches at out-of-service
+  buses), the branch list, connectivity (unsupplied islands), bus types;
+- :func:`fill_admittances` (``adm``): per-branch 2x2 admittances and bus shunts;
+- :func:`fill_injections` (``inj``): specified complex power (constant, I and Z parts) and
+  voltage set-points.
+
+Internal buses keep the world's bus *row* order first, then auxiliary buses; buses that are
+out of service, merged into another bus, or unsupplied have type NONE and take no part.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridtape.errors import SchemaError, TopologyError
+
+PQ, PV, REF, NONE = 1, 2, 3, 4
+SWITCH_RX_RATIO = 2.0
+Q_LIM_DEFAULT = 1e9
+
+
+@dataclass
+class Branches:
+    """All branches of the model in pandapower's order: line, trafo, trafo3w (hv, mv, lv), impedance,
+    xward, switch.  ``slices[kind]`` gives each kind's range."""
+
+    f: np.ndarray
+    t: np.ndarray
+    status: np.ndarray
+    slices: dict
+    rows: dict  # kind -> world rows (positions in the element table) of its branches
+    # per-unit parameters (filled by fill_admittances)
+    yff: np.ndarray = None
+    yft: np.ndarray = None
+    ytf: np.ndarray = None
+    ytt: np.ndarray = None
+    x: np.ndarray = None
+    ratio: np.ndarray = None
+    shift_deg: np.ndarray = None
+
+
+@dataclass
+class Topology:
+    nb: int  # internal buses
+    n_world_bus: int
+    lookup: np.ndarray  # world bus row -> internal bus (for merged buses: the representative)
+    base_kv: np.ndarray
+    bus_type: np.ndarray  # PQ/PV/REF/NONE per internal bus
+    branches: Branches
+    aux: dict  # "trafo3w" / "xward" -> internal aux bus per element row
+    active: dict  # kind -> bool mask per element row: in service and at a supplied bus
+    ref: np.ndarray = None
+    pv: np.ndarray = None
+    pq: np.ndarray = None
+    gen_rows: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------
+# topology
+# ------------------------------------------------------------------------------------------
+def _in_service(world, kind):
+    t = world[kind]
+    return t.cols["in_service"].copy() if "in_service" in t.spec else np.ones(len(t), bool)
+
+
+def build_topology(world) -> Topology:
+    bus = world["bus"]
+    nwb = len(bus)
+    if nwb == 0:
+        raise TopologyError("the network has no bus", table="bus")
+    bus_pos = bus.positions
+    bus_is = bus.cols["in_service"].copy()
+
+    def rows_of(kind, col):
+        ids = world[kind].cols[col]
+        return np.fromiter((bus_pos[int(b)] for b in ids.tolist()), dtype=np.int64, count=len(ids))
+
+    # --- fuse closed bus-bus switches without impedance -----------------------------------
+    lookup = np.arange(nwb, dtype=np.int64)
+    sw = world["switch"]
+    sw_closed = sw.cols["closed"]
+    sw_et = sw.cols["et"]
+    is_bb = np.array([e == "b" for e in sw_et], dtype=bool) if len(sw) else np.zeros(0, bool)
+    fuse = is_bb & sw_closed & (sw.cols["z_ohm"] <= 0)
+    imp_sw = is_bb & sw_closed & (sw.cols["z_ohm"] > 0)
+    if fuse.any():
+        sb = rows_of("switch", "bus")
+        eb = np.fromiter((bus_pos[int(e)] for e in sw.cols["element"][fuse].tolist()), np.int64)
+        lookup = _fuse(lookup, sb[fuse], eb)
+
+    base_kv = list(bus.cols["vn_kv"])
+    btype = np.full(nwb, PQ, dtype=np.int8)
+    btype[~bus_is] = NONE
+    merged = lookup != np.arange(nwb)
+    btype[merged] = NONE
+
+    def new_bus(kv, typ=PQ):
+        base_kv.append(kv)
+        return len(base_kv) - 1
+
+    # --- branches in pandapower's order ---------------------------------------------------
+    f_l, t_l, st_l, slices, rows = [], [], [], {}, {}
+
+    def add(kind, f, t, status, r):
+        start = sum(len(a) for a in f_l)
+        f_l.append(np.asarray(f, np.int64))
+        t_l.append(np.asarray(t, np.int64))
+        st_l.append(np.asarray(status, bool))
+        slices[kind] = (start, start + len(f))
+        rows[kind] = np.asarray(r, np.int64)
+
+    line = world["line"]
+    if len(line):
+        add("line", lookup[rows_of("line", "from_bus")], lookup[rows_of("line", "to_bus")],
+            line.cols["in_service"], np.arange(len(line)))
+    trafo = world["trafo"]
+    if len(trafo):
+        add("trafo", lookup[rows_of("trafo", "hv_bus")], lookup[rows_of("trafo", "lv_bus")],
+            trafo.cols["in_service"], np.arange(len(trafo)))
+    aux = {}
+    t3 = world["trafo3w"]
+    xw = world["xward"]
+    # aux buses: xward first, then trafo3w (pandapower's order)
+    if len(xw):
+        xb = lookup[rows_of("xward", "bus")]
+        aux["xward"] = np.array([new_bus(base_kv[b]) for b in xb], dtype=np.int64)
+    if len(t3):
+        hv = lookup[rows_of("trafo3w", "hv_bus")]
+        aux["trafo3w"] = np.array([new_bus(base_kv[b]) for b in hv], dtype=np.int64)
+        a = aux["trafo3w"]
+        mv = lookup[rows_of("trafo3w", "mv_bus")]
+        lv = lookup[rows_of("trafo3w", "lv_bus")]
+        ins = t3.cols["in_service"]
+        r = np.arange(len(t3))
+        add("trafo3w", np.concatenate([hv, a, a]), np.concatenate([a, mv, lv]), np.tile(ins, 3),
+            np.tile(r, 3))
+    imp = world["impedance"]
+    if len(imp):
+        add("impedance", lookup[rows_of("impedance", "from_bus")], lookup[rows_of("impedance", "to_bus")],
+            imp.cols["in_service"], np.arange(len(imp)))
+    if len(xw):
+        add("xward", lookup[rows_of("xward", "bus")], aux["xward"], xw.cols["in_service"], np.arange(len(xw)))
+    if imp_sw.any():
+        sb = lookup[rows_of("switch", "bus")[imp_sw]]
+        eb = lookup[np.fromiter((bus_pos[int(e)] for e in sw.cols["element"][imp_sw].tolist()), np.int64)]
+        add("switch", sb, eb, np.ones(len(sb), bool), np.flatnonzero(imp_sw))
+    f = np.concatenate(f_l) if f_l else np.zeros(0, np.int64)
+    t = np.concatenate(t_l) if t_l else np.zeros(0, np.int64)
+    status = np.concatenate(st_l) if st_l else np.zeros(0, bool)
+    nbw = len(base_kv)
+    btype = np.concatenate([btype, np.full(nbw - nwb, PQ, np.int8)])
+    if "xward" in aux:
+        btype[aux["xward"][~xw.cols["in_service"]]] = NONE
+    if "trafo3w" in aux:
+        btype[aux["trafo3w"][~t3.cols["in_service"]]] = NONE
+
+    # --- open switches at branch ends: the branch end moves to a new auxiliary bus --------
+    if len(sw):
+        open_br = ~sw_closed & ~is_bb
+        for i in np.flatnonzero(open_br):
+            et, el, b = sw_et[i], int(sw.cols["element"][i]), bus_pos[int(sw.cols["bus"][i])]
+            k = _branch_index_at(world, slices, et, el, b)
+            if k is None:
+                continue
+            pos, end = k
+            nb_ = new_bus(base_kv[lookup[b]])
+            btype = np.append(btype, np.int8(PQ))
+            if end == 0:
+                f[pos] = nb_
+            else:
+                t[pos] = nb_
+
+    # --- lines at out-of-service buses: the in-service line keeps an auxiliary end --------
+    if "line" in slices and (btype[:nwb] == NONE).any():
+        s0, s1 = slices["line"]
+        oos_world = ~bus_is
+        fr, to = rows_of("line", "from_bus"), rows_of("line", "to_bus")
+        for j in np.flatnonzero(line.cols["in_service"]):
+            a, b = oos_world[fr[j]], oos_world[to[j]]
+            if a and b:
+                continue
+            if a or b:
+                nb_ = new_bus(base_kv[lookup[fr[j] if a else to[j]]])
+                btype = np.append(btype, np.int8(PQ))
+                if a:
+                    f[s0 + j] = nb_
+                else:
+                    t[s0 + j] = nb_
+
+    nb = len(base_kv)
+    base_kv = np.asarray(base_kv, dtype=float)
+
+    # --- slack buses and connectivity ------------------------------------------------------
+    eg = world["ext_grid"]
+    gen = world["gen"]
+    eg_bus = lookup[rows_of("ext_grid", "bus")] if len(eg) else np.zeros(0, np.int64)
+    gen_bus = lookup[rows_of("gen", "bus")] if len(gen) else np.zeros(0, np.int64)
+    eg_on = eg.cols["in_service"] & (btype[eg_bus] != NONE) if len(eg) else np.zeros(0, bool)
+    gen_on = gen.cols["in_service"] & (btype[gen_bus] != NONE) if len(gen) else np.zeros(0, bool)
+    slack_bus = np.concatenate([eg_bus[eg_on], gen_bus[gen_on & gen.cols["slack"]]]) if len(gen) else eg_bus[eg_on]
+    btype[slack_bus] = REF
+    br_on = status & (btype[f] != NONE) & (btype[t] != NONE)
+    supplied = _reachable(nb, f[br_on], t[br_on], np.unique(slack_bus))
+    btype[(btype != NONE) & ~supplied] = NONE
+    br_on &= (btype[f] != NONE) & (btype[t] != NONE)
+
+    # --- element activity (in service and at a supplied bus) ------------------------------
+    active = {}
+    for kind in ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid"):
+        tab = world[kind]
+        if len(tab):
+            b = lookup[rows_of(kind, "bus")]
+            active[kind] = tab.cols["in_service"] & (btype[b] != NONE)
+        else:
+            active[kind] = np.zeros(0, bool)
+    if len(xw):
+        active["xward"] &= btype[aux["xward"]] != NONE
+    gen_act = active["gen"]
+    pv_bus = gen_bus[gen_act]
+    btype[pv_bus[btype[pv_bus] != REF]] = PV
+    if len(xw):
+        xa = aux["xward"][active["xward"]]
+        btype[xa] = PV
+    if not (btype == REF).any():
+        raise TopologyError("no slack: the network needs an in-service ext_grid or a gen with slack=True",
+                            table="ext_grid")
+    branches = Branches(f.astype(np.int32), t.astype(np.int32), br_on, slices, rows)
+    topo = Topology(nb, nwb, lookup, base_kv, btype, branches, aux, active)
+    topo.ref = np.flatnonzero(btype == REF).astype(np.int32)
+    topo.pv = np.flatnonzero(btype == PV).astype(np.int32)
+    topo.pq = np.flatnonzero(btype == PQ).astype(np.int32)
+    return topo
+
+
+def _fuse(lookup, a, b):
+    parent = {}
+
+    def find(x):
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist()):
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    out = lookup.copy()
+    for x in parent:
+        out[x] = find(x)
+    return out
+
+
+def _reachable(nb, f, t, start):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(start) == 0:
+        return np.zeros(nb, bool)
+    g = coo_matrix((np.ones(len(f)), (f, t)), shape=(nb, nb))
+    _, labels = connected_components(g, directed=False)
+    return np.isin(labels, labels[start])
+
+
+def _branch_index_at(world, slices, et, el, bus_row):
+    """(branch position, end) of the branch end of element ``el`` at world bus row ``bus_row``."""
+    bus_id = int(world["bus"].ids[bus_row])
+    if et == "l":
+        tab, kind = world["line"], "line"
+        if kind not in slices or el not in tab.positions:
+            return None
+        r = tab.positions[el]
+        end = 1 if int(tab.cols["to_bus"][r]) == bus_id else 0
+        return slices[kind][0] + r, end
+    if et == "t":
+        tab, kind = world["trafo"], "trafo"
+        if kind not in slices or el not in tab.positions:
+            return None
+        r = tab.positions[el]
+        end = 0 if int(tab.cols["hv_bus"][r]) == bus_id else 1
+        return slices[kind][0] + r, end
+    if et == "t3":
+        tab, kind = world["trafo3w"], "trafo3w"
+        if kind not in slices or el not in tab.positions:
+            return None
+        r, n = tab.positions[el], len(tab)
+        s0 = slices[kind][0]
+        if int(tab.cols["hv_bus"][r]) == bus_id:
+            return s0 + r, 0
+        if int(tab.cols["mv_bus"][r]) == bus_id:
+            return s0 + n + r, 1
+        return s0 + 2 * n + r, 1
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# admittances
+# ------------------------------------------------------------------------------------------
+def fill_admittances(world, topo: Topology, trafo_model: str = "t") -> np.ndarray:
+    """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.)."""
+    br = topo.branches
+    n = len(br.f)
+    r = np.zeros(n)
+    x = np.zeros(n)
+    g = np.zeros(n)
+    b = np.zeros(n)
+    g_asym = np.zeros(n)
+    b_asym = np.zeros(n)
+    r_asym = np.zeros(n)
+    x_asym = np.zeros(n)
+    ratio = np.ones(n)
+    shift = np.zeros(n)
+    sn = world.sn_mva
+    kv = topo.base_kv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "line" in br.slices:
+            s0, s1 = br.slices["line"]
+            c = world["line"].cols
+            base_r = kv[br.f[s0:s1]] ** 2 / sn
+            par = c["parallel"].astype(float)
+            ln = c["length_km"]
+            r[s0:s1] = c["r_ohm_per_km"] * ln / base_r / par
+            x[s0:s1] = c["x_ohm_per_km"] * ln / base_r / par
+            b[s0:s1] = 2 * world.f_hz * math.pi * c["c_nf_per_km"] * 1e-9 * base_r * ln * par
+            g[s0:s1] = c["g_us_per_km"] * 1e-6 * base_r * ln * par
+        if "trafo" in br.slices:
+            s0, s1 = br.slices["trafo"]
+            c = world["trafo"].cols
+            td = {k: c[k] for k in c}
+            out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
+            r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
+        if "trafo3w" in br.slices:
+            s0, s1 = br.slices["trafo3w"]
+            td = _trafo3w_as_trafos(world["trafo3w"].cols)
+            out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
+            r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
+        if "impedance" in br.slices:
+            s0, s1 = br.slices["impedance"]
+            c = world["impedance"].cols
+            si = c["sn_mva"]
+            r[s0:s1] = c["rft_pu"] / si * sn
+            x[s0:s1] = c["xft_pu"] / si * sn
+            r_asym[s0:s1] = c["rtf_pu"] / si * sn - r[s0:s1]
+            x_asym[s0:s1] = c["xtf_pu"] / si * sn - x[s0:s1]
+            g[s0:s1] = 2 * c["gf_pu"] * si / sn
+            b[s0:s1] = 2 * c["bf_pu"] * si / sn
+            g_asym[s0:s1] = 2 * c["gt_pu"] * si / sn - g[s0:s1]
+            b_asym[s0:s1] = 2 * c["bt_pu"] * si / sn - b[s0:s1]
+        if "xward" in br.slices:
+            s0, s1 = br.slices["xward"]
+            c = world["xward"].cols
+            base_r = kv[br.f[s0:s1]] ** 2 / sn
+            r[s0:s1] = c["r_ohm"] / base_r
+            x[s0:s1] = c["x_ohm"] / base_r
+        if "switch" in br.slices:
+            s0, s1 = br.slices["switch"]
+            z = world["switch"].cols["z_ohm"][br.rows["switch"]]
+            base_r = kv[br.f[s0:s1]] ** 2 / sn
+            rz = SWITCH_RX_RATIO / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
+            xz = 1 / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
+            r[s0:s1] = z / base_r * rz
+            x[s0:s1] = z / base_r * xz
+
+        on = br.status
+        bad = on & ~np.isfinite(r + x) | on & (r == 0) & (x == 0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            kind, row = _owner(br, k)
+            raise SchemaError("branch has zero or undefined series impedance", table=kind,
+                              row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
+        stat = on.astype(float)
+        ysf = np.where(on, stat / (r + 1j * x), 0)
+        yst = np.where(on, stat / (r + r_asym + 1j * (x + x_asym)), 0)
+    bcf = stat * (g + 1j * b)
+    bct = stat * (g + g_asym + 1j * (b + b_asym))
+    tap = ratio * np.exp(1j * np.pi / 180 * shift)
+    br.ytt = yst + bct / 2
+    br.yff = (ysf + bcf / 2) / (tap * np.conj(tap))
+    br.yft = -ysf / np.conj(tap)
+    br.ytf = -yst / tap
+    br.x, br.ratio, br.shift_deg = x, ratio, shift
+    return _bus_shunts(world, topo) / sn
+
+
+def _owner(br, k):
+    for kind, (s0, s1) in br.slices.items():
+        if s0 <= k < s1:
+            return kind, int(br.rows[kind][k - s0])
+    raise IndexError(k)
+
+
+def _trafo_branch_values(td, kv_hv_bus, kv_lv_bus, sn_net, trafo_model):
+    """pandapower's two-winding transformer model on a dict of columns ``td`` (trafo or the
+    three equivalent trafos of trafo3w).  Returns r, x, g, b, g_asym, b_asym, ratio, shift."""
+    vnh = td["vn_hv_kv"].astype(float).copy()
+    vnl = td["vn_lv_kv"].astype(float).copy()
+    shift = td["shift_degree"].astype(float).copy()
+    _apply_taps(td, vnh, vnl, shift)
+    ratio = (vnh / vnl) / (kv_hv_bus / kv_lv_bus)
+    par = td["parallel"].astype(float)
+    sn_t = td["sn_mva"]
+    tap_lv = (vnl / kv_lv_bus) ** 2 * sn_net
+    z_sc = td["vk_percent"] / 100.0 / sn_t * tap_lv
+    r_sc = td["vkr_percent"] / 100.0 / sn_t * tap_lv
+    x_sc = np.sign(z_sc) * np.sqrt(z_sc ** 2 - r_sc ** 2)
+    r = r_sc / par
+    x = x_sc / par
+    # magnetising admittance
+    base_z = kv_lv_bus ** 2 / sn_net
+    vn_lv_rated = td["vn_lv_kv"]
+    pfe_mw = td["pfe_kw"] * 1e-3
+    ym = td["i0_percent"] / 100.0 * sn_t
+    b_sq = ym ** 2 - pfe_mw ** 2
+    b_sq = np.where(b_sq < 0, 0.0, b_sq)
+    b_mva = -np.sqrt(b_sq)
+    scale = base_z * par / (vnl / vn_lv_rated) ** 2 / vn_lv_rated ** 2
+    g = pfe_mw * scale
+    b = b_mva * scale
+    g_asym = np.zeros_like(g)
+    b_asym = np.zeros_like(b)
+    if trafo_model == "t":
+        r, x, g, b, g_asym, b_asym = _wye_delta(r, x, g, b)
+    elif trafo_model != "pi":
+        raise SchemaError(f"unknown trafo_model {trafo_model!r} (use 't' or 'pi')", field="trafo_model")
+    return r, x, g, b, g_asym, b_asym, ratio, shift
+
+
+def _apply_taps(td, vnh, vnl, shift):
+    """Adjust rated voltages and shift to the tap position (pandapower's tap changer types)."""
+    pos = td["tap_pos"]
+    types = td["tap_changer_type"]
+    sides = td["tap_side"]
+    for side, vn, direction in (("hv", vnh, 1.0), ("lv", vnl, -1.0)):
+        at_side = np.array([s == side for s in sides], dtype=bool)
+        if not at_side.any():
+            continue
+        ideal = at_side & np.array([t == "Ideal" for t in types], dtype=bool)
+        cplx = at_side & np.array([t in ("Ratio", "Symmetrical") for t in types], dtype=bool)
+        diff = pos - td["tap_neutral"]
+        step_pct = td["tap_step_percent"]
+        step_deg = td["tap_step_degree"]
+        if ideal.any():
+            deg_set = np.nan_to_num(step_deg[ideal], nan=0) != 0
+            pct_set = np.nan_to_num(step_pct[ideal], nan=0) != 0
+            if (deg_set & pct_set).any():
+                raise SchemaError("both tap_step_degree and tap_step_percent set for an ideal phase shifter",
+                                  table="trafo", field="tap_step_degree")
+            d = diff[ideal]
+            with np.errstate(invalid="ignore"):
+                add = np.where(deg_set, direction * d * step_deg[ideal],
+                               direction * 2 * np.rad2deg(np.arcsin(d * step_pct[ideal] / 200.0)))
+            shift[ideal] += add
+        if cplx.any():
+            steps = np.nan_to_num(step_pct[cplx] * diff[cplx] / 100.0, nan=0)
+            ang = np.deg2rad(np.nan_to_num(step_deg[cplx], nan=0))
+            u1 = vn[cplx]
+            du = u1 * steps
+            vn[cplx] = np.sqrt((u1 + du * np.cos(ang)) ** 2 + (du * np.sin(ang)) ** 2)
+            shift[cplx] += np.rad2deg(np.arctan(direction * du * np.sin(ang) / (u1 + du * np.cos(ang))))
+
+
+def _wye_delta(r, x, g, b):
+    """T model (leakage split half/half, magnetising branch at the middle) to an equivalent pi."""
+    r, x, g, b = r.copy(), x.copy(), g.copy(), b.copy()
+    g_asym = np.zeros_like(g)
+    b_asym = np.zeros_like(b)
+    k = (g != 0) | (b != 0)
+    if k.any():
+        za = r[k] * 0.5 + 1j * x[k] * 0.5
+        zb = za
+        zc = 1 / (g[k] + 1j * b[k])
+        zsum = za * zb + za * zc + zb * zc
+        zab = zsum / zc
+        zac = zsum / zb
+        zbc = zsum / za
+        r[k] = zab.real
+        x[k] = zab.imag
+        yf = 1 / zac
+        yt = 1 / zbc
+        g[k] = yf.real * 2
+        b[k] = yf.imag * 2
+        g_asym[k] = 2 * yt.real - g[k]
+        b_asym[k] = 2 * yt.imag - b[k]
+    return r, x, g, b, g_asym, b_asym
+
+
+def _trafo3w_as_trafos(c):
+    """The three equivalent two-winding trafos (hv, mv, lv order, stacked) of each trafo3w."""
+    n = len(c["vn_hv_kv"])
+    sn = np.stack([c["sn_hv_mva"], c["sn_mv_mva"], c["sn_lv_mva"]])
+    vk = np.stack([c["vk_hv_percent"], c["vk_mv_percent"], c["vk_lv_percent"]])
+    vkr = np.stack([c["vkr_hv_percent"], c["vkr_mv_percent"], c["vkr_lv_percent"]])
+
+    def to_bus(z):  # short-circuit voltages of the pairs, referred to the hv rating
+        return sn[0] * np.array([z[0] / np.minimum(sn[0], sn[1]), z[1] / np.minimum(sn[1], sn[2]),
+                                 z[2] / np.minimum(sn[0], sn[2])])
+
+    def delta_to_star(z):
+        return 0.5 * sn / sn[0] * np.array([z[0] + z[2] - z[1], z[1] + z[0] - z[2], z[2] + z[1] - z[0]])
+
+    vk_d, vkr_d = to_bus(vk), to_bus(vkr)
+    vki_d = np.sqrt(vk_d ** 2 - vkr_d ** 2)
+    vkr_s = delta_to_star(vkr_d)
+    vki_s = delta_to_star(vki_d)
+    vk_s = np.sign(vki_s) * np.sqrt(vki_s ** 2 + vkr_s ** 2)
+    if (vk_s == 0).any():
+        raise SchemaError("equivalent transformer with zero impedance", table="trafo3w", field="vk_hv_percent")
+    zeros = np.zeros(n)
+    nan = np.full(n, np.nan)
+    hv_loss = np.ones(n, bool)  # pandapower's default trafo3w_losses = "hv"
+    td = {
+        "vn_hv_kv": np.tile(c["vn_hv_kv"], 3),
+        "vn_lv_kv": np.concatenate([c["vn_hv_kv"], c["vn_mv_kv"], c["vn_lv_kv"]]),
+        "sn_mva": sn.reshape(-1),
+        "vk_percent": vk_s.reshape(-1),
+        "vkr_percent": vkr_s.reshape(-1),
+        "pfe_kw": np.concatenate([np.where(hv_loss, c["pfe_kw"], 0), zeros, zeros]),
+        "i0_percent": np.concatenate([np.where(hv_loss, c["i0_percent"], 0), zeros, zeros]),
+        "shift_degree": np.concatenate([zeros, c["shift_mv_degree"], c["shift_lv_degree"]]),
+        "parallel": np.ones(3 * n),
+    }
+    side = c["tap_side"]
+    star = c["tap_at_star_point"]
+    taps = {k: [] for k in ("tap_pos", "tap_neutral", "tap_step_percent", "tap_step_degree")}
+    tap_side, tap_type = [], []
+    for s in ("hv", "mv", "lv"):
+        m = np.array([v == s for v in side], dtype=bool)
+        for k in taps:
+            taps[k].append(np.where(m, c[k], nan))
+        ts = np.array([None] * n, dtype=object)
+        ts[m] = "hv" if s == "hv" else "lv"
+        if (m & star).any():
+            ms = m & star
+            tt = c["tap_step_percent"][ms] * np.exp(1j * np.deg2rad(np.nan_to_num(c["tap_step_degree"][ms])))
+            d = c["tap_pos"][ms] - c["tap_neutral"][ms]
+            tc = 100 * tt / (100 + tt * d)
+            taps["tap_step_percent"][-1][ms] = np.abs(tc)
+            taps["tap_step_degree"][-1][ms] = np.rad2deg(np.angle(tc)) - 180
+            ts[ms] = "lv" if s == "hv" else "hv"
+        tap_side.append(ts)
+        tap_type.append(c["tap_changer_type"])
+    td.update({k: np.concatenate(v) for k, v in taps.items()})
+    td["tap_side"] = np.concatenate(tap_side)
+    td["tap_changer_type"] = np.concatenate(tap_type)
+    return td
+
+
+def _bus_shunts(world, topo) -> np.ndarray:
+    """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
+    ysh = np.zeros(topo.nb, dtype=complex)
+    kv = topo.base_kv
+    bus_pos = world["bus"].positions
+    sh = world["shunt"]
+    if len(sh):
+        b = topo.lookup[np.fromiter((bus_pos[int(x)] for x in sh.cols["bus"].tolist()), np.int64)]
+        vn = sh.cols["vn_kv"]
+        v_ratio = (kv[b] / vn) ** 2
+        act = topo.active["shunt"]
+        val = (sh.cols["p_mw"] - 1j * sh.cols["q_mvar"]) * sh.cols["step"] * v_ratio * act
+        np.add.at(ysh, b, val)
+    for kind in ("ward", "xward"):
+        tab = world[kind]
+        if len(tab):
+            b = topo.lookup[np.fromiter((bus_pos[int(x)] for x in tab.cols["bus"].tolist()), np.int64)]
+            val = (tab.cols["pz_mw"] - 1j * tab.cols["qz_mvar"]) * topo.active[kind]
+            np.add.at(ysh, b, val)
+    return ysh
+
+
+# ------------------------------------------------------------------------------------------
+# injections and set-points
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Injections:
+    s0: np.ndarray  # constant-power part of the specified injection (p.u., generation positive)
+    si: np.ndarray  # constant-current part (multiplied by |V|)
+    sz: np.ndarray  # constant-impedance part (multiplied by |V|^2)
+    pd: np.ndarray  # bus load P (MW, load convention, all PQ elements), as pandapower's PD
+    qd: np.ndarray
+    vm_set: np.ndarray  # voltage magnitude set-point per bus (NaN where none)
+    va_set: np.ndarray  # angle set-point (degree) at ext_grid buses (NaN where none)
+    gens: dict  # generator table for result extraction (pfsoln order: ext_grid, gen, xward)
+
+
+def _bus_rows(world, topo, kind):
+    bus_pos = world["bus"].positions
+    return topo.lookup[np.fromiter((bus_pos[int(x)] for x in world[kind].cols["bus"].tolist()), np.int64,
+                                   count=len(world[kind]))]
+
+
+def fill_injections(world, topo: Topology) -> Injections:
+    nb = topo.nb
+    sn = world.sn_mva
+    pd = np.zeros(nb)
+    qd = np.zeros(nb)
+    for kind, sign in (("load", 1.0), ("sgen", -1.0), ("storage", 1.0)):
+        tab = world[kind]
+        if len(tab):
+            b = _bus_rows(world, topo, kind)
+            act = topo.active[kind]
+            sc = tab.cols["scaling"] * act * sign
+            np.add.at(pd, b, tab.cols["p_mw"] * sc)
+            np.add.at(qd, b, tab.cols["q_mvar"] * sc)
+    for kind in ("ward", "xward"):
+        tab = world[kind]
+        if len(tab):
+            b = _bus_rows(world, topo, kind)
+            act = topo.active[kind]
+            np.add.at(pd, b, tab.cols["ps_mw"] * act)
+            np.add.at(qd, b, tab.cols["qs_mvar"] * act)
+    # voltage-dependent share: pandapower averages the loads' percentages per bus
+    ci_p = np.zeros(nb)
+    cz_p = np.zeros(nb)
+    ci_q = np.zeros(nb)
+    cz_q = np.zeros(nb)
+    load = world["load"]
+    if len(load):
+        act = topo.active["load"]
+        c = load.cols
+        if ((c["const_z_p_percent"] + c["const_i_p_percent"]) > 100).any() or \
+                ((c["const_z_q_percent"] + c["const_i_q_percent"]) > 100).any():
+            k = int(np.flatnonzero((c["const_z_p_percent"] + c["const_i_p_percent"] > 100) |
+                                   (c["const_z_q_percent"] + c["const_i_q_percent"] > 100))[0])
+            raise SchemaError("const_z + const_i percentages exceed 100", table="load", row=int(load.ids[k]),
+                              field="const_z_p_percent")
+        if (c["const_z_p_percent"][act].any() or c["const_i_p_percent"][act].any()
+                or c["const_z_q_percent"][act].any() or c["const_i_q_percent"][act].any()):
+            b = _bus_rows(world, topo, "load")[act]
+            cnt = np.bincount(b, minlength=nb).astype(float)
+            cnt[cnt == 0] = 1
+            for arr, col in ((ci_p, "const_i_p_percent"), (cz_p, "const_z_p_percent"),
+                             (ci_q, "const_i_q_percent"), (cz_q, "const_z_q_percent")):
+                np.add.at(arr, b, c[col][act] / 100.0)
+                arr /= cnt
+    # generators in pfsoln order: ext_grid, gen, xward
+    vm_set = np.full(nb, np.nan)
+    va_set = np.full(nb, np.nan)
+    g_bus, g_p, g_qmin, g_qmax, g_kind, g_row, g_w, g_slack = [], [], [], [], [], [], [], []
+    eg = world["ext_grid"]
+    if len(eg):
+        act = topo.active["ext_grid"]
+        b = _bus_rows(world, topo, "ext_grid")[act]
+        vm_set[b] = eg.cols["vm_pu"][act]
+        va_set[b] = eg.cols["va_degree"][act]
+        k = int(act.sum())
+        g_bus.append(b); g_p.append(np.zeros(k)); g_qmin.append(np.zeros(k)); g_qmax.append(np.zeros(k))
+        g_kind.append(np.zeros(k, np.int8)); g_row.append(np.flatnonzero(act))
+        g_w.append(eg.cols["slack_weight"][act]); g_slack.append(np.ones(k, bool))
+    gen = world["gen"]
+    if len(gen):
+        act = topo.active["gen"]
+        b = _bus_rows(world, topo, "gen")[act]
+        vm_set[b] = gen.cols["vm_pu"][act]
+        qmin = np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT)
+        qmax = np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT)
+        g_bus.append(b); g_p.append(gen.cols["p_mw"][act] * gen.cols["scaling"][act])
+        g_qmin.append(qmin); g_qmax.append(qmax)
+        g_kind.append(np.ones(int(act.sum()), np.int8)); g_row.append(np.flatnonzero(act))
+        g_w.append(gen.cols["slack_weight"][act]); g_slack.append(gen.cols["slack"][act])
+    xw = world["xward"]
+    if len(xw):
+        act = topo.active["xward"]
+        b = topo.aux["xward"][act]
+        vm_set[b] = xw.cols["vm_pu"][act]
+        k = int(act.sum())
+        g_bus.append(b); g_p.append(np.zeros(k)); g_qmin.append(np.full(k, -Q_LIM_DEFAULT))
+        g_qmax.append(np.full(k, Q_LIM_DEFAULT)); g_kind.append(np.full(k, 2, np.int8))
+        g_row.append(np.flatnonzero(act)); g_w.append(xw.cols["slack_weight"][act]); g_slack.append(np.zeros(k, bool))
+    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
+    gens = {"bus": cat(g_bus, np.int64), "p": cat(g_p, float), "qmin": cat(g_qmin, float),
+            "qmax": cat(g_qmax, float), "kind": cat(g_kind, np.int8), "row": cat(g_row, np.int64),
+            "weight": cat(g_w, float), "slack": cat(g_slack, bool)}
+    sg = np.zeros(nb, dtype=complex)
+    np.add.at(sg, gens["bus"], gens["p"])
+    s0 = (sg - (pd * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q))) / sn
+    si = -(pd * ci_p + 1j * qd * ci_q) / sn
+    sz = -(pd * cz_p + 1j * qd * cz_q) / sn
+    bad = ~np.isfinite(s0)
+    if bad.any():
+        raise SchemaError("non-finite injection", table="bus", row=int(np.flatnonzero(bad)[0]))
+    return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)

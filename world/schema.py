@@ -1,0 +1,390 @@
+"""The schema registry: every element kind, its columns, dtypes, units, defaults and ranges.
+
+Readers, writers, handles, the journal and snapshots all read this one table; nothing else
+decides what a column is.  Names and units are pandapower's.
+
+Each column also says what a write to it *affects* in the solver, which decides how much
+the next solve has to rebuild:
+
+- ``"inj"``   injections or set-points only (Sbus, voltage set-points): incremental path;
+- ``"adm"``   admittance values, same sparsity pattern: Ybus values refreshed;
+- ``"topo"``  connectivity, bus types or in_service: full rebuild;
+- ``"none"``  not used by the power flow (names, ratings used only for loading, metadata).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+F8, I8, BOOL, STR = "float64", "int64", "bool", "str"
+
+#: numpy dtype used in the world for each schema dtype
+NUMPY_DTYPES = {F8: np.dtype("float64"), I8: np.dtype("int64"), BOOL: np.dtype("bool"), STR: np.dtype(object)}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One component column of an element kind."""
+
+    name: str
+    dtype: str
+    unit: str = ""
+    default: object = None  # None = required (no default) for numeric/ref columns; None value for str
+    lo: float | None = None  # inclusive lower bound
+    hi: float | None = None  # inclusive upper bound
+    nan_ok: bool = False  # NaN is an allowed value (e.g. optional limits)
+    affects: str = "none"
+    ref: str | None = None  # the kind this column refers to ("bus"), if it is a reference
+    choices: tuple | None = None  # allowed values of a str column (None = free text)
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and self.dtype != STR
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return NUMPY_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """An element kind: its ordered columns and how it is described."""
+
+    name: str
+    columns: tuple
+    doc: str = ""
+    by_name: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "by_name", MappingProxyType({c.name: c for c in self.columns}))
+
+    def __contains__(self, name) -> bool:
+        return name in self.by_name
+
+    def __getitem__(self, name) -> Column:
+        return self.by_name[name]
+
+    @property
+    def names(self) -> tuple:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def refs(self) -> tuple:
+        return tuple(c for c in self.columns if c.ref)
+
+
+def _c(name, dtype, unit="", default=None, lo=None, hi=None, nan_ok=False, affects="none", ref=None,
+       choices=None, doc=""):
+    return Column(name, dtype, unit, default, lo, hi, nan_ok, affects, ref, choices, doc)
+
+
+def _name():
+    return _c("name", STR, doc="free-text name")
+
+
+def _in_service():
+    return _c("in_service", BOOL, default=True, affects="topo", doc="element takes part in the power flow")
+
+
+def _bus(name="bus"):
+    return _c(name, I8, ref="bus", lo=0, affects="topo", doc="id of the connected bus")
+
+
+_NANF = float("nan")
+_INF = float("inf")
+
+
+def _opt(name, unit, doc=""):
+    """An optional float column used only by OPF/limits, NaN when not given."""
+    return _c(name, F8, unit, default=_NANF, nan_ok=True, doc=doc)
+
+
+def _scaling():
+    return _c("scaling", F8, default=1.0, lo=0.0, affects="inj", doc="multiplies p_mw and q_mvar")
+
+
+_TAP_TYPES = ("Ratio", "Symmetrical", "Ideal", "Tabular")
+
+KINDS: dict[str, KindSpec] = {}
+
+
+def _kind(name, *columns, doc=""):
+    KINDS[name] = KindSpec(name, tuple(columns), doc)
+
+
+_kind(
+    "bus",
+    _name(),
+    _c("vn_kv", F8, "kV", lo=0.0, affects="adm", doc="nominal voltage (> 0)"),
+    _c("type", STR, doc="b (busbar), n (node), m (muff)"),
+    _c("zone", STR, doc="zone label"),
+    _in_service(),
+    _opt("max_vm_pu", "p.u."),
+    _opt("min_vm_pu", "p.u."),
+    doc="nodes of the network",
+)
+_kind(
+    "line",
+    _name(),
+    _c("std_type", STR),
+    _bus("from_bus"),
+    _bus("to_bus"),
+    _c("length_km", F8, "km", lo=0.0, affects="adm"),
+    _c("r_ohm_per_km", F8, "ohm/km", lo=0.0, affects="adm"),
+    _c("x_ohm_per_km", F8, "ohm/km", affects="adm"),
+    _c("c_nf_per_km", F8, "nF/km", default=0.0, affects="adm"),
+    _c("g_us_per_km", F8, "uS/km", default=0.0, affects="adm"),
+    _c("max_i_ka", F8, "kA", default=_INF, lo=0.0, doc="thermal limit, for loading_percent"),
+    _c("df", F8, "", default=1.0, lo=0.0, hi=1.0, doc="derating factor of max_i_ka"),
+    _c("parallel", I8, "", default=1, lo=1, affects="adm", doc="number of parallel systems"),
+    _c("type", STR, doc="ol (overhead) or cs (cable)"),
+    _in_service(),
+    _opt("max_loading_percent", "%"),
+    doc="pi-model lines",
+)
+_kind(
+    "trafo",
+    _name(),
+    _c("std_type", STR),
+    _bus("hv_bus"),
+    _bus("lv_bus"),
+    _c("sn_mva", F8, "MVA", lo=0.0, affects="adm"),
+    _c("vn_hv_kv", F8, "kV", lo=0.0, affects="adm"),
+    _c("vn_lv_kv", F8, "kV", lo=0.0, affects="adm"),
+    _c("vk_percent", F8, "%", lo=0.0, affects="adm"),
+    _c("vkr_percent", F8, "%", lo=0.0, affects="adm"),
+    _c("pfe_kw", F8, "kW", default=0.0, affects="adm"),
+    _c("i0_percent", F8, "%", default=0.0, affects="adm"),
+    _c("shift_degree", F8, "degree", default=0.0, affects="adm"),
+    _c("tap_side", STR, choices=("hv", "lv"), affects="adm"),
+    _c("tap_neutral", F8, "", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_min", F8, "", default=_NANF, nan_ok=True),
+    _c("tap_max", F8, "", default=_NANF, nan_ok=True),
+    _c("tap_step_percent", F8, "%", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_step_degree", F8, "degree", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_pos", F8, "", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_changer_type", STR, choices=_TAP_TYPES, affects="adm",
+       doc="Ratio, Symmetrical (phase shifter), Ideal; pandapower 2's tap_phase_shifter=True reads as Ideal"),
+    _c("parallel", I8, "", default=1, lo=1, affects="adm"),
+    _c("df", F8, "", default=1.0, lo=0.0, hi=1.0),
+    _in_service(),
+    _opt("max_loading_percent", "%"),
+    doc="two-winding transformers",
+)
+_kind(
+    "trafo3w",
+    _name(),
+    _c("std_type", STR),
+    _bus("hv_bus"),
+    _bus("mv_bus"),
+    _bus("lv_bus"),
+    *[_c(f"sn_{s}_mva", F8, "MVA", lo=0.0, affects="adm") for s in ("hv", "mv", "lv")],
+    *[_c(f"vn_{s}_kv", F8, "kV", lo=0.0, affects="adm") for s in ("hv", "mv", "lv")],
+    *[_c(f"vk_{s}_percent", F8, "%", lo=0.0, affects="adm") for s in ("hv", "mv", "lv")],
+    *[_c(f"vkr_{s}_percent", F8, "%", lo=0.0, affects="adm") for s in ("hv", "mv", "lv")],
+    _c("pfe_kw", F8, "kW", default=0.0, affects="adm"),
+    _c("i0_percent", F8, "%", default=0.0, affects="adm"),
+    _c("shift_mv_degree", F8, "degree", default=0.0, affects="adm"),
+    _c("shift_lv_degree", F8, "degree", default=0.0, affects="adm"),
+    _c("tap_side", STR, choices=("hv", "mv", "lv"), affects="adm"),
+    _c("tap_neutral", F8, "", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_min", F8, "", default=_NANF, nan_ok=True),
+    _c("tap_max", F8, "", default=_NANF, nan_ok=True),
+    _c("tap_step_percent", F8, "%", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_step_degree", F8, "degree", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_pos", F8, "", default=_NANF, nan_ok=True, affects="adm"),
+    _c("tap_at_star_point", BOOL, default=False, affects="adm"),
+    _c("tap_changer_type", STR, choices=_TAP_TYPES, affects="adm"),
+    _in_service(),
+    _opt("max_loading_percent", "%"),
+    doc="three-winding transformers (three branches around an internal star bus)",
+)
+_kind(
+    "load",
+    _name(),
+    _bus(),
+    _c("p_mw", F8, "MW", affects="inj"),
+    _c("q_mvar", F8, "MVAr", default=0.0, affects="inj"),
+    _c("const_z_p_percent", F8, "%", default=0.0, lo=0.0, hi=100.0, affects="inj"),
+    _c("const_i_p_percent", F8, "%", default=0.0, lo=0.0, hi=100.0, affects="inj"),
+    _c("const_z_q_percent", F8, "%", default=0.0, lo=0.0, hi=100.0, affects="inj"),
+    _c("const_i_q_percent", F8, "%", default=0.0, lo=0.0, hi=100.0, affects="inj"),
+    _c("sn_mva", F8, "MVA", default=_NANF, nan_ok=True),
+    _scaling(),
+    _in_service(),
+    _c("type", STR),
+    _c("controllable", BOOL, default=False),
+    _opt("max_p_mw", "MW"), _opt("min_p_mw", "MW"), _opt("max_q_mvar", "MVAr"), _opt("min_q_mvar", "MVAr"),
+    doc="consumers (positive p_mw consumes)",
+)
+_kind(
+    "sgen",
+    _name(),
+    _bus(),
+    _c("p_mw", F8, "MW", affects="inj"),
+    _c("q_mvar", F8, "MVAr", default=0.0, affects="inj"),
+    _c("sn_mva", F8, "MVA", default=_NANF, nan_ok=True),
+    _scaling(),
+    _in_service(),
+    _c("type", STR),
+    _c("current_source", BOOL, default=True),
+    _c("controllable", BOOL, default=False),
+    _opt("max_p_mw", "MW"), _opt("min_p_mw", "MW"), _opt("max_q_mvar", "MVAr"), _opt("min_q_mvar", "MVAr"),
+    doc="static generators (PQ injections, positive p_mw generates)",
+)
+_kind(
+    "gen",
+    _name(),
+    _bus(),
+    _c("p_mw", F8, "MW", affects="inj"),
+    _c("vm_pu", F8, "p.u.", default=1.0, lo=0.0, affects="inj"),
+    _c("sn_mva", F8, "MVA", default=_NANF, nan_ok=True),
+    _c("min_q_mvar", F8, "MVAr", default=-_INF, nan_ok=True, affects="inj"),
+    _c("max_q_mvar", F8, "MVAr", default=_INF, nan_ok=True, affects="inj"),
+    _scaling(),
+    _c("slack", BOOL, default=False, affects="topo"),
+    _c("slack_weight", F8, "", default=0.0, affects="inj"),
+    _in_service(),
+    _c("type", STR),
+    _c("controllable", BOOL, default=True),
+    _opt("max_p_mw", "MW"), _opt("min_p_mw", "MW"),
+    doc="voltage-controlled generators (PV, or slack with slack=True)",
+)
+_kind(
+    "ext_grid",
+    _name(),
+    _bus(),
+    _c("vm_pu", F8, "p.u.", default=1.0, lo=0.0, affects="inj"),
+    _c("va_degree", F8, "degree", default=0.0, affects="inj"),
+    _c("slack_weight", F8, "", default=1.0, affects="inj"),
+    _in_service(),
+    _c("controllable", BOOL, default=False),
+    _opt("max_p_mw", "MW"), _opt("min_p_mw", "MW"), _opt("max_q_mvar", "MVAr"), _opt("min_q_mvar", "MVAr"),
+    doc="external grids (slack)",
+)
+_kind(
+    "shunt",
+    _name(),
+    _bus(),
+    _c("p_mw", F8, "MW", default=0.0, affects="adm"),
+    _c("q_mvar", F8, "MVAr", affects="adm"),
+    _c("vn_kv", F8, "kV", lo=0.0, affects="adm"),
+    _c("step", F8, "", default=1.0, lo=0.0, affects="adm"),
+    _c("max_step", I8, "", default=1, lo=1),
+    _in_service(),
+    doc="shunt admittances given as power at vn_kv, per step",
+)
+_kind(
+    "storage",
+    _name(),
+    _bus(),
+    _c("p_mw", F8, "MW", affects="inj"),
+    _c("q_mvar", F8, "MVAr", default=0.0, affects="inj"),
+    _c("sn_mva", F8, "MVA", default=_NANF, nan_ok=True),
+    _c("soc_percent", F8, "%", default=_NANF, nan_ok=True),
+    _c("min_e_mwh", F8, "MWh", default=0.0),
+    _c("max_e_mwh", F8, "MWh", default=_NANF, nan_ok=True),
+    _scaling(),
+    _in_service(),
+    _c("type", STR),
+    _c("controllable", BOOL, default=False),
+    _opt("max_p_mw", "MW"), _opt("min_p_mw", "MW"), _opt("max_q_mvar", "MVAr"), _opt("min_q_mvar", "MVAr"),
+    doc="storage units (positive p_mw charges, as a load)",
+)
+_kind(
+    "switch",
+    _name(),
+    _bus(),
+    _c("element", I8, lo=0, affects="topo", doc="bus id (et='b') or line/trafo/trafo3w id"),
+    _c("et", STR, choices=("b", "l", "t", "t3"), affects="topo"),
+    _c("type", STR),
+    _c("closed", BOOL, default=True, affects="topo"),
+    _c("z_ohm", F8, "ohm", default=0.0, lo=0.0, affects="topo"),
+    _c("in_ka", F8, "kA", default=_NANF, nan_ok=True),
+    doc="bus-bus (et='b') and bus-branch switches",
+)
+_kind(
+    "ward",
+    _name(),
+    _bus(),
+    _c("ps_mw", F8, "MW", affects="inj"),
+    _c("qs_mvar", F8, "MVAr", affects="inj"),
+    _c("pz_mw", F8, "MW", affects="adm"),
+    _c("qz_mvar", F8, "MVAr", affects="adm"),
+    _in_service(),
+    doc="ward equivalents: constant power plus constant impedance",
+)
+_kind(
+    "xward",
+    _name(),
+    _bus(),
+    _c("ps_mw", F8, "MW", affects="inj"),
+    _c("qs_mvar", F8, "MVAr", affects="inj"),
+    _c("pz_mw", F8, "MW", affects="adm"),
+    _c("qz_mvar", F8, "MVAr", affects="adm"),
+    _c("r_ohm", F8, "ohm", lo=0.0, affects="adm"),
+    _c("x_ohm", F8, "ohm", affects="adm"),
+    _c("vm_pu", F8, "p.u.", lo=0.0, affects="inj"),
+    _c("slack_weight", F8, "", default=0.0),
+    _in_service(),
+    doc="extended wards: ward plus an internal voltage source behind an impedance",
+)
+_kind(
+    "impedance",
+    _name(),
+    _bus("from_bus"),
+    _bus("to_bus"),
+    _c("rft_pu", F8, "p.u.", affects="adm"),
+    _c("xft_pu", F8, "p.u.", affects="adm"),
+    _c("rtf_pu", F8, "p.u.", affects="adm"),
+    _c("xtf_pu", F8, "p.u.", affects="adm"),
+    _c("gf_pu", F8, "p.u.", default=0.0, affects="adm"),
+    _c("bf_pu", F8, "p.u.", default=0.0, affects="adm"),
+    _c("gt_pu", F8, "p.u.", default=0.0, affects="adm"),
+    _c("bt_pu", F8, "p.u.", default=0.0, affects="adm"),
+    _c("sn_mva", F8, "MVA", lo=0.0, affects="adm"),
+    _in_service(),
+    doc="per-unit series impedances (possibly asymmetric) with optional shunts",
+)
+
+#: kinds in a dependency-safe order (buses first)
+KIND_ORDER = tuple(KINDS)
+
+#: tables pandapower nets carry that take no part in the power flow; readers skip them
+IGNORED_TABLES = frozenset({
+    "measurement", "pwl_cost", "poly_cost", "controller", "group", "characteristic",
+    "trafo_characteristic_table", "shunt_characteristic_table", "bus_geodata", "line_geodata",
+    "q_capability_curve_table", "q_capability_characteristic", "std_types", "user_pf_options",
+})
+
+#: pandapower element tables gridtape does not model; a non-empty one is an error
+UNSUPPORTED_TABLES = frozenset({
+    "bus_dc", "line_dc", "motor", "asymmetric_load", "asymmetric_sgen", "dcline", "svc", "ssc", "vsc",
+    "tcsc", "source_dc", "load_dc", "vsc_stacked", "vsc_bipolar",
+})
+
+
+def spec(kind: str) -> KindSpec:
+    """The KindSpec of ``kind``; SchemaError for an unknown kind."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        from gridtape.errors import SchemaError
+
+        raise SchemaError(f"unknown element kind {kind!r}; known: {', '.join(KINDS)}", table=kind) from None
+
+
+def fingerprint() -> str:
+    """A short hash of the whole registry: changes whenever a kind, column, dtype or default changes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for kind in KINDS.values():
+        for c in kind.columns:
+            h.update(f"{kind.name}.{c.name}:{c.dtype}:{c.unit}:{c.default!r}:{c.affects};".encode())
+    return h.hexdigest()[:16]
