@@ -1,0 +1,277 @@
+"""The solve engine: keeps the bus-branch model, the Ybus pattern and the Newton workspace of one
+world alive between solves, and redoes only what the world's change counters ask for:
+
+- ``full``         topology changed: model, Ybus pattern, Jacobian pattern and KLU symbolic rebuilt;
+- ``admittance``   admittance values changed: branch admittances and Ybus values refreshed;
+- ``incremental``  only injections or set-points changed: Sbus refreshed, warm start.
+
+The engine reads world columns only; it never imports the journal.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from gridtape.errors import SchemaError
+
+from . import model as M
+from .flows import branch_flows, bus_injection
+from .newton import NewtonSolver, dc_solve
+from .ybus import ybus_fill, ybus_pattern
+
+INITS = ("auto", "flat", "dc", "results")
+
+
+class Engine:
+    """Power-flow state of one world.  ``solve`` returns (converged, iterations, norm, level)."""
+
+    def __init__(self, world, trafo_model: str = "t"):
+        self.world = world
+        self.trafo_model = trafo_model
+        self._seen = None  # (topo, adm, inj) versions the model reflects
+        self.topo = None
+        self.inj = None
+        self.V = None  # last iterate (internal bus order); NaN at NONE buses after a solve
+        self.converged = False
+        self.solved = False  # a solve has run on the current model
+        self.has_results = False
+        self._solvers = {}
+        self.iterations = 0
+        self.norm = float("nan")
+        self.algorithm = "nr"
+
+    # --- model upkeep ------------------------------------------------------------------
+    def level(self) -> str | None:
+        w = self.world
+        now = (w.topo_version, w.adm_version, w.inj_version)
+        if self._seen is None or now[0] != self._seen[0]:
+            return "full"
+        if now[1] != self._seen[1]:
+            return "admittance"
+        if now[2] != self._seen[2]:
+            return "incremental"
+        return None
+
+    def prepare(self) -> str:
+        lvl = self.level()
+        w = self.world
+        if lvl == "full":
+            self.topo = M.build_topology(w)
+            br = self.topo.branches
+            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
+            pat = ybus_pattern(self.topo.nb, br.f, br.t)
+            self.indptr, self.indices = pat[0], pat[1]
+            self.pos = pat[2:]
+            self.ydata = np.zeros(len(self.indices), dtype=complex)
+            ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
+            self.inj = M.fill_injections(w, self.topo)
+            self._solvers = {}
+            self.V = None
+        elif lvl == "admittance":
+            br = self.topo.branches
+            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
+            ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
+            self.inj = M.fill_injections(w, self.topo)
+        elif lvl == "incremental":
+            self.inj = M.fill_injections(w, self.topo)
+        self._seen = (w.topo_version, w.adm_version, w.inj_version)
+        return lvl or "none"
+
+    def _newton(self, pv, pq):
+        key = (pv.tobytes(), pq.tobytes())
+        s = self._solvers.get(key)
+        if s is None:
+            if len(self._solvers) > 8:
+                self._solvers.clear()
+            s = NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq)
+            self._solvers[key] = s
+        return s
+
+    # --- initial voltages ----------------------------------------------------------------
+    def initial_voltage(self, init: str, v_init=None) -> np.ndarray:
+        topo, inj = self.topo, self.inj
+        nb = topo.nb
+        has_set = ~np.isnan(inj.vm_set)
+        if v_init is not None:
+            V = np.asarray(v_init, dtype=complex).copy()
+        elif init == "results" and self.V is not None and len(self.V) == nb:
+            V = self.V.copy()
+            bad = ~np.isfinite(V)
+            V[bad] = 1.0
+        else:
+            vm0 = 1.0
+            if init == "auto":
+                w = self.world
+                eg, gen = w["ext_grid"], w["gen"]
+                vals = np.concatenate([eg.cols["vm_pu"][eg.cols["in_service"]],
+                                       gen.cols["vm_pu"][gen.cols["in_service"]]])
+                if len(vals):
+                    vm0 = float(vals.mean())
+            va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
+            V = np.full(nb, vm0, dtype=complex) * np.exp(1j * va)
+            V[has_set] = inj.vm_set[has_set] * np.exp(1j * va[has_set])
+            if init in ("auto", "dc"):
+                va = self.dc_angles(va)
+                V = np.abs(V) * np.exp(1j * va)
+        # re-pin set-points: magnitude at PV/REF buses, angle at ext_grid buses
+        ang = np.angle(V)
+        has_va = ~np.isnan(inj.va_set)
+        ang[has_va] = np.deg2rad(inj.va_set[has_va])
+        mag = np.abs(V)
+        mag[has_set] = inj.vm_set[has_set]
+        return mag * np.exp(1j * ang)
+
+    def dc_angles(self, va0: np.ndarray) -> np.ndarray:
+        """DC power-flow angles (radians) with the reference angles of ``va0`` (pandapower's dc init)."""
+        topo, inj = self.topo, self.inj
+        br = topo.branches
+        on = br.status
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = np.where(on, 1.0 / br.x, 0.0) / br.ratio
+        b[~on] = 0.0
+        f, t = br.f.astype(np.int64), br.t.astype(np.int64)
+        nb = topo.nb
+        from scipy.sparse import csr_matrix
+
+        rows = np.concatenate([f, f, t, t])
+        cols = np.concatenate([f, t, f, t])
+        vals = np.concatenate([b, -b, -b, b])
+        B = csr_matrix((vals, (rows, cols)), shape=(nb, nb))
+        B.sum_duplicates()
+        B.sort_indices()
+        pfinj = b * (-np.deg2rad(br.shift_deg))
+        pbusinj = np.zeros(nb)
+        np.add.at(pbusinj, f, pfinj)
+        np.add.at(pbusinj, t, -pfinj)
+        sbus = inj.s0 + inj.si + inj.sz
+        p = sbus.real - pbusinj - self.ysh.real
+        active = topo.bus_type != M.NONE
+        # buses of type NONE get an identity row so the system stays regular
+        if (~active).any():
+            d = np.zeros(nb)
+            d[~active] = 1.0
+            B = (B + csr_matrix((d, (np.arange(nb), np.arange(nb))), shape=(nb, nb))).tocsr()
+            B.sort_indices()
+            p = np.where(active, p, 0.0)
+        va = va0.copy()
+        ok = dc_solve(B.indptr.astype(np.int32), B.indices.astype(np.int32), B.data.astype(float),
+                      p, topo.ref.astype(np.int32), va)
+        if not ok:
+            return va0
+        va[~active] = va0[~active]
+        return va
+
+    # --- solving -------------------------------------------------------------------------
+    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None):
+        level = self.prepare()
+        if init is None:
+            init = "results" if (self.V is not None and self.converged) else "auto"
+        if init not in INITS:
+            raise SchemaError(f"unknown init {init!r}; use one of {INITS}", field="init")
+        topo, inj = self.topo, self.inj
+        V = self.initial_voltage(init, v_init)
+        pv, pq = topo.pv, topo.pq
+        s0 = inj.s0
+        solver = self._newton(pv, pq)
+        conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+        if conv and qlim:
+            conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm)
+        V[topo.bus_type == M.NONE] = np.nan
+        self.V = V
+        self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
+        self.algorithm = "nr"
+        self.solved = True
+        self._qlim_active = bool(qlim and conv)
+        return self.converged, self.iterations, self.norm, level
+
+    def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm):
+        """pandapower's enforce_q_lims: gens beyond their limits become PQ at the limit, repeat."""
+        topo, inj = self.topo, self.inj
+        g = inj.gens
+        btype = topo.bus_type.copy()
+        s0 = inj.s0.copy()
+        limited = np.zeros(len(g["bus"]), bool)
+        fixed_q = np.zeros(len(g["bus"]))
+        while True:
+            qg = self._gen_q(V, limited, fixed_q)
+            ref_gen = btype[g["bus"]] == M.REF
+            cand = ~limited & ~ref_gen & (g["kind"] == 1)
+            mx = cand & (qg > g["qmax"])
+            mn = cand & (qg < g["qmin"])
+            if not (mx.any() or mn.any()):
+                break
+            fixed_q[mx] = g["qmax"][mx]
+            fixed_q[mn] = g["qmin"][mn]
+            new = mx | mn
+            limited |= new
+            for k in np.flatnonzero(new):
+                b = g["bus"][k]
+                if btype[b] == M.PV:
+                    btype[b] = M.PQ
+                s0[b] += 1j * fixed_q[k] / self.world.sn_mva
+            pv = np.flatnonzero(btype == M.PV).astype(np.int32)
+            pq = np.flatnonzero(btype == M.PQ).astype(np.int32)
+            solver = self._newton(pv, pq)
+            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+            if not conv:
+                break
+        self.q_limited = limited
+        self.q_fixed = fixed_q
+        return conv, it, norm, V
+
+    def _gen_q(self, V, limited=None, fixed_q=None):
+        """Reactive power of every generator (pfsoln's split), MVAr."""
+        g = self.inj.gens
+        sn = self.world.sn_mva
+        S = bus_injection(self.indptr, self.indices, self.ydata, V)
+        on = np.ones(len(g["bus"]), bool) if limited is None else ~limited
+        qg = np.zeros(len(g["bus"]))
+        gb = g["bus"]
+        qg[on] = S[gb[on]].imag * sn + self.inj.qd[gb[on]]
+        if limited is not None and limited.any():
+            # limited gens sit at their limit; the bus total they leave is shared by the others
+            qg[on] = qg[on] - _bus_sum(gb, np.where(limited, fixed_q, 0.0), len(V))[gb[on]]
+        if on.sum() > 1:
+            qg[on] = _split_q(gb[on], qg[on], g["qmin"][on], g["qmax"][on], len(V))
+        if limited is not None:
+            qg[limited] = fixed_q[limited]
+        return qg
+
+    def solve_dc(self):
+        level = self.prepare()
+        topo, inj = self.topo, self.inj
+        va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
+        va = self.dc_angles(va)
+        V = np.exp(1j * va).astype(complex)
+        V[topo.bus_type == M.NONE] = np.nan
+        self.V = V
+        self.converged, self.iterations, self.norm = True, 1, 0.0
+        self.algorithm = "dc"
+        self.solved = True
+        return True, 1, 0.0, level
+
+    def invalidate(self):
+        self.V = None
+        self.solved = False
+        self.converged = False
+
+
+def _bus_sum(bus, val, nb):
+    out = np.zeros(nb)
+    np.add.at(out, bus, val)
+    return out
+
+
+def _split_q(gb, q, qmin, qmax, nb):
+    """pfsoln's split of a bus's Q among its generators: equally, then by reactive range."""
+    eps = np.finfo(float).eps
+    cnt = np.bincount(gb, minlength=nb)
+    q = q / cnt[gb]
+    qtot = _bus_sum(gb, q, nb)
+    qmn = _bus_sum(gb, qmin, nb)
+    qmx = _bus_sum(gb, qmax, nb)
+    same = qmn[gb] == qmx[gb]
+    out = qmin + ((qtot - qmn) / (qmx - qmn + eps))[gb] * (qmax - qmin)
+    out[same] = q[same]
+    return out
