@@ -539,7 +539,8 @@ def _trafo3w_as_trafos(c):
         ts[m] = "hv" if s == "hv" else "lv"
         if (m & star).any():
             ms = m & star
-            tt = c["tap_step_percent"][ms] * np.exp(1j * np.deg2rad(np.nan_to_num(c["tap_step_degree"][ms])))
+            # as pandapower: an unset tap_step_degree (NaN) makes the star-point tap inert
+            tt = c["tap_step_percent"][ms] * np.exp(1j * np.deg2rad(c["tap_step_degree"][ms]))
             d = c["tap_pos"][ms] - c["tap_neutral"][ms]
             tc = 100 * tt / (100 + tt * d)
             taps["tap_step_percent"][-1][ms] = np.abs(tc)

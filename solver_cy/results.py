@@ -53,6 +53,13 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     br = topo.branches
     Vz = np.where(np.isfinite(V), V, 0)
     sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz)
+    if engine.algorithm == "dc":
+        # DC flows: P = b (va_f - va_t - shift), lossless, no reactive power
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bb = np.where(br.status, 1.0 / br.x, 0.0) / br.ratio
+        ang = np.angle(Vz)
+        p = bb * (ang[br.f] - ang[br.t] - np.deg2rad(br.shift_deg))
+        sf, st = p.astype(complex), -p.astype(complex)
     sf = sf * sn
     st = st * sn
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -152,6 +159,9 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         out[kind] = _frame(kind, idx(kind), cols)
         if n:
             add_bus(kind, -p, -q)
+    oos = ~w["bus"].cols["in_service"]
+    bus_p[oos] = np.nan
+    bus_q[oos] = np.nan
     out["bus"] = _frame("bus", idx("bus"), {"vm_pu": bvm, "va_degree": bva, "p_mw": bus_p, "q_mvar": bus_q})
     # --- branches -------------------------------------------------------------------------
     out["line"] = _frame("line", idx("line"), {})
