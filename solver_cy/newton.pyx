@@ -1,0 +1,546 @@
+"""Polar Newton-Raphson power flow over KLU, plus a DC power-flow helper.
+
+KLU is not linked: at import we dlopen nbklu's extension module (which exports
+SuiteSparse's int32 KLU entry points) and dlsym the functions we need.
+
+Internal unknown order: buses in index order, each non-fixed bus contributing
+Va (and Vm if PQ); equation P_i sits at the row of Va_i and Q_i at the row of
+Vm_i.  The Jacobian is kept in CSR with every row in Ybus row order, so it is
+filled by one sequential pass over Ybus.  KLU sees that CSR as the CSC of J^T,
+so we solve with klu_tsolve.
+"""
+import numpy as np
+from libc.math cimport sqrt, sin, cos, atan2, fabs, isfinite, M_PI, NAN
+from libc.stdint cimport int32_t
+from posix.dlfcn cimport dlopen, dlsym, dlerror, RTLD_NOW, RTLD_LOCAL
+# Textual include: setup.py names the module gridtape.solver_cy.newton while the
+# sources live in solver_cy/, so a (relative) cimport of klu.pxd cannot resolve.
+include "klu.pxd"
+
+
+# ---------------------------------------------------------------- KLU binding
+cdef KluApi _klu
+cdef void *_klu_handle = NULL
+
+
+cdef void *_sym(void *handle, bytes name) except NULL:
+    cdef void *p = dlsym(handle, name)
+    if p == NULL:
+        raise ImportError(f"nbklu does not export {name.decode()}")
+    return p
+
+
+def _load_klu():
+    """dlopen nbklu._ext (already imported, so this only bumps its refcount)."""
+    global _klu_handle
+    import nbklu._ext
+    path = nbklu._ext.__file__.encode()
+    _klu_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)
+    if _klu_handle == NULL:
+        raise ImportError(f"dlopen({path!r}) failed: {(<bytes>dlerror()).decode()}")
+    _klu.defaults = <klu_defaults_f>_sym(_klu_handle, b"klu_defaults")
+    _klu.analyze = <klu_analyze_f>_sym(_klu_handle, b"klu_analyze")
+    _klu.factor = <klu_factor_f>_sym(_klu_handle, b"klu_factor")
+    _klu.refactor = <klu_refactor_f>_sym(_klu_handle, b"klu_refactor")
+    _klu.solve = <klu_solve_f>_sym(_klu_handle, b"klu_solve")
+    _klu.tsolve = <klu_solve_f>_sym(_klu_handle, b"klu_tsolve")
+    _klu.free_symbolic = <klu_free_f>_sym(_klu_handle, b"klu_free_symbolic")
+    _klu.free_numeric = <klu_free_f>_sym(_klu_handle, b"klu_free_numeric")
+    _klu.rcond = <klu_rcond_f>_sym(_klu_handle, b"klu_rcond")
+    _klu.ss_free = <ss_free_f>_sym(_klu_handle, b"SuiteSparse_free")
+
+
+_load_klu()
+
+
+# nbklu 0.3's KLU build releases everything a Numeric/Symbolic owns in
+# klu_free_numeric/klu_free_symbolic except the top-level struct, and leaves the
+# handle unchanged; likewise klu_factor, when it halts on a singular matrix,
+# returns that half-released struct instead of NULL.  Upstream KLU frees the
+# struct and NULLs the handle.  These helpers are correct for both.
+cdef inline void _release_numeric(void **num, klu_common *c) noexcept nogil:
+    if num[0] != NULL:
+        _klu.free_numeric(num, c)
+        if num[0] != NULL:
+            _klu.ss_free(num[0])
+            num[0] = NULL
+
+
+cdef inline void _release_symbolic(void **sym, klu_common *c) noexcept nogil:
+    if sym[0] != NULL:
+        _klu.free_symbolic(sym, c)
+        if sym[0] != NULL:
+            _klu.ss_free(sym[0])
+            sym[0] = NULL
+
+
+cdef inline void *_factor_or_null(int32_t *ap, int32_t *ai, double *ax, void *sym,
+                                  klu_common *c) noexcept nogil:
+    """klu_factor; NULL unless it succeeded with a non-singular matrix."""
+    cdef void *num = _klu.factor(ap, ai, ax, sym, c)
+    if c.status != KLU_OK:
+        if num != NULL:  # contents already released by KLU (see above)
+            _klu.ss_free(num)
+        return NULL
+    return num
+
+def klu_info(indptr=None, indices=None, data=None):
+    """klu_common fields after klu_defaults (and, if a CSC matrix is given, after
+    klu_analyze + klu_factor + klu_rcond on it).  For layout tests and diagnostics."""
+    cdef klu_common c
+    cdef void *sym = NULL
+    cdef void *num = NULL
+    cdef int32_t[::1] ap, ai
+    cdef double[::1] ax
+    _klu.defaults(&c)
+    c.user_order = NULL
+    if indptr is not None:
+        ap = np.ascontiguousarray(indptr, dtype=np.int32)
+        ai = np.ascontiguousarray(indices, dtype=np.int32)
+        ax = np.ascontiguousarray(data, dtype=np.float64)
+        sym = _klu.analyze(<int32_t>(ap.shape[0] - 1), &ap[0], &ai[0], &c)
+        if sym != NULL:
+            num = _factor_or_null(&ap[0], &ai[0], &ax[0], sym, &c)
+            if num != NULL:
+                _klu.rcond(sym, num, &c)
+                _release_numeric(&num, &c)
+            _release_symbolic(&sym, &c)
+    return dict(tol=c.tol, memgrow=c.memgrow, initmem_amd=c.initmem_amd, initmem=c.initmem,
+                maxwork=c.maxwork, btf=c.btf, ordering=c.ordering, scale=c.scale,
+                halt_if_singular=c.halt_if_singular, status=c.status, nrealloc=c.nrealloc,
+                structural_rank=c.structural_rank, numerical_rank=c.numerical_rank,
+                singular_col=c.singular_col, noffdiag=c.noffdiag, flops=c.flops,
+                rcond=c.rcond, condest=c.condest, rgrowth=c.rgrowth, work=c.work,
+                memusage=c.memusage, mempeak=c.mempeak, size=sizeof(klu_common))
+
+
+# ------------------------------------------------------------- NR kernels
+cdef double _mismatch(int nb, const int32_t *yp, const int32_t *yi, const double *y,
+                      const double *v, const double *vm, const double *s0,
+                      const double *si, const double *sz, const int32_t *iva,
+                      const int32_t *ivm, double *S, double *F) noexcept nogil:
+    """S_i = V_i conj((Y V)_i) and F for every non-fixed bus; returns max|F| (NaN if
+    any entry is not finite)."""
+    cdef int i, k, p, r
+    cdef double ir, ii, yr, yim, vr, vi, sr, sim, m, norm = 0.0
+    cdef bint bad = False
+    for i in range(nb):
+        r = iva[i]
+        if r < 0:
+            continue
+        ir = 0.0
+        ii = 0.0
+        for p in range(yp[i], yp[i + 1]):
+            k = yi[p]
+            yr = y[2 * p]
+            yim = y[2 * p + 1]
+            vr = v[2 * k]
+            vi = v[2 * k + 1]
+            ir = ir + yr * vr - yim * vi
+            ii = ii + yr * vi + yim * vr
+        vr = v[2 * i]
+        vi = v[2 * i + 1]
+        sr = vr * ir + vi * ii
+        sim = vi * ir - vr * ii
+        S[2 * i] = sr
+        S[2 * i + 1] = sim
+        m = vm[i]
+        sr = sr - (s0[2 * i] + (si[2 * i] + sz[2 * i] * m) * m)
+        F[r] = sr
+        if not fabs(sr) <= norm:
+            norm = fabs(sr)
+            bad = bad or not isfinite(sr)
+        r = ivm[i]
+        if r >= 0:
+            sim = sim - (s0[2 * i + 1] + (si[2 * i + 1] + sz[2 * i + 1] * m) * m)
+            F[r] = sim
+            if not fabs(sim) <= norm:
+                norm = fabs(sim)
+                bad = bad or not isfinite(sim)
+    return NAN if bad else norm
+
+
+cdef void _jacobian(int nb, const int32_t *yp, const int32_t *yi, const double *y,
+                    const double *v, const double *ivm_, const double *vm, const double *S,
+                    const double *si, const double *sz, bint load_jac,
+                    const int32_t *iva, const int32_t *ivm, const int32_t *jp,
+                    double *jx) noexcept nogil:
+    """Fill J (CSR, internal order) in one sequential pass over Ybus.
+
+    For Y_ik != 0, with a = V_i conj(Y_ik V_k):  dS_i/dVa_k = -j a,
+    dS_i/dVm_k = a/|V_k|;  the diagonal adds j S_i and S_i/|V_i| and, for
+    voltage-dependent injections, -(si + 2 sz |V_i|) to dS_i/d|V_i|."""
+    cdef int i, k, p, ra, rq, pP, pQ, cq
+    cdef double vr, vi, yr, yim, wr, wi, ar, ai, dar, dai, dmr, dmi, inv
+    for i in range(nb):
+        ra = iva[i]
+        if ra < 0:
+            continue
+        rq = ivm[i]
+        pP = jp[ra]
+        pQ = jp[rq] if rq >= 0 else 0
+        vr = v[2 * i]
+        vi = v[2 * i + 1]
+        for p in range(yp[i], yp[i + 1]):
+            k = yi[p]
+            if iva[k] < 0:
+                continue
+            yr = y[2 * p]
+            yim = y[2 * p + 1]
+            wr = yr * v[2 * k] - yim * v[2 * k + 1]
+            wi = yr * v[2 * k + 1] + yim * v[2 * k]
+            ar = vr * wr + vi * wi
+            ai = vi * wr - vr * wi
+            inv = ivm_[k]
+            dar = ai
+            dai = -ar
+            dmr = ar * inv
+            dmi = ai * inv
+            if k == i:
+                dar = dar - S[2 * i + 1]
+                dai = dai + S[2 * i]
+                dmr = dmr + S[2 * i] * inv
+                dmi = dmi + S[2 * i + 1] * inv
+                if False and load_jac:
+                    dmr = dmr - (si[2 * i] + 2.0 * sz[2 * i] * vm[i])
+                    dmi = dmi - (si[2 * i + 1] + 2.0 * sz[2 * i + 1] * vm[i])
+            cq = ivm[k]
+            jx[pP] = dar
+            pP += 1
+            if cq >= 0:
+                jx[pP] = dmr
+                pP += 1
+            if rq >= 0:
+                jx[pQ] = dai
+                pQ += 1
+                if cq >= 0:
+                    jx[pQ] = dmi
+                    pQ += 1
+
+
+cdef bint _update(int nb, const int32_t *iva, const int32_t *ivm, const double *dx,
+                  double *va, double *vm, double *inv_vm, double *v) noexcept nogil:
+    """x -= dx for every non-fixed bus and rebuild V; False if dx is not finite."""
+    cdef int i, r
+    cdef double d, a, m
+    for i in range(nb):
+        r = iva[i]
+        if r < 0:
+            continue
+        d = dx[r]
+        if not isfinite(d):
+            return False
+        va[i] -= d
+        r = ivm[i]
+        if r >= 0:
+            d = dx[r]
+            if not isfinite(d):
+                return False
+            vm[i] -= d
+            if vm[i] < 0.0:  # same point, as pandapower's abs()/angle() re-split does
+                vm[i] = -vm[i]
+                va[i] += M_PI
+            inv_vm[i] = 1.0 / vm[i]
+        a = va[i]  # locals: lets the compiler fuse sin/cos into one sincos call
+        m = vm[i]
+        v[2 * i] = m * cos(a)
+        v[2 * i + 1] = m * sin(a)
+    return True
+
+
+cdef class NewtonSolver:
+    """Newton-Raphson (polar) for one Ybus pattern and one set of bus classes.
+
+    Unknowns [Va(pv), Va(pq), Vm(pq)], equations [P(pv), P(pq), Q(pq)] (stored in
+    an interleaved per-bus order internally).  Buses in neither pv nor pq are held
+    at their given V.  KLU symbolic analysis is done once here; the first solve
+    factors, later iterations and solves refactor with the same pivot order.
+    """
+    cdef readonly int nb, n_jac, nnz_jac
+    cdef readonly int n_factor, n_refactor
+    cdef public bint load_jacobian
+    cdef int32_t[::1] yp, yi, iva, ivm, jp, ji
+    cdef double[::1] jx, F, va, vm, inv_vm, S
+    cdef object _pv, _pq, _ref
+    cdef klu_common common
+    cdef void *sym
+    cdef void *num
+    cdef double rcond_factor
+
+    def __cinit__(self):
+        self.sym = NULL
+        self.num = NULL
+
+    def __init__(self, const int32_t[::1] indptr, const int32_t[::1] indices,
+                 const int32_t[::1] ref, const int32_t[::1] pv, const int32_t[::1] pq):
+        cdef int nb = indptr.shape[0] - 1, i, k, p, c, cnt
+        if nb < 0 or indptr[0] != 0 or indptr[nb] != indices.shape[0]:
+            raise ValueError("inconsistent Ybus CSR arrays")
+        self.nb = nb
+        self.yp = np.array(indptr, dtype=np.int32)
+        self.yi = np.array(indices, dtype=np.int32)
+        self._ref = np.array(ref, dtype=np.int32)
+        self._pv = np.array(pv, dtype=np.int32)
+        self._pq = np.array(pq, dtype=np.int32)
+        cls = np.zeros(nb, dtype=np.int32)
+        for name, arr, code in (("ref", ref, 3), ("pv", pv, 1), ("pq", pq, 2)):
+            a = np.asarray(arr)
+            if a.size and (a.min() < 0 or a.max() >= nb):
+                raise ValueError(f"{name} bus index outside 0..{nb - 1}")
+            if np.any(cls[a] != 0) or np.unique(a).size != a.size:
+                raise ValueError(f"{name} buses overlap another class or repeat")
+            cls[a] = code
+        cdef int32_t[::1] cl = cls
+        for i in range(nb):
+            if indptr[i + 1] < indptr[i]:
+                raise ValueError("indptr must be non-decreasing")
+            for p in range(indptr[i], indptr[i + 1]):
+                if indices[p] < 0 or indices[p] >= nb:
+                    raise ValueError("Ybus column index outside 0..nb-1")
+                if p > indptr[i] and indices[p] <= indices[p - 1]:
+                    raise ValueError("Ybus column indices must be sorted and unique per row")
+
+        # internal unknown numbering
+        self.iva = np.full(nb, -1, dtype=np.int32)
+        self.ivm = np.full(nb, -1, dtype=np.int32)
+        c = 0
+        for i in range(nb):
+            if cl[i] == 1 or cl[i] == 2:
+                self.iva[i] = c
+                c += 1
+                if cl[i] == 2:
+                    self.ivm[i] = c
+                    c += 1
+        self.n_jac = c
+
+        # Jacobian CSR pattern, rows in Ybus row order
+        self.jp = np.zeros(c + 1, dtype=np.int32)
+        for i in range(nb):
+            if self.iva[i] < 0:
+                continue
+            cnt = 0
+            k = -1
+            for p in range(indptr[i], indptr[i + 1]):
+                cnt += (self.iva[indices[p]] >= 0) + (self.ivm[indices[p]] >= 0)
+                if indices[p] == i:
+                    k = p
+            if k < 0:
+                raise ValueError(f"Ybus has no diagonal entry for pv/pq bus {i}")
+            self.jp[self.iva[i] + 1] = cnt
+            if self.ivm[i] >= 0:
+                self.jp[self.ivm[i] + 1] = cnt
+        for i in range(c):
+            self.jp[i + 1] += self.jp[i]
+        self.nnz_jac = self.jp[c]
+        self.ji = np.empty(max(self.nnz_jac, 1), dtype=np.int32)
+        cdef int32_t pos
+        for i in range(nb):
+            if self.iva[i] < 0:
+                continue
+            pos = self.jp[self.iva[i]]
+            for p in range(indptr[i], indptr[i + 1]):
+                k = indices[p]
+                if self.iva[k] >= 0:
+                    self.ji[pos] = self.iva[k]
+                    pos += 1
+                if self.ivm[k] >= 0:
+                    self.ji[pos] = self.ivm[k]
+                    pos += 1
+            if self.ivm[i] >= 0:
+                self.ji[self.jp[self.ivm[i]]:self.jp[self.ivm[i] + 1]] = \
+                    self.ji[self.jp[self.iva[i]]:pos]
+
+        self.jx = np.zeros(max(self.nnz_jac, 1))
+        self.F = np.zeros(max(c, 1))
+        self.va = np.zeros(nb)
+        self.vm = np.ones(nb)
+        self.inv_vm = np.ones(nb)
+        self.S = np.zeros(2 * nb)
+        self.load_jacobian = True
+
+        _klu.defaults(&self.common)
+        if c > 0:
+            self.sym = _klu.analyze(c, &self.jp[0], &self.ji[0], &self.common)
+            if self.sym == NULL:
+                raise MemoryError(f"klu_analyze failed (status {self.common.status})")
+
+    def __dealloc__(self):
+        _release_numeric(&self.num, &self.common)
+        _release_symbolic(&self.sym, &self.common)
+
+    cdef void _check(self, Py_ssize_t ny, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2,
+                     Py_ssize_t nv) except *:
+        if ny != self.yi.shape[0]:
+            raise ValueError("ydata must have one entry per Ybus nonzero")
+        if n0 != self.nb or n1 != self.nb or n2 != self.nb or nv != self.nb:
+            raise ValueError("s0, si, sz and V must have one entry per bus")
+
+    cdef bint _factor(self) noexcept nogil:
+        """Numeric factorization of J: refactor if possible, else a fresh klu_factor."""
+        cdef int ok
+        if self.num != NULL:
+            ok = _klu.refactor(&self.jp[0], &self.ji[0], &self.jx[0], self.sym,
+                               self.num, &self.common)
+            if ok and self.common.status == KLU_OK:
+                _klu.rcond(self.sym, self.num, &self.common)
+                # the old pivot order went bad (tiny pivot): refactor from scratch
+                if isfinite(self.common.rcond) and \
+                        self.common.rcond >= 1e-6 * self.rcond_factor:
+                    self.n_refactor += 1
+                    return True
+            _release_numeric(&self.num, &self.common)
+        self.num = _factor_or_null(&self.jp[0], &self.ji[0], &self.jx[0], self.sym,
+                                   &self.common)
+        if self.num == NULL:
+            return False
+        _klu.rcond(self.sym, self.num, &self.common)
+        self.rcond_factor = self.common.rcond
+        self.n_factor += 1
+        return True
+
+    def solve(self, const double complex[::1] ydata, const double complex[::1] s0,
+              const double complex[::1] si, const double complex[::1] sz,
+              double complex[::1] V, double tol, int max_iter):
+        """Newton-Raphson from V (updated in place).  Returns (converged, iterations, norm)."""
+        self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
+        cdef int nb = self.nb, i, it = 0
+        cdef double norm = 0.0
+        cdef bint ok = True
+        if nb == 0:
+            return True, 0, 0.0
+        cdef const double *y = <const double *>&ydata[0] if ydata.shape[0] else NULL
+        cdef const double *ps0 = <const double *>&s0[0]
+        cdef const double *psi = <const double *>&si[0]
+        cdef const double *psz = <const double *>&sz[0]
+        cdef double *v = <double *>&V[0]
+        cdef double *va = &self.va[0]
+        cdef double *vm = &self.vm[0]
+        cdef double *ivm_ = &self.inv_vm[0]
+        cdef double *S = &self.S[0]
+        cdef double *F = &self.F[0]
+        cdef const int32_t *iva = &self.iva[0]
+        cdef const int32_t *ivm = &self.ivm[0]
+        with nogil:
+            for i in range(nb):
+                vm[i] = sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1])
+                va[i] = atan2(v[2 * i + 1], v[2 * i])
+                ivm_[i] = 1.0 / vm[i]
+            norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
+                             iva, ivm, S, F)
+            while isfinite(norm) and not norm < tol and it < max_iter:
+                it += 1
+                _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
+                          self.load_jacobian, iva, ivm, &self.jp[0], &self.jx[0])
+                if not self._factor():
+                    ok = False
+                    break
+                _klu.tsolve(self.sym, self.num, self.n_jac, 1, F, &self.common)
+                if not _update(nb, iva, ivm, F, va, vm, ivm_, v):
+                    ok = False
+                    break
+                norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
+                                 iva, ivm, S, F)
+        converged = ok and isfinite(norm) and norm < tol
+        return bool(converged), it, float(norm)
+
+    def mismatch(self, const double complex[::1] ydata, const double complex[::1] s0,
+                 const double complex[::1] si, const double complex[::1] sz,
+                 const double complex[::1] V):
+        """F = [Re mis(pv), Re mis(pq), Im mis(pq)] at V (pandapower's order)."""
+        self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
+        np.asarray(self.vm)[:] = np.abs(np.asarray(V))
+        _mismatch(self.nb, &self.yp[0], &self.yi[0],
+                  <const double *>&ydata[0] if ydata.shape[0] else NULL,
+                  <const double *>&V[0], &self.vm[0], <const double *>&s0[0],
+                  <const double *>&si[0], <const double *>&sz[0], &self.iva[0],
+                  &self.ivm[0], &self.S[0], &self.F[0])
+        return np.asarray(self.F)[:self.n_jac][self.unknown_order]
+
+    def jacobian(self, const double complex[::1] ydata, const double complex[::1] si,
+                 const double complex[::1] sz, const double complex[::1] V):
+        """J at V as a scipy CSR matrix in pandapower's row/column order."""
+        import scipy.sparse as sp
+        zero = np.zeros(self.nb, dtype=np.complex128)
+        self.mismatch(ydata, zero, si, sz, V)
+        np.asarray(self.inv_vm)[:] = 1.0 / np.asarray(self.vm)
+        _jacobian(self.nb, &self.yp[0], &self.yi[0],
+                  <const double *>&ydata[0] if ydata.shape[0] else NULL,
+                  <const double *>&V[0], &self.inv_vm[0], &self.vm[0], &self.S[0],
+                  <const double *>&si[0], <const double *>&sz[0], self.load_jacobian,
+                  &self.iva[0], &self.ivm[0], &self.jp[0], &self.jx[0])
+        n = self.n_jac
+        J = sp.csr_matrix((np.array(self.jx[:self.nnz_jac]), np.array(self.ji[:self.nnz_jac]),
+                           np.array(self.jp)), shape=(n, n))
+        o = self.unknown_order
+        return J[o][:, o].tocsr()
+
+    @property
+    def unknown_order(self):
+        """Internal index of each pandapower-ordered unknown [Va(pv), Va(pq), Vm(pq)]."""
+        iva = np.asarray(self.iva)
+        ivm = np.asarray(self.ivm)
+        return np.concatenate([iva[self._pv], iva[self._pq], ivm[self._pq]]).astype(np.intp)
+
+
+# --------------------------------------------------------------------- DC
+def dc_solve(const int32_t[::1] indptr, const int32_t[::1] indices,
+             const double[::1] bdata, const double[::1] p, const int32_t[::1] ref,
+             double[::1] va):
+    """Solve B[n,n] va[n] = p[n] - B[n,r] va[r] for the non-ref buses n (va in/out).
+
+    B is CSR (nb x nb).  Returns False (va untouched) if the reduced B is singular."""
+    cdef int nb = indptr.shape[0] - 1, i, k, q, c, r, n = 0
+    if nb < 0 or p.shape[0] != nb or va.shape[0] != nb:
+        raise ValueError("p and va must have len(indptr) - 1 entries")
+    if indptr[0] != 0 or indptr[nb] > indices.shape[0] or bdata.shape[0] != indices.shape[0]:
+        raise ValueError("inconsistent CSR arrays")
+    cdef int32_t[::1] new = np.zeros(max(nb, 1), dtype=np.int32)
+    for i in range(ref.shape[0]):
+        if not 0 <= ref[i] < nb:
+            raise ValueError("ref bus index outside 0..nb-1")
+        new[ref[i]] = -1
+    for i in range(nb):
+        if new[i] == 0:
+            new[i] = n
+            n += 1
+    if n == 0:
+        return True
+    cdef int32_t[::1] sp_ = np.zeros(n + 1, dtype=np.int32)
+    cdef int32_t[::1] si_ = np.empty(max(indptr[nb], 1), dtype=np.int32)
+    cdef double[::1] sx = np.empty(max(indptr[nb], 1))
+    cdef double[::1] rhs = np.empty(n)
+    for i in range(nb):
+        r = new[i]
+        if r < 0:
+            continue
+        rhs[r] = p[i]
+        for q in range(indptr[i], indptr[i + 1]):
+            k = indices[q]
+            if not 0 <= k < nb:
+                raise ValueError("column index outside 0..nb-1")
+            c = new[k]
+            if c < 0:
+                rhs[r] -= bdata[q] * va[k]
+            else:
+                si_[sp_[r + 1] + sp_[r]] = c
+                sx[sp_[r + 1] + sp_[r]] = bdata[q]
+                sp_[r + 1] += 1
+        sp_[r + 1] += sp_[r]
+    cdef klu_common com
+    cdef void *sym
+    cdef void *num = NULL
+    cdef bint ok = False
+    _klu.defaults(&com)
+    sym = _klu.analyze(n, &sp_[0], &si_[0], &com)
+    if sym == NULL:
+        return False
+    num = _factor_or_null(&sp_[0], &si_[0], &sx[0], sym, &com)
+    if num != NULL:
+        ok = _klu.tsolve(sym, num, n, 1, &rhs[0], &com) != 0
+        _release_numeric(&num, &com)
+    _release_symbolic(&sym, &com)
+    if ok:
+        for i in range(nb):
+            if new[i] >= 0:
+                va[i] = rhs[new[i]]
+    return bool(ok)

@@ -1,0 +1,17 @@
+"""Make ``gridtape`` importable from the source tree when it is not installed: the package is
+gridtape/, its subpackages (world, solver_cy) live at the repository root."""
+import importlib.util
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+try:
+    import gridtape.world  # noqa: F401
+except ImportError:
+    for _k in [k for k in sys.modules if k == "gridtape" or k.startswith("gridtape.")]:
+        del sys.modules[_k]
+    _spec = importlib.util.spec_from_file_location("gridtape", os.path.join(ROOT, "gridtape", "__init__.py"),
+                                                   submodule_search_locations=[os.path.join(ROOT, "gridtape"), ROOT])
+    _mod = importlib.util.module_from_spec(_spec)
+    sys.modules["gridtape"] = _mod
+    _spec.loader.exec_module(_mod)

@@ -1,0 +1,390 @@
+"""Tests for the Cython kernels (Ybus, Newton-Raphson over KLU, DC solve, flows).
+
+References are pandapower's own internal matrices / results and scipy."""
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from gridtape.solver_cy import flows, newton, ybus
+
+pp = pytest.importorskip("pandapower")
+pn = pytest.importorskip("pandapower.networks")
+from pandapower.pypower import idx_brch as B  # noqa: E402
+from pandapower.pypower import idx_bus as BU  # noqa: E402
+from pandapower.pypower.dSbus_dV import dSbus_dV  # noqa: E402
+
+CASES = ["case14", "case118", "case2869pegase"]
+TOL = 1e-8
+_cache = {}
+
+
+def solved(name):
+    """pandapower flat-start run of a test case (cached): its internal ppc dict and iterations."""
+    if name not in _cache:
+        net = getattr(pn, name)()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pp.runpp(net, init="flat", numba=False, tolerance_mva=TOL)
+        _cache[name] = (net._ppc["internal"], net._ppc["iterations"])
+    return _cache[name]
+
+
+def branch_admittances(ppi):
+    """yff, yft, ytf, ytt of every ppci branch, from the pi-model as pypower defines it."""
+    br = ppi["branch"]
+    st = br[:, B.BR_STATUS].real
+    ys_f = st / (br[:, B.BR_R] + 1j * br[:, B.BR_X])
+    ys_t = st / (br[:, B.BR_R] + br[:, B.BR_R_ASYM] + 1j * (br[:, B.BR_X] + br[:, B.BR_X_ASYM]))
+    yc_f = st * (br[:, B.BR_G] + 1j * br[:, B.BR_B])
+    yc_t = st * (br[:, B.BR_G] + br[:, B.BR_G_ASYM] + 1j * (br[:, B.BR_B] + br[:, B.BR_B_ASYM]))
+    ratio = np.where(br[:, B.TAP].real != 0, br[:, B.TAP].real, 1.0)
+    tap = ratio * np.exp(1j * np.deg2rad(br[:, B.SHIFT].real))
+    yff = (ys_f + yc_f / 2) / (tap * np.conj(tap))
+    yft = -ys_f / np.conj(tap)
+    ytf = -ys_t / tap
+    ytt = ys_t + yc_t / 2
+    f = br[:, B.F_BUS].real.astype(np.int32)
+    t = br[:, B.T_BUS].real.astype(np.int32)
+    return f, t, yff, yft, ytf, ytt
+
+
+def build_ybus(nb, f, t, yff, yft, ytf, ytt, ysh):
+    indptr, indices, pff, pft, ptf, ptt, pdiag = ybus.ybus_pattern(nb, f, t)
+    data = np.empty(len(indices), dtype=np.complex128)
+    ybus.ybus_fill(data, pff, pft, ptf, ptt, pdiag, yff, yft, ytf, ytt, ysh)
+    return sp.csr_matrix((data, indices, indptr), shape=(nb, nb))
+
+
+def sorted_csr(Y):
+    Y = sp.csr_matrix(Y, dtype=np.complex128)
+    Y.sum_duplicates()
+    Y.sort_indices()
+    return Y.indptr.astype(np.int32), Y.indices.astype(np.int32), Y.data.copy()
+
+
+def classes(ppi):
+    return tuple(np.asarray(ppi[k], dtype=np.int32) for k in ("ref", "pv", "pq"))
+
+
+def flat_start(ppi):
+    ref, pv, _ = classes(ppi)
+    V0 = np.ones(len(ppi["Sbus"]), dtype=np.complex128)
+    gen = np.r_[ref, pv]
+    V0[gen] = np.abs(ppi["V"][gen])
+    V0[ref] = ppi["V"][ref]
+    return V0
+
+
+def solver_for(ppi):
+    indptr, indices, data = sorted_csr(ppi["Ybus"])
+    return newton.NewtonSolver(indptr, indices, *classes(ppi)), data
+
+
+# ------------------------------------------------------------------ Ybus
+@pytest.mark.parametrize("name", CASES)
+def test_ybus_matches_pandapower(name):
+    ppi, _ = solved(name)
+    nb = ppi["bus"].shape[0]
+    ysh = (ppi["bus"][:, BU.GS] + 1j * ppi["bus"][:, BU.BS]) / ppi["baseMVA"]
+    Y = build_ybus(nb, *branch_admittances(ppi), ysh.astype(np.complex128))
+    assert Y.has_sorted_indices
+    indptr, indices = Y.indptr, Y.indices
+    for i in range(nb):
+        assert i in indices[indptr[i]:indptr[i + 1]]
+    assert abs(Y - ppi["Ybus"]).max() < 1e-10
+
+
+def test_ybus_pattern_edge_cases():
+    # bus 3 isolated, a self-loop at bus 1, parallel branches 0-2
+    nb = 4
+    f = np.array([0, 1, 2, 0], dtype=np.int32)
+    t = np.array([2, 1, 0, 1], dtype=np.int32)
+    rng = np.random.default_rng(1)
+    y = [rng.normal(size=4) + 1j * rng.normal(size=4) for _ in range(4)]
+    ysh = rng.normal(size=nb) + 1j * rng.normal(size=nb)
+    indptr, indices, pff, pft, ptf, ptt, pdiag = ybus.ybus_pattern(nb, f, t)
+    assert indices.dtype == np.int32 and indptr.dtype == np.int32
+    assert list(indices[indptr[3]:indptr[4]]) == [3]
+    assert pff[1] == pft[1] == ptf[1] == ptt[1] == pdiag[1]
+    for i in range(nb):
+        row = indices[indptr[i]:indptr[i + 1]]
+        assert np.all(np.diff(row) > 0)
+    Y = build_ybus(nb, f, t, *y, ysh)
+    dense = np.diag(ysh)
+    for k in range(len(f)):
+        a, b = f[k], t[k]
+        dense[a, a] += y[0][k]
+        dense[a, b] += y[1][k]
+        dense[b, a] += y[2][k]
+        dense[b, b] += y[3][k]
+    assert np.abs(Y.toarray() - dense).max() < 1e-14
+    with pytest.raises(ValueError):
+        ybus.ybus_pattern(nb, np.array([0], np.int32), np.array([4], np.int32))
+
+
+# ------------------------------------------------------------ Newton-Raphson
+@pytest.mark.parametrize("name", CASES)
+def test_jacobian_matches_pandapower(name):
+    ppi, _ = solved(name)
+    ref, pv, pq = classes(ppi)
+    s, ydata = solver_for(ppi)
+    V = ppi["V"] * (1 + 0.01 * np.cos(np.arange(len(ppi["V"]))))  # a non-solution point
+    zero = np.zeros_like(V)
+    J = s.jacobian(ydata, zero, zero, V)
+    dVm, dVa = dSbus_dV(sp.csr_matrix(ppi["Ybus"]), V)
+    pvpq = np.r_[pv, pq]
+    Jref = sp.vstack([sp.hstack([dVa[pvpq][:, pvpq].real, dVm[pvpq][:, pq].real]),
+                      sp.hstack([dVa[pq][:, pvpq].imag, dVm[pq][:, pq].imag])])
+    assert J.shape == (len(pv) + 2 * len(pq),) * 2 == (s.n_jac, s.n_jac)
+    assert abs(J - Jref).max() < 1e-9 * abs(Jref).max()
+    mis = V * np.conj(ppi["Ybus"] @ V) - ppi["Sbus"]
+    F = np.r_[mis[pv].real, mis[pq].real, mis[pq].imag]
+    assert np.abs(s.mismatch(ydata, ppi["Sbus"].astype(complex), zero, zero, V) - F).max() < 1e-9
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_newton_reproduces_pandapower(name):
+    ppi, pp_iter = solved(name)
+    s, ydata = solver_for(ppi)
+    sbus = ppi["Sbus"].astype(np.complex128)
+    zero = np.zeros_like(sbus)
+    V = flat_start(ppi)
+    conv, it, norm = s.solve(ydata, sbus, zero, zero, V, TOL, 10)
+    assert conv and norm < TOL
+    assert abs(it - pp_iter) <= 1
+    assert np.abs(V - ppi["V"]).max() < 1e-8
+
+
+def reference_nr(Y, s0, si, sz, V, ref, pv, pq, tol, max_iter):
+    """Dense textbook polar NR with the voltage-dependent injection in the Jacobian;
+    returns the list of iterates (V after each update)."""
+    Y = Y.toarray()
+    pvpq = np.r_[pv, pq]
+    Va, Vm = np.angle(V), np.abs(V)
+    iterates = []
+
+    def F_of(V):
+        vm = np.abs(V)
+        mis = V * np.conj(Y @ V) - (s0 + si * vm + sz * vm ** 2)
+        return np.r_[mis[pv].real, mis[pq].real, mis[pq].imag]
+
+    F = F_of(V)
+    while np.abs(F).max() >= tol and len(iterates) < max_iter:
+        I = Y @ V
+        dVa = 1j * np.diag(V) @ np.conj(np.diag(I) - Y @ np.diag(V))
+        dVm = np.diag(V) @ np.conj(Y @ np.diag(V / np.abs(V))) + np.conj(np.diag(I)) @ np.diag(
+            V / np.abs(V))
+        dVm = dVm - np.diag(si + 2 * sz * np.abs(V))
+        J = np.block([[dVa[np.ix_(pvpq, pvpq)].real, dVm[np.ix_(pvpq, pq)].real],
+                      [dVa[np.ix_(pq, pvpq)].imag, dVm[np.ix_(pq, pq)].imag]])
+        dx = -np.linalg.solve(J, F)
+        Va[pvpq] += dx[:len(pvpq)]
+        Vm[pq] += dx[len(pvpq):]
+        V = Vm * np.exp(1j * Va)
+        iterates.append(V.copy())
+        F = F_of(V)
+    return iterates
+
+
+def voltage_dependent_case():
+    ppi, _ = solved("case14")
+    sbus = ppi["Sbus"].astype(np.complex128)
+    load = np.where(sbus.real < 0, -sbus, 0.1 - 0.05j)  # every bus gets some load
+    s0 = sbus + load - 0.5 * load * 1.2
+    si = -0.3 * load * 1.2
+    sz = -0.2 * load * 1.2
+    return ppi, s0, si, sz
+
+
+def test_voltage_dependent_injections():
+    ppi, s0, si, sz = voltage_dependent_case()
+    ref, pv, pq = classes(ppi)
+    s, ydata = solver_for(ppi)
+    V = flat_start(ppi)
+    conv, it, norm = s.solve(ydata, s0, si, sz, V, 1e-10, 20)
+    assert conv and it >= 2
+    vm = np.abs(V)
+    mis = V * np.conj(ppi["Ybus"] @ V) - (s0 + si * vm + sz * vm ** 2)
+    assert np.abs(mis[np.r_[pv, pq]].real).max() < 1e-8
+    assert np.abs(mis[pq].imag).max() < 1e-8
+    # same iterates as a dense reference NR
+    iterates = reference_nr(ppi["Ybus"], s0, si, sz, flat_start(ppi), ref, pv, pq, 1e-10, 20)
+    assert len(iterates) == it
+    for k, Vref in enumerate(iterates, start=1):
+        Vk = flat_start(ppi)
+        s.solve(ydata, s0, si, sz, Vk, 1e-10, k)
+        assert np.abs(Vk - Vref).max() < 1e-9 * max(1.0, np.abs(Vref).max())
+    # without the load term in J (pandapower's choice) the fixed point is the same
+    s.load_jacobian = False
+    V2 = flat_start(ppi)
+    conv2, _, _ = s.solve(ydata, s0, si, sz, V2, 1e-10, 30)
+    assert conv2 and np.abs(V2 - V).max() < 1e-8
+
+
+def test_non_convergence_is_reported():
+    ppi, _ = solved("case14")
+    s, ydata = solver_for(ppi)
+    sbus = ppi["Sbus"].astype(np.complex128)
+    zero = np.zeros_like(sbus)
+    V = flat_start(ppi)
+    conv, it, norm = s.solve(ydata, 30 * sbus, zero, zero, V, TOL, 7)
+    assert not conv and 1 <= it <= 7
+    assert not norm < TOL
+    V = flat_start(ppi)
+    conv, it, _ = s.solve(ydata, sbus, zero, zero, V, TOL, 0)
+    assert not conv and it == 0
+    # NaN start: no exception, no iterations
+    V = flat_start(ppi)
+    V[ppi["pq"][0]] = np.nan
+    conv, it, _ = s.solve(ydata, sbus, zero, zero, V, TOL, 10)
+    assert not conv and it == 0
+    # still usable afterwards
+    V = flat_start(ppi)
+    assert s.solve(ydata, sbus, zero, zero, V, TOL, 10)[0]
+
+
+def test_singular_jacobian_returns_false():
+    # bus 2 (PQ) has an empty diagonal and no connection: its rows of J are zero
+    Y = sp.csr_matrix(np.array([[10 - 20j, -10 + 20j, 0], [-10 + 20j, 10 - 20j, 0], [0, 0, 0]]))
+    indptr = np.array([0, 2, 4, 5], np.int32)
+    indices = np.array([0, 1, 0, 1, 2], np.int32)
+    ydata = np.array([Y[0, 0], Y[0, 1], Y[1, 0], Y[1, 1], 0], np.complex128)
+    s = newton.NewtonSolver(indptr, indices, np.array([0], np.int32),
+                            np.zeros(0, np.int32), np.array([1, 2], np.int32))
+    s0 = np.array([0, -0.5, -0.1], np.complex128)
+    zero = np.zeros(3, np.complex128)
+    V = np.ones(3, np.complex128)
+    conv, it, _ = s.solve(ydata, s0, zero, zero, V, TOL, 10)
+    assert not conv and it == 1
+
+
+def test_reuse_and_refactor():
+    ppi, _ = solved("case118")
+    s, ydata = solver_for(ppi)
+    sbus = ppi["Sbus"].astype(np.complex128)
+    zero = np.zeros_like(sbus)
+    V = flat_start(ppi)
+    assert s.solve(ydata, sbus, zero, zero, V, TOL, 10)[0]
+    assert s.n_factor == 1 and s.n_refactor >= 1
+    conv, it, _ = s.solve(ydata, sbus, zero, zero, V, TOL, 10)
+    assert conv and it <= 1
+    nref = s.n_refactor
+    conv, it, _ = s.solve(ydata, 1.01 * sbus, zero, zero, V, TOL, 10)
+    assert conv and it >= 1
+    assert s.n_factor == 1 and s.n_refactor > nref
+    # compare with a fresh solver on the changed injections
+    s2, _ = solver_for(ppi)
+    V2 = flat_start(ppi)
+    assert s2.solve(ydata, 1.01 * sbus, zero, zero, V2, TOL, 10)[0]
+    assert np.abs(V - V2).max() < 1e-7
+
+
+def test_bad_inputs_raise():
+    ppi, _ = solved("case14")
+    s, ydata = solver_for(ppi)
+    z = np.zeros(len(ppi["Sbus"]), np.complex128)
+    with pytest.raises(ValueError):
+        s.solve(ydata[:-1], z, z, z, z.copy(), TOL, 5)
+    Y = sp.csr_matrix(ppi["Ybus"])
+    indptr, indices = Y.indptr.astype(np.int32), Y.indices.astype(np.int32).copy()
+    indices[[0, 1]] = indices[[1, 0]]  # unsorted row
+    with pytest.raises(ValueError):
+        newton.NewtonSolver(indptr, indices, *classes(ppi))
+    ref, pv, pq = classes(ppi)
+    with pytest.raises(ValueError):
+        newton.NewtonSolver(Y.indptr.astype(np.int32), Y.indices.astype(np.int32),
+                            ref, np.r_[pv, pq[:1]].astype(np.int32), pq)
+
+
+# ------------------------------------------------------------------- KLU
+def _nbklu_common_after(A=None):
+    import nbklu._ext as ext
+    c = ext.Common()
+    c.defaults()
+    if A is not None:
+        A = sp.csc_matrix(A)
+        Ap, Ai, Ax = A.indptr.astype(np.int32), A.indices.astype(np.int32), A.data.astype(float)
+        sym = ext.analyze(A.shape[0], Ap, Ai, c)
+        num = ext.factor(Ap, Ai, Ax, sym, c)
+        if c.status == 0:
+            ext.rcond(sym, num, c)
+    return c
+
+
+def test_klu_common_layout():
+    ours = newton.klu_info()
+    theirs = _nbklu_common_after()
+    assert (ours["tol"], ours["btf"], ours["ordering"], ours["scale"]) == (0.001, 1, 0, 2)
+    for k in ("tol", "memgrow", "initmem_amd", "initmem", "maxwork", "btf", "ordering", "scale",
+              "halt_if_singular", "status", "nrealloc"):
+        assert ours[k] == getattr(theirs, k), k
+    assert ours["size"] == 5 * 8 + 3 * 4 + 4 + 2 * 8 + 3 * 4 + 4 * 4 + 5 * 8 + 2 * 8 + 4 == 160
+
+
+@pytest.mark.parametrize("singular", [False, True])
+def test_klu_common_after_factor(singular):
+    A = sp.random(30, 30, density=0.15, random_state=4, format="csc") + sp.eye(30) * 5
+    A = sp.csc_matrix(A)
+    if singular:  # structurally fine, numerically rank-deficient: column 7 == column 3
+        A = A.tolil()
+        A[:, 7] = A[:, 3]
+        A = sp.csc_matrix(A)
+    A.sort_indices()
+    ours = newton.klu_info(A.indptr, A.indices, A.data)
+    theirs = _nbklu_common_after(A)
+    assert ours["status"] == (1 if singular else 0)
+    for k in ("status", "structural_rank", "numerical_rank", "singular_col", "noffdiag",
+              "nrealloc", "flops", "rcond", "mempeak"):
+        assert ours[k] == getattr(theirs, k), k
+
+
+# -------------------------------------------------------------- DC, flows
+def test_dc_solve_matches_spsolve():
+    ppi, _ = solved("case118")
+    Bm = sp.csr_matrix(-ppi["Ybus"].imag)
+    Bm.sort_indices()
+    nb = Bm.shape[0]
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=nb)
+    ref = np.array([int(ppi["ref"][0]), 5], dtype=np.int32)
+    va = rng.normal(size=nb)
+    va_ref = va[ref].copy()
+    assert newton.dc_solve(Bm.indptr.astype(np.int32), Bm.indices.astype(np.int32),
+                           Bm.data.copy(), p, ref, va)
+    nr = np.setdiff1d(np.arange(nb), ref)
+    expect = spla.spsolve(Bm[nr][:, nr].tocsc(), p[nr] - Bm[nr][:, ref] @ va_ref)
+    assert np.abs(va[nr] - expect).max() < 1e-10 * max(1, np.abs(expect).max())
+    assert np.array_equal(va[ref], va_ref)
+    # singular reduced matrix: False and va untouched
+    Z = sp.csr_matrix((nb, nb))
+    Z.indptr = Bm.indptr.copy()
+    Z.indices = Bm.indices.copy()
+    Z.data = np.zeros_like(Bm.data)
+    before = va.copy()
+    assert not newton.dc_solve(Z.indptr.astype(np.int32), Z.indices.astype(np.int32),
+                               Z.data, p, ref, va)
+    assert np.array_equal(va, before)
+
+
+@pytest.mark.parametrize("name", ["case14", "case118"])
+def test_branch_flows_and_injection(name):
+    ppi, _ = solved(name)
+    f, t, yff, yft, ytf, ytt = branch_admittances(ppi)
+    V = ppi["V"]
+    s_f, s_t, i_f, i_t = flows.branch_flows(f, t, yff, yft, ytf, ytt, V)
+    If = yff * V[f] + yft * V[t]
+    It = ytf * V[f] + ytt * V[t]
+    assert np.abs(i_f - If).max() < 1e-12 and np.abs(i_t - It).max() < 1e-12
+    assert np.abs(s_f - V[f] * np.conj(If)).max() < 1e-12
+    assert np.abs(s_t - V[t] * np.conj(It)).max() < 1e-12
+    # pandapower's own branch results (MW / MVAr)
+    br = ppi["branch"]
+    base = ppi["baseMVA"]
+    assert np.abs(s_f * base - (br[:, B.PF] + 1j * br[:, B.QF])).max() < 1e-6
+    assert np.abs(s_t * base - (br[:, B.PT] + 1j * br[:, B.QT])).max() < 1e-6
+    indptr, indices, ydata = sorted_csr(ppi["Ybus"])
+    S = flows.bus_injection(indptr, indices, ydata, V)
+    assert np.abs(S - V * np.conj(ppi["Ybus"] @ V)).max() < 1e-12

@@ -1,0 +1,252 @@
+"""Native reader and writer of pandapower JSON (what ``pandapower.to_json(net)`` writes), without
+importing pandapower.
+
+The layout: one JSON object ``{"_module": "pandapower.auxiliary", "_class": "pandapowerNet",
+"_object": {...}}`` whose ``_object`` maps each net attribute to its value.  Tables are
+``{"_module": "pandas.core.frame", "_class": "DataFrame", "_object": "<json string>",
+"orient": "split", "dtype": {column: dtype}, ...}`` where the string is pandas' ``to_json`` with
+orient "split" (``{"columns": [...], "index": [...], "data": [[...], ...]}``).  Network-wide values
+(``sn_mva``, ``f_hz``, ``name``, ``version``, ``format_version``) are plain JSON values.
+
+The writer emits the same layout with every float at full (repr) precision, so
+``pandapower.from_json`` reads it back; ``read_pandapower_json(write_pandapower_json(w))`` equals ``w``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from gridtape.errors import CaseError
+
+from .io_pandapower import world_frames, world_from_pp_tables
+from .world import World
+
+#: the pandapower version / JSON format version whose layout the writer produces
+PP_VERSION = "3.5.6"
+PP_FORMAT_VERSION = "3.3.0"
+
+
+# ------------------------------------------------------------------------------------------------
+# reading
+# ------------------------------------------------------------------------------------------------
+def read_pandapower_json(path_or_str, *, strict=False) -> World:
+    """A World from a pandapower JSON file (or a JSON string).
+
+    CaseError when the file is missing, is not JSON or is not a pandapower net; SchemaError /
+    BadReferenceError (naming file, table, row, field) when its tables do not fit the schema.
+    """
+    text, file = _read_text(path_or_str)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CaseError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", file=file) from None
+    except RecursionError:
+        raise CaseError("JSON nested too deeply", file=file) from None
+    net = _net_object(doc, file)
+    fmt = net.get("format_version", net.get("version"))
+    tables = {}
+    import pandas as pd  # noqa: F401  (DataFrames are built below)
+
+    from .schema import KINDS, UNSUPPORTED_TABLES
+
+    for key, value in net.items():
+        if key not in KINDS and key not in UNSUPPORTED_TABLES:
+            continue  # results, costs, geodata, std_types, ...: not needed
+        df = _decode_frame(value, key, file)
+        if df is not None:
+            tables[key] = df
+    return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
+                                name=net.get("name", ""), file=file, strict=strict, format_version=fmt)
+
+
+def _read_text(path_or_str):
+    if hasattr(path_or_str, "read"):
+        return path_or_str.read(), getattr(path_or_str, "name", None)
+    if isinstance(path_or_str, bytes):
+        path_or_str = path_or_str.decode("utf-8")
+    s = os.fspath(path_or_str)
+    if isinstance(s, str) and s.lstrip().startswith("{"):
+        return s, None  # a JSON string, not a path
+    if not os.path.exists(s):
+        raise CaseError("case file does not exist", file=s)
+    if os.path.isdir(s):
+        raise CaseError("is a directory, not a pandapower JSON file", file=s)
+    try:
+        with open(s, encoding="utf-8") as fh:
+            return fh.read(), s
+    except UnicodeDecodeError as e:
+        raise CaseError(f"not UTF-8 text: {e.reason}", file=s) from None
+    except OSError as e:
+        raise CaseError(f"cannot read: {e.strerror}", file=s) from None
+
+
+def _net_object(doc, file):
+    if not isinstance(doc, dict):
+        raise CaseError("not a pandapower network (top level is not a JSON object)", file=file)
+    if doc.get("_class") == "pandapowerNet":
+        obj = doc.get("_object")
+        if isinstance(obj, str):  # very old files: the net itself as a JSON string
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError as e:
+                raise CaseError(f"pandapowerNet object is not valid JSON: {e.msg}", file=file) from None
+        if not isinstance(obj, dict):
+            raise CaseError("pandapowerNet has no object", file=file)
+        return obj
+    if "bus" in doc and "_module" not in doc:
+        raise CaseError("pandapower JSON of the pre-2.0 layout is not supported; load and re-save it "
+                        "with pandapower first", file=file)
+    raise CaseError("not a pandapower network (no pandapowerNet object)", file=file)
+
+
+def _decode_frame(value, table, file):
+    """A pandas DataFrame from one serialized table, or None when the value is not a table."""
+    import pandas as pd
+
+    if not isinstance(value, dict) or value.get("_class") not in ("DataFrame", "GeoDataFrame"):
+        return None
+    if value.get("is_multiindex") or value.get("is_multicolumn"):
+        raise CaseError("multi-index tables are not supported", file=file, table=table)
+    raw = value.get("_object")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise CaseError(f"table is not valid JSON: {e.msg}", file=file, table=table) from None
+    if value.get("_class") == "GeoDataFrame":
+        raise CaseError("GeoDataFrame element tables are not supported", file=file, table=table)
+    orient = value.get("orient", "split")
+    dtypes = value.get("dtype") or {}
+    try:
+        if orient == "split":
+            columns = list(raw.get("columns", []))
+            index = list(raw.get("index", []))
+            data = raw.get("data", [])
+            if len(data) != len(index) or any(len(r) != len(columns) for r in data):
+                raise CaseError("table rows do not match its columns / index", file=file, table=table)
+            cols = {c: [row[j] for row in data] for j, c in enumerate(columns)}
+        elif orient == "columns":
+            columns = list(raw)
+            index = sorted({k for c in raw.values() for k in c}, key=lambda k: int(k))
+            cols = {c: [raw[c].get(k) for k in index] for c in columns}
+        else:
+            raise CaseError(f"table orient {orient!r} is not supported", file=file, table=table)
+    except (AttributeError, TypeError, ValueError) as e:
+        if isinstance(e, CaseError):
+            raise
+        raise CaseError(f"malformed table: {e}", file=file, table=table) from None
+    try:
+        idx = pd.Index(np.asarray([int(i) for i in index], dtype=np.int64))
+    except (TypeError, ValueError):
+        from gridtape.errors import SchemaError
+
+        raise SchemaError("index is not an integer id", file=file, table=table) from None
+    out = {}
+    for c in columns:
+        out[c] = _column_values(cols[c], dtypes.get(c))
+    df = pd.DataFrame(out, index=idx)
+    return df[columns] if columns else df
+
+
+def _column_values(values, dtype):
+    """Object array of the column's values as pandapower would hold them (objects decoded)."""
+    arr = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if isinstance(v, dict) and "_module" in v and "_class" in v:
+            v = _decode_scalar(v)
+        arr[i] = v
+    if dtype in ("float64", "float32") or (dtype and dtype.startswith("float")):
+        arr = np.array([math.nan if v is None else v for v in arr], dtype=object)
+    return arr
+
+
+def _decode_scalar(d):
+    """numpy scalars pandapower serializes inside object columns ({"_module": "numpy", ...})."""
+    mod, cls, obj = d.get("_module"), d.get("_class"), d.get("_object")
+    if mod == "numpy":
+        if "bool" in str(cls):
+            return bool(obj)
+        if str(cls).startswith(("int", "uint")):
+            return int(obj)
+        if str(cls).startswith("float"):
+            return float(obj)
+    return d
+
+
+# ------------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------------
+def write_pandapower_json(world: World, path) -> None:
+    """Write ``world`` as a pandapower JSON file that ``pandapower.from_json`` reads back.
+
+    Floats keep full precision (repr); NaN is written as null and infinities as Infinity, as
+    pandas reads them.  Extras (pass-through columns) are written back.  ``path`` may be a file
+    object; otherwise the file is written atomically."""
+    text = dumps_pandapower_json(world)
+    if hasattr(path, "write"):
+        path.write(text)
+        return
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def dumps_pandapower_json(world: World) -> str:
+    """The pandapower JSON text of ``world``."""
+    obj = {}
+    for kind, (df, dtypes) in world_frames(world).items():
+        columns = list(df.columns)
+        colvals = [[_json_value(v, dtypes[c]) for v in df[c].to_numpy()] for c in columns]
+        data = [list(row) for row in zip(*colvals)] if columns else []
+        inner = {"columns": columns, "index": [int(i) for i in df.index], "data": data}
+        obj[kind] = {
+            "_module": "pandas.core.frame",
+            "_class": "DataFrame",
+            "_object": json.dumps(inner, allow_nan=True, separators=(",", ":")),
+            "orient": "split",
+            "dtype": {c: dtypes[c] for c in columns},
+            "is_multiindex": False,
+            "is_multicolumn": False,
+        }
+    obj["version"] = PP_VERSION
+    obj["format_version"] = PP_FORMAT_VERSION
+    obj["name"] = world.name or ""
+    obj["f_hz"] = float(world.f_hz)
+    obj["sn_mva"] = float(world.sn_mva)
+    doc = {"_module": "pandapower.auxiliary", "_class": "pandapowerNet", "_object": obj}
+    return json.dumps(doc, indent=2, allow_nan=True)
+
+
+def _json_value(v, dtype):
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        if math.isnan(f):
+            return None
+        return f  # json.dumps writes repr (round-trips) and Infinity / -Infinity
+    if isinstance(v, (str, np.str_)):
+        return str(v)
+    try:
+        import pandas as pd
+
+        if v is pd.NA:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(v, (dict, list, tuple)):
+        return v
+    return str(v)

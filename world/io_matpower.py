@@ -1,0 +1,449 @@
+"""Native reader of MATPOWER ``.m`` case files (format version 2), converted to a World the way
+pandapower's ``converter.from_mpc`` / ``from_ppc`` converts a case:
+
+- buses: id = BUS_I - 1, vn_kv = BASE_KV, zone = ZONE, out of service when BUS_TYPE == 4,
+  max/min_vm_pu = VMAX/VMIN, type "b";
+- loads from PD/QD where PD > 0 or (PD == 0 and QD != 0); a negative PD becomes an sgen
+  (p = -PD, q = -QD, type "");
+- shunts from GS/BS (p_mw = GS, q_mvar = -BS at the bus voltage);
+- the gen table: the first generator at a reference bus (type 3) becomes an ext_grid, the first
+  at a PV bus (type 2) a gen, any further one at a type 1-3 bus an sgen (controllable); gens at
+  isolated buses are dropped;
+- branches: a line (length 1 km, ohm values from the to-bus base impedance) when both ends have
+  the same base kV, TAP is 0 or 1 and SHIFT is 0; a transformer when TAP is not 0/1 or SHIFT is
+  non-zero (hv side = higher base kV, vk/vkr from R/X at RATE_A (99999 MVA when 0), i0 from the
+  line charging, tap_pos = sign(ratio - 1), tap_step_percent = |ratio - 1| * 100); otherwise (a
+  plain branch between different base voltages) an impedance in per unit of RATE_A.
+
+gencost, bus_name / gen_name / branch_name (used as names), areas and any other fields are
+accepted; only bus, gen, branch and baseMVA are required.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+
+from gridtape.errors import CaseError
+
+from .world import World, world_from_frames
+
+# MATPOWER column indices (0-based)
+BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, VA, BASE_KV, ZONE, VMAX, VMIN = range(13)
+GEN_BUS, PG, QG, QMAX, QMIN, VG, MBASE, GEN_STATUS, PMAX, PMIN = range(10)
+F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, RATE_B, RATE_C, TAP, SHIFT, BR_STATUS = range(11)
+
+_MIN_COLS = {"bus": VMIN + 1, "gen": PMIN + 1, "branch": BR_STATUS + 1}
+_MAX_VAL = 99999.0
+
+
+# ------------------------------------------------------------------------------------------------
+# parsing
+# ------------------------------------------------------------------------------------------------
+def parse_matpower(text: str, *, file=None) -> dict:
+    """The fields of a MATPOWER case: ``{"version": str, "baseMVA": float, "bus": 2-D array, ...,
+    "bus_name": [str, ...]}``.  Matrices become float arrays, cell arrays lists of strings."""
+    text = _strip_comments(text)
+    m = re.search(r"\bfunction\s+(?:\[?\s*(\w+)\s*\]?\s*=\s*)?\w+", text)
+    var = m.group(1) if m and m.group(1) else "mpc"
+    out = {}
+    for am in re.finditer(rf"\b{re.escape(var)}\s*\.\s*(\w+)\s*=\s*", text):
+        field = am.group(1)
+        pos = am.end()
+        if pos >= len(text):
+            continue
+        c = text[pos]
+        if c in "[{":
+            close = "]" if c == "[" else "}"
+            end = text.find(close, pos + 1)
+            if end < 0:
+                raise CaseError(f"{var}.{field}: no closing {close!r}", file=file, table=field)
+            body = text[pos + 1:end]
+            out[field] = _parse_matrix(body, field, file) if c == "[" else _parse_cell(body)
+        else:
+            end = _statement_end(text, pos)
+            out[field] = _parse_scalar(text[pos:end].strip())
+    return out
+
+
+def _strip_comments(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if "%" in line:
+            in_str = False
+            for i, ch in enumerate(line):
+                if ch == "'":
+                    # a quote starts a string unless it follows a value (transpose operator)
+                    prev = line[:i].rstrip()[-1:] if not in_str else ""
+                    if in_str or not (prev and (prev.isalnum() or prev in ")]}_.'")):
+                        in_str = not in_str
+                elif ch == "%" and not in_str:
+                    line = line[:i]
+                    break
+        lines.append(line.replace("...", " "))
+    return "\n".join(lines)
+
+
+def _statement_end(text, pos):
+    i = pos
+    in_str = False
+    while i < len(text):
+        ch = text[i]
+        if ch == "'":
+            in_str = not in_str
+        elif not in_str and ch in ";\n":
+            return i
+        i += 1
+    return i
+
+
+def _parse_scalar(s):
+    s = s.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return s[1:-1]
+    try:
+        return _num(s)
+    except ValueError:
+        return s
+
+
+_NUMS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan, "+nan": math.nan,
+         "-nan": math.nan}
+
+
+def _num(tok: str) -> float:
+    v = _NUMS.get(tok.lower())
+    if v is not None:
+        return v
+    return float(tok)
+
+
+def _parse_matrix(body: str, field, file) -> np.ndarray:
+    rows = []
+    for line_no, chunk in enumerate(re.split(r"[;\n]", body)):
+        toks = [t for t in re.split(r"[\s,]+", chunk.strip()) if t]
+        if not toks:
+            continue
+        try:
+            rows.append([_num(t) for t in toks])
+        except ValueError as e:
+            raise CaseError(f"mpc.{field}: not a number in row {len(rows) + 1}: {e}", file=file, table=field,
+                            row=len(rows) + 1) from None
+    if not rows:
+        return np.zeros((0, 0))
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise CaseError(f"mpc.{field}: row {i + 1} has {len(r)} columns, row 1 has {width}", file=file,
+                            table=field, row=i + 1)
+    return np.array(rows, dtype=float)
+
+
+def _parse_cell(body: str) -> list:
+    out = []
+    for m in re.finditer(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|([^\s,;'\"]+)", body):
+        if m.group(1) is not None:
+            out.append(m.group(1).replace("''", "'"))
+        elif m.group(2) is not None:
+            out.append(m.group(2).replace('""', '"'))
+        else:
+            out.append(m.group(3))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# conversion
+# ------------------------------------------------------------------------------------------------
+def read_matpower(path, *, f_hz=50.0) -> World:
+    """A World from a MATPOWER ``.m`` case file, converted as ``pandapower.converter.from_mpc``
+    converts it.  CaseError when the file is missing, unparsable, or lacks bus/gen/branch/baseMVA."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CaseError("case file does not exist", file=path)
+    if os.path.isdir(path):
+        raise CaseError("is a directory, not a MATPOWER file", file=path)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise CaseError(f"cannot read: {e.strerror}", file=path) from None
+    mpc = parse_matpower(text, file=path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return world_from_mpc(mpc, f_hz=f_hz, file=path, name=name)
+
+
+def world_from_mpc(mpc: dict, *, f_hz=50.0, file=None, name="") -> World:
+    """A World from MATPOWER data (1-based bus numbers, TAP 0 meaning no transformer), as
+    parsed by :func:`parse_matpower`."""
+    version = str(mpc.get("version", "2")).strip()
+    if version not in ("2", "2.0"):
+        raise CaseError(f"MATPOWER case format version {version!r} is not supported (only 2)", file=file,
+                        field="version")
+    if "baseMVA" not in mpc:
+        raise CaseError("MATPOWER case has no mpc.baseMVA", file=file, field="baseMVA")
+    try:
+        base_mva = float(mpc["baseMVA"])
+    except (TypeError, ValueError):
+        raise CaseError(f"mpc.baseMVA is not a number: {mpc['baseMVA']!r}", file=file, field="baseMVA") from None
+    if not (base_mva > 0 and math.isfinite(base_mva)):
+        raise CaseError(f"mpc.baseMVA must be positive: {base_mva!r}", file=file, field="baseMVA")
+    arrays = {}
+    for key in ("bus", "gen", "branch"):
+        if key not in mpc:
+            raise CaseError(f"MATPOWER case has no mpc.{key}", file=file, table=key)
+        a = np.asarray(mpc[key], dtype=float)
+        if a.ndim == 1:
+            a = a.reshape(1, -1) if a.size else a.reshape(0, _MIN_COLS[key])
+        if a.size == 0:
+            a = np.zeros((0, max(a.shape[1] if a.ndim == 2 else 0, _MIN_COLS[key])))
+        if a.shape[1] < _MIN_COLS[key]:
+            raise CaseError(f"mpc.{key} has {a.shape[1]} columns, at least {_MIN_COLS[key]} are needed", file=file,
+                            table=key)
+        arrays[key] = a.copy()
+    if not len(arrays["bus"]):
+        raise CaseError("MATPOWER case has no buses", file=file, table="bus")
+    frames = _convert(arrays["bus"], arrays["gen"], arrays["branch"], base_mva, float(f_hz), mpc, file)
+    return world_from_frames(frames, sn_mva=base_mva, f_hz=float(f_hz), name=name, file=file)
+
+
+def _names(mpc, key, n):
+    v = mpc.get(key)
+    if isinstance(v, list) and len(v) == n:
+        return np.array(v, dtype=object)
+    return np.full(n, None, dtype=object)
+
+
+def _convert(bus, gen, branch, base_mva, f_hz, mpc, file):
+    import pandas as pd
+
+    bus[:, BUS_I] -= 1
+    branch[:, F_BUS] -= 1
+    branch[:, T_BUS] -= 1
+    gen[:, GEN_BUS] -= 1
+    branch[branch[:, TAP] == 0, TAP] = 1
+
+    nb = len(bus)
+    bus_ids = bus[:, BUS_I].astype(np.int64)
+    if len(np.unique(bus_ids)) != nb:
+        dup = bus_ids[np.flatnonzero(np.diff(np.sort(bus_ids)) == 0)[0]]
+        raise CaseError(f"bus number {int(dup) + 1} appears twice", file=file, table="bus", row=int(dup) + 1)
+    pos_of = {int(b): i for i, b in enumerate(bus_ids.tolist())}
+
+    def positions(numbers, table, field):
+        out = np.empty(len(numbers), dtype=np.int64)
+        for i, b in enumerate(numbers.tolist()):
+            p = pos_of.get(int(b)) if math.isfinite(b) and b == int(b) else None
+            if p is None:
+                from gridtape.errors import BadReferenceError
+
+                raise BadReferenceError(f"refers to missing bus {b + 1:g}", file=file, table=table, row=i + 1,
+                                        field=field)
+            out[i] = p
+        return out
+
+    frames = {}
+    vn = bus[:, BASE_KV]
+    # --- buses -------------------------------------------------------------------------------
+    frames["bus"] = pd.DataFrame({
+        "name": _names(mpc, "bus_name", nb),
+        "vn_kv": vn,
+        "type": np.full(nb, "b", dtype=object),
+        "zone": _obj(bus[:, ZONE]),
+        "in_service": bus[:, BUS_TYPE] != 4,
+        "max_vm_pu": bus[:, VMAX],
+        "min_vm_pu": bus[:, VMIN],
+    }, index=bus_ids)
+    # --- loads, bus sgens, shunts ------------------------------------------------------------
+    pd_, qd = bus[:, PD], bus[:, QD]
+    is_load = (pd_ > 0) | ((pd_ == 0) & (qd != 0))
+    frames["load"] = pd.DataFrame({
+        "bus": bus_ids[is_load], "p_mw": pd_[is_load], "q_mvar": qd[is_load],
+        "type": np.full(int(is_load.sum()), "wye", dtype=object), "controllable": False,
+    }, index=np.arange(int(is_load.sum()), dtype=np.int64))
+    is_bsgen = pd_ < 0
+    sgen_parts = [pd.DataFrame({
+        "bus": bus_ids[is_bsgen], "p_mw": -pd_[is_bsgen], "q_mvar": -qd[is_bsgen],
+        "type": np.full(int(is_bsgen.sum()), "", dtype=object), "controllable": False, "in_service": True,
+    })]
+    is_shunt = (bus[:, GS] != 0) | (bus[:, BS] != 0)
+    frames["shunt"] = pd.DataFrame({
+        "bus": bus_ids[is_shunt], "p_mw": bus[is_shunt, GS], "q_mvar": -bus[is_shunt, BS],
+        "vn_kv": vn[is_shunt], "step": 1.0, "max_step": 1,
+    }, index=np.arange(int(is_shunt.sum()), dtype=np.int64))
+    # --- generators --------------------------------------------------------------------------
+    ng = len(gen)
+    gpos = positions(gen[:, GEN_BUS], "gen", "GEN_BUS")
+    gtype = bus[gpos, BUS_TYPE].astype(np.int64)
+    first = np.zeros(ng, dtype=bool)
+    seen = set()
+    for i, b in enumerate(gpos.tolist()):
+        if b not in seen:
+            first[i] = True
+            seen.add(b)
+    is_eg = (gtype == 3) & first
+    is_gen = (gtype == 2) & first
+    is_gsgen = ~(is_eg | is_gen) & np.isin(gtype, (1, 2, 3))
+    gen_names = _names(mpc, "gen_name", ng)
+    on = gen[:, GEN_STATUS] > 0
+    gbus = bus_ids[gpos]
+    frames["ext_grid"] = pd.DataFrame({
+        "name": gen_names[is_eg], "bus": gbus[is_eg], "vm_pu": gen[is_eg, VG], "va_degree": bus[gpos[is_eg], VA],
+        "in_service": on[is_eg], "max_p_mw": gen[is_eg, PMAX], "min_p_mw": gen[is_eg, PMIN],
+        "max_q_mvar": gen[is_eg, QMAX], "min_q_mvar": gen[is_eg, QMIN],
+    }, index=np.arange(int(is_eg.sum()), dtype=np.int64))
+    frames["gen"] = pd.DataFrame({
+        "name": gen_names[is_gen], "bus": gbus[is_gen], "p_mw": gen[is_gen, PG], "vm_pu": gen[is_gen, VG],
+        "sn_mva": gen[is_gen, MBASE], "in_service": on[is_gen], "controllable": True,
+        "max_p_mw": gen[is_gen, PMAX], "min_p_mw": gen[is_gen, PMIN],
+        "max_q_mvar": gen[is_gen, QMAX], "min_q_mvar": gen[is_gen, QMIN],
+    }, index=np.arange(int(is_gen.sum()), dtype=np.int64))
+    sgen_parts.append(pd.DataFrame({
+        "name": gen_names[is_gsgen], "bus": gbus[is_gsgen], "p_mw": gen[is_gsgen, PG], "q_mvar": gen[is_gsgen, QG],
+        "sn_mva": gen[is_gsgen, MBASE], "type": np.full(int(is_gsgen.sum()), "", dtype=object),
+        "in_service": on[is_gsgen], "max_p_mw": gen[is_gsgen, PMAX], "min_p_mw": gen[is_gsgen, PMIN],
+        "max_q_mvar": gen[is_gsgen, QMAX], "min_q_mvar": gen[is_gsgen, QMIN], "controllable": True,
+    }))
+    sgen = pd.concat(sgen_parts, ignore_index=True) if (is_bsgen.any() or is_gsgen.any()) else sgen_parts[0]
+    sgen.index = np.arange(len(sgen), dtype=np.int64)
+    frames["sgen"] = sgen
+    # --- branches ----------------------------------------------------------------------------
+    nbr = len(branch)
+    fpos = positions(branch[:, F_BUS], "branch", "F_BUS")
+    tpos = positions(branch[:, T_BUS], "branch", "T_BUS")
+    from_vn, to_vn = vn[fpos], vn[tpos]
+    tap, shift = branch[:, TAP], branch[:, SHIFT]
+    is_line = (from_vn == to_vn) & ((tap == 0) | (tap == 1)) & (shift == 0)
+    is_trafo = ((tap != 0) & (tap != 1)) | (shift != 0)
+    is_imp = ~is_line & ~is_trafo
+    br_names = _names(mpc, "branch_name", nbr)
+    br_on = branch[:, BR_STATUS].astype(bool)
+    br_g = np.zeros(nbr)
+    omega = math.pi * f_hz
+
+    # lines: ohm values from the to-bus base impedance, 1 km long
+    zni = to_vn ** 2 / base_mva
+    max_i_ka = branch[:, RATE_A] / to_vn / np.sqrt(3)
+    max_i_ka[np.isclose(max_i_ka, 0)] = _MAX_VAL
+    L = is_line
+    frames["line"] = pd.DataFrame({
+        "name": br_names[L], "from_bus": bus_ids[fpos[L]], "to_bus": bus_ids[tpos[L]], "length_km": 1.0,
+        "r_ohm_per_km": branch[L, BR_R] * zni[L], "x_ohm_per_km": branch[L, BR_X] * zni[L],
+        "c_nf_per_km": branch[L, BR_B] / zni[L] / omega * 1e9 / 2, "g_us_per_km": br_g[L] / zni[L] * 1e6 / 2,
+        "max_i_ka": max_i_ka[L], "type": np.full(int(L.sum()), "ol", dtype=object),
+        "max_loading_percent": 100.0, "in_service": br_on[L],
+    }, index=np.arange(int(L.sum()), dtype=np.int64))
+
+    # transformers
+    T = is_trafo
+    nt = int(T.sum())
+    hv, lv = fpos[T].copy(), tpos[T].copy()
+    vn_hv, vn_lv = from_vn[T].copy(), to_vn[T].copy()
+    swap = ~(to_vn[T] <= from_vn[T])
+    hv[swap], lv[swap] = tpos[T][swap], fpos[T][swap]
+    vn_hv[swap], vn_lv[swap] = to_vn[T][swap], from_vn[T][swap]
+    rk, xk = branch[T, BR_R], branch[T, BR_X]
+    zk = (rk ** 2 + xk ** 2) ** 0.5
+    sn = branch[T, RATE_A].copy()
+    sn[np.isclose(sn, 0)] = _MAX_VAL
+    ratio = branch[T, TAP].copy()
+    nonzero = ~np.isclose(ratio, 0)
+    ratio[nonzero] -= 1
+    br_b = branch[T, BR_B]
+    i0 = np.sqrt(br_b ** 2 + br_g[T] ** 2) * 100 * base_mva / sn
+    vk = np.sign(xk) * zk * sn * 100 / base_mva
+    vkr = rk * sn * 100 / base_mva
+    step = np.abs(ratio) * 100
+    frames["trafo"] = pd.DataFrame({
+        "name": br_names[T], "hv_bus": bus_ids[hv], "lv_bus": bus_ids[lv], "sn_mva": sn,
+        "vn_hv_kv": vn_hv, "vn_lv_kv": vn_lv, "vk_percent": vk, "vkr_percent": vkr,
+        "pfe_kw": br_g[T] * base_mva * 1e3, "i0_percent": i0, "shift_degree": branch[T, SHIFT],
+        "tap_side": np.full(nt, "hv", dtype=object), "tap_neutral": 0.0, "tap_step_percent": step,
+        "tap_pos": np.sign(ratio), "tap_changer_type": _obj(np.where(step > 0, "Ratio", None)),
+        "max_loading_percent": 100.0, "in_service": br_on[T],
+    }, index=np.arange(nt, dtype=np.int64))
+
+    # impedances: a plain branch between different voltage levels, in p.u. of RATE_A
+    Z = is_imp
+    sn_z = branch[Z, RATE_A].copy()
+    sn_z[np.isclose(sn_z, 0)] = _MAX_VAL
+    rft = branch[Z, BR_R] / base_mva * sn_z
+    xft = branch[Z, BR_X] / base_mva * sn_z
+    bf = branch[Z, BR_B] * base_mva / sn_z / 2
+    gf = br_g[Z] * base_mva / sn_z / 2
+    zeros = np.zeros(int(Z.sum()))
+    frames["impedance"] = pd.DataFrame({
+        "name": br_names[Z], "from_bus": bus_ids[fpos[Z]], "to_bus": bus_ids[tpos[Z]],
+        "rft_pu": rft, "xft_pu": xft, "rtf_pu": rft + zeros, "xtf_pu": xft + zeros,
+        "gf_pu": gf, "bf_pu": bf, "gt_pu": gf + zeros, "bt_pu": bf + zeros, "sn_mva": sn_z,
+    }, index=np.arange(int(Z.sum()), dtype=np.int64))
+    return {k: v for k, v in frames.items() if len(v)}
+
+
+def _obj(values):
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+# ------------------------------------------------------------------------------------------------
+# writing (a plain formatter of MATPOWER data; used to produce test and bundled case files)
+# ------------------------------------------------------------------------------------------------
+_WIDTH = {"bus": 13, "gen": 21, "branch": 13}
+
+
+def format_matpower(mpc: dict, name: str = "case", *, header: str = "") -> str:
+    """The text of a MATPOWER ``.m`` file for ``mpc`` (``baseMVA``, ``bus``, ``gen``, ``branch``
+    and optionally ``gencost`` / ``bus_name``).  Numbers are written with repr precision; bus,
+    gen and branch keep their standard MATPOWER columns only."""
+    lines = [f"function mpc = {name}"]
+    if header:
+        lines += ["%" + (" " + h if h else "") for h in header.splitlines()]
+    lines += ["", "%% MATPOWER Case Format : Version 2", "mpc.version = '2';", "",
+              "%%-----  Power Flow Data  -----%%", "%% system MVA base",
+              f"mpc.baseMVA = {_mfmt(float(mpc['baseMVA']))};", ""]
+    titles = {"bus": "bus_i\ttype\tPd\tQd\tGs\tBs\tarea\tVm\tVa\tbaseKV\tzone\tVmax\tVmin",
+              "gen": "bus\tPg\tQg\tQmax\tQmin\tVg\tmBase\tstatus\tPmax\tPmin\tPc1\tPc2\tQc1min\tQc1max\t"
+                     "Qc2min\tQc2max\tramp_agc\tramp_10\tramp_30\tramp_q\tapf",
+              "branch": "fbus\ttbus\tr\tx\tb\trateA\trateB\trateC\tratio\tangle\tstatus\tangmin\tangmax"}
+    for key in ("bus", "gen", "branch", "gencost"):
+        if key not in mpc:
+            continue
+        a = np.atleast_2d(np.asarray(mpc[key], dtype=float))
+        if key in _WIDTH:
+            a = a[:, :_WIDTH[key]]
+        if key == "gencost":
+            lines += ["%%-----  OPF Data  -----%%", "%% generator cost data"]
+        else:
+            lines += [f"%% {key} data", f"%\t{titles[key]}"]
+        lines.append(f"mpc.{key} = [")
+        for row in a:
+            vals = [_mfmt(v) for v in row]
+            lines.append("\t" + "\t".join(vals) + ";")
+        lines += ["];", ""]
+    if "bus_name" in mpc:
+        lines += ["%% bus names", "mpc.bus_name = {"]
+        lines += ["\t'" + str(s).replace("'", "''") + "';" for s in mpc["bus_name"]]
+        lines += ["};", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _mfmt(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
+def write_matpower(mpc: dict, path, name=None, *, header: str = "") -> None:
+    """Write ``mpc`` (MATPOWER data, 1-based bus numbers) as a ``.m`` case file."""
+    path = os.fspath(path)
+    if name is None:
+        name = os.path.splitext(os.path.basename(path))[0]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(format_matpower(mpc, name, header=header))
