@@ -61,6 +61,7 @@ class Topology:
     pv: np.ndarray = None
     pq: np.ndarray = None
     gen_rows: dict = field(default_factory=dict)
+    elem_bus_row: dict = field(default_factory=dict)  # kind -> world bus row of each element (cached)
 
 
 # ------------------------------------------------------------------------------------------
@@ -234,6 +235,8 @@ def build_topology(world) -> Topology:
                             table="ext_grid")
     branches = Branches(f.astype(np.int32), t.astype(np.int32), br_on, slices, rows)
     topo = Topology(nb, nwb, lookup, base_kv, btype, branches, aux, active)
+    for kind in ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid"):
+        topo.elem_bus_row[kind] = rows_of(kind, "bus") if len(world[kind]) else np.zeros(0, np.int64)
     topo.ref = np.flatnonzero(btype == REF).astype(np.int32)
     topo.pv = np.flatnonzero(btype == PV).astype(np.int32)
     topo.pq = np.flatnonzero(btype == PQ).astype(np.int32)
@@ -558,10 +561,9 @@ def _bus_shunts(world, topo) -> np.ndarray:
     """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
     ysh = np.zeros(topo.nb, dtype=complex)
     kv = topo.base_kv
-    bus_pos = world["bus"].positions
     sh = world["shunt"]
     if len(sh):
-        b = topo.lookup[np.fromiter((bus_pos[int(x)] for x in sh.cols["bus"].tolist()), np.int64)]
+        b = _bus_rows(world, topo, "shunt")
         vn = sh.cols["vn_kv"]
         v_ratio = (kv[b] / vn) ** 2
         act = topo.active["shunt"]
@@ -570,7 +572,7 @@ def _bus_shunts(world, topo) -> np.ndarray:
     for kind in ("ward", "xward"):
         tab = world[kind]
         if len(tab):
-            b = topo.lookup[np.fromiter((bus_pos[int(x)] for x in tab.cols["bus"].tolist()), np.int64)]
+            b = _bus_rows(world, topo, kind)
             val = (tab.cols["pz_mw"] - 1j * tab.cols["qz_mvar"]) * topo.active[kind]
             np.add.at(ysh, b, val)
     return ysh
@@ -592,9 +594,8 @@ class Injections:
 
 
 def _bus_rows(world, topo, kind):
-    bus_pos = world["bus"].positions
-    return topo.lookup[np.fromiter((bus_pos[int(x)] for x in world[kind].cols["bus"].tolist()), np.int64,
-                                   count=len(world[kind]))]
+    """Internal bus of each element of ``kind`` (bus columns are topology: cached per topology)."""
+    return topo.lookup[topo.elem_bus_row[kind]]
 
 
 def fill_injections(world, topo: Topology) -> Injections:

@@ -74,8 +74,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         return pd.Index(w[kind].ids)
 
     def elem_bus(kind):
-        pos = w["bus"].positions
-        return np.fromiter((pos[int(b)] for b in w[kind].cols["bus"].tolist()), np.int64, count=len(w[kind]))
+        return topo.elem_bus_row[kind]
 
     def add_bus(kind, p, q):
         rows = elem_bus(kind)
