@@ -201,7 +201,7 @@ cdef void _jacobian(int nb, const int32_t *yp, const int32_t *yi, const double *
                 dai = dai + S[2 * i]
                 dmr = dmr + S[2 * i] * inv
                 dmi = dmi + S[2 * i + 1] * inv
-                if False and load_jac:
+                if load_jac:
                     dmr = dmr - (si[2 * i] + 2.0 * sz[2 * i] * vm[i])
                     dmi = dmi - (si[2 * i + 1] + 2.0 * sz[2 * i + 1] * vm[i])
             cq = ivm[k]
@@ -488,7 +488,8 @@ def dc_solve(const int32_t[::1] indptr, const int32_t[::1] indices,
              double[::1] va):
     """Solve B[n,n] va[n] = p[n] - B[n,r] va[r] for the non-ref buses n (va in/out).
 
-    B is CSR (nb x nb).  Returns False (va untouched) if the reduced B is singular."""
+    B is CSR (nb x nb).  Returns False (va untouched) if the reduced B is singular
+    or the solution is not finite."""
     cdef int nb = indptr.shape[0] - 1, i, k, q, c, r, n = 0
     if nb < 0 or p.shape[0] != nb or va.shape[0] != nb:
         raise ValueError("p and va must have len(indptr) - 1 entries")
@@ -539,6 +540,8 @@ def dc_solve(const int32_t[::1] indptr, const int32_t[::1] indices,
         ok = _klu.tsolve(sym, num, n, 1, &rhs[0], &com) != 0
         _release_numeric(&num, &com)
     _release_symbolic(&sym, &com)
+    for i in range(n):
+        ok = ok and isfinite(rhs[i])
     if ok:
         for i in range(nb):
             if new[i] >= 0:
