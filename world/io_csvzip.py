@@ -40,47 +40,39 @@ ID_HEADER = "id"
 # ------------------------------------------------------------------------------------------------
 # CSV tokenising (keeps whether a field was quoted)
 # ------------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r'"((?:[^"]|"")*)"|([^,"\r\n]*)')
+_FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|([^,"\r\n]*))(,|\r\n|\n|\r|$)')
 
 
 def parse_csv(text: str):
-    """Rows of ``(value, quoted)`` fields.  Blank lines are skipped.  ValueError(msg, line) on
-    malformed quoting."""
+    """Rows ``(line number, [(value, quoted), ...])``.  Blank lines are skipped.
+    ValueError(msg, line) on malformed quoting."""
     rows = []
-    pos, n, line = 0, len(text), 1
-    if text.startswith("\ufeff"):
-        pos = 1
-    while pos < n:
-        row = []
-        start_line = line
-        while True:
-            m = _TOKEN.match(text, pos)
-            q, u = m.group(1), m.group(2)
-            if q is not None:
-                row.append((q.replace('""', '"'), True))
-                line += q.count("\n")
-            else:
-                row.append((u, False))
-            pos = m.end()
-            if pos >= n:
+    pos = 1 if text.startswith("\ufeff") else 0
+    n = len(text)
+    row = []
+    line = start_line = 1
+    for m in _FIELD.finditer(text, pos):
+        if m.start() != pos:
+            raise ValueError(f"unexpected {text[pos]!r} (stray or unterminated quote)", line)
+        q, u, sep = m.groups()
+        if q is not None:
+            if '"' in q:
+                q = q.replace('""', '"')
+            row.append((q, True))
+            line += q.count("\n")
+        else:
+            row.append((u, False))
+        pos = m.end()
+        if sep != ",":
+            if row != [("", False)]:
+                rows.append((start_line, row))
+            row = []
+            line += 1
+            start_line = line
+            if not sep:
                 break
-            c = text[pos]
-            if c == ",":
-                pos += 1
-                continue
-            if c == "\r":
-                pos += 1
-                if pos < n and text[pos] == "\n":
-                    pos += 1
-                line += 1
-                break
-            if c == "\n":
-                pos += 1
-                line += 1
-                break
-            raise ValueError(f"unexpected {c!r} (stray or unterminated quote)", line)
-        if row != [("", False)]:
-            rows.append((start_line, row))
+    if pos != n:
+        raise ValueError(f"unexpected {text[pos]!r} (stray or unterminated quote)", line)
     return rows
 
 
