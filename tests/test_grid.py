@@ -174,3 +174,13 @@ def test_cli_demo_and_solve(capsys):
     assert "res_bus" in out and "res_line" in out and "incremental" in out
     assert main(["solve", str(CASES / "nope.zip")]) == 2
     assert "nope.zip" in capsys.readouterr().err
+
+
+def test_element_reference_doc_is_generated_from_the_schema():
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gen_doc", root / "tools" / "gen_elements_doc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (root / "docs" / "elements.md").read_text() == mod.render()
