@@ -52,7 +52,7 @@ MEMORY_CASE = "case9241pegase"
 MEMORY_FALLBACK = "case2869pegase"
 TOL = 1e-8
 MAX_IT = 10
-ROUNDS = 3  # repeats are split in rounds, engines alternate between rounds
+ROUNDS = 20  # repeats are split in rounds, engines alternate between rounds (shared noise)
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 
@@ -120,11 +120,12 @@ def _timed(fn, n):
     return out
 
 
-def _rounds(fns, n):
-    """Time each fn n times, in ROUNDS interleaved blocks; returns {key: seconds array}."""
+def _rounds(fns, n, rounds=ROUNDS):
+    """Time each fn ~n times, in interleaved blocks; returns {key: seconds array}."""
     acc = {k: [] for k in fns}
-    per = max(1, -(-n // ROUNDS))
-    for _ in range(ROUNDS):
+    rounds = max(1, min(rounds, n))
+    per = max(1, -(-n // rounds))
+    for _ in range(rounds):
         for k, fn in fns.items():
             acc[k].append(_timed(fn, per))
     return {k: np.concatenate(v) for k, v in acc.items()}
@@ -135,10 +136,10 @@ def _stats(t):
 
 
 def _repeats(nb, quick):
-    fast = max(30, min(300, 60000 // nb))
-    slow = max(3, min(30, 3000 // nb))
+    fast = max(50, min(1000, 200000 // nb))
+    slow = max(5, min(50, 6000 // nb))
     if quick:
-        fast, slow = max(10, fast // 10), 2
+        fast, slow = max(10, fast // 20), 2
     return fast, slow
 
 
@@ -180,7 +181,7 @@ def bench_case(name, quick):
         last["ls"] = model.ac_pf(v0.copy(), MAX_IT, TOL)
 
     t = _rounds({"gridtape": gt_flat, "gridtape_kernel": gt_kernel, "lightsim2grid": ls_flat}, fast)
-    t.update(_rounds({"pandapower": lambda: pp.runpp(pnet, init="flat", **runpp_kw)}, slow))
+    t.update(_rounds({"pandapower": lambda: pp.runpp(pnet, init="flat", **runpp_kw)}, slow, 1))
     assert last["gt"].converged and last["ls"].size and pnet.converged
     g.solve(init="flat")
     v_gt, v_ls, v_pp = g.v, model.ac_pf(v0.copy(), MAX_IT, TOL), _pp_v(pnet)
@@ -194,6 +195,7 @@ def bench_case(name, quick):
     # --- 2. re-solve after +-1% load scaling, warm start
     w = g.world
     ids = w["load"].ids
+    assert np.array_equal(ids, net.load.index.values), "load ids are not the pandapower load index"
     base_p = net.load.p_mw.values.astype(float)
     base_q = net.load.q_mvar.values.astype(float)
     f32p = [(base_p * f).astype(np.float32) for f in (1.01, 0.99)]
@@ -236,7 +238,7 @@ def bench_case(name, quick):
         v.clear()
     rebuilds.clear()
     t = _rounds({"gridtape": gt_re, "lightsim2grid": ls_re}, fast)
-    t.update(_rounds({"pandapower": pp_re}, slow))
+    t.update(_rounds({"pandapower": pp_re}, slow, 1))
     res["resolve"] = {k: _stats(v) for k, v in t.items()}
     res["resolve"]["iterations"] = {k: [int(min(v)), int(max(v))] for k, v in its.items()}
     res["resolve"]["gridtape_rebuild"] = sorted(rebuilds)
@@ -256,10 +258,14 @@ def _mem_child(mode, pkl):
     """Run ``mem_child`` in a fresh interpreter (this script with --mem-child)."""
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--mem-child", mode, pkl],
                        capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        err = (p.stderr.strip().splitlines() or ["?"])[-1]
-        return {"ok": False, "error": err}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    try:
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        out = {"ok": False}
+    if not out.get("ok"):
+        out["error"] = (p.stderr.strip().splitlines() or [f"exit code {p.returncode}"])[-1][:200] \
+            if p.returncode else "the flat solve did not converge"
+    return out
 
 
 def mem_child(mode, pkl):
@@ -331,7 +337,7 @@ def bench_memory(name):
             pickle.dump(net, fh)
         rss = _mem_child("rss", pkl)
         if not rss.get("ok"):
-            return {"case": name, "ok": False, "error": rss.get("error", "did not converge")}
+            return {"case": name, "ok": False, "error": rss.get("error")}
         tm = _mem_child("tracemalloc", pkl)
         ls = _mem_child("lightsim2grid", pkl)
     finally:

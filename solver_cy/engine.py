@@ -37,6 +37,7 @@ class Engine:
         self.solved = False  # a solve has run on the current model
         self.has_results = False
         self._solvers = {}
+        self._v0_cache = {}
         self.iterations = 0
         self.norm = float("nan")
         self.algorithm = "nr"
@@ -75,6 +76,8 @@ class Engine:
             self.inj = M.fill_injections(w, self.topo)
         elif lvl == "incremental":
             self.inj = M.fill_injections(w, self.topo)
+        if lvl is not None:
+            self._v0_cache = {}
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
         return lvl or "none"
 
@@ -90,6 +93,16 @@ class Engine:
 
     # --- initial voltages ----------------------------------------------------------------
     def initial_voltage(self, init: str, v_init=None) -> np.ndarray:
+        if v_init is None and init in ("flat", "auto", "dc"):
+            cached = self._v0_cache.get(init)
+            if cached is not None:  # same model, same injections: same starting point
+                return cached.copy()
+            V = self._initial_voltage(init, None)
+            self._v0_cache[init] = V
+            return V.copy()
+        return self._initial_voltage(init, v_init)
+
+    def _initial_voltage(self, init, v_init):
         topo, inj = self.topo, self.inj
         nb = topo.nb
         has_set = ~np.isnan(inj.vm_set)
