@@ -55,6 +55,26 @@ class DependencyError(GridtapeError):
     """An optional dependency (pandapower, lightsim2grid, grid2op) is needed for this call."""
 
 
+class JournalError(GridtapeError):
+    """The journal cannot do what was asked (closed, read-only, or a bad transaction)."""
+
+
+class JournalLockedError(JournalError):
+    """The journal file is held by another writer process; ``file`` is its path."""
+
+
+class JournalCorruptError(JournalError):
+    """The journal's hash chain or framing is broken; ``row`` is the first bad seq."""
+
+
+class ReadOnlyError(GridtapeError):
+    """A write to a grid that is read-only (a materialized point of history, a read-only journal)."""
+
+
+class SnapshotCorruptError(GridtapeError):
+    """A snapshot file is missing or its bytes do not match the manifest; ``file`` names it."""
+
+
 __all__ = [
     "GridtapeError",
     "CaseError",
@@ -64,4 +84,9 @@ __all__ = [
     "SolverError",
     "NotSolvedError",
     "DependencyError",
+    "JournalError",
+    "JournalLockedError",
+    "JournalCorruptError",
+    "ReadOnlyError",
+    "SnapshotCorruptError",
 ]

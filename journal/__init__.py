@@ -1,0 +1,1 @@
+"""The DuckDB event log: schema, buffered appends, transactions, hash chain, queries."""

@@ -1,0 +1,1 @@
+"""The time machine: manifested Parquet snapshots, materialize at any event, diff, bisect."""
