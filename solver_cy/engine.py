@@ -39,6 +39,7 @@ class Engine:
         self._solvers = {}
         self._v0_cache = {}
         self.iterations = 0
+        self._pinned = None
         self.norm = float("nan")
         self.algorithm = "nr"
 
@@ -66,16 +67,18 @@ class Engine:
             self.pos = pat[2:]
             self.ydata = np.zeros(len(self.indices), dtype=complex)
             ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
-            self.inj = M.fill_injections(w, self.topo)
+            self._inj_cache = {}
+            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
+            self._none = np.flatnonzero(self.topo.bus_type == M.NONE)
             self._solvers = {}
             self.V = None
         elif lvl == "admittance":
             br = self.topo.branches
             self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
             ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
-            self.inj = M.fill_injections(w, self.topo)
+            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
         elif lvl == "incremental":
-            self.inj = M.fill_injections(w, self.topo)
+            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
         if lvl is not None:
             self._v0_cache = {}
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
@@ -105,6 +108,8 @@ class Engine:
     def _initial_voltage(self, init, v_init):
         topo, inj = self.topo, self.inj
         nb = topo.nb
+        if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
+            return self._warm_start()
         has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
             V = np.asarray(v_init, dtype=complex).copy()
@@ -134,6 +139,22 @@ class Engine:
         mag = np.abs(V)
         mag[has_set] = inj.vm_set[has_set]
         return mag * np.exp(1j * ang)
+
+    def _warm_start(self):
+        """The last iterate with the set-points re-pinned (the incremental path's start).  Newton
+        keeps PV magnitudes and slack voltages, so after a converged solve they only need pinning
+        when the set-points themselves were written."""
+        inj = self.inj
+        V = self.V.copy()
+        if len(self._none):
+            V[self._none] = 1.0
+        if self._pinned is inj.vm_set:
+            return V
+        vs = np.flatnonzero(~np.isnan(inj.vm_set))
+        va = np.flatnonzero(~np.isnan(inj.va_set))
+        V[vs] = inj.vm_set[vs] * np.exp(1j * np.angle(V[vs]))
+        V[va] = np.abs(V[va]) * np.exp(1j * np.deg2rad(inj.va_set[va]))
+        return V
 
     def dc_angles(self, va0: np.ndarray) -> np.ndarray:
         """DC power-flow angles (radians) with the reference angles of ``va0`` (pandapower's dc init)."""
@@ -190,7 +211,9 @@ class Engine:
         conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
         if conv and qlim:
             conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm)
-        V[topo.bus_type == M.NONE] = np.nan
+        if len(self._none):
+            V[self._none] = np.nan
+        self._pinned = inj.vm_set if conv and not qlim else None
         self.V = V
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
         self.algorithm = "nr"

@@ -598,51 +598,47 @@ def _bus_rows(world, topo, kind):
     return topo.lookup[topo.elem_bus_row[kind]]
 
 
-def fill_injections(world, topo: Topology) -> Injections:
+PQ_KINDS = (("load", 1.0, "p_mw", "q_mvar", True), ("sgen", -1.0, "p_mw", "q_mvar", True),
+            ("storage", 1.0, "p_mw", "q_mvar", True), ("ward", 1.0, "ps_mw", "qs_mvar", False),
+            ("xward", 1.0, "ps_mw", "qs_mvar", False))
+
+
+def _pq_part(world, topo, kind, sign, pcol, qcol, scaled):
+    """Bus sums (MW, MVAr, load convention) of one kind of PQ element."""
+    tab = world[kind]
+    b = _bus_rows(world, topo, kind)
+    w = topo.active[kind] * sign
+    if scaled:
+        w = tab.cols["scaling"] * w
     nb = topo.nb
-    sn = world.sn_mva
-    pd = np.zeros(nb)
-    qd = np.zeros(nb)
-    for kind, sign in (("load", 1.0), ("sgen", -1.0), ("storage", 1.0)):
-        tab = world[kind]
-        if len(tab):
-            b = _bus_rows(world, topo, kind)
-            act = topo.active[kind]
-            sc = tab.cols["scaling"] * act * sign
-            np.add.at(pd, b, tab.cols["p_mw"] * sc)
-            np.add.at(qd, b, tab.cols["q_mvar"] * sc)
-    for kind in ("ward", "xward"):
-        tab = world[kind]
-        if len(tab):
-            b = _bus_rows(world, topo, kind)
-            act = topo.active[kind]
-            np.add.at(pd, b, tab.cols["ps_mw"] * act)
-            np.add.at(qd, b, tab.cols["qs_mvar"] * act)
-    # voltage-dependent share: pandapower averages the loads' percentages per bus
-    ci_p = np.zeros(nb)
-    cz_p = np.zeros(nb)
-    ci_q = np.zeros(nb)
-    cz_q = np.zeros(nb)
+    return (np.bincount(b, tab.cols[pcol] * w, minlength=nb),
+            np.bincount(b, tab.cols[qcol] * w, minlength=nb))
+
+
+def _zi_part(world, topo):
+    """Per-bus averaged constant-current and constant-impedance shares of the loads, or None."""
     load = world["load"]
-    if len(load):
-        act = topo.active["load"]
-        c = load.cols
-        if ((c["const_z_p_percent"] + c["const_i_p_percent"]) > 100).any() or \
-                ((c["const_z_q_percent"] + c["const_i_q_percent"]) > 100).any():
-            k = int(np.flatnonzero((c["const_z_p_percent"] + c["const_i_p_percent"] > 100) |
-                                   (c["const_z_q_percent"] + c["const_i_q_percent"] > 100))[0])
-            raise SchemaError("const_z + const_i percentages exceed 100", table="load", row=int(load.ids[k]),
-                              field="const_z_p_percent")
-        if (c["const_z_p_percent"][act].any() or c["const_i_p_percent"][act].any()
-                or c["const_z_q_percent"][act].any() or c["const_i_q_percent"][act].any()):
-            b = _bus_rows(world, topo, "load")[act]
-            cnt = np.bincount(b, minlength=nb).astype(float)
-            cnt[cnt == 0] = 1
-            for arr, col in ((ci_p, "const_i_p_percent"), (cz_p, "const_z_p_percent"),
-                             (ci_q, "const_i_q_percent"), (cz_q, "const_z_q_percent")):
-                np.add.at(arr, b, c[col][act] / 100.0)
-                arr /= cnt
-    # generators in pfsoln order: ext_grid, gen, xward
+    c = load.cols
+    zp, ip, zq, iq = c["const_z_p_percent"], c["const_i_p_percent"], c["const_z_q_percent"], c["const_i_q_percent"]
+    over = (zp + ip > 100) | (zq + iq > 100)
+    if over.any():
+        k = int(np.flatnonzero(over)[0])
+        raise SchemaError("const_z + const_i percentages exceed 100", table="load", row=int(load.ids[k]),
+                          field="const_z_p_percent")
+    act = topo.active["load"]
+    if not (zp[act].any() or ip[act].any() or zq[act].any() or iq[act].any()):
+        return None
+    nb = topo.nb
+    b = _bus_rows(world, topo, "load")[act]
+    cnt = np.bincount(b, minlength=nb).astype(float)
+    cnt[cnt == 0] = 1
+    # pandapower averages the loads' percentages per bus
+    return tuple(np.bincount(b, col[act] / 100.0, minlength=nb) / cnt for col in (ip, zp, iq, zq))
+
+
+def _gen_part(world, topo):
+    """Voltage set-points and the generator table (pfsoln order: ext_grid, gen, xward)."""
+    nb = topo.nb
     vm_set = np.full(nb, np.nan)
     va_set = np.full(nb, np.nan)
     g_bus, g_p, g_qmin, g_qmax, g_kind, g_row, g_w, g_slack = [], [], [], [], [], [], [], []
@@ -680,12 +676,75 @@ def fill_injections(world, topo: Topology) -> Injections:
     gens = {"bus": cat(g_bus, np.int64), "p": cat(g_p, float), "qmin": cat(g_qmin, float),
             "qmax": cat(g_qmax, float), "kind": cat(g_kind, np.int8), "row": cat(g_row, np.int64),
             "weight": cat(g_w, float), "slack": cat(g_slack, bool)}
-    sg = np.zeros(nb, dtype=complex)
-    np.add.at(sg, gens["bus"], gens["p"])
-    s0 = (sg - (pd * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q))) / sn
-    si = -(pd * ci_p + 1j * qd * ci_q) / sn
-    sz = -(pd * cz_p + 1j * qd * cz_q) / sn
-    bad = ~np.isfinite(s0)
-    if bad.any():
-        raise SchemaError("non-finite injection", table="bus", row=int(np.flatnonzero(bad)[0]))
+    sg = np.bincount(gens["bus"], gens["p"], minlength=nb)
+    return vm_set, va_set, gens, sg
+
+
+def _injection_plan(world):
+    """Which kinds contribute, and the (kind, column) write stamps each partial sum depends on."""
+    pq = []
+    for kind, sign, pcol, qcol, scaled in PQ_KINDS:
+        if len(world[kind]):
+            cols = (pcol, qcol, "scaling") if scaled else (pcol, qcol)
+            pq.append((kind, sign, pcol, qcol, scaled, tuple((kind, c) for c in cols)))
+    zi = tuple(("load", c) for c in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent",
+                                     "const_i_q_percent")) if len(world["load"]) else ()
+    return pq, zi, ("ext_grid", "gen", "xward")
+
+
+def fill_injections(world, topo: Topology, cache: dict | None = None) -> Injections:
+    """Specified injections of every bus.  ``cache`` (kept by the engine per topology) holds each
+    kind's partial sums keyed by the world's per-kind write counter, so an incremental solve after
+    a load write recomputes the loads' sums only."""
+    if cache is None:
+        cache = {}
+    cv = world.col_version
+    t_all = world._tick_all
+    nb = topo.nb
+    sn = world.sn_mva
+    plan = cache.get("plan")
+    if plan is None:
+        plan = cache["plan"] = _injection_plan(world)
+    pq, zi_keys, gen_keys = plan
+    pd = qd = None
+    for kind, sign, pcol, qcol, scaled, keys in pq:
+        key = max([t_all] + [cv.get(k, 0) for k in keys])
+        hit = cache.get(kind)
+        if hit is None or hit[0] != key:
+            hit = cache[kind] = (key, _pq_part(world, topo, kind, sign, pcol, qcol, scaled))
+        p, q = hit[1]
+        pd, qd = (p, q) if pd is None else (pd + p, qd + q)
+    if pd is None:
+        pd = qd = np.zeros(nb)
+    zi = None
+    if zi_keys:
+        key = max([t_all] + [cv.get(k, 0) for k in zi_keys])
+        hit = cache.get("zi")
+        if hit is None or hit[0] != key:
+            hit = cache["zi"] = (key, _zi_part(world, topo))
+        zi = hit[1]
+    kv = world.kind_version
+    key = tuple([kv[k] for k in gen_keys])
+    hit = cache.get("gen")
+    if hit is None or hit[0] != key:
+        hit = cache["gen"] = (key, _gen_part(world, topo))
+    vm_set, va_set, gens, sg = hit[1]
+    if zi is None:
+        s0 = np.empty(nb, dtype=complex)
+        s0.real = sg - pd
+        s0.imag = qd
+        s0.imag *= -1.0
+        if sn != 1.0:
+            s0 /= sn
+        zero = cache.get("zero")
+        if zero is None or len(zero) != nb:
+            zero = cache["zero"] = np.zeros(nb, dtype=complex)
+        si = sz = zero
+    else:
+        ci_p, cz_p, ci_q, cz_q = zi
+        s0 = (sg - (pd * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q))) / sn
+        si = -(pd * ci_p + 1j * qd * ci_q) / sn
+        sz = -(pd * cz_p + 1j * qd * cz_q) / sn
+    if not np.isfinite(s0).all():
+        raise SchemaError("non-finite injection", table="bus", row=int(np.flatnonzero(~np.isfinite(s0))[0]))
     return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)

@@ -105,7 +105,7 @@ def default_column(col: Column, n: int) -> np.ndarray:
 class Table:
     """All entities of one kind: ``ids`` plus one array per schema column (same row order)."""
 
-    __slots__ = ("kind", "spec", "ids", "cols", "extra", "next_id", "_pos")
+    __slots__ = ("kind", "spec", "ids", "cols", "extra", "next_id", "_pos", "_dense_ids")
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -115,6 +115,7 @@ class Table:
         self.extra: dict[str, np.ndarray] = {}
         self.next_id = 0
         self._pos = None
+        self._dense_ids = None
 
     # --- lookup --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -122,6 +123,12 @@ class Table:
 
     def __contains__(self, eid) -> bool:
         return int(eid) in self.positions
+
+    def _dense(self) -> bool:
+        d = self._dense_ids
+        if d is None or d[0] is not self.ids:
+            d = self._dense_ids = (self.ids, bool(np.array_equal(self.ids, np.arange(len(self.ids)))))
+        return d[1]
 
     @property
     def positions(self) -> dict:
@@ -137,6 +144,15 @@ class Table:
             raise BadReferenceError(f"no {self.kind} with id {eid!r}", table=self.kind, row=eid) from None
 
     def rows(self, ids) -> np.ndarray:
+        ids = np.asarray(ids)
+        n = len(self.ids)
+        if ids.dtype.kind in "iu" and ids.ndim == 1 and len(ids):
+            if ids is self.ids:
+                return np.arange(n)
+            if self._dense():  # ids are 0..n-1 in row order: the id is the row
+                lo, hi = ids.min(), ids.max()
+                if lo >= 0 and hi < n:
+                    return ids.astype(np.int64, copy=False)
         pos = self.positions
         out = np.empty(len(ids), dtype=np.int64)
         for i, e in enumerate(np.asarray(ids).tolist()):
@@ -202,7 +218,7 @@ class Table:
 
     def copy(self) -> "Table":
         t = Table.__new__(Table)
-        t.kind, t.spec, t.next_id, t._pos = self.kind, self.spec, self.next_id, None
+        t.kind, t.spec, t.next_id, t._pos, t._dense_ids = self.kind, self.spec, self.next_id, None, None
         t.ids = self.ids.copy()
         t.cols = {k: v.copy() for k, v in self.cols.items()}
         t.extra = {k: v.copy() for k, v in self.extra.items()}
@@ -243,6 +259,11 @@ class World:
         self.topo_version = 0
         self.adm_version = 0
         self.inj_version = 0
+        #: write stamps: the solver keeps partial sums keyed by them (see :meth:`stamp`)
+        self.kind_version = dict.fromkeys(KIND_ORDER, 0)
+        self.col_version: dict = {}
+        self._tick = 0
+        self._tick_all = 0
 
     def __getitem__(self, kind: str) -> Table:
         try:
@@ -254,8 +275,17 @@ class World:
     def __iter__(self):
         return iter(self.tables.values())
 
-    def bump(self, affects: str) -> None:
-        """Record that something of class ``affects`` ("inj", "adm", "topo") changed."""
+    def bump(self, affects: str, kind: str | None = None) -> None:
+        """Record that something of class ``affects`` ("inj", "adm", "topo") of ``kind`` (None: of
+        any kind) changed.  Code that writes ``Table.cols`` directly must call this."""
+        kv = self.kind_version
+        self._tick += 1
+        if kind is None:
+            self._tick_all = self._tick
+            for k in kv:
+                kv[k] += 1
+        else:
+            kv[kind] += 1
         if affects == "inj":
             self.inj_version += 1
         elif affects == "adm":
@@ -275,7 +305,8 @@ class World:
         arr = t.cols[name]
         old = arr[r]
         arr[r] = new[0]
-        self.bump(col.affects)
+        self.bump(col.affects, kind)
+        self.col_version[(kind, name)] = self._tick
         return old.item() if hasattr(old, "item") else old
 
     def set_values(self, kind: str, ids, name: str, values) -> np.ndarray:
@@ -283,19 +314,25 @@ class World:
         t = self[kind]
         col = _column(t, name)
         ids = np.asarray(ids, dtype=np.int64)
-        rows = t.rows(ids)
-        vals = np.broadcast_to(np.asarray(values, dtype=object if col.dtype == STR else None), ids.shape)
-        new = coerce_column(col, vals, table=kind, ids=ids)
+        rows = slice(None) if ids is t.ids else t.rows(ids)
+        new = None
+        if col.dtype == F8:
+            new = _fast_floats(col, values, ids.shape)
+        if new is None:
+            vals = np.broadcast_to(np.asarray(values, dtype=object if col.dtype == STR else None), ids.shape)
+            new = coerce_column(col, vals, table=kind, ids=ids)
         if col.ref:
             self._check_refs(col.ref, new, kind, name, ids)
         arr = t.cols[name]
         old = arr[rows].copy()
         arr[rows] = new
-        self.bump(col.affects)
+        self.bump(col.affects, kind)
+        self.col_version[(kind, name)] = self._tick
         return old
 
     def add(self, kind: str, columns: dict, ids=None, *, file=None) -> np.ndarray:
         t = self[kind]
+        self.kind_version[kind] += 1
         for c in t.spec.refs:
             if c.name in columns:
                 vals = coerce_column(c, columns[c.name], table=kind, file=file, ids=ids)
@@ -308,6 +345,7 @@ class World:
 
     def remove(self, kind: str, ids) -> None:
         self[kind].remove(ids)
+        self.kind_version[kind] += 1
         self.topo_version += 1
 
     def _check_refs(self, target, values, kind, name, ids, file=None):
@@ -332,11 +370,18 @@ class World:
         w = World(self.sn_mva, self.f_hz, self.name)
         w.tables = {k: t.copy() for k, t in self.tables.items()}
         w.topo_version, w.adm_version, w.inj_version = self.topo_version, self.adm_version, self.inj_version
+        w.kind_version = dict(self.kind_version)
+        w.col_version, w._tick, w._tick_all = dict(self.col_version), self._tick, self._tick_all
         return w
 
     def equals(self, other: "World") -> bool:
         return (self.sn_mva == other.sn_mva and self.f_hz == other.f_hz
                 and all(self.tables[k].equals(other.tables[k]) for k in self.tables))
+
+    def stamp(self, kind: str, *names) -> int:
+        """The latest write stamp of any of ``kind``'s columns ``names`` (0: never written)."""
+        cv = self.col_version
+        return max(self._tick_all, *(cv.get((kind, n), 0) for n in names))
 
     def counts(self) -> dict:
         return {k: len(t) for k, t in self.tables.items() if len(t)}
@@ -349,6 +394,36 @@ class World:
         sw = self["switch"]
         if len(sw):
             self._check_switch_elements({"et": sw.cols["et"], "element": sw.cols["element"]}, sw.ids, file)
+
+
+def _fast_floats(col: Column, values, shape):
+    """The common case of a float write (numeric array or scalar, all valid) without the generic
+    per-value checks; None sends the caller to :func:`coerce_column` (which names the bad row)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        return None
+    if arr.dtype.kind not in "fiu" or (arr.shape != shape and arr.ndim != 0):
+        return None
+    f = arr.astype(np.float64) if arr.shape == shape else np.full(shape, arr, dtype=np.float64)
+    if not len(f):
+        return f
+    if col.lo is None and col.hi is None:
+        t = f.sum()  # NaN anywhere (or inf - inf) makes the sum NaN: then check each value
+        if t == t or col.nan_ok:
+            return f
+        return None if np.isnan(f).any() else f
+    lo, hi = f.min(), f.max()  # NaN propagates into both
+    if lo != lo:
+        if not col.nan_ok:
+            return None
+        ok = f[~np.isnan(f)]
+        if not len(ok):
+            return f
+        lo, hi = ok.min(), ok.max()
+    if (col.lo is not None and lo < col.lo) or (col.hi is not None and hi > col.hi):
+        return None
+    return f
 
 
 def _column(t: Table, name: str) -> Column:
