@@ -1,18 +1,19 @@
 """PowerGrid: the public face.  Load a case, solve it, read pandapower-compatible results."""
 from __future__ import annotations
 
+import json
 import time
+from array import array
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from gridtape.errors import NotSolvedError, SchemaError
+from gridtape.errors import JournalError, NotSolvedError, ReadOnlyError, SchemaError
 from gridtape.solver_cy import results as R
 from gridtape.solver_cy.engine import Engine
 from gridtape.world import World
 
-from .handles import Handle, find_branch, find_by_bus
+from .handles import Handle, find_all_by_bus, find_branch, find_by_bus
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +45,22 @@ class PowerGrid:
 
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
-                 init: str = "auto", trafo_model: str = "t"):
+                 init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
+                 read_only: bool = False):
+        j = _open_journal(journal, author, read_only)
+        source = None if case_path is None else str(case_path)
+        resumed = False
         if world is None:
-            if case_path is None:
-                world = World(sn_mva=1.0)
-            else:
+            if case_path is not None:
                 from gridtape.world.io import load_case
 
                 world = load_case(case_path)
-        self.case_path = None if case_path is None else str(case_path)
+            elif j is not None and j.count():
+                world = _materialize(j)  # resume the study at its head
+                resumed = True
+            else:
+                world = World(sn_mva=1.0)
+        self.case_path = source
         self._world = world
         self.qlim = bool(qlim)
         self.branch_analysis = bool(branch_analysis)
@@ -63,6 +71,201 @@ class PowerGrid:
         self._results = None
         self._v_init = None
         self._last = None
+        self._journal = j
+        self._read_only = bool(read_only)
+        self._editor = None
+        self._done = None  # undo stack of transaction ids (built from the journal when first needed)
+        self._undone = None  # redo stack
+        if j is not None and not resumed and not read_only:
+            self._record_load(source)
+
+    # --- the journal ---------------------------------------------------------------------
+    @property
+    def journal(self):
+        """The :class:`gridtape.journal.Journal` recording this grid (None with ``journal=False``)."""
+        return self._journal
+
+    def _record_load(self, source):
+        from gridtape.replay.archive import case_zip_bytes
+
+        j = self._journal
+        sha = j.put_blob(case_zip_bytes(self._world), name=source)
+        info = {"blob": sha, "source": source, "buses": len(self._world["bus"])}
+        j.begin(message=f"load {source}" if source else "load")
+        j.record("load", None, None, None, None, None, json.dumps(info, separators=(",", ":")))
+        j.commit()
+
+    def _check_writable(self):
+        if self._read_only:
+            raise ReadOnlyError("this grid is read-only (a point of history or a read-only journal); "
+                                "branch it to edit")
+
+    def _changed(self):
+        self._results = None
+
+    def _flush_pending(self):
+        pass
+
+    def _pushed_tx(self, tx):
+        if self._done is not None:
+            self._done.append(tx)
+            self._undone = array("q")
+
+    def _write(self, kind, eid, name, value):
+        """A validated single-cell write (handles call this): world, results, journal."""
+        if self._read_only:
+            self._check_writable()
+        ed = self._editor
+        if ed is not None:
+            ed._touch(kind)
+        w = self._world
+        old = w.set_value(kind, eid, name, value)
+        self._results = None
+        new = w.tables[kind].cols[name][w.tables[kind].positions[eid]]
+        if hasattr(new, "item"):
+            new = new.item()
+        if ed is not None:
+            ed.events.append(("set", kind, eid, name, old, new))
+        j = self._journal
+        if j is not None:
+            j.record("set", kind, eid, name, old, new)
+            if ed is None and self._done is not None:
+                self._done.append(j.next_tx - 1)
+                if self._undone:
+                    self._undone = array("q")
+
+    def set(self, kind: str, ids, field: str, values):
+        """Vectorized write of one column for many elements (sweeps, time series): validated as a
+        whole (nothing is written if any value is bad), one event per element, one transaction."""
+        self._check_writable()
+        w = self._world
+        t = w[kind]
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ed = self._editor
+        if ed is not None:
+            ed._touch(kind)
+        old = w.set_values(kind, ids, field, values)
+        self._results = None
+        new = t.cols[field][t.rows(ids)]
+        if ed is not None:
+            ed.events += [("set", kind, int(i), field, o, v) for i, o, v in zip(ids.tolist(), old.tolist(), new.tolist())]
+        j = self._journal
+        if j is not None and len(ids):
+            j.record_many("set", kind, ids, field, old, new)
+            if ed is None and self._done is not None:
+                self._done.append(j.next_tx - 1)
+                self._undone = array("q")
+
+    def edit(self, author: str | None = None, message: str | None = None):
+        """``with grid.edit(author=..., message=...) as e:`` -- an atomic transaction (GridEditor)."""
+        from .editor import GridEditor
+
+        return GridEditor(self, author, message)
+
+    def flush(self) -> int:
+        """Make every recorded event durable; returns the last durable seq (-1 without journal)."""
+        return -1 if self._journal is None else self._journal.flush()
+
+    def close(self) -> None:
+        """Flush and close the journal (the grid stays usable for reading)."""
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _need_journal(self, what):
+        if self._journal is None:
+            raise JournalError(f"{what} needs a journal (this grid was made with journal=False)")
+        return self._journal
+
+    def log(self, since=None, until=None, author=None, kind=None, event=None):
+        """The journal as a DataFrame (seq, tx, time, author, message, event, kind, eid, field, old,
+        new, info), filtered by seq or time range, author, element kind and event kind."""
+        return self._need_journal("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+
+    def history(self, kind: str, eid, field: str):
+        """Every event that set ``kind`` ``eid`` ``field``, oldest first."""
+        return self._need_journal("history()").history(kind, int(eid), field)
+
+    # --- undo / redo ---------------------------------------------------------------------
+    def _stacks(self):
+        if self._done is None:
+            self._done, self._undone = _undo_stacks(self._journal)
+        return self._done, self._undone
+
+    def undo(self, author: str | None = None):
+        """Undo the latest not yet undone edit transaction by appending its compensating events
+        (history is never rewritten).  Returns the undone transaction id, or None if nothing is left."""
+        self._check_writable()
+        j = self._need_journal("undo()")
+        done, undone = self._stacks()
+        if not done:
+            return None
+        tx = done[-1]
+        events = j.tx_events(tx)
+        self._replay_tx(events, inverse=True, marker="undo", tx=tx, author=author)
+        done.pop()
+        undone.append(tx)
+        return tx
+
+    def redo(self, author: str | None = None):
+        """Re-apply the latest undone transaction (as new events).  Returns its id, or None."""
+        self._check_writable()
+        j = self._need_journal("redo()")
+        done, undone = self._stacks()
+        if not undone:
+            return None
+        tx = undone[-1]
+        events = j.tx_events(tx)
+        self._replay_tx(events, inverse=False, marker="redo", tx=tx, author=author)
+        undone.pop()
+        done.append(tx)
+        return tx
+
+    def _replay_tx(self, events, inverse, marker, tx, author):
+        ev = events[events["event"].isin(("set", "add", "remove", "network"))]
+        rows = list(ev[["event", "kind", "eid", "field", "old", "new", "info"]].itertuples(index=False, name=None))
+        if inverse:
+            rows = rows[::-1]
+        from .editor import GridEditor
+
+        ed = GridEditor(self, author, f"{marker} tx {tx}")
+        ed._internal = True
+        with ed:
+            for event, kind, eid, field, old, new, info in rows:
+                eid = _int_or_none(eid)
+                if event == "set":
+                    self._write(kind, eid, field, old if inverse else new)
+                elif event == "network":
+                    self._set_network(field, old if inverse else new)
+                elif (event == "add") != inverse:  # add, or the inverse of a remove
+                    ed._touch(kind)
+                    vals = json.loads(info)
+                    self._world.add(kind, {k: [v] for k, v in vals.items()}, ids=[eid])
+                    self._journal.record("add", kind, eid, None, None, None, info)
+                    self._results = None
+                else:
+                    ed._remove_one(kind, eid)
+            self._journal.record(marker, None, None, None, None, None,
+                                 json.dumps({"tx": int(tx)}, separators=(",", ":")))
+
+    def _set_network(self, field, value):
+        if field not in ("sn_mva", "f_hz"):
+            raise SchemaError(f"unknown network value {field!r}", table="network", field=field)
+        v = float(value)
+        if not v > 0:
+            raise SchemaError(f"{field} must be > 0: {value!r}", table="network", field=field)
+        old = getattr(self._world, field)
+        setattr(self._world, field, v)
+        self._world.bump("topo")
+        self._results = None
+        if self._journal is not None:
+            self._journal.record("network", "network", None, field, old, v)
 
     # --- construction helpers ------------------------------------------------------------
     @classmethod
@@ -110,6 +313,11 @@ class PowerGrid:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
         rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
         self._last = rep
+        j = self._journal
+        if j is not None and not self._read_only:
+            j.record("solve", None, None, None, None, bool(conv), _solve_info(rep))
+            if self._editor is None:
+                j.flush()
         return rep
 
     def _to_internal(self, v):
@@ -196,6 +404,10 @@ class PowerGrid:
     def load(self, bus):
         return find_by_bus(self, "load", bus)
 
+    def loads(self, bus) -> list:
+        """Every load at ``bus`` (a list of handles, empty when none)."""
+        return find_all_by_bus(self, "load", bus)
+
     def sgen(self, bus):
         return find_by_bus(self, "sgen", bus)
 
@@ -215,6 +427,72 @@ class PowerGrid:
         n = len(self._world["bus"])
         state = "unsolved" if self._last is None else ("converged" if self.converged else "diverged")
         return f"<PowerGrid {self.case_path or '(in memory)'}: {n} buses, {state}>"
+
+
+def _int_or_none(v):
+    try:
+        return None if v is None or v != v else int(v)
+    except TypeError:  # pandas.NA
+        return None
+
+
+def _solve_info(rep) -> str:
+    from gridtape import __version__
+
+    return (f'{{"converged":{str(rep.converged).lower()},"iterations":{rep.iterations},'
+            f'"mismatch":{json.dumps(rep.mismatch)},"runtime_ms":{rep.runtime_ms:.6g},'
+            f'"rebuild":"{rep.rebuild}","algorithm":"{rep.algorithm}","version":"{__version__}"}}')
+
+
+def _open_journal(journal, author, read_only):
+    if journal is False:
+        return None
+    from gridtape.journal import Journal
+
+    if isinstance(journal, Journal):
+        return journal
+    return Journal(None if journal is None else str(journal), read_only=read_only, author=author)
+
+
+def _materialize(j, until=None):
+    """The world a journal describes at its head (or at seq ``until``)."""
+    from gridtape.replay.events import apply_events
+
+    events = j.log(until=until)
+    loads = np.flatnonzero(events["event"].to_numpy(dtype=object) == "load")
+    if not len(loads):
+        raise JournalError("the journal holds no load event: nothing to resume", file=j.path)
+    return apply_events(None, events.iloc[loads[-1]:], j.get_blob)
+
+
+def _undo_stacks(j):
+    """The undo and redo stacks of a journal's history: edit transactions in order, minus the
+    ones undone (and not redone) since."""
+    done, undone = array("q"), array("q")
+    if j is None:
+        return done, undone
+    log = j.log()
+    if not len(log):
+        return done, undone
+    edits = log[log["event"].isin(("set", "add", "remove", "network", "undo", "redo", "load"))]
+    for tx, grp in edits.groupby("tx", sort=True):
+        evs = set(grp["event"])
+        if "load" in evs:
+            done, undone = array("q"), array("q")  # a new case: nothing before it can be undone
+        elif "undo" in evs:
+            t = json.loads(grp[grp["event"] == "undo"]["info"].iloc[0])["tx"]
+            if done and done[-1] == t:
+                done.pop()
+            undone.append(t)
+        elif "redo" in evs:
+            t = json.loads(grp[grp["event"] == "redo"]["info"].iloc[0])["tx"]
+            if undone and undone[-1] == t:
+                undone.pop()
+            done.append(t)
+        else:
+            done.append(int(tx))
+            undone = array("q")
+    return done, undone
 
 
 def _result_property(kind):

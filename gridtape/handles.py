@@ -38,15 +38,13 @@ class Handle:
         raise AttributeError(f"{self._kind} has no field {name!r}")
 
     def __setattr__(self, name, value):
-        world = self._grid.world
-        t = world[self._kind]
-        if name not in t.spec:
-            res_cols = self._grid.post_process().get(self._kind) if self._grid.last_report else None
+        g = self._grid
+        if name not in g._world.tables[self._kind].spec.by_name:
+            res_cols = g.post_process().get(self._kind) if g.last_report else None
             why = "is a read-only result" if res_cols is not None and name in res_cols.columns else "is not a field"
             raise SchemaError(f"{name!r} {why} of {self._kind} {self._id}", table=self._kind, row=self._id,
                               field=name)
-        world.set_value(self._kind, self._id, name, value)
-        self._grid._results = None
+        g._write(self._kind, self._id, name, value)
 
     def __eq__(self, other):
         return isinstance(other, Handle) and (self._grid, self._kind, self._id) == (other._grid, other._kind, other._id)
@@ -62,6 +60,11 @@ def find_by_bus(grid, kind, bus):
     t = grid.world[kind]
     hits = np.flatnonzero(t.cols["bus"] == int(bus))
     return Handle(grid, kind, int(t.ids[hits[0]])) if len(hits) else None
+
+
+def find_all_by_bus(grid, kind, bus):
+    t = grid.world[kind]
+    return [Handle(grid, kind, int(i)) for i in t.ids[t.cols["bus"] == int(bus)]]
 
 
 def find_branch(grid, kind, fcol, tcol, a, b):

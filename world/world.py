@@ -233,10 +233,15 @@ class Table:
         return df
 
     def equals(self, other: "Table") -> bool:
-        if not np.array_equal(self.ids, other.ids):
+        """Same ids with the same values (row order does not matter: an undone removal re-adds
+        its element at the end)."""
+        if len(self.ids) != len(other.ids):
+            return False
+        oa, ob = np.argsort(self.ids, kind="stable"), np.argsort(other.ids, kind="stable")
+        if not np.array_equal(self.ids[oa], other.ids[ob]):
             return False
         for k in self.spec.names:
-            a, b = self.cols[k], other.cols[k]
+            a, b = self.cols[k][oa], other.cols[k][ob]
             if a.dtype == object:
                 if list(a) != list(b):
                     return False
@@ -295,19 +300,41 @@ class World:
 
     # --- writes --------------------------------------------------------------------------
     def set_value(self, kind: str, eid, name: str, value):
-        """Validate and write one cell; returns the old value.  Bumps the matching version."""
-        t = self[kind]
-        col = _column(t, name)
-        r = t.row(eid)
-        new = coerce_column(col, [value], table=kind, ids=[eid])
-        if col.ref:
-            self._check_refs(col.ref, new, kind, name, [eid])
+        """Validate and write one cell; returns the old value (a Python scalar).  Bumps the
+        matching version.  Nothing changes when the value is rejected."""
+        t = self.tables.get(kind) or self[kind]
+        col = t.spec.by_name.get(name) or _column(t, name)
+        r = t.positions.get(eid) if type(eid) is int else None
+        if r is None:
+            r = t.row(eid)
+        tv = type(value)
+        if col.dtype == F8 and (tv is float or tv is int or tv is np.float64):
+            v = float(value)
+            if v != v:
+                if not col.nan_ok:
+                    raise SchemaError(f"NaN is not allowed: {value!r}", table=kind, row=eid, field=name)
+            elif (col.lo is not None and v < col.lo) or (col.hi is not None and v > col.hi):
+                coerce_column(col, [value], table=kind, ids=[eid])  # raises, naming the bound
+        else:
+            v = coerce_column(col, [value], table=kind, ids=[eid])[0]
+            if col.ref:
+                self._check_refs(col.ref, [v], kind, name, [eid])
         arr = t.cols[name]
         old = arr[r]
-        arr[r] = new[0]
+        arr[r] = v
         self.bump(col.affects, kind)
         self.col_version[(kind, name)] = self._tick
         return old.item() if hasattr(old, "item") else old
+
+    def row_values(self, kind: str, eid) -> dict:
+        """Every schema column of one element as Python scalars (the payload of add/remove events)."""
+        t = self[kind]
+        r = t.row(eid)
+        out = {}
+        for name, arr in t.cols.items():
+            v = arr[r]
+            out[name] = v.item() if hasattr(v, "item") else v
+        return out
 
     def set_values(self, kind: str, ids, name: str, values) -> np.ndarray:
         """Vectorized write of one column for many ids; returns the old values."""

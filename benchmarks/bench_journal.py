@@ -1,0 +1,226 @@
+"""Journal benchmark: what recording every change costs.
+
+    pip install .[bench]
+    python benchmarks/bench_journal.py            # full run (~1 min)
+    python benchmarks/bench_journal.py --quick    # smoke run
+
+In one run, on this machine:
+
+1. **handle write** ``load.p_mw = x``: journal off (``journal=False``), in-memory journal, file
+   journal (buffered); beside pandapower's ``net.load.at[i, "p_mw"] = x`` (the write a pandapower
+   user makes).  Target: <= 2 us with the journal on.
+2. **flush** of 100k buffered events (a 100k-element vectorized write, and 100k single handle
+   writes) to a file journal: events/s.  Target: >= 500k events/s.  Also the later ingest of the
+   segment into DuckDB and ``verify()``.
+3. **Scenario B loop** (one load write + solve, warm start) on case118 and case2869pegase with a file
+   journal, beside lightsim2grid's ``change_p_load`` + ``ac_pf`` from the previous voltages and
+   pandapower's ``runpp(init="results")``.  Target: gridtape/lightsim2grid <= 1.0.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from bench_solve import MAX_IT, TOL, _load_net, _make_ls, _rounds  # noqa: E402
+
+
+def per_call(fn, n, repeat=7):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(n)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best
+
+
+def bench_writes(tmp, quick):
+    import pandapower.networks as pn
+
+    from gridtape import PowerGrid
+    from gridtape.world.io_pandapower import from_pandapower
+
+    net = pn.case118()
+    world = from_pandapower(net)
+    n = 20_000 if quick else 200_000
+    out = {}
+    for label, kw in (("journal off", dict(journal=False)), ("in-memory journal", {}),
+                      ("file journal", dict(journal=os.path.join(tmp, "w.duckdb")))):
+        g = PowerGrid(world=world.copy(), **kw)
+        load = g.element("load", int(world["load"].ids[3]))
+
+        def loop(k, load=load):
+            for i in range(k):
+                load.p_mw = 10.0 + (i & 7)
+
+        out[label] = per_call(loop, n, 3 if quick else 5)
+        g.close()
+    lid = int(net.load.index[3])
+
+    def pp_loop(k):
+        at = net.load.at
+        for i in range(k):
+            at[lid, "p_mw"] = 10.0 + (i & 7)
+
+    out["pandapower net.load.at"] = per_call(pp_loop, max(2000, n // 20), 3)
+    return out
+
+
+def bench_flush(tmp, quick):
+    import pandapower.networks as pn
+
+    from gridtape import PowerGrid
+    from gridtape.world.io_pandapower import from_pandapower
+
+    n = 100_000
+    world = from_pandapower(pn.case9241pegase())
+    path = os.path.join(tmp, "f.duckdb")
+    g = PowerGrid(world=world, journal=path, author="bench")
+    j = g.journal
+    ids = world["load"].ids
+    reps = max(1, n // len(ids))
+    p = world["load"].cols["p_mw"].copy()
+    res = {}
+    best_vec, best_single = float("inf"), float("inf")
+    for r in range(2 if quick else 4):
+        # vectorized writes: n events buffered, then one flush
+        for k in range(reps):
+            g.set("load", ids, "p_mw", p * (1.0 + 1e-3 * (k + r)))
+        m = j.next_seq
+        t0 = time.perf_counter()
+        g.flush()
+        best_vec = min(best_vec, (time.perf_counter() - t0))
+        nvec = reps * len(ids)
+        # single handle writes
+        h = g.element("load", int(ids[0]))
+        for i in range(n):
+            h.p_mw = 1.0 + i * 1e-6
+        t0 = time.perf_counter()
+        g.flush()
+        best_single = min(best_single, (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        j.ingest()
+        res["ingest_s"] = min(res.get("ingest_s", 9e9), time.perf_counter() - t0)
+        res["ingested"] = nvec + n
+    res["flush_vectorized_events_per_s"] = nvec / best_vec
+    res["flush_single_events_per_s"] = n / best_single
+    res["events"] = j.count()
+    t0 = time.perf_counter()
+    res["verified"] = j.verify()
+    res["verify_s"] = time.perf_counter() - t0
+    g.close()
+    res["db_mb"] = os.path.getsize(path) / 1e6
+    return res
+
+
+def bench_loop(name, tmp, quick):
+    import pandapower as pp
+
+    from gridtape import PowerGrid
+    from gridtape.world.io_pandapower import from_pandapower
+
+    net = _load_net(name)
+    nb = len(net.bus)
+    n = max(30, min(2000, 150_000 // nb))
+    if quick:
+        n = max(10, n // 10)
+    lid = int(net.load.index[len(net.load) // 2])
+    base = float(net.load.p_mw.loc[lid])
+    pvals = [base * 1.01, base * 0.99]
+    out = {}
+    grids = {"gridtape (file journal)": PowerGrid(world=from_pandapower(net), journal=os.path.join(tmp, f"{name}.duckdb")),
+             "gridtape (in-memory journal)": PowerGrid(world=from_pandapower(net)),
+             "gridtape (journal off)": PowerGrid(world=from_pandapower(net), journal=False)}
+    fns = {}
+    for label, g in grids.items():
+        assert g.solve().converged
+        h = g.element("load", lid)
+        ctr = [0]
+
+        def step(g=g, h=h, ctr=ctr):
+            ctr[0] ^= 1
+            h.p_mw = pvals[ctr[0]]
+            r = g.solve()
+            if not r.converged or r.rebuild != "incremental":
+                raise RuntimeError(f"unexpected solve {r}")
+
+        step(), step()
+        fns[label] = step
+    model, v0 = _make_ls(net)
+    pos = int(np.flatnonzero(net.load.index.values == lid)[0])
+    state = {"V": model.ac_pf(v0.copy(), MAX_IT, TOL), "k": 0}
+
+    def ls_step():
+        state["k"] ^= 1
+        model.change_p_load(pos, pvals[state["k"]])
+        V = model.ac_pf(state["V"], MAX_IT, TOL)
+        if not V.size:
+            raise RuntimeError("lightsim2grid diverged")
+        state["V"] = V
+
+    ls_step(), ls_step()
+    fns["lightsim2grid"] = ls_step
+    t = _rounds(fns, n)
+    kw = dict(lightsim2grid=False, tolerance_mva=TOL, max_iteration=MAX_IT)
+    pp.runpp(net, **kw)
+    pk = {"k": 0}
+
+    def pp_step():
+        pk["k"] ^= 1
+        net.load.at[lid, "p_mw"] = pvals[pk["k"]]
+        pp.runpp(net, init="results", **kw)
+
+    t.update(_rounds({"pandapower": pp_step}, max(3, min(30, 3000 // nb)), 1))
+    for k, v in t.items():
+        out[k] = (float(v.min() * 1e3), float(np.median(v) * 1e3))
+    for g in grids.values():
+        g.close()
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="gt-bench-journal-")
+    try:
+        t_all = time.perf_counter()
+        w = bench_writes(tmp, args.quick)
+        print("## Handle write `load.p_mw = x` (us per write, min over repeats)\n")
+        print("| variant | us | / pandapower |\n|---|---|---|")
+        ppw = w["pandapower net.load.at"]
+        for k, v in w.items():
+            print(f"| {k} | {v * 1e6:.2f} | {v / ppw:.3f} |")
+        f = bench_flush(tmp, args.quick)
+        print("\n## Flush (file journal, case9241 loads)\n")
+        print(f"- flush of buffered vectorized writes: {f['flush_vectorized_events_per_s'] / 1e3:,.0f}k events/s")
+        print(f"- flush of 100k single handle writes: {f['flush_single_events_per_s'] / 1e3:,.0f}k events/s")
+        print(f"- ingest of {f['ingested']:,} events from the segment into DuckDB: {f['ingest_s'] * 1e3:.0f} ms "
+              f"({f['ingested'] / f['ingest_s'] / 1e3:,.0f}k events/s)")
+        print(f"- verify() of {f['verified']:,} events: {f['verify_s']:.2f} s; database {f['db_mb']:.1f} MB")
+        print("\n## Scenario B loop: one load write + solve (ms; min / median)\n")
+        cases = ["case118", "case2869pegase"] if not args.quick else ["case118"]
+        print("| case | variant | min | median | / lightsim2grid (min) | / lightsim2grid (median) |")
+        print("|---|---|---|---|---|---|")
+        for name in cases:
+            r = bench_loop(name, tmp, args.quick)
+            ls = r["lightsim2grid"]
+            for k, (mn, md) in r.items():
+                print(f"| {name} | {k} | {mn:.4f} | {md:.4f} | {mn / ls[0]:.2f} | {md / ls[1]:.2f} |")
+        print(f"\ntotal wall time: {time.perf_counter() - t_all:.0f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""GridEditor: atomic topology edits, ``with grid.edit(author=..., message=...) as e:``.
+
+Inside the block, additions, removals and property writes change the live world at once (so the
+block can read what it just did) and are recorded as one journal transaction.  If the block
+raises, every table it touched is put back as it was (ids, values, row order, ``next_id``), the
+journal transaction is dropped and the results of the last solve come back: nothing of the block
+remains.  On a clean exit the transaction is committed and made durable.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from gridtape.errors import BadReferenceError, DependencyError, JournalError, SchemaError, TopologyError
+
+from .handles import Handle
+
+#: element kinds that hang on one bus, and the columns by which branches refer to buses
+_BUS_REFS = {"line": ("from_bus", "to_bus"), "trafo": ("hv_bus", "lv_bus"),
+             "trafo3w": ("hv_bus", "mv_bus", "lv_bus"), "impedance": ("from_bus", "to_bus"),
+             "load": ("bus",), "sgen": ("bus",), "gen": ("bus",), "ext_grid": ("bus",), "shunt": ("bus",),
+             "storage": ("bus",), "ward": ("bus",), "xward": ("bus",), "switch": ("bus",)}
+_SWITCH_ET = {"line": "l", "trafo": "t", "trafo3w": "t3", "bus": "b"}
+
+
+def payload(values: dict) -> str:
+    """A row's values as compact JSON (floats round-trip exactly; NaN and inf allowed)."""
+    return json.dumps(values, separators=(",", ":"))
+
+
+class GridEditor:
+    """Records one transaction; use it through ``with grid.edit() as e:``."""
+
+    def __init__(self, grid, author=None, message=None):
+        self._grid = grid
+        self.author = author
+        self.message = message
+        self._saved = {}  # kind -> Table copy taken before the block first touched that kind
+        self._state = None
+        self.tx = None
+        self.events = []  # (event, kind, id, field, old, new) of this block, in order
+        self._open = False
+        self._internal = False  # undo/redo transactions do not go on the undo stack
+
+    # --- context protocol ------------------------------------------------------------------
+    def __enter__(self) -> "GridEditor":
+        g = self._grid
+        g._check_writable()
+        if g._editor is not None:
+            raise JournalError("an edit block is already open on this grid")
+        eng = g._engine
+        self._state = (g._results, g._last, None if eng.V is None else eng.V.copy(), eng.converged,
+                       eng.solved, eng.iterations, eng.norm, eng.algorithm, g.world.sn_mva, g.world.f_hz)
+        j = g.journal
+        if j is not None:
+            g._flush_pending()
+            self.tx = j.begin(author=self.author, message=self.message)
+        g._editor = self
+        self._open = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        g = self._grid
+        g._editor = None
+        self._open = False
+        if exc_type is not None:
+            self._rollback()
+            return False
+        j = g.journal
+        if j is not None:
+            j.commit()
+            if self.events and not self._internal:
+                g._pushed_tx(self.tx)
+        return False
+
+    def _rollback(self):
+        g = self._grid
+        w = g.world
+        for kind, table in self._saved.items():
+            w.tables[kind] = table
+        (g._results, g._last, V, conv, solved, its, norm, alg, w.sn_mva, w.f_hz) = self._state
+        w.bump("topo")  # every cache keyed on the world is stale: the next solve rebuilds
+        eng = g._engine
+        if eng.solved or V is not None:
+            eng.prepare()  # the model of the restored world (same order as before the block)
+            eng.V, eng.converged, eng.solved, eng.iterations, eng.norm, eng.algorithm = V, conv, solved, its, norm, alg
+        j = g.journal
+        if j is not None and j.in_transaction:
+            j.rollback()
+
+    # --- bookkeeping used by the grid -------------------------------------------------------
+    def _touch(self, kind: str) -> None:
+        if kind not in self._saved:
+            self._saved[kind] = self._grid.world[kind].copy()
+
+    def _check(self):
+        if not self._open:
+            raise JournalError("the edit block is closed; open a new one with grid.edit()")
+
+    # --- additions ----------------------------------------------------------------------------
+    def add(self, kind: str, **columns):
+        """Add one element of ``kind`` with the given columns (defaults for the rest).
+        Returns ``(id, handle)``."""
+        self._check()
+        g = self._grid
+        w = g.world
+        self._touch(kind)
+        eid = int(w.add(kind, {k: [v] for k, v in columns.items()})[0])
+        row = w.row_values(kind, eid)
+        self.events.append(("add", kind, eid, None, None, row))
+        j = g.journal
+        if j is not None:
+            j.record("add", kind, eid, None, None, None, payload(row))
+        g._changed()
+        return eid, Handle(g, kind, eid)
+
+    def add_bus(self, vn_kv, name=None, **kw):
+        return self.add("bus", vn_kv=vn_kv, name=name, **kw)
+
+    def add_line(self, from_bus, to_bus, length_km=1.0, std_type=None, name=None, **kw):
+        """A line with explicit parameters (r_ohm_per_km, x_ohm_per_km, c_nf_per_km, max_i_ka, ...)
+        or a pandapower standard type (``std_type="NA2XS2Y 1x240 RM/25 12/20 kV"``)."""
+        if std_type is not None:
+            kw = {**_std_type("line", std_type), **kw}
+        return self.add("line", from_bus=from_bus, to_bus=to_bus, length_km=length_km, std_type=std_type,
+                        name=name, **kw)
+
+    def add_trafo(self, hv_bus, lv_bus, std_type=None, name=None, **kw):
+        if std_type is not None:
+            kw = {**_std_type("trafo", std_type), **kw}
+        return self.add("trafo", hv_bus=hv_bus, lv_bus=lv_bus, std_type=std_type, name=name, **kw)
+
+    def add_load(self, bus, p_mw=0.0, q_mvar=0.0, name=None, **kw):
+        return self.add("load", bus=bus, p_mw=p_mw, q_mvar=q_mvar, name=name, **kw)
+
+    def add_sgen(self, bus, p_mw=0.0, q_mvar=0.0, name=None, **kw):
+        return self.add("sgen", bus=bus, p_mw=p_mw, q_mvar=q_mvar, name=name, **kw)
+
+    def add_gen(self, bus, p_mw=0.0, vm_pu=1.0, name=None, **kw):
+        return self.add("gen", bus=bus, p_mw=p_mw, vm_pu=vm_pu, name=name, **kw)
+
+    def add_ext_grid(self, bus, vm_pu=1.0, va_degree=0.0, name=None, **kw):
+        return self.add("ext_grid", bus=bus, vm_pu=vm_pu, va_degree=va_degree, name=name, **kw)
+
+    def add_shunt(self, bus, q_mvar, p_mw=0.0, vn_kv=None, name=None, **kw):
+        if vn_kv is None:  # pandapower's default: the bus's nominal voltage
+            vn_kv = self._grid.world["bus"].get(bus, "vn_kv")
+        return self.add("shunt", bus=bus, q_mvar=q_mvar, p_mw=p_mw, vn_kv=vn_kv, name=name, **kw)
+
+    def add_storage(self, bus, p_mw=0.0, max_e_mwh=float("nan"), name=None, **kw):
+        return self.add("storage", bus=bus, p_mw=p_mw, max_e_mwh=max_e_mwh, name=name, **kw)
+
+    def add_switch(self, bus, element, et="b", closed=True, name=None, **kw):
+        """``et``: "b" (bus-bus), "l" (line), "t" (trafo), "t3" (trafo3w); a handle is accepted
+        as ``element`` (its kind gives ``et``)."""
+        if isinstance(element, Handle):
+            et = _SWITCH_ET.get(element.kind, et)
+            element = element.id
+        return self.add("switch", bus=bus, element=element, et=et, closed=closed, name=name, **kw)
+
+    # --- removal ------------------------------------------------------------------------------
+    def remove(self, handle, cascade: bool = False):
+        """Remove an element.  A bus with elements attached is refused (TopologyError listing
+        them) unless ``cascade=True``, which removes them first (each a recorded removal)."""
+        self._check()
+        kind, eid = (handle.kind, handle.id) if isinstance(handle, Handle) else (handle[0], int(handle[1]))
+        g = self._grid
+        w = g.world
+        if eid not in w[kind]:
+            raise BadReferenceError(f"no {kind} with id {eid}", table=kind, row=eid)
+        attached = _attached(w, kind, eid)
+        if attached and not cascade and kind == "bus":
+            names = ", ".join(f"{k} {i}" for k, i in attached[:8])
+            raise TopologyError(f"{kind} {eid} still has {len(attached)} element(s) attached ({names}); "
+                                "remove them first or pass cascade=True", table=kind, row=eid)
+        for k, i in attached:
+            if i in w[k]:  # a switch may already be gone with its line
+                self._remove_one(k, i)
+        self._remove_one(kind, eid)
+
+    def _remove_one(self, kind, eid):
+        g = self._grid
+        w = g.world
+        if kind != "bus":  # switches of a removed branch go with it
+            for k, i in _attached(w, kind, eid):
+                if i in w[k]:
+                    self._remove_one(k, i)
+        self._touch(kind)
+        row = w.row_values(kind, eid)
+        w.remove(kind, [eid])
+        self.events.append(("remove", kind, eid, None, row, None))
+        j = g.journal
+        if j is not None:
+            j.record("remove", kind, eid, None, None, None, payload(row))
+        g._changed()
+
+    # --- writes -------------------------------------------------------------------------------
+    def set(self, kind, ids, field, values):
+        """Vectorized write inside the block (one event per element)."""
+        self._check()
+        self._grid.set(kind, ids, field, values)
+
+
+def _attached(w, kind, eid):
+    """Elements that refer to ``kind`` ``eid`` (buses: every element on it; branches: their switches)."""
+    out = []
+    if kind == "bus":
+        for k, cols in _BUS_REFS.items():
+            t = w[k]
+            if not len(t):
+                continue
+            hit = np.zeros(len(t), bool)
+            for c in cols:
+                hit |= t.cols[c] == eid
+            if k == "switch":
+                hit |= (t.cols["et"] == "b") & (t.cols["element"] == eid)
+            out += [(k, int(i)) for i in t.ids[hit]]
+    elif kind in _SWITCH_ET:
+        sw = w["switch"]
+        if len(sw):
+            hit = (sw.cols["et"] == _SWITCH_ET[kind]) & (sw.cols["element"] == eid)
+            out += [("switch", int(i)) for i in sw.ids[hit]]
+    return out
+
+
+def _std_type(kind: str, name: str) -> dict:
+    """Parameters of a pandapower standard type (pandapower is asked when it is installed)."""
+    try:
+        from pandapower import create_empty_network
+        from pandapower.std_types import load_std_type
+    except ImportError:
+        raise DependencyError("std_type needs pandapower (pip install pandapower); or give the parameters",
+                              table=kind, field="std_type") from None
+    net = create_empty_network()
+    try:
+        data = load_std_type(net, name, element=kind)
+    except Exception:
+        raise SchemaError(f"unknown {kind} standard type {name!r}", table=kind, field="std_type") from None
+    from gridtape.world.schema import spec
+
+    sp = spec(kind)
+    return {k: v for k, v in data.items() if k in sp and k != "std_type"}
