@@ -1,0 +1,144 @@
+"""The DuckDB side of the journal: tables, opening with lock errors translated, bulk inserts."""
+from __future__ import annotations
+
+import datetime
+import os
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ..errors import JournalError, JournalLockedError
+from .rows import COLUMNS, SQL_TYPES
+
+FORMAT_VERSION = "1"
+
+_ARROW = {"BIGINT": pa.int64(), "VARCHAR": pa.string(), "TINYINT": pa.int8(), "DOUBLE": pa.float64(),
+          "BLOB": pa.binary()}
+SCHEMA = pa.schema([(c, _ARROW[SQL_TYPES[c].split()[0]]) for c in COLUMNS])
+
+
+def connect(path, read_only):
+    """A DuckDB connection; a lock held by another writer becomes JournalLockedError(file=path)."""
+    if path is None:
+        return duckdb.connect(":memory:")
+    if read_only and not os.path.exists(path):
+        raise JournalError("no journal at this path", file=path)
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except (duckdb.IOException, duckdb.ConnectionException) as e:
+        text = str(e)
+        if "lock" in text or "different configuration" in text:
+            raise JournalLockedError("the journal is held by another writer", file=path) from None
+        raise JournalError(f"cannot open the journal database: {text}", file=path) from None
+    except duckdb.Error as e:
+        raise JournalError(f"cannot open the journal database: {e}", file=path) from None
+
+
+def create(con):
+    """Create the tables of a new journal (idempotent) and fill ``meta`` once."""
+    cols = ", ".join(f"{c} {SQL_TYPES[c]}" for c in COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
+    con.execute("CREATE TABLE IF NOT EXISTS blobs (sha256 VARCHAR PRIMARY KEY, name VARCHAR, "
+                "size BIGINT NOT NULL, data BLOB NOT NULL)")
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    if one(con, "SELECT count(*) FROM meta")[0] == 0:
+        con.executemany("INSERT INTO meta VALUES (?, ?)", list(_meta().items()))
+
+
+def _meta():
+    try:
+        from .. import __version__ as gv
+    except ImportError:
+        gv = None
+    try:
+        from ..world.schema import SCHEMA_VERSION as sv
+        sv = str(sv)
+    except ImportError:
+        sv = None
+    return {"format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "gridtape_version": gv, "schema_version": sv}
+
+
+def check(con, path):
+    """Raise JournalError unless the database is a journal of this format."""
+    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"events", "meta", "blobs"} <= names:
+        raise JournalError("the database is not a gridtape journal (tables events/meta/blobs missing)", file=path)
+    fmt = one(con, "SELECT value FROM meta WHERE key = 'format_version'")
+    if fmt is None or fmt[0] != FORMAT_VERSION:
+        raise JournalError(f"journal format {fmt and fmt[0]!r}, this gridtape reads {FORMAT_VERSION!r}",
+                           file=path, table="meta", field="format_version")
+
+
+def meta(con) -> dict:
+    return dict(con.execute("SELECT key, value FROM meta").fetchall())
+
+
+def last_row(con, source="events"):
+    """``(seq, tx, ts_ns, hash)`` of the last row, or None when empty."""
+    return one(con, f"SELECT seq, tx, ts_ns, hash FROM {source} ORDER BY seq DESC LIMIT 1")
+
+
+def one(con, sql, params=None):
+    """The first row of a query, or None (fetches everything: duckdb 2 refuses new work on a
+    connection whose last result was not read to the end)."""
+    got = con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
+    return got[0] if got else None
+
+
+_ROW = pa.struct(list(SCHEMA)[:-1])
+
+
+def arrow_table(rows, hashes) -> pa.Table:
+    """Row tuples and their hashes as one Arrow table in the ``events`` layout.
+
+    (Converting the tuples as one struct array is about 3x faster than transposing in Python.)"""
+    table = pa.Table.from_struct_array(pa.array(rows, type=_ROW))
+    return table.append_column(SCHEMA.field("hash"), pa.array(hashes, type=pa.binary()))
+
+
+def insert(con, table: pa.Table, path):
+    """Append an Arrow table to ``events`` in one DuckDB transaction."""
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.register("_gt_ingest", table)
+        try:
+            con.execute("INSERT INTO events SELECT * FROM _gt_ingest")
+        finally:
+            con.unregister("_gt_ingest")
+        con.execute("COMMIT")
+    except duckdb.Error as e:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise JournalError(f"cannot move events into DuckDB: {e}", file=path, table="events") from None
+
+
+def fetch(con, sql, params=()):
+    """Run a query and return its Arrow table, errors as JournalError."""
+    try:
+        rel = con.sql(sql, params=list(params) or None)
+        # duckdb 2 renamed fetch_arrow_table / fetch_record_batch to to_arrow_table / to_arrow_reader
+        return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
+    except duckdb.Error as e:
+        raise JournalError(f"journal query failed: {e}", table="events") from None
+
+
+def batches(con, sql, size):
+    """Run a query and iterate its result as Arrow record batches of ``size`` rows."""
+    try:
+        rel = con.sql(sql)
+        reader = rel.to_arrow_reader(size) if hasattr(rel, "to_arrow_reader") else rel.fetch_record_batch(size)
+        yield from reader
+    except duckdb.Error as e:
+        raise JournalError(f"journal query failed: {e}", table="events") from None
+
+
+def numpy_col(arr, fill=0):
+    """An Arrow column as ``(values, valid)`` numpy arrays (NULL slots hold ``fill``)."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    valid = np.ones(len(arr), bool) if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
+    return arr.fill_null(fill).to_numpy(zero_copy_only=False), valid

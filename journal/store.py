@@ -1,0 +1,554 @@
+"""The Journal: buffered recording, transactions, flush to the segment, ingest into DuckDB, queries.
+
+Life of an event: ``record()`` appends a tuple to an in-memory buffer (no checks beyond the
+types, no hashing); ``flush()`` numbers the buffered rows, chains their hashes and appends
+them as one frame to ``<path>.seg`` (one ``os.write``; ``sync="fsync"`` also fsyncs); once
+flush returns they survive a SIGKILL.  ``ingest()`` moves the segment into DuckDB in one
+transaction and empties it; it runs when the segment holds ``ingest_every`` events, before
+every query and at close.  See docs/journal.md.
+"""
+from __future__ import annotations
+
+import atexit
+import getpass
+import hashlib
+import itertools
+import json
+import weakref
+from time import time_ns
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import JournalCorruptError, JournalError, ReadOnlyError
+from . import db, query
+from .chain import ZERO, chain
+from .rows import PLAIN_VALUE_TYPES, eid_array, make_row, plain, plain_eid, plain_text, \
+    typed_array, utf8_ok
+from .segment import Segment, encode_frame
+
+_NT = type(None)
+_TEXT_OR_NONE = (str, _NT)
+#: argument type signatures record() accepts without conversion
+_FAST = frozenset(itertools.product((str,), _TEXT_OR_NONE, (int, _NT), _TEXT_OR_NONE,
+                                    PLAIN_VALUE_TYPES, PLAIN_VALUE_TYPES, _TEXT_OR_NONE))
+_OPEN = weakref.WeakSet()  # journals to flush at interpreter exit
+
+
+def _info(v):
+    """info as stored: None, a str, or compact JSON of a dict/list."""
+    if v is None or isinstance(v, str):
+        return plain_text(v, "info")
+    if isinstance(v, (dict, list, tuple)):
+        try:
+            return json.dumps(v, separators=(",", ":"), default=_json_default)
+        except (TypeError, ValueError) as e:
+            raise JournalError(f"info is not JSON-serializable: {e}", table="events", field="info") from None
+    raise JournalError(f"info must be a str, a dict or None, not {type(v).__name__}", table="events", field="info")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON-serializable")
+
+
+def _checked(event, kind, eid, field, old, new, info):
+    """record() arguments converted to plain types (numpy scalars, dict info) or JournalError."""
+    return (plain_text(event, "event", required=True), plain_text(kind, "kind"), plain_eid(eid),
+            plain_text(field, "field"), plain(old, "old"), plain(new, "new"), _info(info))
+
+
+class _Many:
+    """One record_many call, typed and copied."""
+    __slots__ = ("event", "kind", "eids", "field", "old", "new")
+
+    def __init__(self, event, kind, eids, field, old, new):
+        self.event, self.kind, self.eids, self.field, self.old, self.new = event, kind, eids, field, old, new
+
+
+class _Tx:
+    """A committed transaction waiting in the buffer: its items, then its commit row."""
+    __slots__ = ("ts", "author", "message", "items", "info", "nrows")
+
+    def __init__(self, ts, author, message, items, info):
+        self.ts, self.author, self.message, self.items, self.info = ts, author, message, items, info
+        self.nrows = 1 + sum(len(it.eids) if type(it) is _Many else 1 for it in items)
+
+
+class _Refuse:
+    """Stands in for the buffer of a closed or read-only journal: appending raises."""
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def append(self, _row):
+        raise self.error[0](self.error[1], file=self.error[2])
+
+
+class Journal:
+    """An append-only, hash-chained log of events in DuckDB.
+
+    ``Journal(path)`` opens or creates ``path`` (DuckDB) and ``path + ".seg"`` (the segment);
+    ``Journal()`` keeps everything in memory.  ``read_only=True`` opens an existing journal
+    without writing anything.  ``sync="fsync"`` makes every flush survive a power loss,
+    ``"os"`` (default) a process kill.
+    """
+
+    def __init__(self, path=None, *, read_only=False, sync="os", ingest_every=65536, author=None):
+        if sync not in ("os", "fsync"):
+            raise JournalError(f"sync must be 'os' or 'fsync', not {sync!r}", field="sync")
+        if isinstance(ingest_every, bool) or not isinstance(ingest_every, (int, np.integer)) or ingest_every < 1:
+            raise JournalError(f"ingest_every must be a positive int, not {ingest_every!r}", field="ingest_every")
+        self.path = None if path is None else str(path)
+        self.read_only = bool(read_only)
+        self.sync = sync
+        self.ingest_every = int(ingest_every)
+        self.author = plain_text(author, "author") if author is not None else _user()
+        if self.author is not None and not utf8_ok(self.author):
+            self.author = self.author.encode("utf-8", "replace").decode("utf-8")
+        self.closed = True
+        self._con = self._seg = None
+        self._pending = None  # list of items while a transaction is open
+        self._tx_author = self._tx_message = None
+        self._mirror, self._mirror_rows = [], 0  # flushed (rows, hashes) not yet in DuckDB
+        self._tail = None  # read-only: the segment's rows not in DuckDB, as an Arrow table
+        if self.path is None and self.read_only:
+            raise JournalError("an in-memory journal cannot be read-only", field="read_only")
+        if self.path is not None:
+            self._seg = Segment(self.path + ".seg", self.read_only, self.path)
+        try:
+            self._con = db.connect(self.path, self.read_only)
+            if not self.read_only:
+                db.create(self._con)
+            db.check(self._con, self.path)
+            self._resume()
+        except BaseException:
+            if self._con is not None:
+                self._con.close()
+            if self._seg is not None:
+                self._seg.close()
+            raise
+        self.closed = False
+        if self.read_only:
+            self._auto = _Refuse((ReadOnlyError, "the journal is open read-only", self.path))
+        else:
+            self._auto = []
+            _OPEN.add(self)
+        self._buf = [] if self.read_only else [self._auto]
+
+    # --- opening ----------------------------------------------------------------------------------
+    def _resume(self):
+        """Continue numbering after the last row (DuckDB, then the segment tail)."""
+        last = db.last_row(self._con)
+        self._next_seq, self._next_tx, self._last_ts, self._last_hash = \
+            (0, 0, 0, ZERO) if last is None else (last[0] + 1, last[1] + 1, last[2], bytes(last[3]))
+        frames, good, size = self._seg.read() if self._seg is not None else ([], 0, 0)
+        if good < size and not self.read_only:
+            self._seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
+        for rows, hashes in frames:
+            first, end = rows[0][0], rows[-1][0]
+            if end < self._next_seq:
+                continue  # already moved into DuckDB before a crash emptied the segment
+            if first != self._next_seq:
+                raise JournalCorruptError(f"segment frame starts at seq {first}, expected {self._next_seq}",
+                                          file=self.path, row=self._next_seq)
+            self._mirror.append((rows, hashes))
+            self._mirror_rows += len(rows)
+            last = rows[-1]
+            self._next_seq, self._next_tx, self._last_ts, self._last_hash = end + 1, last[1] + 1, last[2], hashes[-1]
+        self._durable = self._next_seq - 1
+        if self.read_only:
+            self._tail = self._mirror_table()
+            self._con.register("_gt_tail", self._tail)
+        elif frames or size:
+            self._ingest()
+
+    # --- recording --------------------------------------------------------------------------------
+    def record(self, event, kind=None, eid=None, field=None, old=None, new=None, info=None):
+        """Record one event: a one-event transaction, or part of the open one.  Buffered, not flushed."""
+        if (type(event), type(kind), type(eid), type(field), type(old), type(new), type(info)) not in _FAST:
+            event, kind, eid, field, old, new, info = _checked(event, kind, eid, field, old, new, info)
+        if self._pending is None:
+            self._auto.append((time_ns(), event, kind, eid, field, old, new, info))
+        else:
+            self._pending.append((event, kind, eid, field, old, new, info))
+
+    def record_many(self, event, kind, eids, field, olds, news):
+        """One event per element of ``eids`` (with ``olds[k]``/``news[k]``, arrays or None).
+
+        Outside a transaction the events form one transaction of their own, closed by a
+        commit row like any multi-event transaction; inside one they join it.
+        """
+        self._writable()
+        event, kind, field = plain_text(event, "event", True), plain_text(kind, "kind"), plain_text(field, "field")
+        ids = eid_array(eids)
+        n = len(ids)
+        item = _Many(event, kind, ids, field, typed_array(olds, "old", n), typed_array(news, "new", n))
+        if n == 0:
+            return
+        if self._pending is not None:
+            self._pending.append(item)
+        else:
+            self._push(_Tx(time_ns(), self.author, None, [item], None))
+
+    def _push(self, tx):
+        self._buf.append(tx)
+        self._auto = []
+        self._buf.append(self._auto)
+
+    # --- transactions -----------------------------------------------------------------------------
+    def begin(self, author=None, message=None) -> int:
+        """Open a transaction; returns its tx number.  Its events reach the buffer at commit."""
+        self._writable()
+        if self._pending is not None:
+            raise JournalError("a transaction is already open (transactions do not nest)", file=self.path)
+        author = self.author if author is None else plain_text(author, "author")
+        message = plain_text(message, "message")
+        self._tx_author, self._tx_message = author, message
+        self._pending = []
+        return self.next_tx
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._pending is not None
+
+    def commit(self, info=None) -> int:
+        """Close the transaction with a ``commit`` row, flush, and return that row's seq."""
+        self._writable()
+        if self._pending is None:
+            raise JournalError("commit without begin", file=self.path)
+        tx = _Tx(time_ns(), self._tx_author, self._tx_message, self._pending, _info(info))
+        self._pending = None
+        self._push(tx)
+        return self.flush()
+
+    def rollback(self):
+        """Drop the open transaction's events; no seq or tx number is used up."""
+        self._writable()
+        if self._pending is None:
+            raise JournalError("rollback without begin", file=self.path)
+        self._pending = None
+
+    def transaction(self, author=None, message=None, info=None):
+        """``with j.transaction(...):`` commits on success, rolls back on an exception."""
+        return _TxContext(self, author, message, info)
+
+    # --- flushing ---------------------------------------------------------------------------------
+    def _rows(self):
+        """The buffered events as numbered row tuples (seq, tx, non-decreasing ts assigned)."""
+        out, seq, tx, last_ts, author = [], self._next_seq, self._next_tx, self._last_ts, self.author
+        for chunk in self._buf:
+            if type(chunk) is list:
+                for ts, event, kind, eid, field, old, new, info in chunk:
+                    last_ts = ts if ts > last_ts else last_ts
+                    out.append(make_row(seq, tx, last_ts, author, None, event, kind, eid, field, old, new, info))
+                    seq += 1
+                    tx += 1
+                continue
+            last_ts = chunk.ts if chunk.ts > last_ts else last_ts
+            head = (tx, last_ts, chunk.author, chunk.message)
+            for it in chunk.items:
+                if type(it) is _Many:
+                    n = len(it.eids)
+                    rep = itertools.repeat
+                    out.extend(zip(range(seq, seq + n), rep(tx, n), rep(last_ts, n), rep(chunk.author, n),
+                                   rep(chunk.message, n), rep(it.event, n), rep(it.kind, n), it.eids,
+                                   rep(it.field, n), *it.old, *it.new, rep(None, n)))
+                    seq += n
+                else:
+                    out.append(make_row(seq, *head, *it))
+                    seq += 1
+            out.append(make_row(seq, *head, "commit", None, None, None, None, None, chunk.info))
+            seq += 1
+            tx += 1
+        return out
+
+    def flush(self) -> int:
+        """Make every buffered event durable (one frame appended); returns durable_seq."""
+        self._open()
+        if self.read_only or (len(self._buf) == 1 and not self._auto):
+            return self._durable
+        rows = self._rows()
+        if not rows:
+            return self._durable
+        try:
+            hashes = chain(rows, self._last_hash)
+        except JournalError as e:  # a str record() let through cannot be encoded (lone surrogate)
+            self._drop_unencodable()
+            raise JournalError(f"{e.message}; the events holding such text were dropped, the others "
+                               "stay buffered", file=self.path, table="events", field=e.field) from None
+        if self._seg is not None:
+            self._seg.append(encode_frame(rows, hashes), self.sync == "fsync")
+        last = rows[-1]
+        self._next_seq, self._next_tx, self._last_ts, self._last_hash = last[0] + 1, last[1] + 1, last[2], hashes[-1]
+        self._durable = last[0]
+        self._auto = []
+        self._buf = [self._auto]
+        self._mirror.append((rows, hashes))
+        self._mirror_rows += len(rows)
+        if self._mirror_rows >= self.ingest_every:
+            self._ingest()
+        return self._durable
+
+    def _drop_unencodable(self):
+        """Remove from the buffer the auto events and transactions holding text that is not UTF-8."""
+        def ok(*vals):
+            return all(utf8_ok(v) for v in vals if type(v) is str)
+
+        def item_ok(it):
+            if type(it) is _Many:
+                return ok(it.event, it.kind, it.field, *it.old[3], *it.new[3])
+            return ok(*it)
+
+        kept = []
+        for chunk in self._buf:
+            if type(chunk) is list:
+                chunk[:] = [r for r in chunk if ok(*r[1:])]
+            elif not (ok(chunk.info) and all(item_ok(it) for it in chunk.items)):
+                continue
+            kept.append(chunk)
+        self._buf = kept
+        self._auto = kept[-1]
+
+    def _mirror_table(self) -> pa.Table:
+        rows = [r for rs, _ in self._mirror for r in rs]
+        hashes = [h for _, hs in self._mirror for h in hs]
+        return db.arrow_table(rows, hashes)
+
+    def _ingest(self):
+        """Move the flushed events into DuckDB (one transaction), then empty the segment."""
+        if self._mirror:
+            db.insert(self._con, self._mirror_table(), self.path)
+            self._mirror, self._mirror_rows = [], 0
+        if self._seg is not None and self._seg.size:
+            self._seg.truncate(0)
+
+    def ingest(self):
+        """Flush, then move everything flushed into DuckDB."""
+        self._writable()
+        self.flush()
+        self._ingest()
+
+    # --- closing ----------------------------------------------------------------------------------
+    def close(self):
+        """Flush, ingest and close (an open transaction is dropped).  Idempotent."""
+        if self.closed:
+            return
+        try:
+            if not self.read_only:
+                self._pending = None
+                self.flush()
+                self._ingest()
+        finally:
+            self.closed = True
+            _OPEN.discard(self)
+            self._auto = _Refuse((JournalError, "the journal is closed", self.path))
+            self._buf = [[]]
+            self._con.close()
+            if self._seg is not None:
+                self._seg.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self.closed and not self.read_only:
+                self.flush()
+        except Exception:  # noqa: BLE001 - nothing sensible to do in a finalizer
+            pass
+
+    def __repr__(self):
+        where = self.path or "memory"
+        state = "closed" if self.closed else ("read-only" if self.read_only else "open")
+        return f"<Journal {where} {state} next_seq={self.next_seq if not self.closed else '?'}>"
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def next_seq(self) -> int:
+        """The seq the next buffered row will get."""
+        return self._next_seq + sum(len(c) if type(c) is list else c.nrows for c in self._buf)
+
+    @property
+    def next_tx(self) -> int:
+        return self._next_tx + sum(len(c) if type(c) is list else 1 for c in self._buf)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last recorded row (buffered or not), -1 if none."""
+        return self.next_seq - 1
+
+    @property
+    def durable_seq(self) -> int:
+        """The last seq that has been flushed (-1 if none)."""
+        return self._durable
+
+    @property
+    def head_hash(self) -> str:
+        """Hex hash of the last flushed row: note it somewhere to detect a cut-off tail later."""
+        return self._last_hash.hex()
+
+    def _open(self):
+        if self.closed:
+            raise JournalError("the journal is closed", file=self.path)
+
+    def _writable(self):
+        self._open()
+        if self.read_only:
+            raise ReadOnlyError("the journal is open read-only", file=self.path)
+
+    # --- blobs ------------------------------------------------------------------------------------
+    def put_blob(self, data, name=None) -> str:
+        """Store ``data`` once (by sha256) in its own DuckDB transaction; returns the sha256 hex."""
+        self._writable()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise JournalError(f"a blob is bytes, not {type(data).__name__}", table="blobs", field="data")
+        data = bytes(data)
+        name = plain_text(name, "name")
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            self._con.execute("INSERT INTO blobs SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+                              "(SELECT 1 FROM blobs WHERE sha256 = ?)", [sha, name, len(data), data, sha])
+        except Exception as e:  # duckdb.Error
+            raise JournalError(f"cannot store the blob: {e}", file=self.path, table="blobs") from None
+        return sha
+
+    def get_blob(self, sha) -> bytes:
+        self._open()
+        got = db.one(self._con, "SELECT data FROM blobs WHERE sha256 = ?", [str(sha)])
+        if got is None:
+            raise JournalError(f"no blob {sha!r}", file=self.path, table="blobs", field="sha256")
+        return bytes(got[0])
+
+    # --- queries ----------------------------------------------------------------------------------
+    def _source(self) -> str:
+        """The events relation, brought up to date (flush + ingest, or the read-only tail)."""
+        self._open()
+        if self.read_only:
+            return "(SELECT * FROM events UNION ALL SELECT * FROM _gt_tail)"
+        self.flush()
+        self._ingest()
+        return "events"
+
+    def _select(self, where="", params=()):
+        src = self._source()
+        return query.frame(db.fetch(self._con, f"SELECT * FROM {src} AS e{where} ORDER BY seq", params))
+
+    def log(self, since=None, until=None, author=None, kind=None, event=None, tx=None):
+        """Events ordered by seq.  ``since``/``until`` (inclusive) are seqs (int) or times
+        (datetime, Timestamp or ISO string; naive means UTC); the others match a value or a list."""
+        where, params = query.log_where(since, until, author, kind, event, tx)
+        return self._select(where, params)
+
+    def history(self, kind, eid, field):
+        """Every event on cell (kind, eid, field): the ones naming the field, and the ones on the
+        whole element (field NULL: add, remove, ...), ordered by seq."""
+        kind, field = plain_text(kind, "kind", True), plain_text(field, "field", True)
+        return self._select(" WHERE kind = ? AND eid = ? AND (field = ? OR field IS NULL)",
+                            [kind, plain_eid(eid), field])
+
+    def tx_events(self, tx):
+        """The rows of transaction ``tx`` (its commit row last)."""
+        return self.log(tx=tx)
+
+    def count(self) -> int:
+        src = self._source()
+        return int(db.one(self._con, f"SELECT count(*) FROM {src}")[0])
+
+    def meta(self) -> dict:
+        self._open()
+        return db.meta(self._con)
+
+    # --- verification -----------------------------------------------------------------------------
+    def verify(self, batch=262144) -> int:
+        """Check every row: seq gap-free from 0, ts non-decreasing, tx numbering and commit rows,
+        hash chain.  Returns the number of rows; raises JournalCorruptError(row=first bad seq)."""
+        src = self._source()
+        state = _Checker(self.path)
+        for rb in db.batches(self._con, f"SELECT * FROM {src} ORDER BY seq", batch):
+            state.check(pa.Table.from_batches([rb]))
+        state.finish()
+        return state.n
+
+
+class _TxContext:
+    def __init__(self, j, author, message, info):
+        self.j, self.author, self.message, self.info = j, author, message, info
+
+    def __enter__(self):
+        return self.j.begin(self.author, self.message)
+
+    def __exit__(self, et, ev, tb):
+        if et is None:
+            self.j.commit(self.info)
+        elif self.j.in_transaction:
+            self.j.rollback()
+
+
+class _Checker:
+    """Streaming verify: carries the chain and the tx state across Arrow batches."""
+
+    def __init__(self, path):
+        self.path, self.n, self.prev = path, 0, ZERO
+        # the last row seen: its ts, tx, whether it is a commit row, whether it continues its tx
+        self.last = None
+
+    def bad(self, seq, why):
+        raise JournalCorruptError(f"journal row {seq}: {why}", file=self.path, row=int(seq))
+
+    def check(self, t: pa.Table):
+        m = t.num_rows
+        if m == 0:
+            return
+        seq, tx, ts = (t.column(c).to_numpy() for c in ("seq", "tx", "ts_ns"))
+        commit = (t.column("event").to_numpy() == "commit")
+        ts0, tx0, commit0, cont0 = self.last if self.last is not None else (ts[0], -1, True, False)
+        p_ts, p_tx, p_commit = (np.concatenate(([a], b[:-1])) for a, b in ((ts0, ts), (tx0, tx), (commit0, commit)))
+        same, new = tx == p_tx, tx == p_tx + 1
+        cont = np.concatenate(([cont0], same[:-1]))  # did the previous row continue its tx?
+        problems = (
+            (seq != np.arange(self.n, self.n + m), "seq is not the expected one (a row is missing or renumbered)"),
+            (ts < p_ts, "ts_ns is before the previous row's"),
+            (~(same | new), "tx numbers are not consecutive"),
+            (same & p_commit, "a row after its tx's commit row carries the same tx"),
+            (new & cont & ~p_commit, "the previous tx has several rows but no commit row"),
+        )
+        first = [(int(np.argmax(mask)), why) for mask, why in problems if mask.any()]
+        stored = t.column("hash").to_pylist()
+        hashes = chain(query.rows(t), self.prev)
+        if hashes != stored:
+            first.append((next(k for k in range(m) if hashes[k] != stored[k]),
+                          "hash does not match the row's content and the previous hash"))
+        if first:
+            k, why = min(first, key=lambda x: x[0])
+            self.bad(self.n + k, why)
+        self.n += m
+        self.prev = hashes[-1]
+        self.last = (ts[-1], tx[-1], bool(commit[-1]), bool(same[-1]))
+
+    def finish(self):
+        if self.last is not None and self.last[3] and not self.last[2]:
+            self.bad(self.n - 1, "the last tx has several rows but no commit row")
+
+
+def _user():
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _flush_all():
+    for j in list(_OPEN):
+        try:
+            j.flush()
+        except Exception:  # noqa: BLE001 - at exit, flush what can be flushed
+            pass
+
+
+atexit.register(_flush_all)

@@ -1,0 +1,526 @@
+"""The journal store (gridtape.journal.Journal): values, numbering, transactions, queries, blobs,
+hash chain and verify, segment crash recovery, locking, read-only and in-memory journals."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.util
+import os
+import pickle
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridtape.errors import JournalCorruptError, JournalError, JournalLockedError, ReadOnlyError
+from gridtape.journal import Journal
+from gridtape.journal import store as store_mod
+from gridtape.journal.chain import canonical
+from gridtape.journal.rows import make_row
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def f64(bits):
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+FLOATS = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), f64(0x7FF8000000000001), f64(0xFFF8000000000000),
+          f64(0x7FF0000000000001), 5e-324, -5e-324, 1.7976931348623157e308, 0.1, 1 / 3]
+INTS = [0, -1, 1, 2**63 - 1, -(2**63)]
+STRS = ["", "é✓😀", "a\x00b", "None"]
+VALUES = FLOATS + INTS + [True, False] + STRS + [None]
+
+
+def same(a, b):
+    """Equal as journal values: same type, floats bit for bit."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return a == b
+
+
+def assert_values(got, want):
+    bad = [(k, g, w) for k, (g, w) in enumerate(zip(got, want)) if not same(g, w)]
+    assert len(got) == len(want) and not bad, bad[:5]
+
+
+def run_child(code, timeout=60):
+    """Run a Python snippet in a fresh process (the writer we then 'crash' or lock against)."""
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       timeout=timeout)
+    return r
+
+
+@pytest.fixture
+def jpath(tmp_path):
+    return str(tmp_path / "j.duckdb")
+
+
+# --- values ------------------------------------------------------------------------------------
+
+def test_every_value_type_round_trips_bit_exactly_through_a_file_journal(jpath):
+    extra_old = [np.float32(0.1), np.int32(-7), np.uint8(200), np.bool_(True), np.str_("np")]
+    extra_want = [float(np.float32(0.1)), -7, 200, True, "np"]
+    arrays = [np.array(FLOATS), np.array(INTS, dtype=np.int64), np.array([True, False]), np.array(STRS),
+              np.array(VALUES, dtype=object)]
+    with Journal(jpath) as j:
+        for k, v in enumerate(VALUES):
+            j.record("set", "load", k, "p_mw", old=v, new=VALUES[-1 - k])
+        for k, v in enumerate(extra_old):
+            j.record("set", "load", 100 + k, "x", old=v, new=None)
+        for a in arrays:
+            j.record_many("set", "gen", np.arange(len(a)), "vm_pu", a, None)
+    with Journal(jpath) as j:
+        log = j.log(event="set")
+    n = len(VALUES)
+    assert_values(log["old"].tolist()[:n], VALUES)
+    assert_values(log["new"].tolist()[:n], VALUES[::-1])
+    assert_values(log["old"].tolist()[n:n + len(extra_old)], extra_want)
+    many = log.iloc[n + len(extra_old):]
+    want = [x for a in arrays for x in (a.tolist())]
+    assert_values(many["old"].tolist(), want)
+    assert many["new"].isna().all() and (many["kind"] == "gen").all()
+
+
+def test_segment_tail_read_only_decodes_the_same_values(jpath):
+    """Values that never reached DuckDB (killed writer) come back identical from the segment."""
+    r = run_child(f"""
+        import os, pickle, numpy as np
+        from gridtape.journal import Journal
+        vals = pickle.loads(bytes.fromhex({pickle.dumps(VALUES).hex()!r}))  # pickle keeps float bits
+        j = Journal({jpath!r})
+        for k, v in enumerate(vals):
+            j.record("set", "load", k, "p_mw", old=v, new=vals[-1 - k])
+        j.record_many("set", "gen", np.arange(len(vals)), "vm_pu", np.array(vals, dtype=object), None)
+        j.flush()
+        os._exit(0)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert os.path.getsize(jpath + ".seg") > 0
+    with Journal(jpath, read_only=True) as j:
+        log = j.log(event="set")
+        assert j.verify() == 2 * len(VALUES) + 1
+    n = len(VALUES)
+    assert_values(log["old"].tolist(), VALUES + VALUES)
+    assert_values(log["new"].tolist()[:n], VALUES[::-1])
+
+
+def test_bad_arguments_raise_naming_the_field_and_change_nothing(jpath):
+    with Journal(jpath) as j:
+        j.record("a")
+        before = j.next_seq
+        cases = [(dict(old=[1, 2]), "old"), (dict(new={"a": 1}), "new"), (dict(eid="3"), "eid"),
+                 (dict(eid=True), "eid"), (dict(old=2**64), "old"), (dict(kind=3), "kind"),
+                 (dict(field=b"x"), "field"), (dict(info=object()), "info")]
+        for kw, field in cases:
+            with pytest.raises(JournalError) as e:
+                j.record("set", **kw)
+            assert e.value.field == field
+        with pytest.raises(JournalError) as e:
+            j.record(None)
+        assert e.value.field == "event"
+        with pytest.raises(JournalError) as e:
+            j.record_many("set", "load", np.arange(3), "p", np.zeros(2), None)
+        assert e.value.field == "old"
+        with pytest.raises(JournalError) as e:
+            j.record_many("set", "load", np.array([1.5, 2.0]), "p", None, None)
+        assert e.value.field == "eid"
+        assert j.next_seq == before
+        assert j.flush() == before - 1 and j.count() == before
+    for kw, field in [(dict(sync="never"), "sync"), (dict(ingest_every=0), "ingest_every")]:
+        with pytest.raises(JournalError) as e:
+            Journal(jpath, **kw)
+        assert e.value.field == field
+
+
+def test_numpy_scalars_and_dict_info_are_stored_as_plain_values():
+    j = Journal()
+    j.record("set", "load", np.int64(3), "p_mw", np.float64(1.5), np.bool_(False), info={"n": np.int64(2)})
+    row = j.log().iloc[0]
+    assert row["eid"] == 3 and same(row["old"], 1.5) and same(row["new"], False) and row["info"] == '{"n":2}'
+    j.close()
+
+
+def test_text_a_flush_cannot_encode_drops_only_the_events_holding_it():
+    j = Journal()
+    j.record("a")
+    j.record("b", kind="x\udc80")  # record() does not look inside str (hot path); flush must cope
+    j.begin()
+    j.record("c", field="ok")
+    with pytest.raises(JournalError) as e:
+        j.commit()
+    assert e.value.field == "kind"
+    j.record("d")
+    j.flush()
+    assert j.log()["event"].tolist() == ["a", "c", "commit", "d"]
+    assert j.verify() == 4
+    j.close()
+
+
+# --- numbering, time, transactions -----------------------------------------------------------------
+
+def test_seq_and_tx_are_gap_free_across_reopen_and_ts_never_decreases(jpath, monkeypatch):
+    clock = iter([50, 40, 60, 30, 70, 70, 10, 80] + list(range(100, 200)))
+    monkeypatch.setattr(store_mod, "time_ns", lambda: next(clock))
+    with Journal(jpath) as j:
+        for k in range(4):
+            j.record("e", eid=k)
+        assert j.next_seq == 4 and j.next_tx == 4
+    with Journal(jpath) as j:
+        assert (j.next_seq, j.next_tx, j.durable_seq) == (4, 4, 3)
+        j.begin()
+        j.record("e")
+        j.record("e")
+        assert j.commit() == 6
+        j.record("e")
+        j.record("e")
+    with Journal(jpath) as j:
+        log = j.log()
+        assert j.next_seq == 9 and j.last_seq == 8 and j.count() == 9
+    assert log["seq"].tolist() == list(range(9))
+    assert log["tx"].tolist() == [0, 1, 2, 3, 4, 4, 4, 5, 6]
+    ts = log["ts_ns"].to_numpy()
+    assert (np.diff(ts) >= 0).all() and ts.tolist() == [50, 50, 60, 60, 70, 70, 70, 70, 70]
+    assert log["time"].dt.tz is not None and log["time"].iloc[0].value == 50
+
+
+def test_rollback_consumes_nothing_and_commit_row_carries_author_message_info():
+    j = Journal(author="ann")
+    assert j.begin(author="bob", message="try") == 0
+    j.record("set", "load", 1, "p_mw", 1.0, 2.0)
+    j.rollback()
+    assert (j.next_seq, j.next_tx, j.in_transaction) == (0, 0, False)
+    assert j.begin(author="bob", message="real") == 0
+    j.record("set", "load", 1, "p_mw", 1.0, 3.0)
+    j.record_many("set", "load", [2, 3], "q_mvar", np.ones(2), np.zeros(2))
+    seq = j.commit(info={"why": "test"})
+    assert seq == 3 and j.durable_seq == 3
+    rows = j.tx_events(0)
+    assert rows["event"].tolist() == ["set", "set", "set", "commit"]
+    assert set(rows["author"]) == {"bob"} and set(rows["message"]) == {"real"}
+    assert rows["info"].iloc[-1] == '{"why":"test"}' and rows["seq"].iloc[-1] == seq
+    j.begin()
+    assert j.commit() == 4  # an empty transaction still writes its commit row
+    assert j.tx_events(1)["event"].tolist() == ["commit"] and j.tx_events(1)["author"].iloc[0] == "ann"
+    j.close()
+
+
+def test_transaction_misuse_raises_and_context_manager_rolls_back():
+    j = Journal()
+    j.begin()
+    with pytest.raises(JournalError):
+        j.begin()
+    j.rollback()
+    for f in (j.commit, j.rollback):
+        with pytest.raises(JournalError):
+            f()
+    with pytest.raises(RuntimeError):
+        with j.transaction(message="m"):
+            j.record("x")
+            raise RuntimeError
+    assert j.next_seq == 0 and not j.in_transaction
+    with j.transaction(message="m", info="done") as tx:
+        j.record("x")
+    assert tx == 0 and j.log()["event"].tolist() == ["x", "commit"]
+    j.close()
+
+
+def test_record_outside_a_transaction_is_buffered_until_flush(jpath):
+    j = Journal(jpath)
+    j.record("a")
+    assert j.durable_seq == -1 and j.next_seq == 1 and os.path.getsize(jpath + ".seg") == 0
+    assert j.flush() == 0 and os.path.getsize(jpath + ".seg") > 0
+    j.record_many("m", "load", [1, 2], "p", None, None)  # its own transaction, ended by a commit row
+    assert j.durable_seq == 0 and j.next_seq == 4 and j.next_tx == 2
+    j.close()
+    with pytest.raises(JournalError):
+        j.record("late")
+    j.close()  # idempotent
+    with Journal(jpath) as j:
+        assert j.log()["event"].tolist() == ["a", "m", "m", "commit"]
+
+
+# --- queries, blobs ---------------------------------------------------------------------------
+
+def test_log_filters_and_history():
+    j = Journal(author="ann")
+    j.record("load", info='{"case":"x"}')
+    j.record("set", "load", 1, "p_mw", 1.0, 2.0)
+    j.record("set", "load", 2, "p_mw", 1.0, 5.0)
+    j.record("set", "load", 1, "q_mvar", 0.0, 1.0)
+    j.begin(author="bob")
+    j.record("remove", "load", 1)
+    j.record("set", "gen", 1, "p_mw", 3.0, 4.0)
+    j.commit()
+    j.record("solve", info='{"it":3}')
+    j.flush()
+    log = j.log()
+    assert log["seq"].tolist() == list(range(8))
+    assert j.log(since=2, until=4)["seq"].tolist() == [2, 3, 4]
+    assert j.log(author="bob")["seq"].tolist() == [4, 5, 6]
+    assert j.log(kind="load")["seq"].tolist() == [1, 2, 3, 4]
+    assert j.log(kind=["gen", "load"], event="set")["seq"].tolist() == [1, 2, 3, 5]
+    assert j.log(tx=4)["event"].tolist() == ["remove", "set", "commit"]
+    t3 = log["time"].iloc[3]
+    assert j.log(since=t3)["seq"].min() == 3 and j.log(until=t3.isoformat())["seq"].max() >= 3
+    assert j.log(since=t3.to_pydatetime())["seq"].min() == 3
+    assert len(j.log(until=datetime.datetime(2000, 1, 1))) == 0
+    h = j.history("load", 1, "p_mw")
+    assert h["seq"].tolist() == [1, 4] and h["event"].tolist() == ["set", "remove"]
+    assert same(h["new"].iloc[0], 2.0) and j.history("load", 2, "p_mw")["seq"].tolist() == [2]
+    assert pd.isna(log["eid"].iloc[0]) and log["eid"].iloc[1] == 1
+    for bad in (dict(since=True), dict(until=[1]), dict(kind=3), dict(tx="1"), dict(since="not a time")):
+        with pytest.raises(JournalError):
+            j.log(**bad)
+    j.close()
+
+
+def test_blobs_are_stored_once_and_survive_reopen(jpath):
+    data = bytes(range(256)) * 100
+    with Journal(jpath) as j:
+        sha = j.put_blob(data, name="snap")
+        assert sha == hashlib.sha256(data).hexdigest() and j.put_blob(bytearray(data)) == sha
+        assert j.get_blob(sha) == data
+        with pytest.raises(JournalError) as e:
+            j.get_blob("00" * 32)
+        assert e.value.field == "sha256"
+        with pytest.raises(JournalError):
+            j.put_blob("text")
+    con = duckdb.connect(jpath, read_only=True)
+    assert con.execute("SELECT count(*), min(name), min(size) FROM blobs").fetchall() == [(1, "snap", len(data))]
+    con.close()
+    with Journal(jpath, read_only=True) as j:
+        assert j.get_blob(sha) == data
+        with pytest.raises(ReadOnlyError):
+            j.put_blob(b"x")
+    m = Journal()
+    assert m.get_blob(m.put_blob(b"abc")) == b"abc"
+    m.close()
+
+
+# --- hash chain and verify ----------------------------------------------------------------------
+
+def test_canonical_encoding_tells_apart_what_the_row_could_confuse():
+    base = make_row(1, 1, 5, "a", None, "set", "load", 3, "p_mw", 0.0, 1.0, None)
+    variants = [make_row(1, 1, 5, "a", None, "set", "load", 3, "p_mw", -0.0, 1.0, None),
+                make_row(1, 1, 5, "a", "", "set", "load", 3, "p_mw", 0.0, 1.0, None),
+                make_row(1, 1, 5, "a", None, "set", "load", 3, "p_mw", 0, 1.0, None),
+                make_row(1, 1, 5, "a", None, "set", "load", 3, "p_mw", False, 1.0, None),
+                make_row(1, 1, 5, "a", None, "set", "load", None, "p_mw", 0.0, 1.0, None),
+                make_row(1, 1, 5, "a", None, "set", "loa", 3, "dp_mw", 0.0, 1.0, None),
+                make_row(1, 1, 5, "a", None, "set", "load", 3, "p_mw", 0.0, f64(0x3FF0000000000001), None)]
+    encodings = {canonical(r) for r in [base] + variants}
+    assert len(encodings) == len(variants) + 1
+
+
+def _rich_journal(path):
+    """A small closed journal whose middle row (seq 5) has every kind of column filled or NULL."""
+    with Journal(path, author="ann") as j:
+        for k in range(4):
+            j.record("set", "load", k, "p_mw", float(k), float(k) + 1)
+        j.begin(message="edit")
+        j.record("set", "load", 4, "p_mw", old=-0.0, new=2.5, info='{"a":1}')
+        j.record("set", "load", 4, "name", old=None, new="x")
+        j.commit()
+        for k in range(4):
+            j.record("set", "gen", k, "in_service", True, False)
+    return 4  # seq of the middle row
+
+
+EDITS = {"seq": "seq + 1000", "tx": "tx + 1", "ts_ns": "ts_ns + 1", "author": "'mallory'", "message": "'forged'",
+         "event": "'add'", "kind": "'bus'", "eid": "eid + 1", "field": "'q_mvar'", "vtype_old": "2",
+         "old_f": "0.5", "old_i": "7", "old_s": "'s'", "vtype_new": "4", "new_f": "2.5000000001",
+         "new_i": "1", "new_s": "''", "info": "'{\"a\":2}'", "hash": "'\\x00'::BLOB"}
+
+
+def test_verify_detects_a_hand_update_of_every_column_on_a_middle_row(tmp_path):
+    src = str(tmp_path / "src.duckdb")
+    mid = _rich_journal(src)
+    with Journal(src, read_only=True) as j:
+        assert j.verify() == 11
+    assert set(EDITS) == set(store_mod.db.SCHEMA.names)
+    for col, expr in EDITS.items():
+        path = str(tmp_path / f"{col}.duckdb")
+        shutil.copy(src, path)
+        con = duckdb.connect(path)
+        assert con.execute(f"UPDATE events SET {col} = {expr} WHERE seq = {mid}").fetchall() == [(1,)]
+        con.close()
+        with Journal(path, read_only=True) as j:
+            with pytest.raises(JournalCorruptError) as e:
+                j.verify()
+        assert e.value.row == mid and e.value.file == path, (col, e.value)
+
+
+def test_verify_detects_deleted_rows_and_a_missing_commit(tmp_path):
+    src = str(tmp_path / "src.duckdb")
+    mid = _rich_journal(src)
+    for where, row in ((f"seq = {mid}", mid), ("seq = 6", 6), ("seq = 0", 0)):
+        path = str(tmp_path / "del.duckdb")
+        shutil.copy(src, path)
+        con = duckdb.connect(path)
+        con.execute(f"DELETE FROM events WHERE {where}")
+        con.close()
+        with Journal(path, read_only=True) as j, pytest.raises(JournalCorruptError) as e:
+            j.verify()
+        assert e.value.row == row, where
+
+
+# --- crashes and the segment ----------------------------------------------------------------------
+
+WRITE_AND_DIE = """
+    import os
+    from gridtape.journal import Journal
+    j = Journal({path!r})
+    for k in range({n}):
+        j.record("set", "load", k, "p_mw", float(k), -0.0)
+        j.flush()
+    {extra}
+    os._exit(0)
+"""
+
+
+def _write_and_die(path, n=5, extra=""):
+    r = run_child(WRITE_AND_DIE.format(path=path, n=n, extra=extra))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_torn_last_frame_is_dropped_and_the_journal_continues(jpath):
+    _write_and_die(jpath, n=5)
+    seg = jpath + ".seg"
+    good = open(seg, "rb").read()
+    assert good.startswith(b"GTJ1")
+    first_frame = good[:len(good) // 5]
+    with open(seg, "ab") as f:
+        f.write(first_frame[:len(first_frame) - 3])  # a frame cut short by the kill
+    with Journal(jpath, read_only=True) as j:  # the reader ignores the torn tail, writes nothing
+        assert j.count() == 5
+    assert os.path.getsize(seg) == len(good) + len(first_frame) - 3
+    with Journal(jpath) as j:
+        assert j.count() == 5 and os.path.getsize(seg) == 0
+        j.record("after")
+    with Journal(jpath) as j:
+        assert j.log()["event"].tolist() == ["set"] * 5 + ["after"] and j.verify() == 6
+
+
+def test_a_damaged_frame_before_intact_ones_is_corruption_not_a_torn_tail(jpath):
+    _write_and_die(jpath, n=3)
+    seg = jpath + ".seg"
+    data = bytearray(open(seg, "rb").read())
+    data[20] ^= 0xFF  # inside the first frame's payload
+    open(seg, "wb").write(bytes(data))
+    with pytest.raises(JournalCorruptError) as e:
+        Journal(jpath)
+    assert e.value.file == seg
+    assert open(seg, "rb").read() == bytes(data)  # nothing was cut
+
+
+def test_a_crash_between_the_duckdb_commit_and_the_truncate_duplicates_nothing(jpath):
+    extra = ("from gridtape.journal import segment\n"
+             "    segment.Segment.truncate = lambda self, *a, **k: os._exit(0)\n"
+             "    j.ingest()")
+    _write_and_die(jpath, n=4, extra=extra)
+    assert os.path.getsize(jpath + ".seg") > 0
+    con = duckdb.connect(jpath, read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchall() == [(4,)]
+    con.close()
+    with Journal(jpath, read_only=True) as j:
+        assert j.count() == 4
+    with Journal(jpath) as j:
+        assert j.next_seq == 4 and j.count() == 4 and os.path.getsize(jpath + ".seg") == 0
+        j.record("x")
+    with Journal(jpath) as j:
+        assert j.log()["seq"].tolist() == list(range(5)) and j.verify() == 5
+
+
+def test_unflushed_events_are_flushed_at_interpreter_exit(jpath):
+    r = run_child(f"""
+        from gridtape.journal import Journal
+        j = Journal({jpath!r})
+        j.record("bye")
+    """)
+    assert r.returncode == 0, r.stderr
+    with Journal(jpath) as j:
+        assert j.log()["event"].tolist() == ["bye"]
+
+
+def test_sigkill_rounds_lose_no_acknowledged_event(tmp_path):
+    spec = importlib.util.spec_from_file_location("sigkill_journal", os.path.join(ROOT, "tools", "sigkill_journal.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = str(tmp_path / "k.duckdb")
+    rng = random.Random(7)
+    last = -1
+    for _ in range(5):
+        facts = tool.one_round(path, rng, max_wait=0.3)  # raises AssertionError on a broken tx
+        assert facts["killed"] and facts["acks"] > 0
+        assert facts["rows"] > facts["last_ack"] >= last  # every acknowledged seq is there
+        last = facts["last_ack"]
+
+
+# --- locking, read-only, memory --------------------------------------------------------------
+
+def test_a_second_writer_is_refused_in_this_process_and_in_another(jpath):
+    j = Journal(jpath)
+    j.record("a")
+    j.flush()
+    with pytest.raises(JournalLockedError) as e:
+        Journal(jpath)
+    assert e.value.file == jpath
+    with pytest.raises(JournalLockedError):
+        Journal(jpath, read_only=True)
+    r = run_child(f"""
+        from gridtape.journal import Journal
+        from gridtape.errors import JournalLockedError
+        for ro in (False, True):
+            try:
+                Journal({jpath!r}, read_only=ro)
+                print("opened")
+            except JournalLockedError as e:
+                print("locked", e.file)
+    """)
+    assert r.stdout.split() == ["locked", jpath, "locked", jpath], r.stderr
+    j.record("b")
+    j.close()
+    with Journal(jpath) as j2:
+        assert j2.count() == 2
+
+
+def test_read_only_sees_the_tail_writes_nothing_and_refuses_writes(jpath):
+    _write_and_die(jpath, n=3)
+    files = {p: open(p, "rb").read() for p in (jpath, jpath + ".seg")}
+    r1, r2 = Journal(jpath, read_only=True), Journal(jpath, read_only=True)
+    assert r1.count() == 3 and r2.log()["seq"].tolist() == [0, 1, 2] and r1.verify() == 3
+    assert (r1.next_seq, r1.durable_seq) == (3, 2)
+    for call in (lambda: r1.record("x"), lambda: r1.begin(), lambda: r1.ingest(),
+                 lambda: r1.record_many("x", None, [1], None, None, None), lambda: r1.put_blob(b"")):
+        with pytest.raises(ReadOnlyError):
+            call()
+    r1.close()
+    r2.close()
+    assert {p: open(p, "rb").read() for p in files} == files
+    with pytest.raises(JournalError):
+        Journal(jpath + ".missing", read_only=True)
+    assert not os.path.exists(jpath + ".missing")
+
+
+def test_an_in_memory_journal_writes_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    j = Journal(ingest_every=10)
+    for k in range(25):
+        j.record("set", "load", k, "p_mw", 1.0, 2.0)
+        j.flush()
+    j.record_many("set", "load", np.arange(100), "q", np.zeros(100), None)
+    j.put_blob(b"abc")
+    assert j.path is None and j.count() == 126 and j.verify() == 126
+    j.close()
+    assert os.listdir(tmp_path) == []
