@@ -1,7 +1,8 @@
 """The JSON manifest of a snapshot (or of a result archive): what was written, by whom, and the
 hashes every file must match.
 
-The manifest text is canonical JSON (sorted keys, one-space indent, ASCII) and carries
+The manifest text is canonical JSON (sorted keys, compact separators, ASCII, one trailing newline:
+the form Python's C encoder writes fastest) and carries
 ``manifest_sha256``, the sha256 of the canonical text of every other key.  Reading re-serializes
 what it parsed and requires the same bytes, so any change to the file -- even in whitespace --
 is caught and reported as :class:`SnapshotCorruptError` naming the manifest.
@@ -99,7 +100,7 @@ class Manifest:
 
 
 def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=True) + "\n"
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
 
 
 def _check_types(m: Manifest, file) -> None:

@@ -83,7 +83,7 @@ def load_table(entry: FileEntry, data, *, verify: bool, file) -> pa.Table:
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             raise SnapshotCorruptError("sha256 of the file does not match the manifest", file=file)
     try:
-        tb = pq.read_table(pa.BufferReader(data))
+        tb = pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SnapshotCorruptError(f"not a readable Parquet file: {e}", file=file) from None
     tb = codec.canonical(tb, entry.columns, file=file)
@@ -129,8 +129,7 @@ def write_snapshot(world: World, directory, *, parent=None, seq=None, author=Non
     if any(name in (sid, sid + MANIFEST_SUFFIX) for name, _ in store.listdir("")):
         raise GridtapeError("a snapshot with this id already exists", file=store.path(sid + MANIFEST_SUFFIX))
     store.makedirs(sid, exist_ok=False)
-    for entry, data in files:
-        store.write_atomic(f"{sid}/{entry.name}", data)
+    store.write_all_atomic([(f"{sid}/{entry.name}", data) for entry, data in files])
     store.sync_dir(sid)
     store.sync_dir("")
     store.write_atomic(sid + MANIFEST_SUFFIX, m.to_json().encode("ascii"))
