@@ -1,4 +1,5 @@
-"""The ``gridtape`` command: ``gridtape demo``, ``gridtape solve CASE [--qlim] [--algorithm nr|dc] [--json]``."""
+"""The ``gridtape`` command: ``demo``, ``solve CASE [--qlim] [--algorithm nr|dc] [--json]``, and for study
+journals ``log JOURNAL``, ``verify JOURNAL``, ``bisect JOURNAL [--lo SEQ] [--hi SEQ]``."""
 from __future__ import annotations
 
 import argparse
@@ -70,6 +71,40 @@ def cmd_solve(args) -> int:
     return 0 if rep.converged else 1
 
 
+def cmd_log(args) -> int:
+    import pandas as pd
+
+    import gridtape
+
+    with gridtape.open(args.journal) as study:
+        log = study.log(since=args.since, until=args.until, kind=args.kind, event=args.event)
+    cols = ["seq", "tx", "time", "author", "message", "event", "kind", "eid", "field", "old", "new"]
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 40):
+        print(log[cols].tail(args.rows).to_string(index=False))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    import gridtape
+
+    with gridtape.open(args.journal) as study:
+        n = study.journal.verify()
+    print(f"{args.journal}: {n} events, hash chain intact")
+    return 0
+
+
+def cmd_bisect(args) -> int:
+    import gridtape
+
+    with gridtape.open(args.journal) as study:
+        res = study.bisect(lo=args.lo, hi=args.hi)
+    if res is None:
+        print(f"{args.journal}: the power flow converges at every point")
+        return 0
+    print(res)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gridtape", description="pandapower-exact power flow; every change is history")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -84,6 +119,22 @@ def main(argv=None) -> int:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--rows", type=int, default=20, help="bus rows to print")
     s.set_defaults(func=cmd_solve)
+    lg = sub.add_parser("log", help="print a study journal's events")
+    lg.add_argument("journal")
+    lg.add_argument("--since", type=int)
+    lg.add_argument("--until", type=int)
+    lg.add_argument("--kind")
+    lg.add_argument("--event")
+    lg.add_argument("--rows", type=int, default=50, help="last rows to print")
+    lg.set_defaults(func=cmd_log)
+    v = sub.add_parser("verify", help="check a journal's hash chain")
+    v.add_argument("journal")
+    v.set_defaults(func=cmd_verify)
+    b = sub.add_parser("bisect", help="find the first transaction after which the case stops converging")
+    b.add_argument("journal")
+    b.add_argument("--lo", type=int, help="first seq of the range (default: the start)")
+    b.add_argument("--hi", type=int, help="last seq of the range (default: the head)")
+    b.set_defaults(func=cmd_bisect)
     args = ap.parse_args(argv)
     try:
         return args.func(args)

@@ -99,14 +99,15 @@ class GridEditor:
             raise JournalError("the edit block is closed; open a new one with grid.edit()")
 
     # --- additions ----------------------------------------------------------------------------
-    def add(self, kind: str, **columns):
-        """Add one element of ``kind`` with the given columns (defaults for the rest).
-        Returns ``(id, handle)``."""
+    def add(self, kind: str, _id=None, **columns):
+        """Add one element of ``kind`` with the given columns (defaults for the rest); a new id is
+        assigned unless ``_id`` names an unused one.  Returns ``(id, handle)``."""
         self._check()
         g = self._grid
         w = g.world
         self._touch(kind)
-        eid = int(w.add(kind, {k: [v] for k, v in columns.items()})[0])
+        ids = None if _id is None else [int(_id)]
+        eid = int(w.add(kind, {k: [v] for k, v in columns.items()}, ids=ids)[0])
         row = w.row_values(kind, eid)
         self.events.append(("add", kind, eid, None, None, row))
         j = g.journal

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from array import array
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ class PowerGrid:
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
                  init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 100_000,
+                 _load_info: dict | None = None):
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
         resumed = False
@@ -76,8 +78,13 @@ class PowerGrid:
         self._editor = None
         self._done = None  # undo stack of transaction ids (built from the journal when first needed)
         self._undone = None  # redo stack
+        from gridtape.replay.study import snapshot_dir
+
+        self.snapshots = snapshots if snapshots is not None else snapshot_dir(None if j is None else j.path)
+        self.checkpoint_every = int(checkpoint_every)
+        self._ckpt_seq = 0 if j is None else j.next_seq
         if j is not None and not resumed and not read_only:
-            self._record_load(source)
+            self._record_load(source, _load_info)
 
     # --- the journal ---------------------------------------------------------------------
     @property
@@ -85,12 +92,12 @@ class PowerGrid:
         """The :class:`gridtape.journal.Journal` recording this grid (None with ``journal=False``)."""
         return self._journal
 
-    def _record_load(self, source):
+    def _record_load(self, source, extra=None, data=None):
         from gridtape.replay.archive import case_zip_bytes
 
         j = self._journal
-        sha = j.put_blob(case_zip_bytes(self._world), name=source)
-        info = {"blob": sha, "source": source, "buses": len(self._world["bus"])}
+        sha = j.put_blob(case_zip_bytes(self._world) if data is None else bytes(data), name=source)
+        info = {"blob": sha, "source": source, "buses": len(self._world["bus"]), **(extra or {})}
         j.begin(message=f"load {source}" if source else "load")
         j.record("load", None, None, None, None, None, json.dumps(info, separators=(",", ":")))
         j.commit()
@@ -318,7 +325,107 @@ class PowerGrid:
             j.record("solve", None, None, None, None, bool(conv), _solve_info(rep))
             if self._editor is None:
                 j.flush()
+                if j.next_seq - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
+                    self.snapshot(message="checkpoint")
         return rep
+
+    # --- snapshots, tags, archives -------------------------------------------------------
+    def snapshot(self, message: str | None = None, author: str | None = None):
+        """Checkpoint the world as a manifested Parquet snapshot (docs/snapshot-format.md) in
+        ``self.snapshots`` (default: ``<journal>.snapshots`` beside the journal file) and record it
+        in the journal.  Returns the manifest."""
+        from gridtape.replay.snapshot import write_snapshot
+
+        self._check_writable()
+        j = self._need_journal("snapshot()")
+        if self._editor is not None:
+            raise JournalError("snapshot() inside an edit block: commit the block first")
+        if not self.snapshots:
+            raise JournalError("no snapshot directory: give PowerGrid(..., snapshots=DIR) for an in-memory journal",
+                               field="snapshots")
+        from gridtape.replay.study import _resolve
+
+        j.flush()
+        covers = j.last_seq
+        m = write_snapshot(self._world, _resolve(self.snapshots, j.path), parent=getattr(self, "_snap_id", None),
+                           seq=covers, author=author or j.author, message=message)
+        where = self.snapshots
+        if j.path is not None and not ("://" in where) and os.path.isabs(where):
+            rel = os.path.relpath(where, os.path.dirname(os.path.abspath(j.path)))
+            where = rel if not rel.startswith("..") else where
+        info = json.dumps({"id": m.snapshot_id, "dir": where, "covers": covers}, separators=(",", ":"))
+        j.begin(author=author, message=message or "snapshot")
+        j.record("snapshot", None, None, None, None, None, info)
+        j.commit()
+        self._snap_id = m.snapshot_id
+        self._ckpt_seq = j.next_seq
+        return m
+
+    def tag(self, name: str, author: str | None = None) -> int:
+        """Name the current point of history (``study.at(tag=name)``); returns its seq."""
+        self._check_writable()
+        j = self._need_journal("tag()")
+        if self._editor is not None:
+            raise JournalError("tag() inside an edit block: commit the block first")
+        j.begin(author=author, message=str(name))
+        j.record("tag", None, None, None, None, None, json.dumps({"name": str(name)}))
+        return j.commit()
+
+    def get_parquet_case(self) -> bytes:
+        """The world (every element table and column) as an in-memory ZIP of Parquet files."""
+        from gridtape.replay.archive import case_zip_bytes
+
+        return case_zip_bytes(self._world)
+
+    def get_parquet_results(self) -> bytes:
+        """Every result table (res_bus, res_line, ...) as an in-memory ZIP of Parquet files."""
+        from gridtape.replay.archive import results_zip_bytes
+
+        res = self.post_process()
+        rep = self._last
+        meta = {"converged": rep.converged, "iterations": rep.iterations, "algorithm": rep.algorithm,
+                "rebuild": rep.rebuild}
+        return results_zip_bytes({f"res_{k}": v for k, v in res.items()}, meta)
+
+    def load_parquet_case(self, zip_bytes) -> None:
+        """Replace the world with the one of ``get_parquet_case()`` bytes (checked first: nothing
+        changes if they are damaged).  Recorded as a load event."""
+        from gridtape.replay.archive import world_from_zip_bytes
+
+        self._check_writable()
+        if self._editor is not None:
+            raise JournalError("load_parquet_case() inside an edit block")
+        new = world_from_zip_bytes(zip_bytes)
+        w = self._world
+        w.tables, w.sn_mva, w.f_hz, w.name = new.tables, new.sn_mva, new.f_hz, new.name
+        w.bump("topo")
+        self._results = None
+        self._last = None
+        self._engine.invalidate()
+        self._done = self._undone = None
+        if self._journal is not None:
+            self._record_load("parquet", data=zip_bytes)
+
+    def apply(self, diff) -> None:
+        """Turn this grid's world into the other side of ``diff`` (``gridtape.diff(a, b)``), as one
+        journaled edit transaction."""
+        d = diff
+        with self.edit(message="apply diff") as e:
+            rem = d[d.change == "remove"]
+            for kind, eid in sorted(zip(rem.kind, rem.id), key=lambda x: x[0] == "bus"):
+                if int(eid) in self._world[kind]:
+                    e.remove((kind, int(eid)), cascade=False)
+            adds = d[d.change == "add"]
+            for kind, eid, new in zip(adds.kind, adds.id, adds.new):
+                spec = self._world[kind].spec
+                e.add(kind, _id=int(eid), **{k: v for k, v in new.items() if k in spec})
+            sets = d[(d.change == "set")]
+            for kind, eid, field, new in zip(sets.kind, sets.id, sets.field, sets.new):
+                if kind == "network":
+                    if field in ("sn_mva", "f_hz"):
+                        self._set_network(field, new)
+                elif eid is not None and eid == eid and field in self._world[kind].spec:
+                    self._write(kind, int(eid), field, new)
 
     def _to_internal(self, v):
         v = np.asarray(v, dtype=complex)

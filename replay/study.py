@@ -1,0 +1,258 @@
+"""A study: one journal seen as a history that can be travelled.
+
+``gridtape.open(path)`` gives a :class:`Study`.  ``study.at(seq)`` (or ``time=``, ``tag=``) is a
+read-only PowerGrid with the world as of that event: the newest intact snapshot at or before it
+plus the tail of events (or the case load plus every event when there is no snapshot).
+``study.bisect()`` finds the first transaction after which a predicate (default: the solve
+converges) turns false, with O(log n) materializations; ``study.blame()`` names the event that last
+set a cell; ``study.branch()`` starts a new line of history from a past point.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gridtape.errors import GridtapeError, JournalError, SnapshotCorruptError
+
+from .events import WORLD_EVENTS, apply_events
+
+SNAPSHOT_SUFFIX = ".snapshots"
+
+
+def snapshot_dir(journal_path) -> str | None:
+    """The default snapshot directory of a journal file (beside it); None for in-memory journals."""
+    return None if journal_path is None else str(journal_path) + SNAPSHOT_SUFFIX
+
+
+def _resolve(directory, journal_path):
+    if directory is None or os.path.isabs(directory) or "://" in directory or journal_path is None:
+        return directory
+    return os.path.join(os.path.dirname(os.path.abspath(str(journal_path))), directory)
+
+
+def _fetch(j, sql, params=()):
+    """Rows of a query over the journal's events (brought up to date first)."""
+    src = j._source()
+    return j._con.execute(sql.format(events=src), list(params)).fetchall()
+
+
+def materialize(j, seq=None, *, use_snapshots=True):
+    """The world of journal ``j`` after event ``seq`` (None: the head) and the seq it reflects."""
+    head = j.last_seq
+    if head < 0:
+        raise JournalError("the journal is empty", file=j.path)
+    seq = head if seq is None else int(seq)
+    if seq < 0 or seq > head:
+        raise JournalError(f"seq {seq} is outside the journal (0..{head})", file=j.path, field="seq")
+    got = _fetch(j, "SELECT max(seq) FROM {events} WHERE event = 'load' AND seq <= ?", [seq])
+    if not got or got[0][0] is None:
+        raise JournalError(f"no case load at or before seq {seq}", file=j.path, row=seq)
+    load_seq = int(got[0][0])
+    world, base = None, None
+    if use_snapshots:
+        snaps = _fetch(j, "SELECT seq, info FROM {events} WHERE event = 'snapshot' AND seq <= ? AND seq > ? "
+                          "ORDER BY seq DESC", [seq, load_seq])
+        for sseq, info in snaps:
+            meta = json.loads(info)
+            try:
+                from .snapshot import read_snapshot
+
+                world, _ = read_snapshot(_resolve(meta["dir"], j.path), meta["id"])
+                base = int(meta["covers"])
+                break
+            except (SnapshotCorruptError, GridtapeError, OSError) as e:
+                warnings.warn(f"snapshot {meta.get('id')} (seq {sseq}) is unusable, falling back to an older "
+                              f"point: {e}", stacklevel=2)
+    if world is None:
+        world = apply_events(None, j.log(since=load_seq, until=load_seq), j.get_blob)
+        base = load_seq
+    if seq > base:
+        world = apply_events(world, j.log(since=base + 1, until=seq, event=list(WORLD_EVENTS)), j.get_blob)
+    return world, seq
+
+
+@dataclass
+class BisectResult:
+    """The first transaction after which the predicate is false."""
+
+    seq: int  # last seq of that transaction (the first bad point)
+    tx: int
+    good_seq: int  # the last good point before it
+    author: str | None
+    message: str | None
+    events: pd.DataFrame  # the transaction's rows
+    diff: pd.DataFrame  # what it changed in the world (replay.diff.diff_worlds)
+    materializations: int
+
+    def __str__(self):
+        lines = [f"first bad point: seq {self.seq} (tx {self.tx}, author {self.author!r}, message {self.message!r}); "
+                 f"last good point: seq {self.good_seq}; {self.materializations} materializations"]
+        ev = self.events[["seq", "event", "kind", "eid", "field", "old", "new"]]
+        lines.append(ev.to_string(index=False))
+        if len(self.diff):
+            lines.append("diff:")
+            lines.append(self.diff.to_string(index=False))
+        return "\n".join(lines)
+
+
+class Study:
+    """A journal's history: points (``at``), branches, blame and bisect."""
+
+    def __init__(self, journal, snapshots=None):
+        from gridtape.journal import Journal
+
+        self.journal = journal if isinstance(journal, Journal) else Journal(str(journal), read_only=True)
+        self.path = self.journal.path
+        self.snapshots = snapshots or snapshot_dir(self.path)
+
+    def close(self):
+        self.journal.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # --- points -----------------------------------------------------------------------------------
+    @property
+    def head(self) -> int:
+        return self.journal.last_seq
+
+    def seq_of(self, seq=None, time=None, tag=None) -> int:
+        j = self.journal
+        if sum(x is not None for x in (seq, time, tag)) > 1:
+            raise JournalError("give one of seq, time, tag", field="seq")
+        if tag is not None:
+            got = _fetch(j, "SELECT max(seq) FROM {events} WHERE event = 'tag' AND message = ?", [str(tag)])
+            if not got or got[0][0] is None:
+                raise JournalError(f"no tag {tag!r}", file=self.path, field="tag")
+            return int(got[0][0])
+        if time is not None:
+            log_until = j.log(until=time)
+            if not len(log_until):
+                raise JournalError(f"nothing was recorded at or before {time}", file=self.path, field="time")
+            return int(log_until.seq.iloc[-1])
+        return self.head if seq is None else int(seq)
+
+    def world_at(self, seq=None, time=None, tag=None):
+        return materialize(self.journal, self.seq_of(seq, time, tag))[0]
+
+    def at(self, seq=None, time=None, tag=None, **grid_kwargs):
+        """A read-only PowerGrid with the world as of that event (``solve()`` works on it)."""
+        from gridtape.grid import PowerGrid
+
+        s = self.seq_of(seq, time, tag)
+        g = PowerGrid(world=materialize(self.journal, s)[0], journal=False, read_only=True, **grid_kwargs)
+        g.study_seq = s
+        return g
+
+    def log(self, **kw):
+        return self.journal.log(**kw)
+
+    # --- blame --------------------------------------------------------------------------------------
+    def blame(self, kind, eid, field, seq=None):
+        """The event that last set ``kind`` ``eid`` ``field`` (at or before ``seq``): a Series with
+        seq, tx, time, author, message (the transaction's), event, old, new."""
+        h = self.journal.history(kind, int(eid), field)
+        if seq is not None:
+            h = h[h.seq <= int(seq)]
+        h = h[h.event.isin(("set", "add"))]
+        if not len(h):  # never written since the case was loaded
+            loads = self.journal.log(event="load", until=seq)
+            if not len(loads):
+                raise JournalError(f"no event set {kind} {eid} {field}", table=kind, row=eid, field=field)
+            return loads.iloc[-1]
+        row = h.iloc[-1].copy()
+        tx = self.journal.log(tx=int(row.tx))
+        if len(tx) > 1 and tx.event.iloc[-1] in ("commit",):
+            row["message"] = tx.message.iloc[-1]
+            row["author"] = tx.author.iloc[-1]
+        return row
+
+    # --- bisect -------------------------------------------------------------------------------------
+    def points(self, lo=None, hi=None) -> np.ndarray:
+        """The seqs at which the world changes: the last row of each transaction with a world event."""
+        rows = _fetch(self.journal, "SELECT max(seq) FROM {events} GROUP BY tx HAVING bool_or(event IN "
+                      "('load','set','add','remove','network')) ORDER BY 1")
+        pts = np.array([r[0] for r in rows], dtype=np.int64)
+        if lo is not None:
+            pts = pts[pts >= int(lo)]
+        if hi is not None:
+            pts = pts[pts <= int(hi)]
+        return pts
+
+    def bisect(self, predicate=None, lo=None, hi=None) -> BisectResult | None:
+        """The first point (end of a transaction) in [lo, hi] at which ``predicate(grid)`` is false,
+        given that it holds at ``lo`` (default: the first point, the case load) -- the default
+        predicate is "the AC power flow converges".  None when it holds everywhere."""
+        pred = predicate or (lambda g: g.solve().converged)
+        pts = self.points(lo, hi)
+        if not len(pts):
+            raise JournalError("no point of history in that range", file=self.path)
+        count = [0]
+
+        def ok(i):
+            count[0] += 1
+            return bool(pred(self.at(int(pts[i]))))
+
+        if not ok(0):
+            raise JournalError(f"the predicate is already false at seq {int(pts[0])} (the start of the range)",
+                               file=self.path, row=int(pts[0]))
+        if ok(len(pts) - 1):
+            return None
+        a, b = 0, len(pts) - 1  # ok(a) and not ok(b)
+        while b - a > 1:
+            m = (a + b) // 2
+            if ok(m):
+                a = m
+            else:
+                b = m
+        from .diff import diff_worlds
+
+        bad, good = int(pts[b]), int(pts[a])
+        tx = int(_fetch(self.journal, "SELECT tx FROM {events} WHERE seq = ?", [bad])[0][0])
+        events = self.journal.log(tx=tx)
+        first = int(events.seq.iloc[0])
+        before = materialize(self.journal, first - 1)[0] if first > 0 else None
+        after = materialize(self.journal, bad)[0]
+        d = diff_worlds(before, after) if before is not None else pd.DataFrame()
+        last = events.iloc[-1]
+        return BisectResult(bad, tx, good, last.author, last.message, events, d, count[0])
+
+    # --- branches -----------------------------------------------------------------------------------
+    def branch(self, seq, name, path=None, author=None):
+        """A new line of history from point ``seq``: a new journal (``path``, default beside this
+        one) that starts with the world as of ``seq``; this journal records the branch.  Returns the
+        branch's PowerGrid (writable)."""
+        from gridtape.grid import PowerGrid
+
+        if self.journal.read_only:
+            raise JournalError("branching records an event: open the study writable "
+                               "(gridtape.open(path, read_only=False))", file=self.path)
+        s = self.seq_of(seq)
+        if path is None:
+            if self.path is None:
+                raise JournalError("an in-memory study needs an explicit branch path", field="path")
+            root, ext = os.path.splitext(str(self.path))
+            path = f"{root}.{name}{ext or '.duckdb'}"
+        world = materialize(self.journal, s)[0]
+        g = PowerGrid(world=world, journal=str(path), author=author,
+                      _load_info={"parent": self.path, "parent_seq": s, "branch": name})
+        info = json.dumps({"name": name, "seq": s, "path": str(path)}, separators=(",", ":"))
+        j = self.journal
+        j.begin(author=author, message=f"branch {name}")
+        j.record("branch", None, None, None, None, None, info)
+        j.commit()
+        return g
+
+    def branches(self) -> pd.DataFrame:
+        log = self.journal.log(event="branch")
+        rows = [dict(json.loads(i), created=t, author=a) for i, t, a in zip(log["info"], log["time"], log["author"])]
+        return pd.DataFrame(rows, columns=["name", "seq", "path", "created", "author"])

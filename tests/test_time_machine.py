@@ -1,0 +1,171 @@
+"""The time machine: points of history, snapshots in the journal, diff/apply, blame, branch, bisect."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import gridtape as gt
+from gridtape.errors import ReadOnlyError, SnapshotCorruptError
+from gridtape.replay import read_snapshot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASE = lambda name: os.path.join(ROOT, "cases", name, "data.zip")  # noqa: E731
+
+
+def build_history(path, snapshot_every=None):
+    """A small study on IEEE14: returns the grid and {seq: world copy} at each point."""
+    grid = gt.PowerGrid(CASE("IEEE14"), journal=path, author="ann")
+    points = {grid.journal.last_seq: grid.world.copy()}
+    rng = np.random.default_rng(7)
+    loads = grid.world["load"].ids
+    for k in range(12):
+        grid.element("load", int(loads[k % len(loads)])).p_mw = float(rng.uniform(5, 40))
+        if k % 4 == 1:
+            with grid.edit(author="bob", message=f"bus {k}") as e:
+                b, _ = e.add_bus(20.0)
+                e.add_load(b, p_mw=1.0)
+                e.add_line(from_bus=int(grid.world["bus"].ids[0]), to_bus=b, length_km=1.0, r_ohm_per_km=0.1,
+                           x_ohm_per_km=0.3)
+        grid.solve()
+        if snapshot_every and k % snapshot_every == 0:
+            grid.snapshot(message=f"snap {k}")
+        if k == 6:
+            grid.tag("middle")
+        grid.flush()
+        points[grid.journal.last_seq] = grid.world.copy()
+    return grid, points
+
+
+def test_at_every_point_gives_that_world(tmp_path):
+    grid, points = build_history(tmp_path / "s.duckdb", snapshot_every=3)
+    grid.close()
+    study = gt.open(tmp_path / "s.duckdb")
+    for seq, world in points.items():
+        g = study.at(seq)
+        assert g.world.equals(world), seq
+        assert g.solve().converged
+        with pytest.raises(ReadOnlyError):
+            g.load(bus=2).p_mw = 1.0
+    tagged = study.at(tag="middle")
+    assert tagged.world.equals(points[min(s for s in points if s >= tagged.study_seq)])
+    log = study.log()
+    t = log.time.iloc[len(log) // 2]
+    assert study.at(time=t).world.equals(study.at(int(log[log.time <= t].seq.iloc[-1])).world)
+    # without snapshots the same worlds come out of the events alone
+    from gridtape.replay.study import materialize
+
+    for seq, world in points.items():
+        assert materialize(study.journal, seq, use_snapshots=False)[0].equals(world)
+    study.close()
+
+
+def test_corrupt_snapshot_falls_back(tmp_path):
+    grid, points = build_history(tmp_path / "s.duckdb", snapshot_every=2)
+    snapdir = grid.snapshots
+    grid.close()
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(snapdir) for f in fs if f.endswith(".parquet"))
+    assert files
+    victim = files[len(files) // 2]
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(victim, "wb").write(bytes(data))
+    sid = os.path.basename(os.path.dirname(victim))
+    with pytest.raises(SnapshotCorruptError) as ei:
+        read_snapshot(snapdir, sid)
+    assert os.path.basename(victim) in str(ei.value.file)
+    study = gt.open(tmp_path / "s.duckdb")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for seq, world in points.items():
+            assert study.at(seq).world.equals(world)
+    assert any("unusable" in str(w.message) for w in caught)
+    study.close()
+
+
+def test_diff_apply_blame_and_parquet_case(tmp_path):
+    a = gt.PowerGrid(CASE("IEEE30"))
+    b = gt.PowerGrid(CASE("IEEE30"))
+    b.load(bus=int(b.world["load"].cols["bus"][0])).p_mw = 77.0
+    with b.edit() as e:
+        e.remove(b.line(int(b.world["line"].cols["from_bus"][3]), int(b.world["line"].cols["to_bus"][3])))
+        nb, _ = e.add_bus(33.0)
+        e.add_load(nb, p_mw=2.0)
+    d = gt.diff(a, b)
+    assert set(d.change) == {"set", "add", "remove"}
+    a.apply(d)
+    assert a.world.equals(b.world)
+    assert len(gt.diff(a, b)) == 0
+    a.solve(), b.solve()
+    assert np.nanmax(np.abs(gt.diff(a, b, results=True).get("delta", [0.0]))) < 1e-9
+    # parquet case round trip, recorded as a load
+    blob = b.get_parquet_case()
+    c = gt.PowerGrid(CASE("IEEE14"))
+    c.load_parquet_case(blob)
+    assert c.world.equals(b.world) and c.log().event.iloc[-1] in ("commit", "load")
+    res = b.get_parquet_results()
+    from gridtape.replay import results_from_zip_bytes
+
+    back = results_from_zip_bytes(res)
+    assert np.allclose(back["res_bus"].vm_pu.to_numpy(), b.res_bus.vm_pu.to_numpy(), equal_nan=True)
+    # blame
+    path = tmp_path / "b.duckdb"
+    g = gt.PowerGrid(CASE("IEEE14"), journal=path, author="carl")
+    lid = g.load(bus=2).id
+    with g.edit(author="dora", message="raise load 2") as e:
+        g.load(bus=2).p_mw = 40.0
+    g.load(bus=3).p_mw = 1.0
+    g.close()
+    with gt.open(path) as study:
+        who = study.blame("load", lid, "p_mw")
+        assert who.author == "dora" and who.message == "raise load 2" and who.new == 40.0
+
+
+def test_branch(tmp_path):
+    path = tmp_path / "main.duckdb"
+    grid, points = build_history(path)
+    grid.close()
+    study = gt.open(path, read_only=False)
+    seq = sorted(points)[3]
+    br = study.branch(seq, "whatif")
+    assert br.world.equals(points[seq])
+    br.load(bus=2).p_mw = 5.0
+    assert br.solve().converged
+    br.close()
+    rows = study.branches()
+    assert list(rows.name) == ["whatif"] and int(rows.seq.iloc[0]) == seq
+    with gt.open(rows.path.iloc[0]) as b:
+        assert b.log().event.iloc[0] == "load" and b.journal.verify() > 0
+    study.close()
+
+
+def test_bisect_finds_the_edit_that_breaks_convergence(tmp_path):
+    """case2869pegase: loads are raised step by step; bisect finds the first step that diverges
+    (checked against solving every point)."""
+    path = tmp_path / "pegase.duckdb"
+    grid = gt.PowerGrid(CASE("PEGASE2869"), journal=path, author="eve")
+    ids = grid.world["load"].ids
+    p0 = grid.world["load"].cols["p_mw"].copy()
+    q0 = grid.world["load"].cols["q_mvar"].copy()
+    factors = [1.0 + 0.25 * k for k in range(1, 9)]
+    for f in factors:
+        with grid.edit(message=f"scale loads x{f:.2f}") as e:
+            e.set("load", ids, "p_mw", p0 * f)
+            e.set("load", ids, "q_mvar", q0 * f)
+        grid.solve()
+    grid.close()
+    with gt.open(path) as study:
+        res = study.bisect()
+        pts = study.points()
+        truth = [study.at(int(s)).solve().converged for s in pts]
+    assert truth[0] and not truth[-1]
+    first_bad = int(pts[truth.index(False)])
+    assert res is not None and res.seq == first_bad
+    assert res.message.startswith("scale loads") and set(res.diff.field.dropna()) == {"p_mw", "q_mvar"}
+    assert res.materializations <= 2 + int(np.ceil(np.log2(len(pts))))
+    # the command line prints the same event
+    out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"seq {first_bad}" in out.stdout and res.message in out.stdout
