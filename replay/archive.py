@@ -10,7 +10,6 @@ import hashlib
 import io
 import zipfile
 
-import pandas as pd
 import pyarrow as pa
 
 from gridtape.errors import SchemaError, SnapshotCorruptError

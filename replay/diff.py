@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from gridtape.errors import SchemaError
-from gridtape.world.schema import F8, KIND_ORDER, STR
+from gridtape.world.schema import F8, I8, KIND_ORDER
 from gridtape.world.world import World, coerce_column
 
 from .codec import float_bits, tag
@@ -170,7 +170,9 @@ def apply_diff(world: World, d: pd.DataFrame, *, check: bool = True) -> World:
     """A new world: ``world`` with the changes of ``d`` applied (``world`` is left untouched).
 
     With ``check``, every ``set`` must find its ``old`` value in place (SchemaError otherwise), so a
-    diff is never silently applied to the wrong world.  References are validated at the end."""
+    diff is never silently applied to the wrong world.  Changes go through the World API (values
+    validated, references checked, change counters bumped); kinds are applied in dependency order
+    (buses first), and the references are validated once more at the end when elements were removed."""
     missing = [c for c in COLUMNS if c not in d.columns]
     if missing:
         raise SchemaError(f"not a diff: column {missing[0]!r} is missing", field=missing[0])
@@ -183,7 +185,8 @@ def apply_diff(world: World, d: pd.DataFrame, *, check: bool = True) -> World:
         sub = d[kinds == kind]
         if len(sub):
             (_apply_network if kind == "network" else _apply_table)(w, kind, sub, check)
-    w.validate()
+    if (d["change"] == "remove").any():
+        w.validate()
     return w
 
 
@@ -208,8 +211,7 @@ def _apply_table(w, kind, sub, check):
         raise SchemaError(f"unknown change {sorted(bad)[0]!r}", table=kind)
     rem = sub[change == "remove"]
     if len(rem):
-        t.remove(rem["id"].to_numpy(dtype=np.int64))
-        w.bump("topo")
+        w.remove(kind, rem["id"].to_numpy(dtype=np.int64))
     if "@extra_columns" in special:
         names = list(special["@extra_columns"])
         t.extra = {n: t.extra[n] if n in t.extra else np.full(len(t.ids), None, dtype=object) for n in names}
@@ -246,15 +248,14 @@ def _apply_adds(w, t, adds):
         if any(c not in dct for dct in dicts):
             raise SchemaError("add rows must all carry the same columns", table=t.kind, field=c)
     cols = {c: [dct[c] for dct in dicts] for c in present}
-    n0 = len(t.ids)
-    t.append(cols, ids)
-    for name, arr in t.extra.items():
-        for j, dct in enumerate(dicts):
-            arr[n0 + j] = dct.get(name)
     unknown = {k for dct in dicts for k in dct} - set(t.spec.names) - set(t.extra)
     if unknown:
         raise SchemaError(f"add row has unknown column {sorted(unknown)[0]!r}", table=t.kind, field=sorted(unknown)[0])
-    w.bump("topo")
+    n0 = len(t.ids)
+    w.add(t.kind, {c: _typed(t.spec[c], _objects(v, len(v))) for c, v in cols.items()}, ids)
+    for name, arr in t.extra.items():
+        for j, dct in enumerate(dicts):
+            arr[n0 + j] = dct.get(name)
 
 
 def _apply_sets(w, t, name, grp, check):
@@ -265,14 +266,13 @@ def _apply_sets(w, t, name, grp, check):
         col = t.spec[name]
         arr = t.cols[name]
         if check:
-            old = coerce_column(col, grp["old"].to_numpy(dtype=object), table=t.kind, ids=ids)
+            old = coerce_column(col, _typed(col, grp["old"].to_numpy(dtype=object)), table=t.kind, ids=ids)
             wrong = np.flatnonzero(_changed(arr[rows], old, col.dtype))
             if len(wrong):
                 i = wrong[0]
                 raise SchemaError(f"diff expects {old[i]!r}, world has {arr[rows[i]]!r}", table=t.kind,
                                   row=int(ids[i]), field=name)
-        arr[rows] = coerce_column(col, new, table=t.kind, ids=ids)
-        w.bump(col.affects)
+        w.set_values(t.kind, ids, name, _typed(col, new))
     elif name in t.extra:
         arr = t.extra[name]
         if check:
@@ -285,6 +285,14 @@ def _apply_sets(w, t, name, grp, check):
             arr[r] = new[i]
     else:
         raise SchemaError(f"{t.kind} has no column {name!r}", table=t.kind, field=name)
+
+
+def _typed(col, values: np.ndarray) -> np.ndarray:
+    """Integer cells as an int64 array (coerce_column would pass them through float64)."""
+    if col.dtype == I8 and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                               for v in values):
+        return np.asarray(values.tolist(), dtype=np.int64)
+    return values
 
 
 def _reorder(t, perm) -> None:

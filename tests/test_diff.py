@@ -15,7 +15,7 @@ from gridtape.errors import BadReferenceError, SchemaError
 from gridtape.replay.codec import same_world
 from gridtape.replay.diff import COLUMNS, apply_diff, diff_worlds, result_diff
 from gridtape.world.io import load_case
-from gridtape.world.schema import BOOL, F8, I8, STR
+from gridtape.world.schema import BOOL, I8, STR
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 _BASE = {}
@@ -86,7 +86,8 @@ def edited(draw, name):
                 t.extra[f"user{draw(st.integers(0, 3))}"] = col
         elif op == "network":
             f = draw(st.sampled_from(["sn_mva", "f_hz", "name"]))
-            setattr(b, f, draw(st.sampled_from(["renamed", ""])) if f == "name" else draw(st.sampled_from([50.0, 60.0, 1.0, 100.0])))
+            choices = ["renamed", ""] if f == "name" else [50.0, 60.0, 1.0, 100.0]
+            setattr(b, f, draw(st.sampled_from(choices)))
     return a, b
 
 
@@ -174,7 +175,8 @@ def test_table_and_network_level_rows():
     b2.add("load", {"bus": [int(a["bus"].ids[0])], "p_mw": [1.0]}, ids=[a["load"].next_id + 7])
     b2.remove("load", [a["load"].next_id + 7])
     d2 = diff_worlds(a, b2)
-    assert [(r.field, r.old, r.new) for r in d2.itertuples()] == [("@next_id", a["load"].next_id, a["load"].next_id + 8)]
+    nid = a["load"].next_id
+    assert [(r.field, r.old, r.new) for r in d2.itertuples()] == [("@next_id", nid, nid + 8)]
     assert apply_diff(a, d2)["load"].next_id == a["load"].next_id + 8
 
 
