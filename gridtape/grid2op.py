@@ -4,35 +4,32 @@
 
 - the grid is the environment's pandapower JSON, read into a :class:`~gridtape.world.World`; each
   substation gets ``n_busbar_per_sub`` buses (the extra busbars are buses ``n_sub .. k*n_sub-1``,
-  as PandaPowerBackend numbers them);
+  numbered as PandaPowerBackend numbers them), all in service: an empty busbar is just unsupplied;
 - ``apply_action`` turns grid2op's backend action into world writes (injections, storage power,
-  shunts, busbar moves, disconnections) that are planned first and committed in one place
-  (:meth:`GridtapeBackend._commit`): one journal transaction per call when a journal is given;
-- an injection-only step writes injection columns only, so the next solve is incremental; a
-  topology step writes ``bus`` / ``in_service`` columns and the engine rebuilds its model;
+  shunts, busbar moves, disconnections).  They are planned first and committed in one place
+  (:meth:`GridtapeBackend._commit`), one journal transaction per call when a journal is given.
+  Only values that differ are written, so an injection-only step leaves the topology untouched and
+  the next solve is incremental;
 - ``runpf`` solves and reads bus voltages and branch flows straight from the engine's arrays
   (no DataFrame per step).  A diverged or islanded grid returns ``(False, exc)`` with a grid2op
   ``DivergingPowerflow`` / ``IslandedGrid`` and leaves every result at NaN.
 
-Units are grid2op's: MW, MVAr, kV, A, degrees.
+Units are grid2op's: MW, MVAr, kV, A, degrees.  See docs/grid2op.md.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import inspect
 import json
-import os
 
 import numpy as np
 from grid2op.Backend import Backend
 from grid2op.dtypes import dt_float, dt_int
 from grid2op.Exceptions import BackendError, DivergingPowerflow, IslandedGrid
 
-from gridtape.errors import DependencyError, GridtapeError
+from gridtape.errors import GridtapeError
 from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
-from gridtape.solver_cy.flows import branch_flows
+from gridtape.solver_cy.flows import branch_flows, bus_injection
 from gridtape.solver_cy.results import _gen_pq
 from gridtape.world.io_json import read_pandapower_json
 
@@ -46,6 +43,12 @@ WRITTEN = (("load", "p_mw"), ("load", "q_mvar"), ("load", "bus"), ("load", "in_s
            ("line", "from_bus"), ("line", "to_bus"), ("line", "in_service"),
            ("trafo", "hv_bus"), ("trafo", "lv_bus"), ("trafo", "in_service"))
 
+#: result buffers (one float32 array per element group) and the grid2op quantities they hold, by row
+BUFFERS = {"line": ("p", "q", "v", "a", "theta"), "gen": ("prod_p", "prod_q", "prod_v", "gen_theta"),
+           "load": ("load_p", "load_q", "load_v", "load_theta"),
+           "storage": ("storage_p", "storage_q", "storage_v", "storage_theta"),
+           "shunt": ("shunt_p", "shunt_q", "shunt_v")}
+
 
 # ------------------------------------------------------------------------------------------------
 # reading a grid2op grid
@@ -54,9 +57,9 @@ def read_grid2op_json(path):
     """The World of a grid2op environment's ``grid.json``.
 
     grid2op's grids were written by pandapower 2 and carry ``tap_side = false`` on transformers
-    without a tap changer; that reads as "no tap side" (None), which is what pandapower does with it.
-    An ext_grid is turned into a slack generator when no generator is a slack (grid2op models the
-    slack as a generator)."""
+    without a tap changer; that reads as "no tap side" (None), which is what pandapower makes of it.
+    An ext_grid becomes a slack generator when no generator is a slack (grid2op models the slack as
+    a generator)."""
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
     net = doc.get("_object", {}) if isinstance(doc, dict) else {}
@@ -81,13 +84,22 @@ def _ext_grid_to_slack_gen(world):
     if not len(eg) or (len(gen) and gen.cols["slack"].any()):
         return
     on = eg.cols["in_service"]
-    world.add("gen", {"bus": eg.cols["bus"][on], "p_mw": np.zeros(int(on.sum())), "vm_pu": eg.cols["vm_pu"][on],
-                      "slack": np.ones(int(on.sum()), bool), "slack_weight": np.ones(int(on.sum()))})
+    k = int(on.sum())
+    world.add("gen", {"bus": eg.cols["bus"][on], "p_mw": np.zeros(k), "vm_pu": eg.cols["vm_pu"][on],
+                      "slack": np.ones(k, bool), "slack_weight": np.ones(k)})
     world.remove("ext_grid", eg.ids.copy())
 
 
+def _journal_arg(journal):
+    """PowerGrid's ``journal`` argument for the backend's: None / False = off, True = in memory,
+    else a journal file path or a :class:`gridtape.journal.Journal`."""
+    if journal is None or journal is False:
+        return False
+    return None if journal is True else journal
+
+
 def _names(tab, fmt):
-    """Element names as PandaPowerBackend makes them: the name column, or ``fmt`` per row."""
+    """Element names as PandaPowerBackend makes them: the name column, or ``fmt(row)``."""
     names = tab.cols["name"]
     if len(names) and all(n is not None for n in names):
         return np.array([str(n) for n in names])
@@ -101,9 +113,13 @@ class GridtapeBackend(Backend):
     """A grid2op backend on gridtape's Newton-Raphson engine.
 
     ``GridtapeBackend(detailed_infos_for_cascading_failures=False, can_be_copied=True, *,
-    max_iter=10, tol=1e-8, journal=None)``.  ``journal`` is handed to ``PowerGrid(journal=...)``
-    so that every ``apply_action`` becomes one transaction ("apply_action <n>"); it is off by
-    default, and copies of the backend (forecasts, ``obs.simulate``) are never journaled.
+    max_iter=10, tol=1e-8, journal=None)``.  ``journal`` (off by default, for speed): a journal
+    file path, a :class:`gridtape.journal.Journal`, or True for an in-memory one.  Journaled, the
+    grid as loaded is the journal's load event, every ``apply_action`` is one transaction
+    ("apply_action <n>", author "grid2op"), every ``runpf`` a solve event and every ``reset`` a
+    "reset" transaction.  Copies of the backend (forecasts, ``obs.simulate``) and backends grid2op
+    re-creates from its keyword arguments are never journaled.
+    ``backend.grid`` is the :class:`~gridtape.PowerGrid` it drives.
     """
 
     shunts_data_available = True
@@ -117,94 +133,88 @@ class GridtapeBackend(Backend):
         self._tol = float(tol)
         self._journal = journal  # deliberately not in _my_kwargs: re-created backends are not journaled
         self._n_apply = 0
-        self._tc = None  # per-topology cache (see _topology_cache)
+        self._tc = None  # per-model cache (see _model_cache)
         self._diverged = False
         self.div_exception = None
+
+    @property
+    def grid(self) -> PowerGrid:
+        """The gridtape PowerGrid this backend drives."""
+        return self._grid
 
     # --- loading -------------------------------------------------------------------------------
     def load_grid(self, path, filename=None):
         self.can_handle_more_than_2_busbar()
         self.can_handle_detachment()
         world = read_grid2op_json(self.make_complete_path(path, filename))
-        n_sub = len(world["bus"])
-        self._n_sub = n_sub
-        self._add_busbars(world, n_sub)
-        self._describe(world, n_sub)
-        kwargs = {} if self._journal is None else {"journal": self._journal}
-        if kwargs and "journal" not in inspect.signature(PowerGrid).parameters:
-            raise DependencyError("this gridtape has no journal yet: PowerGrid takes no journal keyword")
-        self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol, **kwargs)
+        self._n_sub = len(world["bus"])
+        self._add_busbars(world)
+        self._describe(world)
+        self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
+                               journal=_journal_arg(self._journal), author="grid2op")
         self._initial = {(k, c): world[k].cols[c].copy() for k, c in WRITTEN}
         self._alloc_results()
         self._refresh_topo_vect()
-        ok, _ = self.runpf(is_dc=False)
-        if not ok:
+        if not self.runpf(is_dc=False)[0]:
             self.runpf(is_dc=True)
         self._initial_results = self._results_state()
 
-    def _add_busbars(self, world, n_sub):
-        """Busbars 2..n of every substation become buses after the original ones; all buses are in
-        service (an empty busbar is simply unsupplied) so that moving elements never writes buses."""
+    def _add_busbars(self, world):
+        """Busbars 2..n of every substation become buses after the original ones.  Every bus is in
+        service (an empty busbar is merely unsupplied), so moving elements never writes buses."""
         bus = world["bus"]
+        n_sub = self._n_sub
         if not bus.cols["in_service"].all():
             world.set_values("bus", bus.ids, "in_service", True)
         vn, names = bus.cols["vn_kv"].copy(), bus.cols["name"].copy()
         for _ in range(self.n_busbar_per_sub - 1):
             world.add("bus", {"vn_kv": vn, "name": names, "in_service": np.ones(n_sub, bool)})
-        self._bus_ids = world["bus"].ids.copy()
+        self._bus_ids = world["bus"].ids.copy()  # bus row r is busbar r // n_sub + 1 of substation r % n_sub
         row_of = np.full(int(self._bus_ids.max()) + 1, -1, dtype=np.int64)
         row_of[self._bus_ids] = np.arange(len(self._bus_ids))
         self._row_of_bus = row_of
 
-    def _describe(self, world, n_sub):
-        """Fill grid2op's GridObjects attributes in PandaPowerBackend's element order."""
+    def _describe(self, world):
+        """Fill grid2op's GridObjects attributes, elements placed in PandaPowerBackend's order."""
         line, trafo, gen, load, sto, sh = (world[k] for k in ("line", "trafo", "gen", "load", "storage", "shunt"))
-        row = self._row_of_bus
-        nl = len(line)
+        row, n_sub, nl = self._row_of_bus, self._n_sub, len(line)
         self._n_pp_line = nl
         self.n_sub = n_sub
         self.name_sub = np.array([f"sub_{i}" for i in world["bus"].ids[:n_sub]])
         self.n_line = nl + len(trafo)
-        fb, tb = line.cols["from_bus"], line.cols["to_bus"]
-        hv, lv = trafo.cols["hv_bus"], trafo.cols["lv_bus"]
+        fb, tb, hv, lv = line.cols["from_bus"], line.cols["to_bus"], trafo.cols["hv_bus"], trafo.cols["lv_bus"]
         ln = _names(line, lambda i: f"{fb[i]}_{tb[i]}_{i}")
         tn = _names(trafo, lambda i: "{}_{}_{}".format(*sorted((str(hv[i]), str(lv[i]))), i + nl))
         self.name_line = np.concatenate([ln, tn]) if len(tn) else ln
-        self.n_gen, self.n_load = len(gen), len(load)
+        self.n_gen, self.n_load, self.n_storage = len(gen), len(load), len(sto)
         self.name_gen = _names(gen, lambda i: f"gen_{gen.cols['bus'][i]}_{i}")
         self.name_load = _names(load, lambda i: f"load_{load.cols['bus'][i]}_{i}")
-        self.n_storage = len(sto)
         if self.n_storage == 0:
             self.set_no_storage()
         else:
             self.name_storage = _names(sto, lambda i: f"storage_{sto.cols['bus'][i]}_{i}")
-        or_sub = row[np.concatenate([fb, hv])].astype(dt_int)
-        ex_sub = row[np.concatenate([tb, lv])].astype(dt_int)
-        gen_sub = row[gen.cols["bus"]].astype(dt_int)
-        load_sub = row[load.cols["bus"]].astype(dt_int)
-        sto_sub = row[sto.cols["bus"]].astype(dt_int)
         used = np.zeros(n_sub, dtype=dt_int)
 
-        def place(subs, pos=None):
-            pos = np.zeros(len(subs), dtype=dt_int) if pos is None else pos
+        def place(subs):
+            pos = np.zeros(len(subs), dtype=dt_int)
             for i, s in enumerate(subs.tolist()):
                 pos[i] = used[s]
                 used[s] += 1
             return pos
 
-        or_pos = np.zeros(self.n_line, dtype=dt_int)
-        ex_pos = np.zeros(self.n_line, dtype=dt_int)
-        for i in range(self.n_line):  # origin then extremity of each branch, as PandaPowerBackend
-            or_pos[i] = used[or_sub[i]]
-            used[or_sub[i]] += 1
-            ex_pos[i] = used[ex_sub[i]]
-            used[ex_sub[i]] += 1
+        or_sub = row[np.concatenate([fb, hv])].astype(dt_int)
+        ex_sub = row[np.concatenate([tb, lv])].astype(dt_int)
+        # origin then extremity of each branch, then generators, loads, storage units
+        both = place(np.column_stack([or_sub, ex_sub]).reshape(-1)).reshape(-1, 2)
         self.line_or_to_subid, self.line_ex_to_subid = or_sub, ex_sub
-        self.line_or_to_sub_pos, self.line_ex_to_sub_pos = or_pos, ex_pos
-        self.gen_to_subid, self.gen_to_sub_pos = gen_sub, place(gen_sub)
-        self.load_to_subid, self.load_to_sub_pos = load_sub, place(load_sub)
+        self.line_or_to_sub_pos, self.line_ex_to_sub_pos = both[:, 0].copy(), both[:, 1].copy()
+        self.gen_to_subid = row[gen.cols["bus"]].astype(dt_int)
+        self.gen_to_sub_pos = place(self.gen_to_subid)
+        self.load_to_subid = row[load.cols["bus"]].astype(dt_int)
+        self.load_to_sub_pos = place(self.load_to_subid)
         if self.n_storage:
-            self.storage_to_subid, self.storage_to_sub_pos = sto_sub, place(sto_sub)
+            self.storage_to_subid = row[sto.cols["bus"]].astype(dt_int)
+            self.storage_to_sub_pos = place(self.storage_to_subid)
         self.sub_info = used.copy()
         self.dim_topo = int(used.sum())
         self.n_shunt = len(sh)
@@ -215,42 +225,49 @@ class GridtapeBackend(Backend):
         with np.errstate(divide="ignore", invalid="ignore"):
             self.thermal_limit_a = (1000.0 * np.concatenate([
                 line.cols["max_i_ka"], trafo.cols["sn_mva"] / (SQRT3 * trafo.cols["vn_hv_kv"])])).astype(dt_float)
-        self._gen_kv = kv[gen_sub].astype(np.float64)
+        self._gen_kv = kv[self.gen_to_subid].astype(dt_float)  # grid2op's kV / p.u. factor (float32)
         self._compute_pos_big_topo()
 
     def _alloc_results(self):
-        cls = self  # during load_grid the grid2op attributes are still on the instance
-        nan = lambda n: np.full(n, np.nan, dtype=dt_float)  # noqa: E731
-        nl, ng, nd, ns, nsh = cls.n_line, cls.n_gen, cls.n_load, cls.n_storage, cls.n_shunt
-        self._res = {k: nan(nl) for k in ("p_or", "q_or", "v_or", "a_or", "p_ex", "q_ex", "v_ex", "a_ex",
-                                          "theta_or", "theta_ex")}
-        self._res.update({k: nan(ng) for k in ("prod_p", "prod_q", "prod_v", "gen_theta")})
-        self._res.update({k: nan(nd) for k in ("load_p", "load_q", "load_v", "load_theta")})
-        self._res.update({k: nan(ns) for k in ("storage_p", "storage_q", "storage_v", "storage_theta")})
-        self._res.update({k: nan(nsh) for k in ("shunt_p", "shunt_q", "shunt_v")})
-        self._topo_vect = np.full(cls.dim_topo, -1, dtype=dt_int)
-        self._shunt_bus = np.full(nsh, -1, dtype=dt_int)
-        self._line_status = np.zeros(nl, dtype=bool)
+        sizes = {"line": 2 * self.n_line, "gen": self.n_gen, "load": self.n_load, "storage": self.n_storage,
+                 "shunt": self.n_shunt}
+        self._buf = {k: np.full((len(BUFFERS[k]), sizes[k]), np.nan, dtype=dt_float) for k in BUFFERS}
+        self._bind_views()
+        self._topo_vect = np.full(self.dim_topo, -1, dtype=dt_int)
+        self._shunt_bus = np.full(self.n_shunt, -1, dtype=dt_int)
+        self._line_status = np.zeros(self.n_line, dtype=bool)
+
+    def _bind_views(self):
+        """``self._res[name]``: views into the buffers (lines: origin half, extremity half)."""
+        n = self._buf["line"].shape[1] // 2
+        res = {}
+        for group, names in BUFFERS.items():
+            for i, name in enumerate(names):
+                if group == "line":
+                    res[f"{name}_or"], res[f"{name}_ex"] = self._buf["line"][i, :n], self._buf["line"][i, n:]
+                else:
+                    res[name] = self._buf[group][i]
+        self._res = res
 
     # --- actions --------------------------------------------------------------------------------
     def apply_action(self, backend_action) -> None:
         """Plan the world writes of one grid2op backend action, then commit them together."""
         cls = type(self)
-        active_bus, (prod_p, prod_v, load_p, load_q, storage), topo, shunts = backend_action()
+        _, (prod_p, prod_v, load_p, load_q, storage), topo, shunts = backend_action()
         w = self._grid.world
         plan = []
-        _plan_values(plan, w, "gen", "p_mw", prod_p)
-        _plan_values(plan, w, "gen", "vm_pu", prod_v, self._gen_kv)
-        _plan_values(plan, w, "load", "p_mw", load_p)
-        _plan_values(plan, w, "load", "q_mvar", load_q)
+        _plan_values(plan, w["gen"], "gen", "p_mw", prod_p)
+        _plan_values(plan, w["gen"], "gen", "vm_pu", prod_v, self._gen_kv)
+        _plan_values(plan, w["load"], "load", "p_mw", load_p)
+        _plan_values(plan, w["load"], "load", "q_mvar", load_q)
         if cls.n_storage:
-            _plan_values(plan, w, "storage", "p_mw", storage)
+            _plan_values(plan, w["storage"], "storage", "p_mw", storage)
         moved = False
         if shunts is not None:
             sh_p, sh_q, sh_bus = shunts
-            _plan_values(plan, w, "shunt", "p_mw", sh_p)
-            _plan_values(plan, w, "shunt", "q_mvar", sh_q)
-            moved |= self._plan_elements(plan, w, "shunt", sh_bus.changed, sh_bus.values, cls.shunt_to_subid)
+            _plan_values(plan, w["shunt"], "shunt", "p_mw", sh_p)
+            _plan_values(plan, w["shunt"], "shunt", "q_mvar", sh_q)
+            moved = self._plan_elements(plan, w, "shunt", sh_bus.changed, sh_bus.values, cls.shunt_to_subid)
         ch = topo.changed
         if ch.any():
             vals = topo.values
@@ -280,7 +297,7 @@ class GridtapeBackend(Backend):
         return True
 
     def _plan_branches(self, plan, w, changed, local) -> bool:
-        """Busbar moves of branch ends; a branch with an end set to -1 is switched off, a branch
+        """Busbar moves of branch ends: a branch with an end set to -1 is switched off, a branch
         with an end set to a busbar is switched on."""
         cls = type(self)
         or_pos, ex_pos = cls.line_or_pos_topo_vect, cls.line_ex_pos_topo_vect
@@ -306,22 +323,23 @@ class GridtapeBackend(Backend):
         return True
 
     def _commit(self, plan, message):
-        """The one place where the backend writes the world (one journal transaction)."""
+        """The one place where the backend writes its world: one journal transaction (an edit
+        block of vectorized ``grid.set`` writes) when journaled, plain validated world writes
+        otherwise."""
         if not plan:
             return
-        w = self._grid.world
-        with self._transaction(message):
+        g = self._grid
+        if g.journal is None:
+            w = g.world
             for kind, col, ids, vals in plan:
                 w.set_values(kind, ids, col, vals)
-
-    def _transaction(self, message):
-        if self._journal is None:
-            return contextlib.nullcontext()
-        return self._grid.edit(message=message)
+            return
+        with g.edit(message=message):
+            for kind, col, ids, vals in plan:
+                g.set(kind, ids, col, vals)
 
     def _refresh_topo_vect(self):
-        """topo_vect and line status from the world's bus / in_service columns."""
-        cls = self  # instance or class attributes: also called from load_grid
+        """topo_vect, line status and shunt buses from the world's bus / in_service columns."""
         w = self._grid.world
         n_sub, row = self._n_sub, self._row_of_bus
         tv = self._topo_vect
@@ -331,11 +349,12 @@ class GridtapeBackend(Backend):
 
         line, trafo = w["line"], w["trafo"]
         status = np.concatenate([line.cols["in_service"], trafo.cols["in_service"]])
-        for pos, bus in ((cls.line_or_pos_topo_vect, np.concatenate([local(line, "from_bus"), local(trafo, "hv_bus")])),
-                         (cls.line_ex_pos_topo_vect, np.concatenate([local(line, "to_bus"), local(trafo, "lv_bus")]))):
-            tv[pos] = np.where(status, bus, -1)
-        for kind, pos in (("load", cls.load_pos_topo_vect), ("gen", cls.gen_pos_topo_vect),
-                          ("storage", cls.storage_pos_topo_vect)):
+        tv[self.line_or_pos_topo_vect] = np.where(status, np.concatenate([local(line, "from_bus"),
+                                                                         local(trafo, "hv_bus")]), -1)
+        tv[self.line_ex_pos_topo_vect] = np.where(status, np.concatenate([local(line, "to_bus"),
+                                                                         local(trafo, "lv_bus")]), -1)
+        for kind, pos in (("load", self.load_pos_topo_vect), ("gen", self.gen_pos_topo_vect),
+                          ("storage", self.storage_pos_topo_vect)):
             t = w[kind]
             if len(t):
                 tv[pos] = np.where(t.cols["in_service"], local(t, "bus"), -1)
@@ -355,176 +374,213 @@ class GridtapeBackend(Backend):
         if not rep.converged:
             return self._fail(DivergingPowerflow(
                 f"Newton-Raphson did not converge in {rep.iterations} iterations (mismatch {rep.mismatch:.3g})"))
-        tc = self._topology_cache()
-        if tc["islanded"]:
-            return self._fail(IslandedGrid(tc["islanded"]))
-        self._fetch(tc, is_dc)
-        if not np.isfinite(self._res["p_or"]).all():
-            return self._fail(DivergingPowerflow("non-finite branch flows"))
+        mc = self._model_cache()
+        if mc["islanded"]:
+            return self._fail(IslandedGrid(mc["islanded"]))
+        self._fetch(mc, is_dc)
+        if not np.isfinite(self._buf["line"]).all():
+            return self._fail(DivergingPowerflow("non-finite branch results"))
         return True, None
 
     def _fail(self, exc, cause=None):
+        """No result survives a failed power flow: every result is NaN, topo_vect reads -1."""
         if cause is not None:
             exc.__cause__ = cause
         self.div_exception = exc
-        for arr in self._res.values():
-            arr[:] = np.nan
+        for buf in self._buf.values():
+            buf[:] = np.nan
         self._diverged = True
         return False, exc
 
-    def _topology_cache(self) -> dict:
-        """Index arrays of the engine's current model (rebuilt when the topology changes)."""
+    def _model_cache(self) -> dict:
+        """Index arrays of the engine's current model, rebuilt when the engine rebuilt its
+        topology or admittances (new ``topo`` / ``ysh`` objects).  The backend is the only writer
+        of its world and never writes generator limits, scaling or shunt ratings."""
         eng = self._grid._engine
         topo = eng.topo
-        tc = self._tc
-        if tc is not None and tc["topo"] is topo:
-            return tc
+        mc = self._tc
+        if mc is not None and mc["topo"] is topo and mc["ysh"] is eng.ysh:
+            return mc
         w = self._grid.world
         br = topo.branches
         idx = [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
         sel = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-        b = {k: topo.lookup[topo.elem_bus_row[k]] for k in ("load", "gen", "storage", "shunt")}
-        islanded = ""
-        for kind in ("load", "gen", "storage", "shunt"):
-            bad = w[kind].cols["in_service"] & ~topo.active[kind]
-            if bad.any():
-                islanded = f"{kind} {np.flatnonzero(bad).tolist()} on a bus not connected to the slack"
-                break
-        line_on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
-        if not islanded and (line_on & ~br.status[sel]).any():
-            islanded = f"line {np.flatnonzero(line_on & ~br.status[sel]).tolist()} in an island without slack"
+        act = {k: topo.active[k].copy() for k in ("load", "gen", "storage", "shunt")}
+        bus = {k: topo.lookup[topo.elem_bus_row[k]] for k in ("load", "gen", "storage", "shunt")}
+        on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
+        on2 = np.concatenate([on, on])
+        b2 = np.concatenate([br.f[sel], br.t[sel]])
+        kv2 = topo.base_kv[b2]
         load = w["load"].cols
-        zip_load = any(load[c].any() for c in ("const_z_p_percent", "const_i_p_percent",
-                                               "const_z_q_percent", "const_i_q_percent"))
-        gsel = None  # generator rows of the engine's generator table, filled per solve
-        self._tc = tc = {"topo": topo, "sel": sel, "contiguous": bool(np.array_equal(sel, np.arange(len(sel)))),
-                         "none": np.flatnonzero(topo.bus_type == M.NONE), "bus": b, "islanded": islanded,
-                         "line_on": line_on, "zip": zip_load, "gsel": gsel,
-                         "act": {k: topo.active[k] for k in ("load", "gen", "storage", "shunt")}}
-        return tc
+        sh = w["shunt"].cols
+        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "prefix": bool(np.array_equal(sel, np.arange(len(sel)))),
+              "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * SQRT3 / 1000.0, "off2": (~on2).astype(float),
+              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act),
+              "zip": any(load[c].any() for c in ("const_z_p_percent", "const_i_p_percent",
+                                                 "const_z_q_percent", "const_i_q_percent")),
+              "shunt_k": sh["step"] * act["shunt"] / sh["vn_kv"] ** 2 if len(sh) else None,
+              "gen": _gen_split(w, topo, bus["gen"], act["gen"])}
+        self._tc = mc
+        return mc
 
-    def _fetch(self, tc, is_dc):
-        """Every grid2op result array from the engine's voltages (no DataFrames)."""
+    def _fetch(self, mc, is_dc):
+        """Every grid2op result from the engine's voltages and admittances (no DataFrames)."""
         eng = self._grid._engine
-        w = self._grid.world
-        res = self._res
-        sn = w.sn_mva
+        sn = self._grid.world.sn_mva
         topo = eng.topo
-        V = eng.V.copy()
-        V[tc["none"]] = 0.0
-        va = np.angle(V, deg=True)
-        if is_dc:
-            vm = np.where(np.isnan(eng.inj.vm_set), 1.0, eng.inj.vm_set)
-            vm[tc["none"]] = 0.0
-        else:
-            vm = np.abs(V)
-        vkv = vm * topo.base_kv
         br = topo.branches
-        f, t = br.f, br.t
-        if is_dc:
+        V = eng.V.copy()
+        V[eng._none] = 0.0
+        va = np.angle(V, deg=True)
+        if is_dc:  # set-point magnitudes, 1 p.u. elsewhere (as pandapower's rundcpp reports them)
+            vm = np.where(np.isnan(eng.inj.vm_set), 1.0, eng.inj.vm_set)
+            vm[eng._none] = 0.0
             with np.errstate(divide="ignore", invalid="ignore"):
                 bb = np.where(br.status, 1.0 / br.x, 0.0) / br.ratio
-            p = bb * np.deg2rad(va[f] - va[t] - br.shift_deg) * sn
+            p = bb * np.deg2rad(va[br.f] - va[br.t] - br.shift_deg) * sn
             sf, st = p.astype(complex), -p.astype(complex)
+            nb = topo.nb
+            pbus = np.bincount(br.f, p, nb) - np.bincount(br.t, p, nb) + eng.ysh.real * sn
+            qbus = np.zeros(nb)
         else:
-            sf, st, _, _ = branch_flows(f, t, br.yff, br.yft, br.ytf, br.ytt, V)
-            sf *= sn
-            st *= sn
-        if not tc["contiguous"]:
-            sel = tc["sel"]
-            sf, st, f, t = sf[sel], st[sel], f[sel], t[sel]
-        elif len(sf) != len(tc["sel"]):
-            n = len(tc["sel"])
-            sf, st, f, t = sf[:n], st[:n], f[:n], t[:n]
-        on = tc["line_on"]
-        for side, s, b in (("or", sf, f), ("ex", st, t)):
-            v = np.where(on, vkv[b], 0.0)
-            res["p_" + side][:] = s.real
-            res["q_" + side][:] = 0.0 if is_dc else s.imag
-            res["v_" + side][:] = v
-            with np.errstate(divide="ignore", invalid="ignore"):
-                res["a_" + side][:] = np.where(v > 0, np.abs(s) / (SQRT3 * v) * 1000.0, 0.0)
-            res["theta_" + side][:] = va[b]
-        self._fetch_injections(tc, w, vm, va, vkv, is_dc)
+            vm = np.abs(V)
+            sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, V)
+            S = bus_injection(eng.indptr, eng.indices, eng.ydata, V)
+            S *= sn
+            pbus, qbus = S.real, S.imag
+        n = len(mc["sel"])
+        if mc["prefix"]:
+            s = np.concatenate((sf[:n], st[:n]))
+        else:
+            s = np.concatenate((sf[mc["sel"]], st[mc["sel"]]))
+        if not is_dc:
+            s *= sn
+        b2 = mc["b2"]
+        vmb = vm[b2]
+        L = self._buf["line"]  # rows p, q, v, a, theta; columns origin sides then extremity sides
+        L[0] = s.real
+        L[1] = s.imag
+        L[2] = vmb * mc["kv2_on"]
+        a = np.abs(s)
+        a /= vmb * mc["amp_den"] + mc["off2"]  # a switched-off line carries 0 A
+        L[3] = a
+        L[4] = va[b2]
+        vkv = vm * topo.base_kv
+        self._fetch_gens(mc, eng, pbus, qbus, vkv, va, is_dc)
+        self._fetch_loads(mc, vm, va, vkv, is_dc)
 
-    def _fetch_injections(self, tc, w, vm, va, vkv, is_dc):
-        res = self._res
-        b, act = tc["bus"], tc["act"]
-        # generators (pfsoln: set-point P, slack P and every Q from the bus balance)
-        g = self._grid._engine.inj.gens
-        pg, qg = _gen_pq(self._grid._engine)
-        m = g["kind"] == 1
-        rows = g["row"][m]
-        for key, vals in (("prod_p", pg[m]), ("prod_q", qg[m])):
-            res[key][:] = 0.0
-            res[key][rows] = vals
+    def _fetch_gens(self, mc, eng, pbus, qbus, vkv, va, is_dc):
+        """Generator P, Q, V and angle: set-point P, the slack's P and every Q from the bus balance
+        (pandapower's pfsoln: a bus's Q shared among its generators by reactive range)."""
+        G = self._buf["gen"]  # rows p, q, v, theta
+        gs = mc["gen"]
+        b, on = mc["bus"]["gen"], mc["act"]["gen"]
+        G[2] = vkv[b] * on
+        G[3] = va[b] * on
+        if gs is None:  # ext_grids or xwards share the balance: gridtape's general pfsoln
+            pg, qg = _gen_pq(eng)
+            m = eng.inj.gens["kind"] == 1
+            rows = eng.inj.gens["row"][m]
+            G[:2] = 0.0
+            G[0, rows] = pg[m]
+            G[1, rows] = qg[m]
+        else:
+            inj = eng.inj
+            c = self._grid.world["gen"].cols
+            gb = gs["bus"]
+            qtot = qbus[gb] + inj.qd[gb]
+            q = gs["qmin"] + (qtot - gs["qmn"]) * gs["scale"]
+            same = gs["same"]
+            q[same] = qtot[same] / gs["cnt"][same]
+            if gs["all"]:
+                G[1] = q
+            else:
+                G[1] = 0.0
+                G[1, gs["rows"]] = q
+            p = c["p_mw"] * c["scaling"]
+            p *= on
+            for rb, at, slack, fixed, share in gs["ref"]:
+                p_bus = pbus[rb] + inj.pd[rb]
+                if len(at) == 1:
+                    p[at[0]] = p_bus
+                elif len(slack) and share is None:  # no weights: the slack generators share equally
+                    p[slack] = (p_bus - p[fixed].sum()) / len(slack)
+                elif len(slack):
+                    p[slack] += (p_bus - p[fixed].sum() - p[slack].sum()) * share
+            G[0] = p
         if is_dc:
-            res["prod_q"][:] = 0.0
-        on = act["gen"]
-        res["prod_v"][:] = np.where(on, vkv[b["gen"]], 0.0)
-        res["gen_theta"][:] = np.where(on, va[b["gen"]], 0.0)
-        # loads
+            G[1] = 0.0
+
+    def _fetch_loads(self, mc, vm, va, vkv, is_dc):
+        """Loads, storage units and shunts."""
+        w = self._grid.world
+        b, act = mc["bus"], mc["act"]
+        D = self._buf["load"]
         c = w["load"].cols
         on = act["load"]
-        p = c["p_mw"] * c["scaling"] * on
-        q = c["q_mvar"] * c["scaling"] * on
-        if tc["zip"]:
+        sc = c["scaling"] * on
+        if mc["zip"]:
             u = vm[b["load"]]
             zp, ip = c["const_z_p_percent"] / 100, c["const_i_p_percent"] / 100
             zq, iq = c["const_z_q_percent"] / 100, c["const_i_q_percent"] / 100
-            p = p * (1 - zp - ip + ip * u + zp * u * u)
-            q = q * (1 - zq - iq + iq * u + zq * u * u)
-        res["load_p"][:] = p
-        res["load_q"][:] = 0.0 if is_dc else q
-        res["load_v"][:] = np.where(on, vkv[b["load"]], 0.0)
-        res["load_theta"][:] = np.where(on, va[b["load"]], 0.0)
-        # storage units: their set-points (grid2op checks a detached unit asks for no power)
-        if len(w["storage"]):
+            D[0] = c["p_mw"] * sc * (1 - zp - ip + ip * u + zp * u * u)
+            D[1] = c["q_mvar"] * sc * (1 - zq - iq + iq * u + zq * u * u)
+        else:
+            D[0] = c["p_mw"] * sc
+            D[1] = c["q_mvar"] * sc
+        D[2] = vkv[b["load"]] * on
+        D[3] = va[b["load"]] * on
+        if is_dc:
+            D[1] = 0.0
+        if self._buf["storage"].shape[1]:  # set-points: grid2op checks that a detached unit asks for no power
+            S_ = self._buf["storage"]
             c = w["storage"].cols
             on = act["storage"]
-            res["storage_p"][:] = c["p_mw"]
-            res["storage_q"][:] = 0.0 if is_dc else c["q_mvar"]
-            res["storage_v"][:] = np.where(on, vkv[b["storage"]], 0.0)
-            res["storage_theta"][:] = np.where(on, va[b["storage"]], 0.0)
-        # shunts
-        if len(w["shunt"]):
+            S_[0] = c["p_mw"]
+            S_[1] = 0.0 if is_dc else c["q_mvar"]
+            S_[2] = vkv[b["storage"]] * on
+            S_[3] = va[b["storage"]] * on
+        if mc["shunt_k"] is not None:
+            H = self._buf["shunt"]
             c = w["shunt"].cols
-            on = act["shunt"]
-            bs = b["shunt"]
-            k = vm[bs] ** 2 * (self._grid._engine.topo.base_kv[bs] / c["vn_kv"]) ** 2 * c["step"] * on
-            res["shunt_p"][:] = k * c["p_mw"]
-            res["shunt_q"][:] = 0.0 if is_dc else k * c["q_mvar"]
-            res["shunt_v"][:] = np.where(on, vkv[bs], 0.0)
+            vb = vkv[b["shunt"]]
+            k = vb * vb * mc["shunt_k"]  # vm^2 (bus kV / shunt kV)^2 steps
+            H[0] = k * c["p_mw"]
+            H[1] = 0.0 if is_dc else k * c["q_mvar"]
+            H[2] = vb * act["shunt"]
 
     def _results_state(self):
-        return ({k: v.copy() for k, v in self._res.items()}, self._diverged)
+        return {k: v.copy() for k, v in self._buf.items()}, self._diverged
 
     # --- getters --------------------------------------------------------------------------------
-    def _get(self, *keys):
-        r = self._res
-        return tuple(r[k].copy() for k in keys)
-
     def generators_info(self):
-        return self._get("prod_p", "prod_q", "prod_v")
+        G = self._buf["gen"]
+        return G[0].copy(), G[1].copy(), G[2].copy()
 
     def loads_info(self):
-        return self._get("load_p", "load_q", "load_v")
+        D = self._buf["load"]
+        return D[0].copy(), D[1].copy(), D[2].copy()
 
     def lines_or_info(self):
-        return self._get("p_or", "q_or", "v_or", "a_or")
+        r = self._res
+        return r["p_or"].copy(), r["q_or"].copy(), r["v_or"].copy(), r["a_or"].copy()
 
     def lines_ex_info(self):
-        return self._get("p_ex", "q_ex", "v_ex", "a_ex")
+        r = self._res
+        return r["p_ex"].copy(), r["q_ex"].copy(), r["v_ex"].copy(), r["a_ex"].copy()
 
     def storages_info(self):
-        return self._get("storage_p", "storage_q", "storage_v")
+        S_ = self._buf["storage"]
+        return S_[0].copy(), S_[1].copy(), S_[2].copy()
 
     def shunt_info(self):
-        p, q, v = self._get("shunt_p", "shunt_q", "shunt_v")
-        return p, q, v, self._shunt_bus.copy()
+        H = self._buf["shunt"]
+        return H[0].copy(), H[1].copy(), H[2].copy(), self._shunt_bus.copy()
 
     def get_theta(self):
-        return self._get("theta_or", "theta_ex", "load_theta", "gen_theta", "storage_theta")
+        r = self._res
+        return (r["theta_or"].copy(), r["theta_ex"].copy(), r["load_theta"].copy(), r["gen_theta"].copy(),
+                r["storage_theta"].copy())
 
     def get_topo_vect(self):
         if self._diverged:
@@ -545,7 +601,7 @@ class GridtapeBackend(Backend):
     # --- lifecycle ------------------------------------------------------------------------------
     def reset(self, path=None, grid_filename=None):
         """Back to the grid as loaded: the columns apply_action wrote are restored (one "reset"
-        transaction) and the results of the initial power flow are restored."""
+        transaction) and so are the results of the initial power flow."""
         w = self._grid.world
         plan = []
         for (kind, col), init in self._initial.items():
@@ -555,49 +611,94 @@ class GridtapeBackend(Backend):
         self._commit(plan, "reset")
         self._n_apply = 0
         self._refresh_topo_vect()
-        res, self._diverged = self._initial_results
-        for k, v in res.items():
-            self._res[k][:] = v
+        bufs, self._diverged = self._initial_results
+        for k, v in bufs.items():
+            self._buf[k][:] = v
         self.comp_time = 0.0
 
     def copy(self):
         """A deep copy with its own world and engine (never journaled)."""
-        grid, tc, journal = self._grid, self._tc, self._journal
-        self._grid, self._tc, self._journal = None, None, None
+        grid, mc, journal, res = self._grid, self._tc, self._journal, self._res
+        self._grid, self._tc, self._journal, self._res = None, None, None, None
         try:
-            res = copy.deepcopy(self)
+            out = copy.deepcopy(self)
         finally:
-            self._grid, self._tc, self._journal = grid, tc, journal
-        res._grid = PowerGrid(world=grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol)
-        return res
+            self._grid, self._tc, self._journal, self._res = grid, mc, journal, res
+        out._bind_views()
+        out._grid = PowerGrid(world=grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
+                              journal=False)
+        return out
 
     def close(self):
         self._grid = None
         self._tc = None
 
-    @property
-    def grid(self) -> PowerGrid:
-        """The gridtape PowerGrid this backend drives."""
-        return self._grid
-
 
 # ------------------------------------------------------------------------------------------------
-# planning helpers: a plan is a list of (kind, column, ids, values) writes
+# planning: a plan is a list of (kind, column, ids, values) writes
 # ------------------------------------------------------------------------------------------------
-def _plan_values(plan, w, kind, col, store, divide=None):
-    """The changed entries of a grid2op ValueStore that differ from the world's column."""
+def _plan_values(plan, t, kind, col, store, divide=None):
+    """The entries of a grid2op ValueStore marked changed whose value differs from the column.
+    (Values of unchanged entries are meaningless; they are masked out, never read.)"""
     ch = store.changed
     if not ch.any():
         return
-    rows = np.flatnonzero(ch)
-    vals = store.values[rows].astype(np.float64)
-    if divide is not None:
-        vals = vals / divide[rows]
-    _plan_diff(plan, w[kind], kind, col, rows, vals)
+    vals = store.values if divide is None else store.values / divide  # float32, as grid2op's backends
+    d = t.cols[col] != vals
+    d &= ch
+    if d.any():
+        plan.append((kind, col, t.ids[d], vals[d].astype(np.float64)))
 
 
 def _plan_diff(plan, t, kind, col, rows, vals):
     cur = t.cols[col][rows]
+    vals = vals.astype(cur.dtype, copy=False)
     d = cur != vals
     if d.any():
         plan.append((kind, col, t.ids[rows[d]], vals[d]))
+
+
+# ------------------------------------------------------------------------------------------------
+# per-model helpers
+# ------------------------------------------------------------------------------------------------
+def _islanded(w, topo, sel, line_on, act) -> str:
+    """Why the grid is split ('' when it is not): an in-service element on a bus the slack does
+    not reach (pandapower leaves such a bus at NaN and grid2op calls it a game over)."""
+    for kind in ("load", "gen", "storage", "shunt"):
+        bad = w[kind].cols["in_service"] & ~act[kind]
+        if bad.any():
+            return f"{kind} {np.flatnonzero(bad).tolist()} on a bus not connected to the slack"
+    bad = line_on & ~topo.branches.status[sel]
+    if bad.any():
+        return f"powerline {np.flatnonzero(bad).tolist()} in an island without slack"
+    return ""
+
+
+def _gen_split(w, topo, gen_bus, on):
+    """Constant parts of pfsoln's generator results for a model whose only generators are
+    ``gen`` rows (None when ext_grids or xwards take part: the general path is used then).
+
+    Q: each bus's Q goes to its generators by reactive range, ``qmin + (Q - sum qmin) * range /
+    sum range``, or equally when the ranges sum to nothing.  P: at each slack bus the bus balance
+    minus the fixed generators, shared among the slack generators by slack weight."""
+    if len(w["ext_grid"]) or len(w["xward"]):
+        return None
+    c = w["gen"].cols
+    rows = np.flatnonzero(on)
+    gb = gen_bus[rows]
+    nb = topo.nb
+    qmin = np.nan_to_num(c["min_q_mvar"][rows], nan=-M.Q_LIM_DEFAULT)
+    qmax = np.nan_to_num(c["max_q_mvar"][rows], nan=M.Q_LIM_DEFAULT)
+    qmn = np.bincount(gb, qmin, nb)[gb]
+    qmx = np.bincount(gb, qmax, nb)[gb]
+    ref = []
+    for rb in np.unique(gb[topo.bus_type[gb] == M.REF]).tolist():
+        at = rows[gb == rb]
+        slack = at[c["slack"][at]]
+        fixed = at[~c["slack"][at]]
+        wt = c["slack_weight"][slack]
+        ref.append((rb, at, slack, fixed, wt / wt.sum() if wt.sum() > 0 else None))
+    return {"rows": rows, "all": len(rows) == len(on), "bus": gb, "qmin": qmin, "qmn": qmn,
+            "scale": (qmax - qmin) / (qmx - qmn + np.finfo(float).eps),
+            "same": (qmn == qmx) | (len(rows) == 1),  # pfsoln leaves a lone generator's Q unsplit
+            "cnt": np.bincount(gb, minlength=nb)[gb].astype(float), "ref": ref}
