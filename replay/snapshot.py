@@ -159,7 +159,9 @@ def read_manifest(store, sid: str) -> Manifest:
     try:
         data = store.read(sid + MANIFEST_SUFFIX)
     except FileNotFoundError:
-        raise SnapshotCorruptError(f"no manifest for snapshot {sid!r}", file=file) from None
+        if not any(name == sid for name, _ in store.listdir("")):
+            raise CaseError(f"no snapshot {sid!r} in this directory", file=file) from None
+        raise SnapshotCorruptError(f"snapshot {sid!r} is incomplete: its manifest is missing", file=file) from None
     m = Manifest.from_json(data, file=file)
     if m.snapshot_id != sid:
         raise SnapshotCorruptError(f"manifest is for snapshot {m.snapshot_id!r}", file=file)

@@ -376,6 +376,8 @@ def test_list_orders_by_seq_and_latest_is_default(tmp_path):
     assert codec.same_world(got, ms[1][1])
     with pytest.raises(CaseError):
         read_snapshot(tmp_path / "empty")
+    with pytest.raises(CaseError, match="no snapshot"):
+        read_snapshot(tmp_path, "no-such-id")
 
 
 def test_stray_files_are_ignored_and_cleaned(tmp_path):
