@@ -47,7 +47,7 @@ class PowerGrid:
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
                  init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
-                 read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 100_000,
+                 read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
                  _load_info: dict | None = None):
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
