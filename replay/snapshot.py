@@ -197,6 +197,16 @@ def list_snapshots(directory, *, filesystem=None) -> list:
     return out
 
 
+def snapshot_at(directory, seq: int, *, filesystem=None) -> Manifest | None:
+    """The manifest of the complete snapshot with the largest ``seq <= seq`` (latest created on a
+    tie), or None: the starting point for materializing the world at journal event ``seq``."""
+    best = None
+    for m in list_snapshots(directory, filesystem=filesystem):
+        if m.seq is not None and m.seq <= seq:
+            best = m
+    return best
+
+
 def verify_snapshot(path, snapshot_id=None, *, filesystem=None) -> list:
     """Problems found, as strings (empty = all good).  With a directory and no ``snapshot_id``,
     every manifest in it is checked (including those :func:`list_snapshots` skips)."""

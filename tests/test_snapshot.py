@@ -29,8 +29,8 @@ from gridtape.replay import codec
 from gridtape.replay.archive import (case_zip_bytes, results_from_zip_bytes, results_zip_bytes,
                                      world_from_zip_bytes)
 from gridtape.replay.manifest import Manifest
-from gridtape.replay.snapshot import (MANIFEST_SUFFIX, clean, list_snapshots, read_snapshot, verify_snapshot,
-                                      write_snapshot)
+from gridtape.replay.snapshot import (MANIFEST_SUFFIX, clean, list_snapshots, read_snapshot, snapshot_at,
+                                      verify_snapshot, write_snapshot)
 from gridtape.world import KIND_ORDER, SCHEMA_VERSION, fingerprint
 from gridtape.world.io import load_case
 
@@ -370,6 +370,9 @@ def test_list_orders_by_seq_and_latest_is_default(tmp_path):
         w.set_value("load", int(w["load"].ids[0]), "p_mw", float(seq or 0) + 0.5)
         ms[seq] = (write_snapshot(w, tmp_path, seq=seq), w.copy())
     assert [m.seq for m in list_snapshots(tmp_path)] == [1, 2, 3, None]
+    assert snapshot_at(tmp_path, 0) is None
+    assert snapshot_at(tmp_path, 2).snapshot_id == ms[2][0].snapshot_id
+    assert snapshot_at(tmp_path, 10 ** 9).snapshot_id == ms[3][0].snapshot_id
     latest, m = read_snapshot(tmp_path)
     assert m.seq is None and codec.same_world(latest, ms[None][1])
     got, _ = read_snapshot(tmp_path, ms[1][0])
