@@ -43,11 +43,10 @@ WRITTEN = (("load", "p_mw"), ("load", "q_mvar"), ("load", "bus"), ("load", "in_s
            ("line", "from_bus"), ("line", "to_bus"), ("line", "in_service"),
            ("trafo", "hv_bus"), ("trafo", "lv_bus"), ("trafo", "in_service"))
 
-#: result buffers (one float32 array per element group) and the grid2op quantities they hold, by row
-BUFFERS = {"line": ("p", "q", "v", "a", "theta"), "gen": ("prod_p", "prod_q", "prod_v", "gen_theta"),
-           "load": ("load_p", "load_q", "load_v", "load_theta"),
-           "storage": ("storage_p", "storage_q", "storage_v", "storage_theta"),
-           "shunt": ("shunt_p", "shunt_q", "shunt_v")}
+#: results live in two float32 buffers: "line" (rows p, q, v, a, theta; columns: the origin ends of
+#: every powerline, then the extremity ends) and "inj" (rows p, q, v, theta; columns: generators,
+#: loads, storage units, shunts).  The getters hand out copies of rows of these groups.
+INJ_GROUPS = ("gen", "load", "storage", "shunt")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -229,24 +228,29 @@ class GridtapeBackend(Backend):
         self._compute_pos_big_topo()
 
     def _alloc_results(self):
-        sizes = {"line": 2 * self.n_line, "gen": self.n_gen, "load": self.n_load, "storage": self.n_storage,
-                 "shunt": self.n_shunt}
-        self._buf = {k: np.full((len(BUFFERS[k]), sizes[k]), np.nan, dtype=dt_float) for k in BUFFERS}
+        sizes = (self.n_gen, self.n_load, self.n_storage, self.n_shunt)
+        self._buf = {"line": np.full((5, 2 * self.n_line), np.nan, dtype=dt_float),
+                     "inj": np.full((4, sum(sizes)), np.nan, dtype=dt_float)}
+        ends = np.cumsum((0,) + sizes)
+        self._inj_slices = {g: slice(int(ends[i]), int(ends[i + 1])) for i, g in enumerate(INJ_GROUPS)}
         self._bind_views()
         self._topo_vect = np.full(self.dim_topo, -1, dtype=dt_int)
         self._shunt_bus = np.full(self.n_shunt, -1, dtype=dt_int)
         self._line_status = np.zeros(self.n_line, dtype=bool)
 
     def _bind_views(self):
-        """``self._res[name]``: views into the buffers (lines: origin half, extremity half)."""
-        n = self._buf["line"].shape[1] // 2
+        """``self._grp[group]``: (rows, elements) views of the buffers; ``self._res[name]``: rows."""
+        L = self._buf["line"]
+        n = L.shape[1] // 2
+        self._grp = {"or": L[:, :n], "ex": L[:, n:]}
+        self._grp.update({g: self._buf["inj"][:, sl] for g, sl in self._inj_slices.items()})
         res = {}
-        for group, names in BUFFERS.items():
-            for i, name in enumerate(names):
-                if group == "line":
-                    res[f"{name}_or"], res[f"{name}_ex"] = self._buf["line"][i, :n], self._buf["line"][i, n:]
-                else:
-                    res[name] = self._buf[group][i]
+        for i, name in enumerate(("p", "q", "v", "a", "theta")):
+            res[f"{name}_or"], res[f"{name}_ex"] = self._grp["or"][i], self._grp["ex"][i]
+        for g, pre in (("gen", "prod_"), ("load", "load_"), ("storage", "storage_")):
+            for i, q in enumerate(("p", "q", "v")):
+                res[pre + q] = self._grp[g][i]
+            res[g + "_theta"] = self._grp[g][3]
         self._res = res
 
     # --- actions --------------------------------------------------------------------------------
@@ -418,6 +422,8 @@ class GridtapeBackend(Backend):
               "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act),
               "zip": any(load[c].any() for c in ("const_z_p_percent", "const_i_p_percent",
                                                  "const_z_q_percent", "const_i_q_percent")),
+              "eb": np.concatenate([bus[g] for g in INJ_GROUPS]),
+              "eon": np.concatenate([act[g] for g in INJ_GROUPS]).astype(float),
               "shunt_k": sh["step"] * act["shunt"] / sh["vn_kv"] ** 2 if len(sh) else None,
               "gen": _gen_split(w, topo, bus["gen"], act["gen"])}
         self._tc = mc
@@ -466,17 +472,19 @@ class GridtapeBackend(Backend):
         L[3] = a
         L[4] = va[b2]
         vkv = vm * topo.base_kv
-        self._fetch_gens(mc, eng, pbus, qbus, vkv, va, is_dc)
-        self._fetch_loads(mc, vm, va, vkv, is_dc)
+        I = self._buf["inj"]  # noqa: E741  (rows p, q, v, theta of every one-bus element)
+        eb, eon = mc["eb"], mc["eon"]
+        I[2] = vkv[eb] * eon
+        I[3] = va[eb] * eon
+        self._fetch_gens(mc, eng, pbus, qbus, is_dc)
+        self._fetch_loads(mc, vm, vkv, is_dc)
 
-    def _fetch_gens(self, mc, eng, pbus, qbus, vkv, va, is_dc):
-        """Generator P, Q, V and angle: set-point P, the slack's P and every Q from the bus balance
+    def _fetch_gens(self, mc, eng, pbus, qbus, is_dc):
+        """Generator P and Q: set-point P, the slack's P and every Q from the bus balance
         (pandapower's pfsoln: a bus's Q shared among its generators by reactive range)."""
-        G = self._buf["gen"]  # rows p, q, v, theta
+        G = self._grp["gen"]
         gs = mc["gen"]
-        b, on = mc["bus"]["gen"], mc["act"]["gen"]
-        G[2] = vkv[b] * on
-        G[3] = va[b] * on
+        on = mc["act"]["gen"]
         if gs is None:  # ext_grids or xwards share the balance: gridtape's general pfsoln
             pg, qg = _gen_pq(eng)
             m = eng.inj.gens["kind"] == 1
@@ -490,8 +498,9 @@ class GridtapeBackend(Backend):
             gb = gs["bus"]
             qtot = qbus[gb] + inj.qd[gb]
             q = gs["qmin"] + (qtot - gs["qmn"]) * gs["scale"]
-            same = gs["same"]
-            q[same] = qtot[same] / gs["cnt"][same]
+            if gs["any_same"]:
+                same = gs["same"]
+                q[same] = qtot[same] / gs["cnt"][same]
             if gs["all"]:
                 G[1] = q
             else:
@@ -511,11 +520,11 @@ class GridtapeBackend(Backend):
         if is_dc:
             G[1] = 0.0
 
-    def _fetch_loads(self, mc, vm, va, vkv, is_dc):
-        """Loads, storage units and shunts."""
+    def _fetch_loads(self, mc, vm, vkv, is_dc):
+        """P and Q of loads, storage units and shunts."""
         w = self._grid.world
         b, act = mc["bus"], mc["act"]
-        D = self._buf["load"]
+        D = self._grp["load"]
         c = w["load"].cols
         on = act["load"]
         sc = c["scaling"] * on
@@ -528,37 +537,31 @@ class GridtapeBackend(Backend):
         else:
             D[0] = c["p_mw"] * sc
             D[1] = c["q_mvar"] * sc
-        D[2] = vkv[b["load"]] * on
-        D[3] = va[b["load"]] * on
         if is_dc:
             D[1] = 0.0
-        if self._buf["storage"].shape[1]:  # set-points: grid2op checks that a detached unit asks for no power
-            S_ = self._buf["storage"]
+        S_ = self._grp["storage"]
+        if S_.shape[1]:  # set-points: grid2op checks that a detached unit asks for no power
             c = w["storage"].cols
-            on = act["storage"]
             S_[0] = c["p_mw"]
             S_[1] = 0.0 if is_dc else c["q_mvar"]
-            S_[2] = vkv[b["storage"]] * on
-            S_[3] = va[b["storage"]] * on
         if mc["shunt_k"] is not None:
-            H = self._buf["shunt"]
+            H = self._grp["shunt"]
             c = w["shunt"].cols
             vb = vkv[b["shunt"]]
             k = vb * vb * mc["shunt_k"]  # vm^2 (bus kV / shunt kV)^2 steps
             H[0] = k * c["p_mw"]
             H[1] = 0.0 if is_dc else k * c["q_mvar"]
-            H[2] = vb * act["shunt"]
 
     def _results_state(self):
         return {k: v.copy() for k, v in self._buf.items()}, self._diverged
 
     # --- getters --------------------------------------------------------------------------------
     def generators_info(self):
-        G = self._buf["gen"]
+        G = self._grp["gen"]
         return G[0].copy(), G[1].copy(), G[2].copy()
 
     def loads_info(self):
-        D = self._buf["load"]
+        D = self._grp["load"]
         return D[0].copy(), D[1].copy(), D[2].copy()
 
     def lines_or_info(self):
@@ -570,11 +573,11 @@ class GridtapeBackend(Backend):
         return r["p_ex"].copy(), r["q_ex"].copy(), r["v_ex"].copy(), r["a_ex"].copy()
 
     def storages_info(self):
-        S_ = self._buf["storage"]
+        S_ = self._grp["storage"]
         return S_[0].copy(), S_[1].copy(), S_[2].copy()
 
     def shunt_info(self):
-        H = self._buf["shunt"]
+        H = self._grp["shunt"]
         return H[0].copy(), H[1].copy(), H[2].copy(), self._shunt_bus.copy()
 
     def get_theta(self):
@@ -618,14 +621,14 @@ class GridtapeBackend(Backend):
 
     def copy(self):
         """A deep copy with its own world and engine (never journaled)."""
-        grid, mc, journal, res = self._grid, self._tc, self._journal, self._res
-        self._grid, self._tc, self._journal, self._res = None, None, None, None
+        keep = (self._grid, self._tc, self._journal, self._res, self._grp)
+        self._grid = self._tc = self._journal = self._res = self._grp = None
         try:
             out = copy.deepcopy(self)
         finally:
-            self._grid, self._tc, self._journal, self._res = grid, mc, journal, res
+            self._grid, self._tc, self._journal, self._res, self._grp = keep
         out._bind_views()
-        out._grid = PowerGrid(world=grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
+        out._grid = PowerGrid(world=self._grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
                               journal=False)
         return out
 
@@ -698,7 +701,8 @@ def _gen_split(w, topo, gen_bus, on):
         fixed = at[~c["slack"][at]]
         wt = c["slack_weight"][slack]
         ref.append((rb, at, slack, fixed, wt / wt.sum() if wt.sum() > 0 else None))
+    same = (qmn == qmx) | (len(rows) == 1)  # pfsoln leaves a lone generator's Q unsplit
     return {"rows": rows, "all": len(rows) == len(on), "bus": gb, "qmin": qmin, "qmn": qmn,
             "scale": (qmax - qmin) / (qmx - qmn + np.finfo(float).eps),
-            "same": (qmn == qmx) | (len(rows) == 1),  # pfsoln leaves a lone generator's Q unsplit
+            "same": same, "any_same": bool(same.any()),
             "cnt": np.bincount(gb, minlength=nb)[gb].astype(float), "ref": ref}
