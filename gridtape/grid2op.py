@@ -550,7 +550,7 @@ class GridtapeBackend(Backend):
             vb = vkv[b["shunt"]]
             k = vb * vb * mc["shunt_k"]  # vm^2 (bus kV / shunt kV)^2 steps
             H[0] = k * c["p_mw"]
-            H[1] = 0.0 if is_dc else k * c["q_mvar"]
+            H[1] = k * c["q_mvar"]  # also in DC, as pandapower reports it
 
     def _results_state(self):
         return {k: v.copy() for k, v in self._buf.items()}, self._diverged
@@ -633,6 +633,9 @@ class GridtapeBackend(Backend):
         return out
 
     def close(self):
+        """Flush and close the journal (if any) and drop the grid."""
+        if self._grid is not None:
+            self._grid.close()
         self._grid = None
         self._tc = None
 
