@@ -91,12 +91,18 @@ def one(con, sql, params=None):
 _ROW = pa.struct(list(SCHEMA)[:-1])
 
 
-def arrow_table(rows, hashes) -> pa.Table:
-    """Row tuples and their hashes as one Arrow table in the ``events`` layout.
+def hash_array(hashes: bytes, n: int) -> pa.Array:
+    """Joined 16-byte hashes as an Arrow binary array."""
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(hashes)])
+    return fixed.cast(pa.binary())
+
+
+def arrow_table(rows, hashes: bytes) -> pa.Table:
+    """Row tuples and their joined hashes as one Arrow table in the ``events`` layout.
 
     (Converting the tuples as one struct array is about 3x faster than transposing in Python.)"""
     table = pa.Table.from_struct_array(pa.array(rows, type=_ROW))
-    return table.append_column(SCHEMA.field("hash"), pa.array(hashes, type=pa.binary()))
+    return table.append_column(SCHEMA.field("hash"), hash_array(hashes, len(rows)))
 
 
 def insert(con, table: pa.Table, path):

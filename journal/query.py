@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ..errors import JournalError
 from .db import numpy_col
-from .rows import BOOL, COLUMNS, FLOAT, INT, STR
+from .rows import BOOL, FLOAT, INT, STR
 
 #: DataFrame columns of log()/history()/tx_events()
 FRAME_COLUMNS = ("seq", "tx", "time", "author", "message", "event", "kind", "eid", "field",
@@ -97,20 +97,3 @@ def frame(t: pa.Table) -> pd.DataFrame:
     data["ts_ns"] = ts
     data["hash"] = t.column("hash").to_numpy()
     return pd.DataFrame({c: data[c] for c in FRAME_COLUMNS}, index=pd.RangeIndex(len(ts)))
-
-
-def rows(t: pa.Table) -> list:
-    """Row tuples (COLUMNS order, hash excluded) of an ``events`` Arrow table, NULL as None."""
-    cols = []
-    for name in COLUMNS[:-1]:
-        col = t.column(name)
-        if pa.types.is_string(col.type):
-            cols.append(col.to_numpy().tolist())
-            continue
-        vals, valid = numpy_col(col)
-        obj = vals.tolist()
-        if not valid.all():
-            for k in np.flatnonzero(~valid).tolist():
-                obj[k] = None
-        cols.append(obj)
-    return list(zip(*cols))

@@ -4,8 +4,10 @@ A segment is a sequence of frames, each one whole flush (whole transactions only
 
     magic b"GTJ1" | uint32 payload length | uint32 crc32(payload) | payload
 
-``payload`` is ``marshal.dumps((1, rows, hashes))`` with ``rows`` a list of row tuples and
-``hashes`` their chained hashes joined (a private format: only this module reads it).  One
+``payload`` is ``marshal.dumps((1, "r", rows, hashes))`` with ``rows`` a list of row tuples, or
+``(1, "c", columns, hashes)`` with the rows in columns (numbers as raw little-endian arrays) for
+large flushes; ``hashes`` are the rows' chained hashes joined (a private format: only this
+module reads it).  One
 ``os.write`` appends a frame; a frame cut short by a kill or a power loss fails its length or
 crc check and, being the last, was never acknowledged: it is cut off on reopen.  A bad frame
 followed by a good one is damage, not a torn tail, and raises JournalCorruptError.
@@ -23,6 +25,7 @@ import struct
 import zlib
 
 from ..errors import JournalCorruptError, JournalError, JournalLockedError
+from .columns import Cols
 from .rows import NCOL
 
 MAGIC = b"GTJ1"
@@ -30,13 +33,15 @@ FORMAT = 1
 HEADER = struct.Struct("<4sII")
 
 
-def encode_frame(rows, hashes) -> bytes:
-    payload = marshal.dumps((FORMAT, rows, b"".join(hashes)))
+def encode_frame(body, hashes: bytes) -> bytes:
+    """A frame of ``body`` (a list of row tuples, or Cols) and its joined hashes."""
+    payload = marshal.dumps((FORMAT, "r", body, hashes) if type(body) is list
+                            else (FORMAT, "c", body.dump(), hashes))
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode_at(data, off):
-    """The frame at ``off`` as ``(rows, hashes, end)``, or None if it is not a whole valid frame."""
+    """The frame at ``off`` as ``(body, hashes, end)``, or None if it is not a whole valid frame."""
     if len(data) - off < HEADER.size:
         return None
     magic, size, crc = HEADER.unpack_from(data, off)
@@ -47,13 +52,21 @@ def _decode_at(data, off):
     if zlib.crc32(payload) != crc:
         return None
     try:
-        fmt, rows, joined = marshal.loads(payload)
-    except (ValueError, EOFError, TypeError):
+        fmt, kind, body, hashes = marshal.loads(payload)
+        if fmt != FORMAT:
+            return None
+        if kind == "c":
+            body = Cols.load(body)
+            n = body.n
+        elif kind == "r" and isinstance(body, list) and all(len(r) == NCOL for r in body):
+            n = len(body)
+        else:
+            return None
+    except (ValueError, EOFError, TypeError, KeyError):
         return None
-    if fmt != FORMAT or not isinstance(rows, list) or len(joined) != 16 * len(rows) or not rows \
-            or any(len(r) != NCOL for r in rows):
+    if n == 0 or len(hashes) != 16 * n:
         return None
-    return rows, [joined[k:k + 16] for k in range(0, len(joined), 16)], end
+    return body, hashes, end
 
 
 def parse(data: bytes, name):
@@ -67,12 +80,20 @@ def parse(data: bytes, name):
                 if _decode_at(data, at) is not None:
                     raise JournalCorruptError(
                         f"damaged frame at byte {off} of the segment, followed by intact frames",
-                        file=name, row=frames[-1][0][-1][0] + 1 if frames else None)
+                        file=name, row=last_seq(frames[-1][0]) + 1 if frames else None)
                 at = data.find(MAGIC, at + 1)
             return frames, off
-        rows, hashes, off = got
-        frames.append((rows, hashes))
+        body, hashes, off = got
+        frames.append((body, hashes))
     return frames, off
+
+
+def first_seq(body):
+    return body[0][0] if type(body) is list else int(body.num["seq"][0])
+
+
+def last_seq(body):
+    return body[-1][0] if type(body) is list else int(body.num["seq"][-1])
 
 
 class Segment:

@@ -21,11 +21,13 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import JournalCorruptError, JournalError, ReadOnlyError
-from . import db, query
-from .chain import ZERO, chain
-from .rows import PLAIN_VALUE_TYPES, eid_array, make_row, plain, plain_eid, plain_text, \
-    typed_array, utf8_ok
-from .segment import Segment, encode_frame
+from . import buffer, db, query
+from .buffer import Many, Tx
+from .chain import ZERO, chain, chain_columns
+from .columns import LARGE, eid_array, typed_array
+from .rows import PLAIN_VALUE_TYPES, plain, plain_eid, plain_text, utf8_ok
+from .segment import Segment, encode_frame, first_seq, last_seq
+from .verify import Checker
 
 _NT = type(None)
 _TEXT_OR_NONE = (str, _NT)
@@ -57,23 +59,6 @@ def _checked(event, kind, eid, field, old, new, info):
     """record() arguments converted to plain types (numpy scalars, dict info) or JournalError."""
     return (plain_text(event, "event", required=True), plain_text(kind, "kind"), plain_eid(eid),
             plain_text(field, "field"), plain(old, "old"), plain(new, "new"), _info(info))
-
-
-class _Many:
-    """One record_many call, typed and copied."""
-    __slots__ = ("event", "kind", "eids", "field", "old", "new")
-
-    def __init__(self, event, kind, eids, field, old, new):
-        self.event, self.kind, self.eids, self.field, self.old, self.new = event, kind, eids, field, old, new
-
-
-class _Tx:
-    """A committed transaction waiting in the buffer: its items, then its commit row."""
-    __slots__ = ("ts", "author", "message", "items", "info", "nrows")
-
-    def __init__(self, ts, author, message, items, info):
-        self.ts, self.author, self.message, self.items, self.info = ts, author, message, items, info
-        self.nrows = 1 + sum(len(it.eids) if type(it) is _Many else 1 for it in items)
 
 
 class _Refuse:
@@ -112,7 +97,7 @@ class Journal:
         self._con = self._seg = None
         self._pending = None  # list of items while a transaction is open
         self._tx_author = self._tx_message = None
-        self._mirror, self._mirror_rows = [], 0  # flushed (rows, hashes) not yet in DuckDB
+        self._mirror, self._mirror_rows = [], 0  # flushed (rows or Cols, joined hashes) not in DuckDB
         self._tail = None  # read-only: the segment's rows not in DuckDB, as an Arrow table
         if self.path is None and self.read_only:
             raise JournalError("an in-memory journal cannot be read-only", field="read_only")
@@ -147,17 +132,14 @@ class Journal:
         frames, good, size = self._seg.read() if self._seg is not None else ([], 0, 0)
         if good < size and not self.read_only:
             self._seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
-        for rows, hashes in frames:
-            first, end = rows[0][0], rows[-1][0]
+        for body, hashes in frames:
+            first, end = first_seq(body), last_seq(body)
             if end < self._next_seq:
                 continue  # already moved into DuckDB before a crash emptied the segment
             if first != self._next_seq:
                 raise JournalCorruptError(f"segment frame starts at seq {first}, expected {self._next_seq}",
                                           file=self.path, row=self._next_seq)
-            self._mirror.append((rows, hashes))
-            self._mirror_rows += len(rows)
-            last = rows[-1]
-            self._next_seq, self._next_tx, self._last_ts, self._last_hash = end + 1, last[1] + 1, last[2], hashes[-1]
+            self._append_mirror(body, hashes)
         self._durable = self._next_seq - 1
         if self.read_only:
             self._tail = self._mirror_table()
@@ -185,13 +167,13 @@ class Journal:
         event, kind, field = plain_text(event, "event", True), plain_text(kind, "kind"), plain_text(field, "field")
         ids = eid_array(eids)
         n = len(ids)
-        item = _Many(event, kind, ids, field, typed_array(olds, "old", n), typed_array(news, "new", n))
+        item = Many(event, kind, ids, field, typed_array(olds, "old", n), typed_array(news, "new", n))
         if n == 0:
             return
         if self._pending is not None:
             self._pending.append(item)
         else:
-            self._push(_Tx(time_ns(), self.author, None, [item], None))
+            self._push(Tx(time_ns(), self.author, None, [item], None))
 
     def _push(self, tx):
         self._buf.append(tx)
@@ -219,7 +201,7 @@ class Journal:
         self._writable()
         if self._pending is None:
             raise JournalError("commit without begin", file=self.path)
-        tx = _Tx(time_ns(), self._tx_author, self._tx_message, self._pending, _info(info))
+        tx = Tx(time_ns(), self._tx_author, self._tx_message, self._pending, _info(info))
         self._pending = None
         self._push(tx)
         return self.flush()
@@ -236,86 +218,63 @@ class Journal:
         return _TxContext(self, author, message, info)
 
     # --- flushing ---------------------------------------------------------------------------------
-    def _rows(self):
-        """The buffered events as numbered row tuples (seq, tx, non-decreasing ts assigned)."""
-        out, seq, tx, last_ts, author = [], self._next_seq, self._next_tx, self._last_ts, self.author
-        for chunk in self._buf:
-            if type(chunk) is list:
-                for ts, event, kind, eid, field, old, new, info in chunk:
-                    last_ts = ts if ts > last_ts else last_ts
-                    out.append(make_row(seq, tx, last_ts, author, None, event, kind, eid, field, old, new, info))
-                    seq += 1
-                    tx += 1
-                continue
-            last_ts = chunk.ts if chunk.ts > last_ts else last_ts
-            head = (tx, last_ts, chunk.author, chunk.message)
-            for it in chunk.items:
-                if type(it) is _Many:
-                    n = len(it.eids)
-                    rep = itertools.repeat
-                    out.extend(zip(range(seq, seq + n), rep(tx, n), rep(last_ts, n), rep(chunk.author, n),
-                                   rep(chunk.message, n), rep(it.event, n), rep(it.kind, n), it.eids,
-                                   rep(it.field, n), *it.old, *it.new, rep(None, n)))
-                    seq += n
-                else:
-                    out.append(make_row(seq, *head, *it))
-                    seq += 1
-            out.append(make_row(seq, *head, "commit", None, None, None, None, None, chunk.info))
-            seq += 1
-            tx += 1
-        return out
-
     def flush(self) -> int:
         """Make every buffered event durable (one frame appended); returns durable_seq."""
         self._open()
         if self.read_only or (len(self._buf) == 1 and not self._auto):
             return self._durable
-        rows = self._rows()
-        if not rows:
+        n = buffer.count(self._buf)[0] if len(self._buf) > 1 or len(self._auto) >= LARGE else len(self._auto)
+        if n == 0:
             return self._durable
+        args = (self._buf, self._next_seq, self._next_tx, self._last_ts, self.author)
         try:
-            hashes = chain(rows, self._last_hash)
+            if n < LARGE:
+                body = buffer.to_rows(*args)
+                hashes = b"".join(chain(body, self._last_hash))
+            else:
+                body = buffer.to_cols(*args)
+                hashes = b"".join(chain_columns(body, self._last_hash))
         except JournalError as e:  # a str record() let through cannot be encoded (lone surrogate)
-            self._drop_unencodable()
+            self._buf = buffer.drop_unencodable(self._buf)
+            self._auto = self._buf[-1]
             raise JournalError(f"{e.message}; the events holding such text were dropped, the others "
                                "stay buffered", file=self.path, table="events", field=e.field) from None
         if self._seg is not None:
-            self._seg.append(encode_frame(rows, hashes), self.sync == "fsync")
-        last = rows[-1]
-        self._next_seq, self._next_tx, self._last_ts, self._last_hash = last[0] + 1, last[1] + 1, last[2], hashes[-1]
-        self._durable = last[0]
+            self._seg.append(encode_frame(body, hashes), self.sync == "fsync")
         self._auto = []
         self._buf = [self._auto]
-        self._mirror.append((rows, hashes))
-        self._mirror_rows += len(rows)
+        self._append_mirror(body, hashes)
         if self._mirror_rows >= self.ingest_every:
             self._ingest()
         return self._durable
 
-    def _drop_unencodable(self):
-        """Remove from the buffer the auto events and transactions holding text that is not UTF-8."""
-        def ok(*vals):
-            return all(utf8_ok(v) for v in vals if type(v) is str)
-
-        def item_ok(it):
-            if type(it) is _Many:
-                return ok(it.event, it.kind, it.field, *it.old[3], *it.new[3])
-            return ok(*it)
-
-        kept = []
-        for chunk in self._buf:
-            if type(chunk) is list:
-                chunk[:] = [r for r in chunk if ok(*r[1:])]
-            elif not (ok(chunk.info) and all(item_ok(it) for it in chunk.items)):
-                continue
-            kept.append(chunk)
-        self._buf = kept
-        self._auto = kept[-1]
+    def _append_mirror(self, body, hashes):
+        """Count flushed rows (a frame's body) as durable and keep them for the next ingest."""
+        self._mirror.append((body, hashes))
+        if type(body) is list:
+            self._mirror_rows += len(body)
+            seq, tx, ts = body[-1][:3]
+        else:
+            self._mirror_rows += body.n
+            seq, tx, ts = body.last()
+        self._next_seq, self._next_tx, self._last_ts, self._last_hash = seq + 1, tx + 1, ts, hashes[-16:]
+        self._durable = seq
 
     def _mirror_table(self) -> pa.Table:
-        rows = [r for rs, _ in self._mirror for r in rs]
-        hashes = [h for _, hs in self._mirror for h in hs]
-        return db.arrow_table(rows, hashes)
+        """The flushed rows not yet in DuckDB as one Arrow table (runs of small frames converted together)."""
+        tables, rows, hashes = [], [], []
+        for body, h in self._mirror:
+            if type(body) is list:
+                rows.extend(body)
+                hashes.append(h)
+                continue
+            if rows:
+                tables.append(db.arrow_table(rows, b"".join(hashes)))
+                rows, hashes = [], []
+            tables.append(body.to_arrow(h))
+        if rows or not tables:
+            tables.append(db.arrow_table(rows, b"".join(hashes)))
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _ingest(self):
         """Move the flushed events into DuckDB (one transaction), then empty the segment."""
@@ -372,11 +331,11 @@ class Journal:
     @property
     def next_seq(self) -> int:
         """The seq the next buffered row will get."""
-        return self._next_seq + sum(len(c) if type(c) is list else c.nrows for c in self._buf)
+        return self._next_seq + buffer.count(self._buf)[0]
 
     @property
     def next_tx(self) -> int:
-        return self._next_tx + sum(len(c) if type(c) is list else 1 for c in self._buf)
+        return self._next_tx + buffer.count(self._buf)[1]
 
     @property
     def last_seq(self) -> int:
@@ -469,7 +428,7 @@ class Journal:
         """Check every row: seq gap-free from 0, ts non-decreasing, tx numbering and commit rows,
         hash chain.  Returns the number of rows; raises JournalCorruptError(row=first bad seq)."""
         src = self._source()
-        state = _Checker(self.path)
+        state = Checker(self.path)
         for rb in db.batches(self._con, f"SELECT * FROM {src} ORDER BY seq", batch):
             state.check(pa.Table.from_batches([rb]))
         state.finish()
@@ -488,52 +447,6 @@ class _TxContext:
             self.j.commit(self.info)
         elif self.j.in_transaction:
             self.j.rollback()
-
-
-class _Checker:
-    """Streaming verify: carries the chain and the tx state across Arrow batches."""
-
-    def __init__(self, path):
-        self.path, self.n, self.prev = path, 0, ZERO
-        # the last row seen: its ts, tx, whether it is a commit row, whether it continues its tx
-        self.last = None
-
-    def bad(self, seq, why):
-        raise JournalCorruptError(f"journal row {seq}: {why}", file=self.path, row=int(seq))
-
-    def check(self, t: pa.Table):
-        m = t.num_rows
-        if m == 0:
-            return
-        seq, tx, ts = (t.column(c).to_numpy() for c in ("seq", "tx", "ts_ns"))
-        commit = (t.column("event").to_numpy() == "commit")
-        ts0, tx0, commit0, cont0 = self.last if self.last is not None else (ts[0], -1, True, False)
-        p_ts, p_tx, p_commit = (np.concatenate(([a], b[:-1])) for a, b in ((ts0, ts), (tx0, tx), (commit0, commit)))
-        same, new = tx == p_tx, tx == p_tx + 1
-        cont = np.concatenate(([cont0], same[:-1]))  # did the previous row continue its tx?
-        problems = (
-            (seq != np.arange(self.n, self.n + m), "seq is not the expected one (a row is missing or renumbered)"),
-            (ts < p_ts, "ts_ns is before the previous row's"),
-            (~(same | new), "tx numbers are not consecutive"),
-            (same & p_commit, "a row after its tx's commit row carries the same tx"),
-            (new & cont & ~p_commit, "the previous tx has several rows but no commit row"),
-        )
-        first = [(int(np.argmax(mask)), why) for mask, why in problems if mask.any()]
-        stored = t.column("hash").to_pylist()
-        hashes = chain(query.rows(t), self.prev)
-        if hashes != stored:
-            first.append((next(k for k in range(m) if hashes[k] != stored[k]),
-                          "hash does not match the row's content and the previous hash"))
-        if first:
-            k, why = min(first, key=lambda x: x[0])
-            self.bad(self.n + k, why)
-        self.n += m
-        self.prev = hashes[-1]
-        self.last = (ts[-1], tx[-1], bool(commit[-1]), bool(same[-1]))
-
-    def finish(self):
-        if self.last is not None and self.last[3] and not self.last[2]:
-            self.bad(self.n - 1, "the last tx has several rows but no commit row")
 
 
 def _user():

@@ -21,9 +21,12 @@ import pytest
 
 from gridtape.errors import JournalCorruptError, JournalError, JournalLockedError, ReadOnlyError
 from gridtape.journal import Journal
+from gridtape.journal import buffer as buffer_mod
 from gridtape.journal import store as store_mod
-from gridtape.journal.chain import canonical
+from gridtape.journal.chain import canonical, chain, chain_columns
+from gridtape.journal.columns import LARGE, Cols, typed_array
 from gridtape.journal.rows import make_row
+from hypothesis import given, settings, strategies as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,16 +105,92 @@ def test_segment_tail_read_only_decodes_the_same_values(jpath):
             j.record("set", "load", k, "p_mw", old=v, new=vals[-1 - k])
         j.record_many("set", "gen", np.arange(len(vals)), "vm_pu", np.array(vals, dtype=object), None)
         j.flush()
+        j.record_many("set", "gen", np.arange(20 * len(vals)), "vm_pu", np.array(vals * 20, dtype=object), None)
+        j.flush()  # a large flush: a columnar frame
         os._exit(0)
     """)
     assert r.returncode == 0, r.stderr
     assert os.path.getsize(jpath + ".seg") > 0
+    n = len(VALUES)
     with Journal(jpath, read_only=True) as j:
         log = j.log(event="set")
-        assert j.verify() == 2 * len(VALUES) + 1
-    n = len(VALUES)
-    assert_values(log["old"].tolist(), VALUES + VALUES)
+        assert j.verify() == 2 * n + 1 + 20 * n + 1
+    assert 20 * n >= LARGE
+    assert_values(log["old"].tolist(), VALUES * 22)
     assert_values(log["new"].tolist()[:n], VALUES[::-1])
+
+
+def _same_events(j, big):
+    """Record a mixed sequence; flush after each call (small frames) or once at the end (big=True)."""
+    rng = np.random.default_rng(3)
+    for k in range(LARGE + 40):
+        v = VALUES[k % len(VALUES)]
+        j.record("set", None if k % 11 == 0 else "load", None if k % 13 == 0 else k, "p_mw", v,
+                 VALUES[(3 * k) % len(VALUES)], info=None if k % 5 else "{}")
+        if k % 50 == 0:  # a record_many outside a transaction: its own tx with a commit row
+            j.record_many("set", "gen", np.arange(3), "p", rng.random(3), np.array([True, False, True]))
+        if not big:
+            j.flush()
+    j.flush()
+
+
+def test_large_and_small_flushes_write_the_same_rows_and_hashes(monkeypatch):
+    """Rows flushed one by one (row tuples) and all at once (columns) are identical, hashes too."""
+    clock = [0]
+
+    def tick():
+        clock[0] += 1
+        return 1000 - clock[0] if clock[0] % 7 == 0 else 1000 + clock[0]  # sometimes goes back
+
+    monkeypatch.setattr(store_mod, "time_ns", tick)
+    logs = []
+    for big in (False, True):
+        clock[0] = 0
+        j = Journal(ingest_every=10**9)
+        _same_events(j, big)
+        logs.append(j.log())
+        assert j.verify() == len(logs[-1])
+        j.close()
+    a, b = logs
+    assert len(a) == len(b) > LARGE
+    for col in ("seq", "tx", "ts_ns", "author", "message", "event", "kind", "field", "info", "hash"):
+        assert a[col].tolist() == b[col].tolist(), col
+    assert a["eid"].isna().tolist() == b["eid"].isna().tolist()
+    for col in ("old", "new"):
+        assert_values(a[col].tolist(), b[col].tolist())
+
+
+def test_a_buffer_numbers_the_same_as_rows_and_as_columns():
+    items = [("set", "load", 1, "p", 1.5, -0.0, None),
+             buffer_mod.Many("set", "gen", np.arange(4), "q", typed_array(np.array([1, 2, 3, 4]), "old", 4),
+                             typed_array(np.array(["a", "", "é", "x"]), "new", 4)),
+             ("remove", "load", 1, None, None, None, '{"a":1}')]
+    buf = [[(90, "a", None, None, None, True, 2**62, None)],
+           buffer_mod.Tx(50, "bob", "msg", items, "{}"),
+           [(40, "b", "bus", 7, "vm_pu", "s", None, "")]]
+    rows = buffer_mod.to_rows(buf, 10, 3, 60, "ann")
+    cols = buffer_mod.to_cols(buf, 10, 3, 60, "ann")
+    assert len(rows) == cols.n == 9 and [r[0] for r in rows] == list(range(10, 19))
+    assert [r[1] for r in rows] == [3, 4, 4, 4, 4, 4, 4, 4, 5] and rows[7][5] == "commit"
+    assert [r[2] for r in rows] == [90] * 9  # non-decreasing from the first row on
+    assert [r[3] for r in rows] == ["ann"] + ["bob"] * 7 + ["ann"] and rows[1][4] == "msg" and rows[8][4] is None
+    prev = bytes(range(16))
+    assert chain(rows, prev) == chain_columns(cols, prev)
+
+
+TEXT = st.one_of(st.none(), st.text(max_size=6))
+VALUE = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**63), 2**63 - 1),
+                  st.booleans(), st.text(max_size=5), st.sampled_from([f64(0x7FF8000000000001), -0.0]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT, st.text(min_size=1, max_size=4), TEXT,
+                          st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), TEXT, VALUE, VALUE, TEXT),
+                min_size=1, max_size=12))
+def test_row_and_column_encoders_agree(items):
+    rows = [make_row(k, k // 2, 10 * k, a, m, e, kd, eid, f, o, n, i)
+            for k, (a, m, e, kd, eid, f, o, n, i) in enumerate(items)]
+    assert chain(rows) == chain_columns(Cols.from_rows(rows))
 
 
 def test_bad_arguments_raise_naming_the_field_and_change_nothing(jpath):

@@ -1,0 +1,215 @@
+"""Rows in columns: the layout of large flushes, of ingest and of verify.
+
+A flush of a few rows works on row tuples (cheapest for one row); from :data:`LARGE` rows on,
+and for everything read back from DuckDB, the journal works on :class:`Cols`: numbers in numpy
+arrays (a NULL slot holds 0 and is False in ``valid``), text in Python lists (None for NULL).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import JournalError
+from .rows import BOOL, COLUMNS, FLOAT, INT, INT64_MAX, NONE, STR, _text_value, plain, plain_eid
+
+LARGE = 256  # from this many buffered rows on, flush works in columns
+
+NUMERIC = {"seq": np.int64, "tx": np.int64, "ts_ns": np.int64, "eid": np.int64, "vtype_old": np.int8,
+           "old_f": np.float64, "old_i": np.int64, "vtype_new": np.int8, "new_f": np.float64, "new_i": np.int64}
+NULLABLE = ("eid", "old_f", "old_i", "new_f", "new_i")
+TEXT = ("author", "message", "event", "kind", "field", "old_s", "new_s", "info")
+_CODE = {type(None): NONE, float: FLOAT, int: INT, bool: BOOL, str: STR}
+
+
+class Typed(tuple):
+    """A column of old or new values, typed: ``(vtype, f, f_valid, i, i_valid, s)`` (numpy arrays,
+    valid arrays None when all valid, ``s`` a list)."""
+    __slots__ = ()
+
+
+class Cols:
+    """``n`` rows: ``num[name]`` numpy arrays, ``valid[name]`` bool arrays (nullable numbers; None =
+    all valid), ``text[name]`` lists."""
+    __slots__ = ("n", "num", "valid", "text")
+
+    def __init__(self, n, num, valid, text):
+        self.n, self.num, self.valid, self.text = n, num, valid, text
+
+    def is_valid(self, name):
+        v = self.valid.get(name)
+        return np.ones(self.n, bool) if v is None else v
+
+    # --- building ---------------------------------------------------------------------------------
+    @classmethod
+    def from_rows(cls, rows):
+        """From row tuples (COLUMNS order, hash excluded)."""
+        n = len(rows)
+        by = dict(zip(COLUMNS, list(zip(*rows)) or [()] * (len(COLUMNS) - 1)))
+        num, valid = {}, {}
+        for name, dt in NUMERIC.items():
+            num[name], valid[name] = int_or_float(by[name], dt, n)
+        return cls(n, num, valid, {name: list(by[name]) for name in TEXT})
+
+    @classmethod
+    def from_arrow(cls, t: pa.Table):
+        num, valid = {}, {}
+        for name, dt in NUMERIC.items():
+            a = t.column(name).combine_chunks()
+            valid[name] = None if a.null_count == 0 else a.is_valid().to_numpy(zero_copy_only=False)
+            num[name] = a.fill_null(0).to_numpy(zero_copy_only=False).astype(dt, copy=False)
+        text = {name: t.column(name).to_numpy().tolist() for name in TEXT}
+        return cls(t.num_rows, num, valid, text)
+
+    @classmethod
+    def concat(cls, parts):
+        parts = [p for p in parts if p.n]
+        if len(parts) == 1:
+            return parts[0]
+        n = sum(p.n for p in parts)
+        num = {k: np.concatenate([p.num[k] for p in parts]) for k in NUMERIC}
+        valid = {k: None if all(p.valid.get(k) is None for p in parts)
+                 else np.concatenate([p.is_valid(k) for p in parts]) for k in NULLABLE}
+        text = {k: [x for p in parts for x in p.text[k]] for k in TEXT}
+        return cls(n, num, valid, text)
+
+    # --- output -----------------------------------------------------------------------------------
+    def to_arrow(self, hashes: bytes) -> pa.Table:
+        """The ``events`` Arrow table of these rows; ``hashes`` are the joined 16-byte hashes."""
+        from .db import SCHEMA, hash_array
+        arrays = []
+        for f in SCHEMA:
+            if f.name in NUMERIC:
+                v = self.valid.get(f.name)
+                arrays.append(pa.array(self.num[f.name], type=f.type, mask=None if v is None else ~v))
+            elif f.name == "hash":
+                arrays.append(hash_array(hashes, self.n))
+            else:
+                arrays.append(pa.array(self.text[f.name], type=f.type))
+        return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+    def dump(self):
+        """A marshal-able form (numbers as raw bytes) for a segment frame."""
+        return (self.n, {k: a.tobytes() for k, a in self.num.items()},
+                {k: (None if v is None else v.tobytes()) for k, v in self.valid.items()}, self.text)
+
+    @classmethod
+    def load(cls, obj):
+        n, num, valid, text = obj
+        return cls(n, {k: np.frombuffer(num[k], NUMERIC[k]) for k in NUMERIC},
+                   {k: None if valid.get(k) is None else np.frombuffer(valid[k], bool) for k in NULLABLE},
+                   {k: list(text[k]) for k in TEXT})
+
+    def last(self):
+        """``(seq, tx, ts_ns)`` of the last row."""
+        return int(self.num["seq"][-1]), int(self.num["tx"][-1]), int(self.num["ts_ns"][-1])
+
+
+def int_or_float(vals, dt, n):
+    """A sequence of Python numbers or None as ``(array, valid)`` (valid None when no None)."""
+    if None not in vals:
+        return np.array(vals, dtype=dt) if n else np.zeros(0, dt), None
+    valid = np.fromiter((v is not None for v in vals), bool, n)
+    return np.array([0 if v is None else v for v in vals], dtype=dt), valid
+
+
+def typed_columns(vals, n):
+    """Plain old/new values (None, float, int, bool, str) as ``(vtype, f, f_valid, i, i_valid, s)``."""
+    codes = np.fromiter(map(_CODE.__getitem__, map(type, vals)), np.int8, n)
+    if n and (codes == FLOAT).all():
+        return Typed((codes, np.array(vals, dtype=np.float64), None, np.zeros(n, np.int64), np.zeros(n, bool),
+                      [None] * n))
+    obj = np.empty(n, dtype=object)
+    obj[:] = vals
+    f, i = np.zeros(n, np.float64), np.zeros(n, np.int64)
+    fm, im, sm = codes == FLOAT, (codes == INT) | (codes == BOOL), codes == STR
+    if fm.any():
+        f[fm] = obj[fm].astype(np.float64)
+    if im.any():
+        i[im] = obj[im].astype(np.int64)
+    s = np.where(sm, obj, None).tolist() if sm.any() else [None] * n
+    return Typed((codes, f, fm, i, im, s))
+
+
+def from_values(n, seq0, tx, ts, author, message, event, kind, eids, field, old, new, info):
+    """Columns of ``n`` rows from scalars (repeated) or sequences; ``old``/``new`` are sequences of
+    plain values, or :class:`Typed`."""
+    def num(x, dt):
+        return np.full(n, x, dtype=dt) if np.isscalar(x) else np.asarray(x, dtype=dt)
+
+    def text(x):
+        return [x] * n if x is None or isinstance(x, str) else list(x)
+
+    cols = {"seq": np.arange(seq0, seq0 + n, dtype=np.int64), "tx": num(tx, np.int64), "ts_ns": num(ts, np.int64)}
+    valid = {}
+    if eids is None:
+        cols["eid"], valid["eid"] = np.zeros(n, np.int64), np.zeros(n, bool)
+    else:
+        cols["eid"], valid["eid"] = int_or_float(eids, np.int64, n)
+    strs = {}
+    for side, vals in (("old", old), ("new", new)):
+        vt, f, fv, i, iv, strs[side] = vals if type(vals) is Typed else typed_columns(vals, n)
+        cols[f"vtype_{side}"], cols[f"{side}_f"], cols[f"{side}_i"] = vt, f, i
+        valid[f"{side}_f"], valid[f"{side}_i"] = fv, iv
+    return Cols(n, cols, valid, {"author": text(author), "message": text(message), "event": text(event),
+                                 "kind": text(kind), "field": text(field), "old_s": strs["old"],
+                                 "new_s": strs["new"], "info": text(info)})
+
+
+def typed_lists(typed, n):
+    """A typed tuple as four row-wise lists ``(vtype, f, i, s)`` with None for NULL (small flushes)."""
+    vt, f, fv, i, iv, s = typed
+    fl = f.tolist() if fv is None else [x if ok else None for x, ok in zip(f.tolist(), fv.tolist())]
+    il = i.tolist() if iv is None else [x if ok else None for x, ok in zip(i.tolist(), iv.tolist())]
+    return vt.tolist(), fl, il, list(s)
+
+
+# --- record_many arguments ----------------------------------------------------------------------
+
+def typed_array(a, field, n):
+    """The typed columns ``(vtype, f, f_valid, i, i_valid, s)`` of ``n`` values (copies).
+
+    ``a`` may be None (all None), a numpy array of float/int/bool/str, or a sequence; valid
+    arrays are None when every slot is valid.
+    """
+    zf, zi, no = np.zeros(n, np.float64), np.zeros(n, np.int64), np.zeros(n, bool)
+    if a is None:
+        return Typed((np.zeros(n, np.int8), zf, no, zi, no, [None] * n))
+    arr = np.asarray(a)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise JournalError(f"needs {n} values, got shape {arr.shape}", table="events", field=field)
+    k = arr.dtype.kind
+    if k == "f":
+        return Typed((np.full(n, FLOAT, np.int8), arr.astype(np.float64), None, zi, no, [None] * n))
+    if k in "iu":
+        if k == "u" and n and arr.max() > INT64_MAX:
+            raise JournalError("an unsigned value does not fit in int64", table="events", field=field)
+        return Typed((np.full(n, INT, np.int8), zf, no, arr.astype(np.int64), None, [None] * n))
+    if k == "b":
+        return Typed((np.full(n, BOOL, np.int8), zf, no, arr.astype(np.int64), None, [None] * n))
+    if k == "U":
+        vals = arr.tolist()
+        _text_value("\x00".join(vals), field)
+        return Typed((np.full(n, STR, np.int8), zf, no, zi, no, vals))
+    if k == "O":
+        return typed_columns([plain(v, field) for v in arr.tolist()], n)
+    raise JournalError(f"unsupported dtype {arr.dtype}", table="events", field=field)
+
+
+def eid_array(a):
+    """Element ids of record_many as a new int64 array (no None)."""
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise JournalError(f"element ids must be one-dimensional, got shape {arr.shape}", table="events",
+                           field="eid")
+    k = arr.dtype.kind
+    if k == "O":
+        return np.array([plain_eid(v) if v is not None else _no_none() for v in arr.tolist()], np.int64)
+    if k not in "iu" or (k == "u" and arr.size and arr.max() > INT64_MAX):
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
+        raise JournalError(f"element ids must be integers, not {arr.dtype}", table="events", field="eid")
+    return arr.astype(np.int64)
+
+
+def _no_none():
+    raise JournalError("record_many needs an id for every event", table="events", field="eid")
