@@ -1,0 +1,303 @@
+"""gridtape as a grid2op backend (gridtape.grid2op.GridtapeBackend).
+
+- grid2op's own backend test suite (AAATestBackendAPI, shipped in the grid2op wheel with its
+  educ_case14_storage grid), run on GridtapeBackend;
+- 300 steps of l2rpn_case14_sandbox with random topology and redispatch actions give the
+  observations PandaPowerBackend gives, step by step, game overs and resets included;
+- the rebuild level of each step, divergence without stale state, islands, reset, copy, DC,
+  ext_grid slack, and the journal: one transaction per apply_action, replay and bisect.
+"""
+from __future__ import annotations
+
+import json
+import os
+import unittest
+import warnings
+
+import numpy as np
+import pytest
+
+grid2op = pytest.importorskip("grid2op")  # the grid2op extra; CI installs it
+
+from grid2op.Backend import PandaPowerBackend  # noqa: E402
+from grid2op.Exceptions import DivergingPowerflow, IslandedGrid  # noqa: E402
+from grid2op.tests.aaa_test_backend_interface import AAATestBackendAPI  # noqa: E402
+
+import gridtape  # noqa: E402
+from gridtape.grid2op import GridtapeBackend, read_grid2op_json  # noqa: E402
+
+SANDBOX = "l2rpn_case14_sandbox"
+DATA = os.path.join(os.path.dirname(grid2op.__file__), "data")
+OBS_FIELDS = ("p_or", "q_or", "v_or", "a_or", "p_ex", "q_ex", "v_ex", "a_ex", "gen_p", "gen_q", "gen_v",
+              "load_p", "load_q", "load_v", "theta_or", "theta_ex", "gen_theta", "load_theta", "rho")
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def make(backend, name=SANDBOX):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return grid2op.make(name, test=True, backend=backend)
+
+
+def close_enough(a, b):
+    """Within 1e-4 in grid2op's units, or within two float32 steps of the value (observations are
+    float32: above 1024 A one step is already 1.2e-4 A)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    tol = 1e-4 + 2 * np.spacing(np.abs(a).astype(np.float32)).astype(np.float64)
+    return bool(np.all(np.abs(a - b) <= tol))
+
+
+def act(env, d):
+    return env.action_space(d)
+
+
+# ------------------------------------------------------------------------------------------------
+# grid2op's own backend test suite
+# ------------------------------------------------------------------------------------------------
+class TestGridtapeBackendAPI(AAATestBackendAPI, unittest.TestCase):
+    def make_backend(self, detailed_infos_for_cascading_failures=False):
+        return GridtapeBackend(detailed_infos_for_cascading_failures=detailed_infos_for_cascading_failures)
+
+
+# ------------------------------------------------------------------------------------------------
+# parity with PandaPowerBackend
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pair():
+    envs = (make(PandaPowerBackend()), make(GridtapeBackend()))
+    yield envs
+    for e in envs:
+        e.close()
+
+
+def test_layout_is_pandapower_backends(pair):
+    ref, gt = (type(e.backend) for e in pair)
+    for attr in ("name_line", "name_gen", "name_load", "name_sub", "name_shunt", "sub_info", "line_or_to_subid",
+                 "line_ex_to_subid", "gen_to_subid", "load_to_subid", "shunt_to_subid", "line_or_pos_topo_vect",
+                 "line_ex_pos_topo_vect", "gen_pos_topo_vect", "load_pos_topo_vect"):
+        assert np.array_equal(np.asarray(getattr(ref, attr)), np.asarray(getattr(gt, attr))), attr
+    assert np.allclose(pair[0].backend.thermal_limit_a, pair[1].backend.thermal_limit_a)
+    assert gt.n_busbar_per_sub == 2 and pair[1].backend.can_output_theta
+
+
+def test_300_random_steps_match_pandapower(pair):
+    """Random topology (unitary substation topologies) and redispatch actions, same seeds: every
+    observation equals PandaPowerBackend's; game overs happen on the same steps and both reset."""
+    envs = pair
+    topos = envs[0].action_space.get_all_unitary_topologies_set(envs[0].action_space)
+    redisp = np.flatnonzero(envs[0].gen_redispatchable)
+    rng = np.random.default_rng(0)
+    for e in envs:
+        e.seed(0)
+        e.reset()
+    applied = split = game_overs = compared = 0
+    for step in range(300):
+        u = rng.random()
+        d = {}
+        if u < 0.2:
+            d["set_bus"] = topos[rng.integers(len(topos))].set_bus.copy()
+        elif u < 0.5:
+            g = int(rng.choice(redisp))
+            d["redispatch"] = [(g, float(rng.uniform(-1, 1) * envs[0].gen_max_ramp_up[g]))]
+        (o0, _, done0, i0), (o1, _, done1, i1) = (e.step(act(e, d)) for e in envs)
+        assert done0 == done1, (step, i0["exception"], i1["exception"])
+        applied += "set_bus" in d and not i0["is_illegal"]
+        if done0:
+            game_overs += 1
+            for e in envs:
+                e.reset()
+            continue
+        assert np.array_equal(o0.topo_vect, o1.topo_vect), step
+        assert np.array_equal(o0.line_status, o1.line_status), step
+        split += bool((o0.topo_vect == 2).any())
+        for k in OBS_FIELDS:
+            assert close_enough(getattr(o0, k), getattr(o1, k)), (step, k, np.max(np.abs(getattr(o0, k) - getattr(o1, k))))
+        compared += 1
+    # the episode did exercise busbar splits and game overs
+    assert applied >= 30 and split >= 30 and game_overs >= 1 and compared >= 200, (applied, split, game_overs)
+
+
+def test_dc_flows_match_pandapower(pair):
+    for e in pair:
+        e.seed(1)
+        e.reset()
+    out = []
+    for e in pair:
+        ok, exc = e.backend.runpf(is_dc=True)
+        assert ok and exc is None
+        out.append((e.backend.lines_or_info(), e.backend.generators_info()[0], e.backend.get_theta()[0]))
+    (lo0, gp0, th0), (lo1, gp1, th1) = out
+    assert close_enough(lo0[0], lo1[0]) and close_enough(gp0, gp1) and close_enough(th0, th1)
+    assert np.all(lo1[1] == 0)  # no reactive power in DC
+
+
+# ------------------------------------------------------------------------------------------------
+# rebuild levels, divergence, islands, reset, copy
+# ------------------------------------------------------------------------------------------------
+def test_injection_steps_are_incremental_topology_steps_rebuild():
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    g = env.backend.grid
+    w = g.world
+    for _ in range(3):
+        before = (w.topo_version, w.adm_version)
+        env.step(env.action_space())
+        assert g.last_report.rebuild == "incremental"
+        assert (w.topo_version, w.adm_version) == before  # only injection columns were written
+    # sub 1: lines 0 and 2 (origin ends), gen 0 and load 0 on busbar 2
+    a = env.action_space({"set_bus": {"substations_id": [(1, [1, 2, 1, 2, 1, 2])]}})
+    _, _, done, info = env.step(a)
+    assert not done, info["exception"]
+    assert g.last_report.rebuild == "full"
+    assert (env.backend.get_topo_vect() == 2).sum() == 3
+    env.step(env.action_space())
+    assert g.last_report.rebuild == "incremental"
+    env.close()
+
+
+def _injection_action(bk, load_p, gen_p):
+    a = type(bk)._complete_action_class()
+    a.update({"injection": {"load_p": load_p, "prod_p": gen_p}})
+    ba = type(bk).my_bk_act_class()
+    ba += a
+    return ba
+
+
+def test_divergence_returns_error_and_leaves_no_stale_state():
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    bk = env.backend
+    load_p, *_ = bk.loads_info()
+    gen_p, *_ = bk.generators_info()
+    ref = bk.copy()
+    assert ref.runpf()[0]
+    bk.apply_action_public(_injection_action(bk, 8.0 * load_p, 8.0 * gen_p))
+    ok, exc = bk.runpf(is_dc=False)
+    assert not ok and isinstance(exc, DivergingPowerflow)
+    assert all(np.isnan(x).all() for x in bk.lines_or_info() + bk.generators_info() + bk.loads_info())
+    assert (bk.get_topo_vect() == -1).all() and not bk.get_line_status().any()
+    # back to the previous injections: the next solve is the one a fresh backend gives
+    bk.apply_action_public(_injection_action(bk, load_p, gen_p))
+    ok, exc = bk.runpf(is_dc=False)
+    assert ok and exc is None
+    for got, want in zip(bk.lines_or_info() + bk.generators_info(), ref.lines_or_info() + ref.generators_info()):
+        assert np.allclose(got, want, atol=1e-4)
+    assert np.array_equal(bk.get_topo_vect(), ref.get_topo_vect())
+    env.close()
+
+
+def test_islanded_line_is_an_islanded_grid_error():
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    bk = env.backend
+    a = type(bk)._complete_action_class()
+    a.update({"set_bus": {"lines_or_id": [(3, 2)], "lines_ex_id": [(3, 2)]}})  # line 3 alone on busbars 2
+    ba = type(bk).my_bk_act_class()
+    ba += a
+    bk.apply_action_public(ba)
+    for dc in (False, True):
+        ok, exc = bk.runpf(is_dc=dc)
+        assert not ok and isinstance(exc, IslandedGrid) and "powerline [3]" in str(exc)
+    env.close()
+
+
+def test_reset_restores_the_world_as_loaded():
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    fresh = GridtapeBackend()
+    fresh.load_grid(os.path.join(DATA, SANDBOX, "grid.json"))
+    assert not env.backend.grid.world.equals(fresh.grid.world)  # the environment wrote its injections
+    env.step(env.action_space({"set_bus": {"substations_id": [(1, [1, 2, 1, 2, 1, 2])]},
+                               "set_line_status": [(10, -1)]}))
+    env.backend.reset(os.path.join(DATA, SANDBOX))
+    assert env.backend.grid.world.equals(fresh.grid.world)
+    assert np.array_equal(env.backend.get_topo_vect(), np.ones(type(env.backend).dim_topo, dtype=int))
+    assert np.allclose(env.backend.lines_or_info()[0], fresh.lines_or_info()[0])
+    env.close()
+
+
+def test_copy_is_independent():
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    bk = env.backend
+    cp = bk.copy()
+    assert cp.grid is not bk.grid and cp.grid.world.equals(bk.grid.world)
+    load_p, *_ = bk.loads_info()
+    gen_p, *_ = bk.generators_info()
+    cp.apply_action_public(_injection_action(cp, 1.05 * load_p, 1.05 * gen_p))
+    assert cp.runpf()[0]
+    assert not cp.grid.world.equals(bk.grid.world)
+    assert np.allclose(bk.loads_info()[0], load_p) and np.allclose(cp.loads_info()[0], 1.05 * load_p, rtol=1e-6)
+    env.close()
+
+
+def test_ext_grid_becomes_the_slack_generator(tmp_path):
+    """A grid whose slack is an ext_grid (no slack generator) solves as pandapower solves it."""
+    pp = pytest.importorskip("pandapower")
+    net = pp.from_json(os.path.join(DATA, SANDBOX, "grid.json"))
+    slack = int(np.flatnonzero(net.gen.slack.values)[0])
+    pp.create_ext_grid(net, bus=int(net.gen.bus.iloc[slack]), vm_pu=float(net.gen.vm_pu.iloc[slack]))
+    net.gen = net.gen.drop(index=net.gen.index[slack])
+    pp.to_json(net, str(tmp_path / "grid.json"))
+    pp.runpp(net)
+    world = read_grid2op_json(tmp_path / "grid.json")
+    assert len(world["ext_grid"]) == 0 and world["gen"].cols["slack"].sum() == 1
+    bk = GridtapeBackend()
+    bk.load_grid(str(tmp_path), "grid.json")
+    p_or = bk.lines_or_info()[0]
+    want = np.concatenate([net.res_line.p_from_mw.values, net.res_trafo.p_hv_mw.values])
+    assert close_enough(want, p_or)
+    assert bk.generators_info()[0][-1] == pytest.approx(net.res_ext_grid.p_mw.iloc[0], abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# the journal: one transaction per apply_action, replay, bisect
+# ------------------------------------------------------------------------------------------------
+def test_journal_records_each_action_and_replays_the_episode(tmp_path):
+    path = str(tmp_path / "episode.duckdb")
+    env = make(GridtapeBackend(journal=path))
+    env.seed(0)
+    env.reset()
+    g = env.backend.grid
+    assert g.journal is not None and env.backend.copy().grid.journal is None
+    for step in range(12):
+        env.step(env.action_space({"set_line_status": [(3, -1)]}) if step == 7 else env.action_space())
+    log = g.log()
+    commits = log[log.event == "commit"]
+    assert commits.message.str.fullmatch(r"(load|reset|apply_action \d+)").all()
+    assert commits.message.iloc[0] == "load" and (commits.message == "reset").sum() == 1
+    assert (log.event == "solve").sum() >= 13
+    sets = log[log.event == "set"]
+    assert set(zip(sets.kind, sets.field)) >= {("load", "p_mw"), ("gen", "p_mw"), ("line", "in_service")}
+    live = g.world.copy()
+    env.close()  # flushes and closes the journal
+    with gridtape.open(path) as study:
+        assert study.world_at().equals(live)
+        found = study.bisect(lambda grid: bool(grid.world["line"].cols["in_service"][3]))
+        assert found is not None and found.message.startswith("apply_action")
+        changed = set(found.diff[["kind", "id", "field"]].itertuples(index=False, name=None))
+        # that step's transaction: the line switched off plus the step's injections
+        assert ("line", 3, "in_service") in changed
+        assert {(k, f) for k, _, f in changed} <= {("line", "in_service"), ("load", "p_mw"), ("load", "q_mvar"),
+                                                  ("gen", "p_mw"), ("gen", "vm_pu")}
+
+
+def test_grid_json_tap_side_false_reads_as_no_tap_side():
+    with open(os.path.join(DATA, SANDBOX, "grid.json")) as fh:
+        raw = json.loads(json.load(fh)["_object"]["trafo"]["_object"])
+    sides = [r[raw["columns"].index("tap_side")] for r in raw["data"]]
+    assert False in sides  # the file does carry grid2op's legacy value
+    world = read_grid2op_json(os.path.join(DATA, SANDBOX, "grid.json"))
+    assert [s if s in ("hv", "lv") else None for s in sides] == list(world["trafo"].cols["tap_side"])
