@@ -37,24 +37,32 @@ assert _FIXED_DT.itemsize == _FIXED.size
 _NULL = b"\xff\xff\xff\xff"
 _TEXT = itemgetter(*(COLUMNS.index(c) for c in
                      ("author", "message", "event", "kind", "field", "old_s", "new_s", "info")))
-_TEXT_NAMES = TEXT
 _cache: dict = {}  # text tuple -> its encoding (author/event/kind/field repeat a lot)
+_head_cache: dict = {}  # (author, message, event, kind, field) -> encoding, for rows with unique info
+
+
+def _one(s, name) -> bytes:
+    if s is None:
+        return _NULL
+    try:
+        b = s.encode("utf-8")
+    except (UnicodeEncodeError, AttributeError) as e:
+        raise JournalError(f"cannot encode {s!r} as UTF-8 text: {e}", table="events", field=name) from None
+    return len(b).to_bytes(4, "little") + b
 
 
 def _text(key) -> bytes:
-    parts = []
-    for name, s in zip(_TEXT_NAMES, key):
-        if s is None:
-            parts.append(_NULL)
-            continue
-        try:
-            b = s.encode("utf-8")
-        except (UnicodeEncodeError, AttributeError) as e:
-            raise JournalError(f"cannot encode {s!r} as UTF-8 text: {e}", table="events", field=name) from None
-        parts.append(len(b).to_bytes(4, "little") + b)
+    """Encoding of the 8 text cells of a row (a miss of ``_cache``)."""
+    head = key[:5]
+    h = _head_cache.get(head)
+    if h is None:
+        if len(_head_cache) > 4096:
+            _head_cache.clear()
+        h = _head_cache[head] = b"".join([_one(s, name) for s, name in zip(head, TEXT)])
+    enc = h + _one(key[5], "old_s") + _one(key[6], "new_s") + _one(key[7], "info")
     if len(_cache) > 65536:
         _cache.clear()
-    enc = _cache[key] = b"".join(parts)
+    _cache[key] = enc
     return enc
 
 

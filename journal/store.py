@@ -331,10 +331,14 @@ class Journal:
     @property
     def next_seq(self) -> int:
         """The seq the next buffered row will get."""
+        if len(self._buf) == 1:
+            return self._next_seq + len(self._buf[0])
         return self._next_seq + buffer.count(self._buf)[0]
 
     @property
     def next_tx(self) -> int:
+        if len(self._buf) == 1:
+            return self._next_tx + len(self._buf[0])
         return self._next_tx + buffer.count(self._buf)[1]
 
     @property
