@@ -410,10 +410,10 @@ class GridtapeBackend(Backend):
         idx = [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
         sel = np.concatenate(idx) if idx else np.zeros(0, np.int64)
         act = {k: topo.active[k].copy() for k in ("load", "gen", "storage", "shunt")}
-        bus = {k: topo.lookup[topo.elem_bus_row[k]] for k in ("load", "gen", "storage", "shunt")}
+        bus = {k: topo.lookup[topo.elem_bus_row[k]].astype(np.intp) for k in INJ_GROUPS}
         on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
         on2 = np.concatenate([on, on])
-        b2 = np.concatenate([br.f[sel], br.t[sel]])
+        b2 = np.concatenate([br.f[sel], br.t[sel]]).astype(np.intp)  # intp: int32 fancy indexing is slow
         kv2 = topo.base_kv[b2]
         load = w["load"].cols
         sh = w["shunt"].cols
@@ -437,7 +437,8 @@ class GridtapeBackend(Backend):
         br = topo.branches
         V = eng.V.copy()
         V[eng._none] = 0.0
-        va = np.angle(V, deg=True)
+        va = np.arctan2(V.imag, V.real)
+        va *= 180.0 / np.pi
         if is_dc:  # set-point magnitudes, 1 p.u. elsewhere (as pandapower's rundcpp reports them)
             vm = np.where(np.isnan(eng.inj.vm_set), 1.0, eng.inj.vm_set)
             vm[eng._none] = 0.0
