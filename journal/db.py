@@ -36,14 +36,21 @@ def connect(path, read_only):
 
 
 def create(con):
-    """Create the tables of a new journal (idempotent) and fill ``meta`` once."""
+    """Create the tables of a new journal (idempotent) and fill ``meta`` once, in one transaction:
+    a writer killed while creating leaves all of it or none (never tables without ``meta``)."""
     cols = ", ".join(f"{c} {SQL_TYPES[c]}" for c in COLUMNS)
-    con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
-    con.execute("CREATE TABLE IF NOT EXISTS blobs (sha256 VARCHAR PRIMARY KEY, name VARCHAR, "
-                "size BIGINT NOT NULL, data BLOB NOT NULL)")
-    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    if one(con, "SELECT count(*) FROM meta")[0] == 0:
-        con.executemany("INSERT INTO meta VALUES (?, ?)", list(_meta().items()))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
+        con.execute("CREATE TABLE IF NOT EXISTS blobs (sha256 VARCHAR PRIMARY KEY, name VARCHAR, "
+                    "size BIGINT NOT NULL, data BLOB NOT NULL)")
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        if one(con, "SELECT count(*) FROM meta")[0] == 0:
+            con.executemany("INSERT INTO meta VALUES (?, ?)", list(_meta().items()))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _meta():
