@@ -85,6 +85,9 @@ class Engine:
         return lvl or "none"
 
     def _newton(self, pv, pq):
+        base = self._solvers.get("base")
+        if base is not None and pv is self.topo.pv and pq is self.topo.pq:
+            return base
         key = (pv.tobytes(), pq.tobytes())
         s = self._solvers.get(key)
         if s is None:
@@ -92,6 +95,8 @@ class Engine:
                 self._solvers.clear()
             s = NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq)
             self._solvers[key] = s
+            if pv is self.topo.pv and pq is self.topo.pq:
+                self._solvers["base"] = s
         return s
 
     # --- initial voltages ----------------------------------------------------------------
@@ -201,10 +206,13 @@ class Engine:
         level = self.prepare()
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
-        if init not in INITS:
-            raise SchemaError(f"unknown init {init!r}; use one of {INITS}", field="init")
         topo, inj = self.topo, self.inj
-        V = self.initial_voltage(init, v_init)
+        if init == "results" and v_init is None and self.converged and self.V is not None and len(self.V) == topo.nb:
+            V = self._warm_start()
+        elif init not in INITS:
+            raise SchemaError(f"unknown init {init!r}; use one of {INITS}", field="init")
+        else:
+            V = self.initial_voltage(init, v_init)
         pv, pq = topo.pv, topo.pq
         s0 = inj.s0
         solver = self._newton(pv, pq)
