@@ -537,12 +537,12 @@ def test_sigkill_rounds_lose_no_acknowledged_event(tmp_path):
     spec.loader.exec_module(tool)
     path = str(tmp_path / "k.duckdb")
     rng = random.Random(7)
-    last = -1
+    last, rows = -1, 0
     for _ in range(5):
-        facts = tool.one_round(path, rng, max_wait=0.3)  # raises AssertionError on a broken tx
+        facts = tool.one_round(path, rng, max_wait=0.3, since=rows)  # AssertionError on a broken tx
         assert facts["killed"] and facts["acks"] > 0
         assert facts["rows"] > facts["last_ack"] >= last  # every acknowledged seq is there
-        last = facts["last_ack"]
+        last, rows = facts["last_ack"], facts["rows"]
 
 
 # --- locking, read-only, memory --------------------------------------------------------------
@@ -583,6 +583,8 @@ def test_read_only_sees_the_tail_writes_nothing_and_refuses_writes(jpath):
                  lambda: r1.record_many("x", None, [1], None, None, None), lambda: r1.put_blob(b"")):
         with pytest.raises(ReadOnlyError):
             call()
+    with pytest.raises(JournalLockedError):  # no writer while readers are open
+        Journal(jpath)
     r1.close()
     r2.close()
     assert {p: open(p, "rb").read() for p in files} == files
