@@ -35,9 +35,13 @@ def connect(path, read_only):
         raise JournalError(f"cannot open the journal database: {e}", file=path) from None
 
 
-def create(con):
+def create(con, path=None):
     """Create the tables of a new journal (idempotent) and fill ``meta`` once, in one transaction:
-    a writer killed while creating leaves all of it or none (never tables without ``meta``)."""
+    a writer killed while creating leaves all of it or none (never tables without ``meta``).
+    A database holding other tables but no journal is left alone (JournalError)."""
+    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if names and "meta" not in names:
+        raise JournalError("the database is not a gridtape journal (it has other tables)", file=path)
     cols = ", ".join(f"{c} {SQL_TYPES[c]}" for c in COLUMNS)
     con.execute("BEGIN TRANSACTION")
     try:

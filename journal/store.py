@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import itertools
 import json
+import os
 import weakref
 from time import time_ns
 
@@ -86,7 +87,7 @@ class Journal:
             raise JournalError(f"sync must be 'os' or 'fsync', not {sync!r}", field="sync")
         if isinstance(ingest_every, bool) or not isinstance(ingest_every, (int, np.integer)) or ingest_every < 1:
             raise JournalError(f"ingest_every must be a positive int, not {ingest_every!r}", field="ingest_every")
-        self.path = None if path is None else str(path)
+        self.path = None if path is None else os.fspath(path)
         self.read_only = bool(read_only)
         self.sync = sync
         self.ingest_every = int(ingest_every)
@@ -106,7 +107,7 @@ class Journal:
         try:
             self._con = db.connect(self.path, self.read_only)
             if not self.read_only:
-                db.create(self._con)
+                db.create(self._con, self.path)
             db.check(self._con, self.path)
             self._resume()
         except BaseException:

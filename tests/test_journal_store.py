@@ -215,6 +215,15 @@ def test_bad_arguments_raise_naming_the_field_and_change_nothing(jpath):
         assert e.value.field == "eid"
         assert j.next_seq == before
         assert j.flush() == before - 1 and j.count() == before
+    other = jpath + ".other.duckdb"
+    con = duckdb.connect(other)
+    con.execute("CREATE TABLE mine (a INT)")
+    con.close()
+    with pytest.raises(JournalError):  # someone else's database is not turned into a journal
+        Journal(other)
+    con = duckdb.connect(other, read_only=True)
+    assert [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()] == ["mine"]
+    con.close()
     for kw, field in [(dict(sync="never"), "sync"), (dict(ingest_every=0), "ingest_every")]:
         with pytest.raises(JournalError) as e:
             Journal(jpath, **kw)
