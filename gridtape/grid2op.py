@@ -26,11 +26,10 @@ from grid2op.Backend import Backend
 from grid2op.dtypes import dt_float, dt_int
 from grid2op.Exceptions import BackendError, DivergingPowerflow, IslandedGrid
 
-from gridtape.errors import GridtapeError
+from gridtape.errors import CaseError, GridtapeError
 from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.results import _gen_pq
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -57,8 +56,8 @@ def read_grid2op_json(path):
 
     grid2op's grids were written by pandapower 2 and carry ``tap_side = false`` on transformers
     without a tap changer; that reads as "no tap side" (None), which is what pandapower makes of it.
-    An ext_grid becomes a slack generator when no generator is a slack (grid2op models the slack as
-    a generator)."""
+    An in-service ext_grid becomes a slack generator (grid2op models the slack as a generator),
+    appended after the file's generators; xwards are refused (grid2op does not model them)."""
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
     net = doc.get("_object", {}) if isinstance(doc, dict) else {}
@@ -74,13 +73,16 @@ def read_grid2op_json(path):
                         row[j] = None
                 tab["_object"] = json.dumps(raw)
     world = read_pandapower_json(json.dumps(doc))
+    if len(world["xward"]):
+        raise CaseError("xward elements are not supported by GridtapeBackend (grid2op does not model them)",
+                        file=str(path), table="xward")
     _ext_grid_to_slack_gen(world)
     return world
 
 
 def _ext_grid_to_slack_gen(world):
-    eg, gen = world["ext_grid"], world["gen"]
-    if not len(eg) or (len(gen) and gen.cols["slack"].any()):
+    eg = world["ext_grid"]
+    if not len(eg):
         return
     on = eg.cols["in_service"]
     k = int(on.sum())
@@ -485,39 +487,30 @@ class GridtapeBackend(Backend):
         (pandapower's pfsoln: a bus's Q shared among its generators by reactive range)."""
         G = self._grp["gen"]
         gs = mc["gen"]
-        on = mc["act"]["gen"]
-        if gs is None:  # ext_grids or xwards share the balance: gridtape's general pfsoln
-            pg, qg = _gen_pq(eng)
-            m = eng.inj.gens["kind"] == 1
-            rows = eng.inj.gens["row"][m]
-            G[:2] = 0.0
-            G[0, rows] = pg[m]
-            G[1, rows] = qg[m]
+        inj = eng.inj
+        c = self._grid.world["gen"].cols
+        gb = gs["bus"]
+        qtot = qbus[gb] + inj.qd[gb]
+        q = gs["qmin"] + (qtot - gs["qmn"]) * gs["scale"]
+        if gs["any_same"]:
+            same = gs["same"]
+            q[same] = qtot[same] / gs["cnt"][same]
+        if gs["all"]:
+            G[1] = q
         else:
-            inj = eng.inj
-            c = self._grid.world["gen"].cols
-            gb = gs["bus"]
-            qtot = qbus[gb] + inj.qd[gb]
-            q = gs["qmin"] + (qtot - gs["qmn"]) * gs["scale"]
-            if gs["any_same"]:
-                same = gs["same"]
-                q[same] = qtot[same] / gs["cnt"][same]
-            if gs["all"]:
-                G[1] = q
-            else:
-                G[1] = 0.0
-                G[1, gs["rows"]] = q
-            p = c["p_mw"] * c["scaling"]
-            p *= on
-            for rb, at, slack, fixed, share in gs["ref"]:
-                p_bus = pbus[rb] + inj.pd[rb]
-                if len(at) == 1:
-                    p[at[0]] = p_bus
-                elif len(slack) and share is None:  # no weights: the slack generators share equally
-                    p[slack] = (p_bus - p[fixed].sum()) / len(slack)
-                elif len(slack):
-                    p[slack] += (p_bus - p[fixed].sum() - p[slack].sum()) * share
-            G[0] = p
+            G[1] = 0.0
+            G[1, gs["rows"]] = q
+        p = c["p_mw"] * c["scaling"]
+        p *= mc["act"]["gen"]
+        for rb, at, slack, fixed, share in gs["ref"]:
+            p_bus = pbus[rb] + inj.pd[rb]
+            if len(at) == 1:
+                p[at[0]] = p_bus
+            elif len(slack) and share is None:  # no weights: the slack generators share equally
+                p[slack] = (p_bus - p[fixed].sum()) / len(slack)
+            elif len(slack):
+                p[slack] += (p_bus - p[fixed].sum() - p[slack].sum()) * share
+        G[0] = p
         if is_dc:
             G[1] = 0.0
 
@@ -682,14 +675,12 @@ def _islanded(w, topo, sel, line_on, act) -> str:
 
 
 def _gen_split(w, topo, gen_bus, on):
-    """Constant parts of pfsoln's generator results for a model whose only generators are
-    ``gen`` rows (None when ext_grids or xwards take part: the general path is used then).
+    """Constant parts of pfsoln's generator results (the grid's only generators are ``gen`` rows:
+    ext_grids were turned into generators, xwards refused).
 
     Q: each bus's Q goes to its generators by reactive range, ``qmin + (Q - sum qmin) * range /
     sum range``, or equally when the ranges sum to nothing.  P: at each slack bus the bus balance
     minus the fixed generators, shared among the slack generators by slack weight."""
-    if len(w["ext_grid"]) or len(w["xward"]):
-        return None
     c = w["gen"].cols
     rows = np.flatnonzero(on)
     gb = gen_bus[rows]

@@ -58,6 +58,18 @@ def act(env, d):
     return env.action_space(d)
 
 
+def standalone(path, filename=None):
+    """A GridtapeBackend loaded outside an environment (grid2op's class attributes reset first, as
+    grid2op's own backend tests do)."""
+    from grid2op.Backend import Backend
+
+    Backend._clear_class_attribute()
+    GridtapeBackend._clear_grid_dependant_class_attributes()
+    bk = GridtapeBackend()
+    bk.load_grid(str(path), filename)
+    return bk
+
+
 # ------------------------------------------------------------------------------------------------
 # grid2op's own backend test suite
 # ------------------------------------------------------------------------------------------------
@@ -215,8 +227,7 @@ def test_reset_restores_the_world_as_loaded():
     env = make(GridtapeBackend())
     env.seed(0)
     env.reset()
-    fresh = GridtapeBackend()
-    fresh.load_grid(os.path.join(DATA, SANDBOX, "grid.json"))
+    fresh = standalone(os.path.join(DATA, SANDBOX, "grid.json"))
     assert not env.backend.grid.world.equals(fresh.grid.world)  # the environment wrote its injections
     env.step(env.action_space({"set_bus": {"substations_id": [(1, [1, 2, 1, 2, 1, 2])]},
                                "set_line_status": [(10, -1)]}))
@@ -254,12 +265,56 @@ def test_ext_grid_becomes_the_slack_generator(tmp_path):
     pp.runpp(net)
     world = read_grid2op_json(tmp_path / "grid.json")
     assert len(world["ext_grid"]) == 0 and world["gen"].cols["slack"].sum() == 1
-    bk = GridtapeBackend()
-    bk.load_grid(str(tmp_path), "grid.json")
+    bk = standalone(tmp_path, "grid.json")
     p_or = bk.lines_or_info()[0]
     want = np.concatenate([net.res_line.p_from_mw.values, net.res_trafo.p_hv_mw.values])
     assert close_enough(want, p_or)
     assert bk.generators_info()[0][-1] == pytest.approx(net.res_ext_grid.p_mw.iloc[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["as-is", "equal-limits", "fixed-gen-at-slack-bus", "weighted-slacks",
+                                     "unweighted-slacks"])
+def test_generator_results_are_gridtapes_pfsoln(tmp_path, variant):
+    """The backend's own generator P/Q path (per-model constants, no DataFrame) gives what
+    gridtape's result tables give (res_gen, checked against pandapower in test_parity.py), also
+    for generators sharing a bus with equal Q limits and for several generators at the slack bus."""
+    pp = pytest.importorskip("pandapower")
+    net = pp.from_json(os.path.join(DATA, SANDBOX, "grid.json"))
+    slack = int(np.flatnonzero(net.gen.slack.values)[0])
+    bus = int(net.gen.bus.iloc[slack])
+    if variant == "equal-limits":  # gens 2 and 3 share a bus: pfsoln splits its Q equally
+        assert net.gen.bus.iloc[2] == net.gen.bus.iloc[3]
+        net.gen.loc[net.gen.index[[2, 3]], ["min_q_mvar", "max_q_mvar"]] = 0.0
+    elif variant != "as-is":
+        pp.create_gen(net, bus, p_mw=10.0, vm_pu=float(net.gen.vm_pu.iloc[slack]),
+                      slack=variant != "fixed-gen-at-slack-bus", slack_weight=1.0)
+        if variant == "weighted-slacks":
+            net.gen.loc[net.gen.index[slack], "slack_weight"] = 3.0
+        if variant == "unweighted-slacks":
+            net.gen["slack_weight"] = 0.0
+    pp.to_json(net, str(tmp_path / "grid.json"))
+    bk = standalone(tmp_path / "grid.json")
+    p, q, v = bk.generators_info()
+    res = bk.grid.res_gen
+    assert np.allclose(p, res.p_mw.values, atol=1e-4) and np.allclose(q, res.q_mvar.values, atol=1e-4)
+    if variant == "equal-limits":
+        assert q[2] == pytest.approx(q[3])
+    if variant == "fixed-gen-at-slack-bus":
+        assert p[-1] == pytest.approx(10.0)  # a fixed generator keeps its set-point
+    if variant == "weighted-slacks":  # the balance beyond the set-points is shared 3:1
+        extra = p[slack] - float(net.gen.p_mw.iloc[slack]), p[-1] - 10.0
+        assert extra[0] == pytest.approx(3.0 * extra[1], rel=1e-6)
+    if variant == "unweighted-slacks":  # no weights: the slack generators share equally
+        assert p[slack] == pytest.approx(p[-1])
+
+
+def test_xward_grid_is_refused(tmp_path):
+    pp = pytest.importorskip("pandapower")
+    net = pp.from_json(os.path.join(DATA, SANDBOX, "grid.json"))
+    pp.create_xward(net, 3, 1.0, 0.5, 0.0, 0.0, 0.01, 0.1, 1.0)
+    pp.to_json(net, str(tmp_path / "grid.json"))
+    with pytest.raises(gridtape.errors.CaseError, match="xward"):
+        standalone(tmp_path / "grid.json")
 
 
 # ------------------------------------------------------------------------------------------------
