@@ -189,7 +189,8 @@ def one_round(path, rng, case=CASE, fresh=False, kill_range=(0.05, 1.0)):
     delay = rng.uniform(*kill_range)
     time.sleep(delay)
     alive = proc.poll() is None
-    os.kill(proc.pid, signal.SIGKILL)
+    if alive:
+        os.kill(proc.pid, signal.SIGKILL)
     out, err = proc.communicate()
     acks, op = [], "open"
     for ln in out.decode(errors="replace").splitlines():
