@@ -411,7 +411,7 @@ class GridtapeBackend(Backend):
         br = topo.branches
         idx = [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
         sel = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-        act = {k: topo.active[k].copy() for k in ("load", "gen", "storage", "shunt")}
+        act = {k: topo.active[k].copy() for k in INJ_GROUPS}
         bus = {k: topo.lookup[topo.elem_bus_row[k]].astype(np.intp) for k in INJ_GROUPS}
         on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
         on2 = np.concatenate([on, on])
@@ -419,7 +419,7 @@ class GridtapeBackend(Backend):
         kv2 = topo.base_kv[b2]
         load = w["load"].cols
         sh = w["shunt"].cols
-        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "prefix": bool(np.array_equal(sel, np.arange(len(sel)))),
+        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE), "prefix": bool(np.array_equal(sel, np.arange(len(sel)))),
               "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * SQRT3 / 1000.0, "off2": (~on2).astype(float),
               "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act),
               "zip": any(load[c].any() for c in ("const_z_p_percent", "const_i_p_percent",
@@ -438,12 +438,12 @@ class GridtapeBackend(Backend):
         topo = eng.topo
         br = topo.branches
         V = eng.V.copy()
-        V[eng._none] = 0.0
+        V[mc["none"]] = 0.0  # unsupplied buses (NaN in the engine) read 0
         va = np.arctan2(V.imag, V.real)
         va *= 180.0 / np.pi
         if is_dc:  # set-point magnitudes, 1 p.u. elsewhere (as pandapower's rundcpp reports them)
             vm = np.where(np.isnan(eng.inj.vm_set), 1.0, eng.inj.vm_set)
-            vm[eng._none] = 0.0
+            vm[mc["none"]] = 0.0
             with np.errstate(divide="ignore", invalid="ignore"):
                 bb = np.where(br.status, 1.0 / br.x, 0.0) / br.ratio
             p = bb * np.deg2rad(va[br.f] - va[br.t] - br.shift_deg) * sn
