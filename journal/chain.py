@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import struct
 from hashlib import blake2b
-from operator import itemgetter
 
 import numpy as np
 
 from ..errors import JournalError
 from .columns import NULLABLE, TEXT, Cols
-from .rows import COLUMNS
 
 ZERO = bytes(16)
 _FIXED = struct.Struct("<B4qbdqbdq")
@@ -35,8 +33,6 @@ _FIXED_DT = np.dtype([("flags", "u1"), ("seq", "<i8"), ("tx", "<i8"), ("ts_ns", 
                       ("vtype_new", "i1"), ("new_f", "<f8"), ("new_i", "<i8")])
 assert _FIXED_DT.itemsize == _FIXED.size
 _NULL = b"\xff\xff\xff\xff"
-_TEXT = itemgetter(*(COLUMNS.index(c) for c in
-                     ("author", "message", "event", "kind", "field", "old_s", "new_s", "info")))
 _cache: dict = {}  # text tuple -> its encoding (author/event/kind/field repeat a lot)
 _head_cache: dict = {}  # (author, message, event, kind, field) -> encoding, for rows with unique info
 
@@ -66,16 +62,15 @@ def _text(key) -> bytes:
     return enc
 
 
-def canonical(row) -> bytes:
+def canonical(row, _pack=_FIXED.pack, _get=_cache.get) -> bytes:
     """The canonical bytes of one row tuple (COLUMNS order, hash excluded)."""
-    (seq, tx, ts, _a, _m, _e, _k, eid, _f, vo, fo, io, _so, vn, fn, in_, _sn, _i) = row
-    flags = ((eid is not None) | (fo is not None) << 1 | (io is not None) << 2
-             | (fn is not None) << 3 | (in_ is not None) << 4)
-    fixed = _FIXED.pack(flags, seq, tx, ts, 0 if eid is None else eid,
-                        vo, 0.0 if fo is None else fo, 0 if io is None else io,
-                        vn, 0.0 if fn is None else fn, 0 if in_ is None else in_)
-    key = _TEXT(row)
-    return fixed + (_cache.get(key) or _text(key))
+    (seq, tx, ts, a, m, e, k, eid, f, vo, fo, io, so, vn, fn, in_, sn, i) = row
+    key = (a, m, e, k, f, so, sn, i)
+    return _pack(((eid is not None) | (fo is not None) << 1 | (io is not None) << 2
+                  | (fn is not None) << 3 | (in_ is not None) << 4),
+                 seq, tx, ts, 0 if eid is None else eid,
+                 vo, 0.0 if fo is None else fo, 0 if io is None else io,
+                 vn, 0.0 if fn is None else fn, 0 if in_ is None else in_) + (_get(key) or _text(key))
 
 
 def chain(rows, prev: bytes = ZERO) -> list:

@@ -344,7 +344,9 @@ def test_record_outside_a_transaction_is_buffered_until_flush(jpath):
 
 # --- queries, blobs ---------------------------------------------------------------------------
 
-def test_log_filters_and_history():
+def test_log_filters_and_history(monkeypatch):
+    clock = iter(range(1_700_000_000_000_000_000, 1_800_000_000_000_000_000, 1_000_000))  # 1 ms steps
+    monkeypatch.setattr(store_mod, "time_ns", lambda: next(clock))
     j = Journal(author="ann")
     j.record("load", info='{"case":"x"}')
     j.record("set", "load", 1, "p_mw", 1.0, 2.0)
