@@ -309,8 +309,9 @@ class PowerGrid:
             if init is None and not (eng.V is not None and eng.converged and eng.level() != "full"):
                 init = self.init
             vi = None
+            pre = None
             if v_init is not None:
-                eng.prepare()
+                pre = eng.prepare()  # the model must exist to place v_init on its buses
                 vi = self._to_internal(v_init)
             conv, it, norm, level = eng.solve(
                 init=init, tol=self.tolerance_mva if tolerance_mva is None else float(tolerance_mva),
@@ -318,6 +319,8 @@ class PowerGrid:
                 qlim=self.qlim if qlim is None else bool(qlim), v_init=vi)
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
+        if algorithm == "nr" and pre not in (None, "none"):
+            level = pre
         rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
         self._last = rep
         j = self._journal

@@ -636,46 +636,64 @@ def _zi_part(world, topo):
     return tuple(np.bincount(b, col[act] / 100.0, minlength=nb) / cnt for col in (ip, zp, iq, zq))
 
 
-def _gen_part(world, topo):
-    """Voltage set-points and the generator table (pfsoln order: ext_grid, gen, xward)."""
+def _gen_static(world, topo):
+    """The generator table (pfsoln order: ext_grid, gen, xward) without the set-points: bus, Q
+    limits, kind, row, slack flag and weight.  Depends on topology and on those columns only."""
+    g_bus, g_qmin, g_qmax, g_kind, g_row, g_w, g_slack = [], [], [], [], [], [], []
+    eg = world["ext_grid"]
+    if len(eg):
+        act = topo.active["ext_grid"]
+        k = int(act.sum())
+        g_bus.append(_bus_rows(world, topo, "ext_grid")[act]); g_qmin.append(np.zeros(k)); g_qmax.append(np.zeros(k))
+        g_kind.append(np.zeros(k, np.int8)); g_row.append(np.flatnonzero(act))
+        g_w.append(eg.cols["slack_weight"][act]); g_slack.append(np.ones(k, bool))
+    gen = world["gen"]
+    if len(gen):
+        act = topo.active["gen"]
+        g_bus.append(_bus_rows(world, topo, "gen")[act])
+        g_qmin.append(np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT))
+        g_qmax.append(np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT))
+        g_kind.append(np.ones(int(act.sum()), np.int8)); g_row.append(np.flatnonzero(act))
+        g_w.append(gen.cols["slack_weight"][act]); g_slack.append(gen.cols["slack"][act])
+    xw = world["xward"]
+    if len(xw):
+        act = topo.active["xward"]
+        k = int(act.sum())
+        g_bus.append(topo.aux["xward"][act]); g_qmin.append(np.full(k, -Q_LIM_DEFAULT))
+        g_qmax.append(np.full(k, Q_LIM_DEFAULT)); g_kind.append(np.full(k, 2, np.int8))
+        g_row.append(np.flatnonzero(act)); g_w.append(xw.cols["slack_weight"][act]); g_slack.append(np.zeros(k, bool))
+    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
+    return {"bus": cat(g_bus, np.int64), "qmin": cat(g_qmin, float), "qmax": cat(g_qmax, float),
+            "kind": cat(g_kind, np.int8), "row": cat(g_row, np.int64), "weight": cat(g_w, float),
+            "slack": cat(g_slack, bool)}
+
+
+def _gen_part(world, topo, static):
+    """Voltage set-points, generator P (pfsoln order) and the bus sums of generation."""
     nb = topo.nb
     vm_set = np.full(nb, np.nan)
     va_set = np.full(nb, np.nan)
-    g_bus, g_p, g_qmin, g_qmax, g_kind, g_row, g_w, g_slack = [], [], [], [], [], [], [], []
+    ps = []
     eg = world["ext_grid"]
     if len(eg):
         act = topo.active["ext_grid"]
         b = _bus_rows(world, topo, "ext_grid")[act]
         vm_set[b] = eg.cols["vm_pu"][act]
         va_set[b] = eg.cols["va_degree"][act]
-        k = int(act.sum())
-        g_bus.append(b); g_p.append(np.zeros(k)); g_qmin.append(np.zeros(k)); g_qmax.append(np.zeros(k))
-        g_kind.append(np.zeros(k, np.int8)); g_row.append(np.flatnonzero(act))
-        g_w.append(eg.cols["slack_weight"][act]); g_slack.append(np.ones(k, bool))
+        ps.append(np.zeros(len(b)))
     gen = world["gen"]
     if len(gen):
         act = topo.active["gen"]
-        b = _bus_rows(world, topo, "gen")[act]
-        vm_set[b] = gen.cols["vm_pu"][act]
-        qmin = np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT)
-        qmax = np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT)
-        g_bus.append(b); g_p.append(gen.cols["p_mw"][act] * gen.cols["scaling"][act])
-        g_qmin.append(qmin); g_qmax.append(qmax)
-        g_kind.append(np.ones(int(act.sum()), np.int8)); g_row.append(np.flatnonzero(act))
-        g_w.append(gen.cols["slack_weight"][act]); g_slack.append(gen.cols["slack"][act])
+        c = gen.cols
+        vm_set[_bus_rows(world, topo, "gen")[act]] = c["vm_pu"][act]
+        ps.append(c["p_mw"][act] * c["scaling"][act])
     xw = world["xward"]
     if len(xw):
         act = topo.active["xward"]
-        b = topo.aux["xward"][act]
-        vm_set[b] = xw.cols["vm_pu"][act]
-        k = int(act.sum())
-        g_bus.append(b); g_p.append(np.zeros(k)); g_qmin.append(np.full(k, -Q_LIM_DEFAULT))
-        g_qmax.append(np.full(k, Q_LIM_DEFAULT)); g_kind.append(np.full(k, 2, np.int8))
-        g_row.append(np.flatnonzero(act)); g_w.append(xw.cols["slack_weight"][act]); g_slack.append(np.zeros(k, bool))
-    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
-    gens = {"bus": cat(g_bus, np.int64), "p": cat(g_p, float), "qmin": cat(g_qmin, float),
-            "qmax": cat(g_qmax, float), "kind": cat(g_kind, np.int8), "row": cat(g_row, np.int64),
-            "weight": cat(g_w, float), "slack": cat(g_slack, bool)}
+        vm_set[topo.aux["xward"][act]] = xw.cols["vm_pu"][act]
+        ps.append(np.zeros(int(act.sum())))
+    gens = dict(static)
+    gens["p"] = (ps[0] if len(ps) == 1 else np.concatenate(ps)) if ps else np.zeros(0)
     sg = np.bincount(gens["bus"], gens["p"], minlength=nb)
     return vm_set, va_set, gens, sg
 
@@ -689,7 +707,11 @@ def _injection_plan(world):
             pq.append((kind, sign, pcol, qcol, scaled, tuple((kind, c) for c in cols)))
     zi = tuple(("load", c) for c in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent",
                                      "const_i_q_percent")) if len(world["load"]) else ()
-    return pq, zi, ("ext_grid", "gen", "xward")
+    gen_static = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"), ("gen", "slack"), ("gen", "slack_weight"),
+                  ("ext_grid", "slack_weight"), ("xward", "slack_weight"))
+    gen_dynamic = (("gen", "p_mw"), ("gen", "scaling"), ("gen", "vm_pu"), ("ext_grid", "vm_pu"),
+                   ("ext_grid", "va_degree"), ("xward", "vm_pu"))
+    return pq, zi, (gen_static, gen_dynamic)
 
 
 def fill_injections(world, topo: Topology, cache: dict | None = None) -> Injections:
@@ -723,11 +745,17 @@ def fill_injections(world, topo: Topology, cache: dict | None = None) -> Injecti
         if hit is None or hit[0] != key:
             hit = cache["zi"] = (key, _zi_part(world, topo))
         zi = hit[1]
-    kv = world.kind_version
-    key = tuple([kv[k] for k in gen_keys])
+    skeys, dkeys = gen_keys
+    key = max([t_all] + [cv.get(k, 0) for k in skeys])
+    hit = cache.get("gen_static")
+    if hit is None or hit[0] != key:
+        hit = cache["gen_static"] = (key, _gen_static(world, topo))
+        cache.pop("gen", None)
+    static = hit[1]
+    key = max([t_all] + [cv.get(k, 0) for k in dkeys])
     hit = cache.get("gen")
     if hit is None or hit[0] != key:
-        hit = cache["gen"] = (key, _gen_part(world, topo))
+        hit = cache["gen"] = (key, _gen_part(world, topo, static))
     vm_set, va_set, gens, sg = hit[1]
     if zi is None:
         s0 = np.empty(nb, dtype=complex)
