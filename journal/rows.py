@@ -26,7 +26,6 @@ COLUMNS = ("seq", "tx", "ts_ns", "author", "message", "event", "kind", "eid", "f
            "vtype_old", "old_f", "old_i", "old_s", "vtype_new", "new_f", "new_i", "new_s",
            "info", "hash")
 NCOL = len(COLUMNS) - 1  # columns of a row tuple (hash excluded)
-IDX = {name: k for k, name in enumerate(COLUMNS)}
 
 #: DuckDB type of each column
 SQL_TYPES = {"seq": "BIGINT NOT NULL", "tx": "BIGINT NOT NULL", "ts_ns": "BIGINT NOT NULL",
@@ -124,16 +123,3 @@ def make_row(seq, tx, ts, author, message, event, kind, eid, field, old, new, in
     vo, fo, io, so = typed(old, "old")
     vn, fn, in_, sn = typed(new, "new")
     return (seq, tx, ts, author, message, event, kind, eid, field, vo, fo, io, so, vn, fn, in_, sn, info)
-
-
-def decode(vtype, f, i, s):
-    """The Python value of one typed cell (inverse of :func:`typed`)."""
-    if vtype == FLOAT:
-        return f
-    if vtype == INT:
-        return i
-    if vtype == BOOL:
-        return bool(i)
-    if vtype == STR:
-        return s
-    return None
