@@ -546,12 +546,20 @@ def _int_or_none(v):
         return None
 
 
-def _solve_info(rep) -> str:
-    from gridtape import __version__
+_VERSION = None
 
-    return (f'{{"converged":{str(rep.converged).lower()},"iterations":{rep.iterations},'
-            f'"mismatch":{json.dumps(rep.mismatch)},"runtime_ms":{rep.runtime_ms:.6g},'
-            f'"rebuild":"{rep.rebuild}","algorithm":"{rep.algorithm}","version":"{__version__}"}}')
+
+def _solve_info(rep) -> str:
+    """The solve event's details as compact JSON (hand-formatted: this runs at every solve)."""
+    global _VERSION
+    if _VERSION is None:
+        from gridtape import __version__ as _VERSION  # noqa: N811
+    m = rep.mismatch
+    ms = repr(m) if m == m and m not in (float("inf"), float("-inf")) else ("NaN" if m != m else
+                                                                               ("Infinity" if m > 0 else "-Infinity"))
+    return (f'{{"converged":{"true" if rep.converged else "false"},"iterations":{rep.iterations},'
+            f'"mismatch":{ms},"runtime_ms":{rep.runtime_ms:.6g},"rebuild":"{rep.rebuild}",'
+            f'"algorithm":"{rep.algorithm}","version":"{_VERSION}"}}')
 
 
 def _open_journal(journal, author, read_only):
