@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import duckdb
@@ -58,8 +59,10 @@ def assert_values(got, want):
 
 def run_child(code, timeout=60):
     """Run a Python snippet in a fresh process (the writer we then 'crash' or lock against)."""
+    # cwd outside the repository: `-c` puts the cwd first on sys.path, and the source tree's
+    # gridtape/ (without its compiled subpackages) must not shadow the installed package
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, cwd=tempfile.gettempdir())
     return r
 
 

@@ -166,6 +166,7 @@ def test_bisect_finds_the_edit_that_breaks_convergence(tmp_path):
     assert res.message.startswith("scale loads") and set(res.diff.field.dropna()) == {"p_mw", "q_mvar"}
     assert res.materializations <= 2 + int(np.ceil(np.log2(len(pts))))
     # the command line prints the same event
-    out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path)  # not the repository root: its gridtape/ must not shadow the installed one
     assert out.returncode == 0, out.stderr
     assert f"seq {first_bad}" in out.stdout and res.message in out.stdout
