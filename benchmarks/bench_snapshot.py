@@ -37,26 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "cases" / "PEGASE9241" / "data.zip"
 
 
-def _timed(fn, n):
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t0
-    return out
-
-
-def _rounds(fns, n, rounds):
-    acc = {k: [] for k in fns}
-    per = max(1, -(-n // rounds))
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            acc[k].append(_timed(fn, per))
-    return {k: np.concatenate(v) for k, v in acc.items()}
-
-
-def _stats(t):
-    return {"min_ms": float(t.min() * 1e3), "median_ms": float(np.median(t) * 1e3), "n": int(len(t))}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_solve import _rounds, _stats, _timed  # noqa: E402  (shared timing helpers)
 
 
 def _edited(w, n_cells=1000, seed=0):

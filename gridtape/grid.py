@@ -208,30 +208,23 @@ class PowerGrid:
     def undo(self, author: str | None = None):
         """Undo the latest not yet undone edit transaction by appending its compensating events
         (history is never rewritten).  Returns the undone transaction id, or None if nothing is left."""
-        self._check_writable()
-        j = self._need_journal("undo()")
-        done, undone = self._stacks()
-        if not done:
-            return None
-        tx = done[-1]
-        events = j.tx_events(tx)
-        self._replay_tx(events, inverse=True, marker="undo", tx=tx, author=author)
-        done.pop()
-        undone.append(tx)
-        return tx
+        return self._step("undo", author)
 
     def redo(self, author: str | None = None):
         """Re-apply the latest undone transaction (as new events).  Returns its id, or None."""
+        return self._step("redo", author)
+
+    def _step(self, marker, author):
         self._check_writable()
-        j = self._need_journal("redo()")
+        j = self._need_journal(f"{marker}()")
         done, undone = self._stacks()
-        if not undone:
+        src, dst = (done, undone) if marker == "undo" else (undone, done)
+        if not src:
             return None
-        tx = undone[-1]
-        events = j.tx_events(tx)
-        self._replay_tx(events, inverse=False, marker="redo", tx=tx, author=author)
-        undone.pop()
-        done.append(tx)
+        tx = src[-1]
+        self._replay_tx(j.tx_events(tx), inverse=marker == "undo", marker=marker, tx=tx, author=author)
+        src.pop()
+        dst.append(tx)
         return tx
 
     def _replay_tx(self, events, inverse, marker, tx, author):
