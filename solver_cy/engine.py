@@ -16,6 +16,7 @@ import numpy as np
 from gridtape.errors import SchemaError
 
 from . import model as M
+from .injections import fill_injections
 from .flows import branch_flows, bus_injection
 from .newton import NewtonSolver, dc_solve
 from .ybus import ybus_fill, ybus_pattern
@@ -68,7 +69,7 @@ class Engine:
             self.ydata = np.zeros(len(self.indices), dtype=complex)
             ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
             self._inj_cache = {}
-            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache)
             self._none = np.flatnonzero(self.topo.bus_type == M.NONE)
             self._solvers = {}
             self.V = None
@@ -76,9 +77,9 @@ class Engine:
             br = self.topo.branches
             self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
             ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
-            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache)
         elif lvl == "incremental":
-            self.inj = M.fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache)
         if lvl is not None:
             self._v0_cache = {}
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
