@@ -41,14 +41,15 @@ class PowerGrid:
     ``PowerGrid(case_path=None, qlim=False, **kwargs)``: ``case_path`` is a pandapower JSON file, a
     CSV-zip case (``cases/IEEE118/data.zip``), a MATPOWER ``.m`` file or a case directory.
     Keyword arguments: ``branch_analysis`` (loading columns, default True), ``tolerance_mva``
-    (1e-8), ``max_iteration`` (10), ``init`` ("auto"), ``trafo_model`` ("t").
+    (1e-8), ``max_iteration`` (10), ``init`` ("auto"), ``trafo_model`` ("t"), ``distributed_slack``
+    (False: pandapower's ``runpp(distributed_slack=True)`` when True, see docs/model-notes.md).
     """
 
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
                  init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
-                 _load_info: dict | None = None):
+                 _load_info: dict | None = None, distributed_slack: bool = False):
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
         resumed = False
@@ -69,6 +70,7 @@ class PowerGrid:
         self.tolerance_mva = float(tolerance_mva)
         self.max_iteration = int(max_iteration)
         self.init = init
+        self.distributed_slack = bool(distributed_slack)
         self._engine = Engine(world, trafo_model=trafo_model)
         self._results = None
         self._v_init = None
@@ -285,7 +287,8 @@ class PowerGrid:
 
     # --- solving -------------------------------------------------------------------------
     def solve(self, v_init=None, *, tolerance_mva: float | None = None, max_iteration: int | None = None,
-              init: str | None = None, algorithm: str = "nr", qlim: bool | None = None) -> SolveReport:
+              init: str | None = None, algorithm: str = "nr", qlim: bool | None = None,
+              distributed_slack: bool | None = None) -> SolveReport:
         """Run a power flow.  ``v_init`` (complex, bus-id order) only changes the starting point:
         set-points are re-pinned.  ``init``: "auto" (pandapower's: DC angles, mean set-point
         magnitude), "flat", "dc", "results" (warm start).  Default: "results" after a converged
@@ -296,6 +299,8 @@ class PowerGrid:
         if v_init is None and self._v_init is not None:
             v_init = self._v_init
         self._v_init = None
+        if algorithm == "dc" and distributed_slack:
+            raise SchemaError("distributed_slack is an AC option; use algorithm='nr'", field="distributed_slack")
         if algorithm == "dc":
             conv, it, norm, level = eng.solve_dc()
         elif algorithm == "nr":
@@ -309,7 +314,8 @@ class PowerGrid:
             conv, it, norm, level = eng.solve(
                 init=init, tol=self.tolerance_mva if tolerance_mva is None else float(tolerance_mva),
                 max_iter=self.max_iteration if max_iteration is None else int(max_iteration),
-                qlim=self.qlim if qlim is None else bool(qlim), v_init=vi)
+                qlim=self.qlim if qlim is None else bool(qlim), v_init=vi,
+                distributed_slack=self.distributed_slack if distributed_slack is None else bool(distributed_slack))
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
         if algorithm == "nr" and pre not in (None, "none"):

@@ -18,7 +18,8 @@ from gridtape.errors import SchemaError
 from . import model as M
 from .injections import fill_injections
 from .flows import branch_flows, bus_injection
-from .newton import NewtonSolver, dc_solve
+from .dslack import initial_slack, slack_plan
+from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
 from .ybus import ybus_fill, ybus_pattern
 
 INITS = ("auto", "flat", "dc", "results")
@@ -43,6 +44,10 @@ class Engine:
         self._pinned = None
         self.norm = float("nan")
         self.algorithm = "nr"
+        self.slack_plan = None  # the distributed-slack plan of the last solve (None: plain slack)
+        self.ps = None  # slack power per distributed-slack island (p.u.)
+        self._ps_token = None
+        self._plan_cache = None
 
     # --- model upkeep ------------------------------------------------------------------
     def level(self) -> str | None:
@@ -72,6 +77,8 @@ class Engine:
             self.inj = fill_injections(w, self.topo, self._inj_cache)
             self._none = np.flatnonzero(self.topo.bus_type == M.NONE)
             self._solvers = {}
+            # a converged iterate can start the next solve (init="results") if the bus set stays
+            self._v_prev = self.V if self.converged and self.V is not None else None
             self.V = None
         elif lvl == "admittance":
             br = self.topo.branches
@@ -85,7 +92,9 @@ class Engine:
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
         return lvl or "none"
 
-    def _newton(self, pv, pq):
+    def _newton(self, pv, pq, plan=None):
+        if plan is not None:
+            return self._newton_ds(pv, pq, plan)
         base = self._solvers.get("base")
         if base is not None and pv is self.topo.pv and pq is self.topo.pq:
             return base
@@ -99,6 +108,40 @@ class Engine:
             if pv is self.topo.pv and pq is self.topo.pq:
                 self._solvers["base"] = s
         return s
+
+    def _newton_ds(self, pv, pq, plan):
+        key = ("ds", plan.token, pv.tobytes(), pq.tobytes())
+        s = self._solvers.get(key)
+        if s is None:
+            if len(self._solvers) > 8:
+                self._solvers.clear()
+            pv2 = np.union1d(pv, plan.demoted).astype(np.int32)
+            s = DistributedSlackSolver(self.indptr, self.indices, plan.fixed_ref, pv2, pq, plan.dsref,
+                                       plan.weight, plan.island)
+            self._solvers[key] = s
+        return s
+
+    def _slack_plan(self):
+        """The distributed-slack plan, kept while the topology and the slack weights stay."""
+        g = self.inj.gens
+        c = self._plan_cache
+        if c is None or c[0] is not self.topo or c[1] is not g["weight"]:
+            c = self._plan_cache = (self.topo, g["weight"], slack_plan(self.world, self.topo, g))
+        return c[2]
+
+    def _run(self, solver, plan, s0, V, tol, max_iter, warm=False):
+        """One Newton run; with a slack plan the island slack powers start from pandapower's
+        guess (or, on a warm start, from the last converged ones) and are kept in ``self.ps``."""
+        inj = self.inj
+        if plan is None:
+            return solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+        ps = self.ps
+        if not (warm and self.converged and ps is not None and self._ps_token == plan.token):
+            ps = initial_slack(plan, inj)
+        ps = ps.copy()
+        out = solver.solve(self.ydata, s0, inj.si, inj.sz, V, ps, tol, max_iter)
+        self.ps, self._ps_token = ps, plan.token
+        return out
 
     # --- initial voltages ----------------------------------------------------------------
     def initial_voltage(self, init: str, v_init=None) -> np.ndarray:
@@ -116,9 +159,15 @@ class Engine:
         nb = topo.nb
         if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
             return self._warm_start()
+        if v_init is None and init == "results" and self.V is None and getattr(self, "_v_prev", None) is not None \
+                and not self._prev_covers(nb):
+            init = "auto"  # a newly supplied bus has no previous voltage: pandapower's start instead
         has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
             V = np.asarray(v_init, dtype=complex).copy()
+        elif init == "results" and self.V is None and self._prev_covers(nb):
+            V = self._v_prev.copy()  # after a topology change: the last converged voltages
+            V[~np.isfinite(V)] = 1.0
         elif init == "results" and self.V is not None and len(self.V) == nb:
             V = self.V.copy()
             bad = ~np.isfinite(V)
@@ -145,6 +194,12 @@ class Engine:
         mag = np.abs(V)
         mag[has_set] = inj.vm_set[has_set]
         return mag * np.exp(1j * ang)
+
+    def _prev_covers(self, nb) -> bool:
+        """The voltages converged before the last topology change cover every supplied bus of the
+        new model (same bus count; no bus newly supplied)."""
+        v = getattr(self, "_v_prev", None)
+        return v is not None and len(v) == nb and bool(np.isfinite(v[self.topo.bus_type != M.NONE]).all())
 
     def _warm_start(self):
         """The last iterate with the set-points re-pinned (the incremental path's start).  Newton
@@ -203,12 +258,14 @@ class Engine:
         return va
 
     # --- solving -------------------------------------------------------------------------
-    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None):
+    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
         level = self.prepare()
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
         topo, inj = self.topo, self.inj
-        if init == "results" and v_init is None and self.converged and self.V is not None and len(self.V) == topo.nb:
+        warm = init == "results" and v_init is None and self.converged and self.V is not None and \
+            len(self.V) == topo.nb
+        if warm:
             V = self._warm_start()
         elif init not in INITS:
             raise SchemaError(f"unknown init {init!r}; use one of {INITS}", field="init")
@@ -216,13 +273,19 @@ class Engine:
             V = self.initial_voltage(init, v_init)
         pv, pq = topo.pv, topo.pq
         s0 = inj.s0
-        solver = self._newton(pv, pq)
-        conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+        plan = self._slack_plan() if distributed_slack else None
+        solver = self._newton(pv, pq, plan)
+        if plan is None:
+            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+        else:
+            conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
         if conv and qlim:
-            conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm)
+            conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm, plan)
         if len(self._none):
             V[self._none] = np.nan
-        self._pinned = inj.vm_set if conv and not qlim else None
+        # distributed slack moves the angles of demoted references: re-pin on the next warm start
+        self._pinned = inj.vm_set if conv and not qlim and plan is None else None
+        self.slack_plan = plan
         self.V = V
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
         self.algorithm = "nr"
@@ -230,7 +293,7 @@ class Engine:
         self._qlim_active = bool(qlim and conv)
         return self.converged, self.iterations, self.norm, level
 
-    def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm):
+    def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm, plan=None):
         """pandapower's enforce_q_lims: gens beyond their limits become PQ at the limit, repeat."""
         topo, inj = self.topo, self.inj
         g = inj.gens
@@ -257,8 +320,8 @@ class Engine:
                 s0[b] += 1j * fixed_q[k] / self.world.sn_mva
             pv = np.flatnonzero(btype == M.PV).astype(np.int32)
             pq = np.flatnonzero(btype == M.PQ).astype(np.int32)
-            solver = self._newton(pv, pq)
-            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+            solver = self._newton(pv, pq, plan)
+            conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter)
             if not conv:
                 break
         self.q_limited = limited

@@ -163,9 +163,13 @@ cdef double _mismatch(int nb, const int32_t *yp, const int32_t *yi, const double
 cdef void _jacobian(int nb, const int32_t *yp, const int32_t *yi, const double *y,
                     const double *v, const double *ivm_, const double *vm, const double *S,
                     const double *si, const double *sz, bint load_jac,
-                    const int32_t *iva, const int32_t *ivm, const int32_t *jp,
-                    double *jx) noexcept nogil:
+                    const int32_t *iva, const int32_t *ivm, const int32_t *ica,
+                    const int32_t *jp, double *jx) noexcept nogil:
     """Fill J (CSR, internal order) in one sequential pass over Ybus.
+
+    ``iva``/``ivm`` give each bus's P/Q row, ``ica`` the column of its angle (the same array
+    as ``iva`` except for distributed-slack references, whose P row has no angle column).
+    Entries of a row past the Ybus-derived ones (the slack-power column) are left alone.
 
     For Y_ik != 0, with a = V_i conj(Y_ik V_k):  dS_i/dVa_k = -j a,
     dS_i/dVm_k = a/|V_k|;  the diagonal adds j S_i and S_i/|V_i| and, for
@@ -183,7 +187,7 @@ cdef void _jacobian(int nb, const int32_t *yp, const int32_t *yi, const double *
         vi = v[2 * i + 1]
         for p in range(yp[i], yp[i + 1]):
             k = yi[p]
-            if iva[k] < 0:
+            if ica[k] < 0:
                 continue
             yr = y[2 * p]
             yim = y[2 * p + 1]
@@ -248,6 +252,31 @@ cdef bint _update(int nb, const int32_t *iva, const int32_t *ivm, const double *
     return True
 
 
+def _classify(const int32_t[::1] indptr, const int32_t[::1] indices, groups):
+    """Bus class codes (0 for buses in no group) after checking the Ybus CSR arrays and that
+    the groups ((name, buses, code), ...) are in range and disjoint."""
+    cdef int nb = indptr.shape[0] - 1, i, p
+    if nb < 0 or indptr[0] != 0 or indptr[nb] != indices.shape[0]:
+        raise ValueError("inconsistent Ybus CSR arrays")
+    cls = np.zeros(nb, dtype=np.int32)
+    for name, arr, code in groups:
+        a = np.asarray(arr)
+        if a.size and (a.min() < 0 or a.max() >= nb):
+            raise ValueError(f"{name} bus index outside 0..{nb - 1}")
+        if np.any(cls[a] != 0) or np.unique(a).size != a.size:
+            raise ValueError(f"{name} buses overlap another class or repeat")
+        cls[a] = code
+    for i in range(nb):
+        if indptr[i + 1] < indptr[i]:
+            raise ValueError("indptr must be non-decreasing")
+        for p in range(indptr[i], indptr[i + 1]):
+            if indices[p] < 0 or indices[p] >= nb:
+                raise ValueError("Ybus column index outside 0..nb-1")
+            if p > indptr[i] and indices[p] <= indices[p - 1]:
+                raise ValueError("Ybus column indices must be sorted and unique per row")
+    return cls
+
+
 cdef class NewtonSolver:
     """Newton-Raphson (polar) for one Ybus pattern and one set of bus classes.
 
@@ -259,7 +288,7 @@ cdef class NewtonSolver:
     cdef readonly int nb, n_jac, nnz_jac
     cdef readonly int n_factor, n_refactor
     cdef public bint load_jacobian
-    cdef int32_t[::1] yp, yi, iva, ivm, jp, ji
+    cdef int32_t[::1] yp, yi, iva, ivm, ica, jp, ji
     cdef double[::1] jx, F, va, vm, inv_vm, S
     cdef object _pv, _pq, _ref
     cdef klu_common common
@@ -273,47 +302,44 @@ cdef class NewtonSolver:
 
     def __init__(self, const int32_t[::1] indptr, const int32_t[::1] indices,
                  const int32_t[::1] ref, const int32_t[::1] pv, const int32_t[::1] pq):
-        cdef int nb = indptr.shape[0] - 1, i, k, p, c, cnt
-        if nb < 0 or indptr[0] != 0 or indptr[nb] != indices.shape[0]:
-            raise ValueError("inconsistent Ybus CSR arrays")
-        self.nb = nb
-        self.yp = np.array(indptr, dtype=np.int32)
-        self.yi = np.array(indices, dtype=np.int32)
+        cls = _classify(indptr, indices, (("ref", ref, 3), ("pv", pv, 1), ("pq", pq, 2)))
         self._ref = np.array(ref, dtype=np.int32)
         self._pv = np.array(pv, dtype=np.int32)
         self._pq = np.array(pq, dtype=np.int32)
-        cls = np.zeros(nb, dtype=np.int32)
-        for name, arr, code in (("ref", ref, 3), ("pv", pv, 1), ("pq", pq, 2)):
-            a = np.asarray(arr)
-            if a.size and (a.min() < 0 or a.max() >= nb):
-                raise ValueError(f"{name} bus index outside 0..{nb - 1}")
-            if np.any(cls[a] != 0) or np.unique(a).size != a.size:
-                raise ValueError(f"{name} buses overlap another class or repeat")
-            cls[a] = code
-        cdef int32_t[::1] cl = cls
-        for i in range(nb):
-            if indptr[i + 1] < indptr[i]:
-                raise ValueError("indptr must be non-decreasing")
-            for p in range(indptr[i], indptr[i + 1]):
-                if indices[p] < 0 or indices[p] >= nb:
-                    raise ValueError("Ybus column index outside 0..nb-1")
-                if p > indptr[i] and indices[p] <= indices[p - 1]:
-                    raise ValueError("Ybus column indices must be sorted and unique per row")
+        self._setup(indptr, indices, cls, None, None)
 
-        # internal unknown numbering
+    cdef _setup(self, const int32_t[::1] indptr, const int32_t[::1] indices,
+                const int32_t[::1] cl, const int32_t[::1] xisl, const int32_t[::1] dsref):
+        """Unknown numbering, Jacobian pattern, workspaces and KLU analysis.
+
+        ``cl``: 1 pv, 2 pq, 3 fixed, 4 distributed-slack reference (P row, no angle column;
+        its slot is its island's slack-power unknown).  ``xisl[i] >= 0`` gives bus i's P row
+        one more entry, in the slack-power column of island ``xisl[i]`` (``dsref[xisl[i]]``)."""
+        cdef int nb = indptr.shape[0] - 1, i, k, p, c, cnt
+        cdef int32_t pos
+        self.nb = nb
+        self.yp = np.array(indptr, dtype=np.int32)
+        self.yi = np.array(indices, dtype=np.int32)
         self.iva = np.full(nb, -1, dtype=np.int32)
         self.ivm = np.full(nb, -1, dtype=np.int32)
         c = 0
         for i in range(nb):
-            if cl[i] == 1 or cl[i] == 2:
+            if cl[i] == 1 or cl[i] == 2 or cl[i] == 4:
                 self.iva[i] = c
                 c += 1
                 if cl[i] == 2:
                     self.ivm[i] = c
                     c += 1
         self.n_jac = c
+        if dsref is None:
+            self.ica = self.iva
+        else:
+            self.ica = np.array(self.iva, dtype=np.int32)
+            for i in range(dsref.shape[0]):
+                self.ica[dsref[i]] = -1
 
-        # Jacobian CSR pattern, rows in Ybus row order
+        # Jacobian CSR pattern, rows in Ybus row order; P row of bus i: Ybus-derived entries,
+        # then (if xisl[i] >= 0) the slack-power entry; Q row: the Ybus-derived entries
         self.jp = np.zeros(c + 1, dtype=np.int32)
         for i in range(nb):
             if self.iva[i] < 0:
@@ -321,27 +347,26 @@ cdef class NewtonSolver:
             cnt = 0
             k = -1
             for p in range(indptr[i], indptr[i + 1]):
-                cnt += (self.iva[indices[p]] >= 0) + (self.ivm[indices[p]] >= 0)
+                cnt += (self.ica[indices[p]] >= 0) + (self.ivm[indices[p]] >= 0)
                 if indices[p] == i:
                     k = p
-            if k < 0:
+            if k < 0 and cl[i] != 4:
                 raise ValueError(f"Ybus has no diagonal entry for pv/pq bus {i}")
-            self.jp[self.iva[i] + 1] = cnt
+            self.jp[self.iva[i] + 1] = cnt + (1 if xisl is not None and xisl[i] >= 0 else 0)
             if self.ivm[i] >= 0:
                 self.jp[self.ivm[i] + 1] = cnt
         for i in range(c):
             self.jp[i + 1] += self.jp[i]
         self.nnz_jac = self.jp[c]
         self.ji = np.empty(max(self.nnz_jac, 1), dtype=np.int32)
-        cdef int32_t pos
         for i in range(nb):
             if self.iva[i] < 0:
                 continue
             pos = self.jp[self.iva[i]]
             for p in range(indptr[i], indptr[i + 1]):
                 k = indices[p]
-                if self.iva[k] >= 0:
-                    self.ji[pos] = self.iva[k]
+                if self.ica[k] >= 0:
+                    self.ji[pos] = self.ica[k]
                     pos += 1
                 if self.ivm[k] >= 0:
                     self.ji[pos] = self.ivm[k]
@@ -349,6 +374,8 @@ cdef class NewtonSolver:
             if self.ivm[i] >= 0:
                 self.ji[self.jp[self.ivm[i]]:self.jp[self.ivm[i] + 1]] = \
                     self.ji[self.jp[self.iva[i]]:pos]
+            if xisl is not None and xisl[i] >= 0:
+                self.ji[pos] = self.iva[dsref[xisl[i]]]
 
         self.jx = np.zeros(max(self.nnz_jac, 1))
         self.F = np.zeros(max(c, 1))
@@ -430,7 +457,7 @@ cdef class NewtonSolver:
             while isfinite(norm) and not norm < tol and it < max_iter:
                 it += 1
                 _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
-                          self.load_jacobian, iva, ivm, &self.jp[0], &self.jx[0])
+                          self.load_jacobian, iva, ivm, iva, &self.jp[0], &self.jx[0])
                 if not self._factor():
                     ok = False
                     break
@@ -461,13 +488,13 @@ cdef class NewtonSolver:
         """J at V as a scipy CSR matrix in pandapower's row/column order."""
         import scipy.sparse as sp
         zero = np.zeros(self.nb, dtype=np.complex128)
-        self.mismatch(ydata, zero, si, sz, V)
+        NewtonSolver.mismatch(self, ydata, zero, si, sz, V)
         np.asarray(self.inv_vm)[:] = 1.0 / np.asarray(self.vm)
         _jacobian(self.nb, &self.yp[0], &self.yi[0],
                   <const double *>&ydata[0] if ydata.shape[0] else NULL,
                   <const double *>&V[0], &self.inv_vm[0], &self.vm[0], &self.S[0],
                   <const double *>&si[0], <const double *>&sz[0], self.load_jacobian,
-                  &self.iva[0], &self.ivm[0], &self.jp[0], &self.jx[0])
+                  &self.iva[0], &self.ivm[0], &self.ica[0], &self.jp[0], &self.jx[0])
         n = self.n_jac
         J = sp.csr_matrix((np.array(self.jx[:self.nnz_jac]), np.array(self.ji[:self.nnz_jac]),
                            np.array(self.jp)), shape=(n, n))
@@ -480,6 +507,156 @@ cdef class NewtonSolver:
         iva = np.asarray(self.iva)
         ivm = np.asarray(self.ivm)
         return np.concatenate([iva[self._pv], iva[self._pq], ivm[self._pq]]).astype(np.intp)
+
+
+# ------------------------------------------------------- distributed slack
+cdef double _slack_terms(int n, double *F, int nw, const int32_t *w_row, const double *w_val,
+                         const int32_t *w_isl, const double *ps) noexcept nogil:
+    """F_P(i) -= w_i ps(island of i) for every weighted bus; returns max|F| (NaN if any
+    entry is not finite)."""
+    cdef int m, r
+    cdef double norm = 0.0
+    cdef bint bad = False
+    for m in range(nw):
+        F[w_row[m]] -= w_val[m] * ps[w_isl[m]]
+    for r in range(n):
+        if not fabs(F[r]) <= norm:
+            norm = fabs(F[r])
+            bad = bad or not isfinite(F[r])
+    return NAN if bad else norm
+
+
+cdef class DistributedSlackSolver(NewtonSolver):
+    """Newton-Raphson where each island's slack power is shared by weighted buses.
+
+    Per island j one more unknown, the island's slack power ps_j (p.u., generation
+    positive), and one more equation, the P balance of the island's reference bus
+    ``dsref[j]`` (whose angle stays fixed).  Bus i's P equation reads
+    P_i(V) - P_spec,i - w_i ps_j = 0 with the normalised bus weights w (sum 1 per island).
+    Internally ps_j takes the unknown slot of its reference bus, so the slack-power column
+    and the reference's P row sit in the Jacobian pattern built once here; the column's
+    values (-w_i) are constant and laid into J once.  ``ref`` buses stay fully fixed
+    (islands without weights keep a plain slack).
+    """
+    cdef int32_t[::1] w_row, w_isl, ps_row
+    cdef double[::1] w_val
+    cdef readonly object dsref
+
+    def __init__(self, const int32_t[::1] indptr, const int32_t[::1] indices,
+                 const int32_t[::1] ref, const int32_t[::1] pv, const int32_t[::1] pq,
+                 const int32_t[::1] dsref, const double[::1] weight, const int32_t[::1] island):
+        cls = _classify(indptr, indices, (("ref", ref, 3), ("pv", pv, 1), ("pq", pq, 2),
+                                          ("dsref", dsref, 4)))
+        nb = indptr.shape[0] - 1
+        w = np.array(weight, dtype=np.float64)
+        isl = np.array(island, dtype=np.int32)
+        ds = np.array(dsref, dtype=np.int32)
+        if w.shape[0] != nb or isl.shape[0] != nb:
+            raise ValueError("weight and island must have one entry per bus")
+        if not np.isfinite(w).all():
+            raise ValueError("slack weights must be finite")
+        has = w != 0
+        if np.any(isl[has] < 0) or np.any(isl >= len(ds)):
+            raise ValueError("every weighted bus needs an island index in 0..len(dsref)-1")
+        if np.any((cls == 0) & has) or np.any((cls == 3) & has):
+            raise ValueError("weighted buses must be pv, pq or dsref buses")
+        if np.any(isl[ds] != np.arange(len(ds))):
+            raise ValueError("island[dsref[j]] must be j")
+        self._ref = np.array(ref, dtype=np.int32)
+        self._pv = np.array(pv, dtype=np.int32)
+        self._pq = np.array(pq, dtype=np.int32)
+        self.dsref = ds
+        xisl = np.where(has | (cls == 4), isl, -1).astype(np.int32)
+        self._setup(indptr, indices, cls, xisl, ds)
+        iva = np.asarray(self.iva)
+        rows = np.flatnonzero(has)
+        self.w_row = iva[rows].astype(np.int32)
+        self.w_val = w[rows]
+        self.w_isl = isl[rows]
+        self.ps_row = iva[ds].astype(np.int32)
+        jp, jx = np.asarray(self.jp), np.asarray(self.jx)
+        ext = np.flatnonzero(xisl >= 0)
+        jx[jp[iva[ext] + 1] - 1] = -w[ext]  # constant: dF_P(i)/dps = -w_i
+
+    def solve(self, const double complex[::1] ydata, const double complex[::1] s0,
+              const double complex[::1] si, const double complex[::1] sz,
+              double complex[::1] V, double[::1] ps, double tol, int max_iter):
+        """Newton-Raphson from V and the island slack powers ps (both updated in place).
+        Returns (converged, iterations, norm)."""
+        self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
+        if ps.shape[0] != self.ps_row.shape[0]:
+            raise ValueError("ps must have one entry per distributed-slack island")
+        cdef int nb = self.nb, i, j, it = 0, n = self.n_jac
+        cdef int nw = self.w_row.shape[0], nisl = self.ps_row.shape[0]
+        cdef double norm = 0.0, d
+        cdef bint ok = True
+        if nb == 0 or n == 0:
+            return True, 0, 0.0
+        cdef const double *y = <const double *>&ydata[0] if ydata.shape[0] else NULL
+        cdef const double *ps0 = <const double *>&s0[0]
+        cdef const double *psi = <const double *>&si[0]
+        cdef const double *psz = <const double *>&sz[0]
+        cdef double *v = <double *>&V[0]
+        cdef double *va = &self.va[0]
+        cdef double *vm = &self.vm[0]
+        cdef double *ivm_ = &self.inv_vm[0]
+        cdef double *S = &self.S[0]
+        cdef double *F = &self.F[0]
+        cdef double *pps = &ps[0]
+        cdef const int32_t *iva = &self.iva[0]
+        cdef const int32_t *ivm = &self.ivm[0]
+        cdef const int32_t *ica = &self.ica[0]
+        cdef const int32_t *wr = &self.w_row[0] if nw else NULL
+        cdef const int32_t *wi = &self.w_isl[0] if nw else NULL
+        cdef const double *wv = &self.w_val[0] if nw else NULL
+        cdef const int32_t *pr = &self.ps_row[0]
+        with nogil:
+            for i in range(nb):
+                vm[i] = sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1])
+                va[i] = atan2(v[2 * i + 1], v[2 * i])
+                ivm_[i] = 1.0 / vm[i]
+            _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz, iva, ivm, S, F)
+            norm = _slack_terms(n, F, nw, wr, wv, wi, pps)
+            while isfinite(norm) and not norm < tol and it < max_iter:
+                it += 1
+                _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
+                          self.load_jacobian, iva, ivm, ica, &self.jp[0], &self.jx[0])
+                if not self._factor():
+                    ok = False
+                    break
+                _klu.tsolve(self.sym, self.num, n, 1, F, &self.common)
+                for j in range(nisl):  # take the slack steps out; the references' angles stay
+                    d = F[pr[j]]
+                    if not isfinite(d):
+                        ok = False
+                    pps[j] -= d
+                    F[pr[j]] = 0.0
+                if not ok or not _update(nb, iva, ivm, F, va, vm, ivm_, v):
+                    ok = False
+                    break
+                _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz, iva, ivm, S, F)
+                norm = _slack_terms(n, F, nw, wr, wv, wi, pps)
+        converged = ok and isfinite(norm) and norm < tol
+        return bool(converged), it, float(norm)
+
+    def mismatch(self, const double complex[::1] ydata, const double complex[::1] s0,
+                 const double complex[::1] si, const double complex[::1] sz,
+                 const double complex[::1] V, const double[::1] ps):
+        """F = [P mis(dsref), P mis(pv), P mis(pq), Q mis(pq)] at (V, ps), with the weighted
+        slack terms (pandapower's order)."""
+        NewtonSolver.mismatch(self, ydata, s0, si, sz, V)
+        nw = self.w_row.shape[0]
+        _slack_terms(self.n_jac, &self.F[0], nw, &self.w_row[0] if nw else NULL,
+                     &self.w_val[0] if nw else NULL, &self.w_isl[0] if nw else NULL, &ps[0])
+        return np.asarray(self.F)[:self.n_jac][self.unknown_order]
+
+    @property
+    def unknown_order(self):
+        """Internal index of each pandapower-ordered unknown [ps, Va(pv), Va(pq), Vm(pq)]."""
+        iva = np.asarray(self.iva)
+        ivm = np.asarray(self.ivm)
+        return np.concatenate([iva[self.dsref], iva[self._pv], iva[self._pq],
+                               ivm[self._pq]]).astype(np.intp)
 
 
 # --------------------------------------------------------------------- DC

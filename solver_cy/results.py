@@ -237,11 +237,18 @@ def _gen_pq(engine):
     qg = engine._gen_q(Vz, limited, getattr(engine, "q_fixed", None) if limited is not None else None)
     pg = g["p"].copy()
     gb = g["bus"]
-    for rb in np.unique(gb[topo.bus_type[gb] == M.REF]):
+    ref_bus = gb[topo.bus_type[gb] == M.REF]
+    ref_gen = g["slack"]
+    plan = getattr(engine, "slack_plan", None)
+    if plan is not None:
+        # pfsoln with distributed slack: weighted buses and generators count as slack ones
+        ref_bus = np.concatenate([ref_bus, gb[plan.weight[gb] != 0]])
+        ref_gen = ref_gen | (g["weight"] != 0)
+    for rb in np.unique(ref_bus):
         at = np.flatnonzero(gb == rb)
         p_bus = S[rb].real * sn + inj.pd[rb]
-        slack = at[g["slack"][at]]
-        fixed = at[~g["slack"][at]]
+        slack = at[ref_gen[at]]
+        fixed = at[~ref_gen[at]]
         if len(at) == 1:
             pg[at[0]] = p_bus
             continue
