@@ -1,9 +1,10 @@
-"""Build the Cython kernels of gridtape.solver_cy (everything else is in pyproject.toml)."""
+"""Build the Cython kernels of gridtape.solver_cy and gridtape.world (everything else is in
+pyproject.toml)."""
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-_KERNELS = ["ybus", "newton", "flows"]
+_KERNELS = ["ybus", "newton", "flows", "inject"]
 
 extensions = [
     Extension(
@@ -15,6 +16,14 @@ extensions = [
         libraries=["dl"],
     )
     for name in _KERNELS
+] + [
+    Extension(
+        "gridtape.world.colwrite",
+        ["world/colwrite.pyx"],
+        include_dirs=[np.get_include()],
+        extra_compile_args=["-O3"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
 ]
 
 setup(

@@ -13,10 +13,11 @@ import numpy as np
 
 from gridtape.errors import SchemaError
 
+from .inject import assemble, bus_sums, gen_sums
 from .model import Q_LIM_DEFAULT, Topology, _bus_rows
 
 
-@dataclass
+@dataclass(slots=True)
 class Injections:
     s0: np.ndarray  # constant-power part of the specified injection (p.u., generation positive)
     si: np.ndarray  # constant-current part (multiplied by |V|)
@@ -31,18 +32,6 @@ class Injections:
 PQ_KINDS = (("load", 1.0, "p_mw", "q_mvar", True), ("sgen", -1.0, "p_mw", "q_mvar", True),
             ("storage", 1.0, "p_mw", "q_mvar", True), ("ward", 1.0, "ps_mw", "qs_mvar", False),
             ("xward", 1.0, "ps_mw", "qs_mvar", False))
-
-
-def _pq_part(world, topo, kind, sign, pcol, qcol, scaled):
-    """Bus sums (MW, MVAr, load convention) of one kind of PQ element."""
-    tab = world[kind]
-    b = _bus_rows(world, topo, kind)
-    w = topo.active[kind] * sign
-    if scaled:
-        w = tab.cols["scaling"] * w
-    nb = topo.nb
-    return (np.bincount(b, tab.cols[pcol] * w, minlength=nb),
-            np.bincount(b, tab.cols[qcol] * w, minlength=nb))
 
 
 def _zi_part(world, topo):
@@ -98,111 +87,153 @@ def _gen_static(world, topo):
             "slack": cat(g_slack, bool)}
 
 
-def _gen_part(world, topo, static):
-    """Voltage set-points, generator P (pfsoln order) and the bus sums of generation."""
+def _setpoints(world, topo):
+    """Voltage magnitude set-point per bus (NaN where none) and angle set-point (ext_grid buses)."""
     nb = topo.nb
     vm_set = np.full(nb, np.nan)
     va_set = np.full(nb, np.nan)
-    ps = []
     eg = world["ext_grid"]
     if len(eg):
         act = topo.active["ext_grid"]
         b = _bus_rows(world, topo, "ext_grid")[act]
         vm_set[b] = eg.cols["vm_pu"][act]
         va_set[b] = eg.cols["va_degree"][act]
-        ps.append(np.zeros(len(b)))
     gen = world["gen"]
     if len(gen):
         act = topo.active["gen"]
-        c = gen.cols
-        vm_set[_bus_rows(world, topo, "gen")[act]] = c["vm_pu"][act]
-        ps.append(c["p_mw"][act] * c["scaling"][act])
+        vm_set[_bus_rows(world, topo, "gen")[act]] = gen.cols["vm_pu"][act]
     xw = world["xward"]
     if len(xw):
         act = topo.active["xward"]
         vm_set[topo.aux["xward"][act]] = xw.cols["vm_pu"][act]
-        ps.append(np.zeros(int(act.sum())))
-    gens = dict(static)
-    gens["p"] = (ps[0] if len(ps) == 1 else np.concatenate(ps)) if ps else np.zeros(0)
-    sg = np.bincount(gens["bus"], gens["p"], minlength=nb)
-    return vm_set, va_set, gens, sg
+    return vm_set, va_set
 
 
-def _injection_plan(world):
-    """Which kinds contribute, and the (kind, column) write stamps each partial sum depends on."""
-    pq = []
-    for kind, sign, pcol, qcol, scaled in PQ_KINDS:
-        if len(world[kind]):
+class _Part:
+    """One cached partial result: recomputed when a write stamp of its columns moved."""
+
+    __slots__ = ("name", "kinds", "keys", "compute", "seen", "key", "value")
+
+    def __init__(self, name, kinds, keys, compute):
+        self.name, self.kinds, self.keys, self.compute = name, kinds, keys, compute
+        self.seen = self.key = self.value = None
+
+
+_GEN_KINDS = ("gen", "ext_grid", "xward")
+_GEN_STATIC_KEYS = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"), ("gen", "slack"), ("gen", "slack_weight"),
+                    ("ext_grid", "slack_weight"), ("xward", "slack_weight"))
+_SETPOINT_KEYS = (("gen", "vm_pu"), ("ext_grid", "vm_pu"), ("ext_grid", "va_degree"), ("xward", "vm_pu"))
+_ZI_COLS = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
+
+
+class InjectionState:
+    """The injection layer of one topology.  Each part (a kind's bus sums, the load shares of
+    constant current and impedance, the static generator table, generator P, set-points) is kept
+    with the write stamps it was computed from; :meth:`refresh` recomputes the parts whose
+    columns were written and reassembles the injections only when one of them changed.
+
+    A kind's ``kind_version`` is checked first (one dict read per part), the per-column stamps only
+    when the kind was written at all."""
+
+    def __init__(self, world, topo: Topology):
+        self.topo = topo
+        self.inj = None
+        nb = topo.nb
+        parts = []
+        self._pq = []
+        for kind, sign, pcol, qcol, scaled in PQ_KINDS:
+            if not len(world[kind]):
+                continue
+            bus = np.ascontiguousarray(_bus_rows(world, topo, kind), dtype=np.int64)
+            w = topo.active[kind] * sign
             cols = (pcol, qcol, "scaling") if scaled else (pcol, qcol)
-            pq.append((kind, sign, pcol, qcol, scaled, tuple((kind, c) for c in cols)))
-    zi = tuple(("load", c) for c in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent",
-                                     "const_i_q_percent")) if len(world["load"]) else ()
-    gen_static = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"), ("gen", "slack"), ("gen", "slack_weight"),
-                  ("ext_grid", "slack_weight"), ("xward", "slack_weight"))
-    gen_dynamic = (("gen", "p_mw"), ("gen", "scaling"), ("gen", "vm_pu"), ("ext_grid", "vm_pu"),
-                   ("ext_grid", "va_degree"), ("xward", "vm_pu"))
-    return pq, zi, (gen_static, gen_dynamic)
+
+            def pq(world, kind=kind, bus=bus, w=w, pcol=pcol, qcol=qcol, scaled=scaled):
+                c = world[kind].cols
+                return bus_sums(bus, c[pcol], c[qcol], w, c["scaling"] if scaled else None, nb)
+
+            part = _Part(kind, (kind,), tuple((kind, c) for c in cols), pq)
+            parts.append(part)
+            self._pq.append(part)
+        self._zi = None
+        if len(world["load"]):
+            self._zi = _Part("zi", ("load",), tuple(("load", c) for c in _ZI_COLS),
+                             lambda world: _zi_part(world, topo))
+            parts.append(self._zi)
+        self._static = _Part("gen_static", _GEN_KINDS, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo))
+        self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), self._gen_p)
+        self._set = _Part("setpoints", _GEN_KINDS, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
+        parts += [self._static, self._genp, self._set]
+        self.parts = parts
+        self._zero = np.zeros(nb, dtype=complex)
+
+    def _gen_p(self, world):
+        """Generator P in pfsoln order (set-point times scaling; 0 for ext_grids and xwards) and
+        its bus sums."""
+        static = self._static.value
+        kind = static["kind"]
+        on = np.flatnonzero(kind == 1)
+        rows = np.ascontiguousarray(static["row"][on], dtype=np.int64)
+        off = int(on[0]) if len(on) else 0
+        c = world["gen"].cols
+        gbus = np.ascontiguousarray(static["bus"], dtype=np.int64)
+        p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)
+        gens = dict(static)
+        gens["p"] = p
+        return gens, sg
+
+    def refresh(self, world) -> Injections:
+        kv = world.kind_version
+        changed = False
+        for part in self.parts:
+            kinds = part.kinds
+            seen = kv[kinds[0]] if len(kinds) == 1 else sum([kv[k] for k in kinds])
+            if seen == part.seen:
+                continue
+            part.seen = seen
+            key = world.stamp_of(part.keys)
+            if part is self._genp:
+                key = (key, self._static.key)  # the static table it extends
+            if key != part.key:
+                part.key = key
+                part.value = part.compute(world)
+                changed = True
+                if part is self._static:
+                    self._genp.seen = None
+        if not changed and self.inj is not None:
+            return self.inj
+        self.inj = inj = self._assemble(world)
+        return inj
+
+    def _assemble(self, world) -> Injections:
+        topo = self.topo
+        nb = topo.nb
+        sn = world.sn_mva
+        gens, sg = self._genp.value
+        vm_set, va_set = self._set.value
+        zi = None if self._zi is None else self._zi.value
+        s0, pd, qd, bad = assemble([p.value for p in self._pq], sg, sn)
+        if zi is None:
+            si = sz = self._zero
+        else:
+            ci_p, cz_p, ci_q, cz_q = zi
+            s0 = (sg - (pd * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q))) / sn
+            si = -(pd * ci_p + 1j * qd * ci_q) / sn
+            sz = -(pd * cz_p + 1j * qd * cz_q) / sn
+            fin = np.isfinite(s0)
+            bad = -1 if fin.all() else int(np.flatnonzero(~fin)[0])
+        if bad >= 0:
+            raise SchemaError("non-finite injection", table="bus", row=bad)
+        return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)
 
 
 def fill_injections(world, topo: Topology, cache: dict | None = None) -> Injections:
-    """Specified injections of every bus.  ``cache`` (kept by the engine per topology) holds each
-    kind's partial sums keyed by the world's per-kind write counter, so an incremental solve after
-    a load write recomputes the loads' sums only."""
+    """Specified injections of every bus.  ``cache`` (kept by the engine per topology) holds the
+    :class:`InjectionState`, so an incremental solve after a load write recomputes the loads' sums
+    only."""
     if cache is None:
         cache = {}
-    cv = world.col_version
-    t_all = world._tick_all
-    nb = topo.nb
-    sn = world.sn_mva
-    plan = cache.get("plan")
-    if plan is None:
-        plan = cache["plan"] = _injection_plan(world)
-    pq, zi_keys, gen_keys = plan
-    pd = qd = None
-    for kind, sign, pcol, qcol, scaled, keys in pq:
-        key = max([t_all] + [cv.get(k, 0) for k in keys])
-        hit = cache.get(kind)
-        if hit is None or hit[0] != key:
-            hit = cache[kind] = (key, _pq_part(world, topo, kind, sign, pcol, qcol, scaled))
-        p, q = hit[1]
-        pd, qd = (p, q) if pd is None else (pd + p, qd + q)
-    if pd is None:
-        pd = qd = np.zeros(nb)
-    zi = None
-    if zi_keys:
-        key = max([t_all] + [cv.get(k, 0) for k in zi_keys])
-        hit = cache.get("zi")
-        if hit is None or hit[0] != key:
-            hit = cache["zi"] = (key, _zi_part(world, topo))
-        zi = hit[1]
-    skeys, dkeys = gen_keys
-    key = max([t_all] + [cv.get(k, 0) for k in skeys])
-    hit = cache.get("gen_static")
-    if hit is None or hit[0] != key:
-        hit = cache["gen_static"] = (key, _gen_static(world, topo))
-        cache.pop("gen", None)
-    static = hit[1]
-    key = max([t_all] + [cv.get(k, 0) for k in dkeys])
-    hit = cache.get("gen")
-    if hit is None or hit[0] != key:
-        hit = cache["gen"] = (key, _gen_part(world, topo, static))
-    vm_set, va_set, gens, sg = hit[1]
-    if zi is None:
-        s0 = np.empty(nb, dtype=complex)
-        s0.real = sg - pd
-        s0.imag = qd
-        s0.imag *= -1.0
-        if sn != 1.0:
-            s0 /= sn
-        zero = cache.get("zero")
-        if zero is None or len(zero) != nb:
-            zero = cache["zero"] = np.zeros(nb, dtype=complex)
-        si = sz = zero
-    else:
-        ci_p, cz_p, ci_q, cz_q = zi
-        s0 = (sg - (pd * (1 - ci_p - cz_p) + 1j * qd * (1 - ci_q - cz_q))) / sn
-        si = -(pd * ci_p + 1j * qd * ci_q) / sn
-        sz = -(pd * cz_p + 1j * qd * cz_q) / sn
-    if not np.isfinite(s0).all():
-        raise SchemaError("non-finite injection", table="bus", row=int(np.flatnonzero(~np.isfinite(s0))[0]))
-    return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)
+    st = cache.get("state")
+    if st is None or st.topo is not topo:
+        st = cache["state"] = InjectionState(world, topo)
+    return st.refresh(world)

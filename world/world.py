@@ -16,6 +16,9 @@ import numpy as np
 from gridtape.errors import BadReferenceError, SchemaError
 
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, Column, KindSpec, spec
+from .colwrite import write_floats
+
+_INF = float("inf")
 
 
 def coerce_column(col: Column, values, *, table: str, file=None, ids=None) -> np.ndarray:
@@ -341,6 +344,14 @@ class World:
         t = self[kind]
         col = _column(t, name)
         ids = np.asarray(ids, dtype=np.int64)
+        if col.dtype == F8 and col.ref is None:
+            old = write_floats(t.cols[name], None if ids is t.ids else t.rows(ids), values,
+                               -_INF if col.lo is None else col.lo, _INF if col.hi is None else col.hi,
+                               col.nan_ok)
+            if old is not None:
+                self.bump(col.affects, kind)
+                self.col_version[(kind, name)] = self._tick
+                return old
         rows = slice(None) if ids is t.ids else t.rows(ids)
         new = None
         if col.dtype == F8:
@@ -409,6 +420,16 @@ class World:
         """The latest write stamp of any of ``kind``'s columns ``names`` (0: never written)."""
         cv = self.col_version
         return max(self._tick_all, *(cv.get((kind, n), 0) for n in names))
+
+    def stamp_of(self, keys) -> int:
+        """The latest write stamp of any ``(kind, column)`` in ``keys`` (0: never written)."""
+        cv = self.col_version
+        m = self._tick_all
+        for k in keys:
+            v = cv.get(k, 0)
+            if v > m:
+                m = v
+        return m
 
     def counts(self) -> dict:
         return {k: len(t) for k, t in self.tables.items() if len(t)}
