@@ -130,12 +130,13 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         if kind == "xward":
             s0, s1 = br.slices["xward"]
             pb, qb = sf[s0:s1].real, sf[s0:s1].imag
-            cols["p_mw"] = p + pb
+            p = p + pb - _xward_slack_share(engine)
+            cols["p_mw"] = p
             cols["q_mvar"] = q + qb
             a = topo.aux["xward"]
             cols["va_internal_degree"] = va[a]
             cols["vm_internal_pu"] = vm[a]
-            add_bus(kind, p + pb, q + qb)
+            add_bus(kind, p, q + qb)
         else:
             add_bus(kind, p, q)
         out[kind] = _frame(kind, idx(kind), cols)
@@ -221,6 +222,20 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     if not branch_analysis:
         for k in ("line", "trafo", "trafo3w"):
             out[k] = out[k].drop(columns=["loading_percent"])
+    return out
+
+
+def _xward_slack_share(engine):
+    """The part of its island's slack power (MW) each xward takes under distributed slack."""
+    w = engine.world
+    out = np.zeros(len(w["xward"]))
+    plan = getattr(engine, "slack_plan", None)
+    if plan is None:
+        return out
+    g = engine.inj.gens
+    m = (g["kind"] == 2) & (plan.gen_share != 0)
+    isl = plan.island[plan.wbus[m]]
+    out[g["row"][m]] = plan.gen_share[m] * engine.ps[isl] * w.sn_mva
     return out
 
 
