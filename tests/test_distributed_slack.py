@@ -269,3 +269,18 @@ def test_dc_rejects_distributed_slack():
     grid = PowerGrid(world=from_pandapower(pn.case14()), journal=False)
     with pytest.raises(SchemaError, match="distributed_slack"):
         grid.solve(algorithm="dc", distributed_slack=True)
+
+
+def test_weight_write_takes_effect_on_the_next_solve():
+    net = case118_weighted()
+    grid = PowerGrid(world=from_pandapower(net), journal=False, tolerance_mva=TOL, distributed_slack=True)
+    assert grid.solve().converged
+    gids = grid.world["gen"].ids[:10]
+    w = np.linspace(0.0, 3.0, 10)
+    grid.world.set_values("gen", gids, "slack_weight", w)
+    grid.world.set_value("ext_grid", int(grid.world["ext_grid"].ids[0]), "slack_weight", 0.0)
+    assert grid.solve().converged
+    net.gen.loc[gids, "slack_weight"] = w
+    net.ext_grid["slack_weight"] = 0.0
+    run_pp(net)
+    assert_matches(grid, net)
