@@ -284,7 +284,7 @@ class Engine:
         if len(self._none):
             V[self._none] = np.nan
         # distributed slack moves the angles of demoted references: re-pin on the next warm start
-        self._pinned = inj.vm_set if conv and not qlim and plan is None else None
+        self._pinned = inj.vm_set if conv and not qlim and (plan is None or not len(plan.demoted)) else None
         self.slack_plan = plan
         self.V = V
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
