@@ -371,9 +371,12 @@ class GridtapeBackend(Backend):
 
     # --- power flow -----------------------------------------------------------------------------
     def runpf(self, is_dc: bool = False):
+        # after a success, start from the last voltages (also across a topology change, as grid2op's
+        # other backends do); after a failure, from the engine's initial guess
+        init = "results" if self._grid._engine.converged and not self._diverged else None
         self._diverged = False
         try:
-            rep = self._grid.solve(algorithm="dc" if is_dc else "nr")
+            rep = self._grid.solve(algorithm="dc" if is_dc else "nr", init=init)
         except (GridtapeError, ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
             return self._fail(BackendError(f"gridtape could not solve the grid: {e}"), e)
         self.comp_time += rep.runtime_ms / 1000.0

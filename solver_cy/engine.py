@@ -42,6 +42,8 @@ class Engine:
         self._v0_cache = {}
         self.iterations = 0
         self._pinned = None
+        self._v_prev = None  # converged voltages kept across a topology change
+        self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
         self.norm = float("nan")
         self.algorithm = "nr"
         self.slack_plan = None  # the distributed-slack plan of the last solve (None: plain slack)
@@ -67,7 +69,7 @@ class Engine:
         if lvl == "full":
             self.topo = M.build_topology(w)
             br = self.topo.branches
-            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
+            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model, self._adm_cache)
             pat = ybus_pattern(self.topo.nb, br.f, br.t)
             self.indptr, self.indices = pat[0], pat[1]
             self.pos = pat[2:]
@@ -82,7 +84,7 @@ class Engine:
             self.V = None
         elif lvl == "admittance":
             br = self.topo.branches
-            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model)
+            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model, self._adm_cache)
             ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
             self.inj = fill_injections(w, self.topo, self._inj_cache)
         elif lvl == "incremental":
@@ -159,7 +161,7 @@ class Engine:
         nb = topo.nb
         if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
             return self._warm_start()
-        if v_init is None and init == "results" and self.V is None and getattr(self, "_v_prev", None) is not None \
+        if v_init is None and init == "results" and self.V is None and self._v_prev is not None \
                 and not self._prev_covers(nb):
             init = "auto"  # a newly supplied bus has no previous voltage: pandapower's start instead
         has_set = ~np.isnan(inj.vm_set)
@@ -198,7 +200,7 @@ class Engine:
     def _prev_covers(self, nb) -> bool:
         """The voltages converged before the last topology change cover every supplied bus of the
         new model (same bus count; no bus newly supplied)."""
-        v = getattr(self, "_v_prev", None)
+        v = self._v_prev
         return v is not None and len(v) == nb and bool(np.isfinite(v[self.topo.bus_type != M.NONE]).all())
 
     def _warm_start(self):

@@ -81,8 +81,7 @@ def build_topology(world) -> Topology:
     bus_is = bus.cols["in_service"].copy()
 
     def rows_of(kind, col):
-        ids = world[kind].cols[col]
-        return np.fromiter((bus_pos[int(b)] for b in ids.tolist()), dtype=np.int64, count=len(ids))
+        return bus.rows(world[kind].cols[col])
 
     # --- fuse closed bus-bus switches without impedance -----------------------------------
     lookup = np.arange(nwb, dtype=np.int64)
@@ -214,13 +213,14 @@ def build_topology(world) -> Topology:
     br_on &= (btype[f] != NONE) & (btype[t] != NONE)
 
     # --- element activity (in service and at a supplied bus) ------------------------------
-    active = {}
+    active, elem_rows = {}, {}
     for kind in ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid"):
         tab = world[kind]
         if len(tab):
-            b = lookup[rows_of(kind, "bus")]
-            active[kind] = tab.cols["in_service"] & (btype[b] != NONE)
+            elem_rows[kind] = rows_of(kind, "bus")
+            active[kind] = tab.cols["in_service"] & (btype[lookup[elem_rows[kind]]] != NONE)
         else:
+            elem_rows[kind] = np.zeros(0, np.int64)
             active[kind] = np.zeros(0, bool)
     if len(xw):
         active["xward"] &= btype[aux["xward"]] != NONE
@@ -235,8 +235,7 @@ def build_topology(world) -> Topology:
                             table="ext_grid")
     branches = Branches(f.astype(np.int32), t.astype(np.int32), br_on, slices, rows)
     topo = Topology(nb, nwb, lookup, base_kv, btype, branches, aux, active)
-    for kind in ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid"):
-        topo.elem_bus_row[kind] = rows_of(kind, "bus") if len(world[kind]) else np.zeros(0, np.int64)
+    topo.elem_bus_row.update(elem_rows)
     topo.ref = np.flatnonzero(btype == REF).astype(np.int32)
     topo.pv = np.flatnonzero(btype == PV).astype(np.int32)
     topo.pq = np.flatnonzero(btype == PQ).astype(np.int32)
@@ -263,14 +262,11 @@ def _fuse(lookup, a, b):
 
 
 def _reachable(nb, f, t, start):
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Buses connected to a bus of ``start`` (union-find kernel in ybus.pyx)."""
+    from .ybus import reachable
 
-    if len(start) == 0:
-        return np.zeros(nb, bool)
-    g = coo_matrix((np.ones(len(f)), (f, t)), shape=(nb, nb))
-    _, labels = connected_components(g, directed=False)
-    return np.isin(labels, labels[start])
+    return reachable(nb, np.ascontiguousarray(f, np.int64), np.ascontiguousarray(t, np.int64),
+                     np.ascontiguousarray(start, np.int64))
 
 
 def _branch_index_at(world, slices, et, el, bus_row):
@@ -307,8 +303,79 @@ def _branch_index_at(world, slices, et, el, bus_row):
 # ------------------------------------------------------------------------------------------
 # admittances
 # ------------------------------------------------------------------------------------------
-def fill_admittances(world, topo: Topology, trafo_model: str = "t") -> np.ndarray:
-    """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.)."""
+def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict | None = None) -> np.ndarray:
+    """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.).
+
+    ``cache`` (a dict kept by the caller between calls) holds the per-unit branch parameters of
+    the last call and their key: admittance counter, network values, branch tables and the base
+    voltages at the branch ends.  A topology change that only moves branch ends between buses of
+    the same voltage, or switches branches, reuses them; only the status-dependent part is redone."""
+    br = topo.branches
+    sn = world.sn_mva
+    key = _param_key(world, topo, trafo_model) if cache is not None else None
+    if key is not None and cache.get("key") == key:
+        r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift, zf, zt = cache["params"]
+    else:
+        r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift = _branch_params(world, topo, trafo_model)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zf, zt = 1 / (r + 1j * x), 1 / (r + r_asym + 1j * (x + x_asym))
+        if key is not None:
+            cache["key"] = key
+            cache["params"] = (r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift, zf, zt)
+    on = br.status
+    with np.errstate(invalid="ignore"):
+        bad = on & ~np.isfinite(r + x) | on & (r == 0) & (x == 0)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        kind, row = _owner(br, k)
+        raise SchemaError("branch has zero or undefined series impedance", table=kind,
+                          row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
+    stat = on.astype(float)
+    ysf = np.where(on, zf, 0)
+    yst = np.where(on, zt, 0)
+    bcf = stat * (g + 1j * b)
+    bct = stat * (g + g_asym + 1j * (b + b_asym))
+    tap = ratio * np.exp(1j * np.pi / 180 * shift)
+    br.ytt = yst + bct / 2
+    br.yff = (ysf + bcf / 2) / (tap * np.conj(tap))
+    br.yft = -ysf / np.conj(tap)
+    br.ytf = -yst / tap
+    br.x, br.ratio, br.shift_deg = x, ratio, shift
+    return _bus_shunts(world, topo) / sn
+
+
+_BRANCH_KINDS = ("line", "trafo", "trafo3w", "impedance", "xward")
+
+
+def _param_key(world, topo, trafo_model):
+    """What the branch parameters depend on, or None when they are not cacheable (impedance
+    switches: their z_ohm is a topology column)."""
+    br = topo.branches
+    if "switch" in br.slices:
+        return None
+    kv = topo.base_kv
+    tabs = tuple((world[k], world[k].ids) for k in _BRANCH_KINDS)
+    return (world.adm_version, world.sn_mva, world.f_hz, trafo_model, tuple(br.slices.items()),
+            kv[br.f].tobytes(), kv[br.t].tobytes(), _Same(tabs))
+
+
+class _Same:
+    """Compares equal to another _Same holding the very same objects (tables and id arrays)."""
+    __slots__ = ("objs",)
+
+    def __init__(self, objs):
+        self.objs = objs
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and len(self.objs) == len(other.objs) and all(
+            a is c and b is d for (a, b), (c, d) in zip(self.objs, other.objs))
+
+    __hash__ = None
+
+
+def _branch_params(world, topo, trafo_model):
+    """Per-unit r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift of every branch,
+    whatever its status."""
     br = topo.branches
     n = len(br.f)
     r = np.zeros(n)
@@ -372,25 +439,7 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t") -> np.ndarra
             r[s0:s1] = z / base_r * rz
             x[s0:s1] = z / base_r * xz
 
-        on = br.status
-        bad = on & ~np.isfinite(r + x) | on & (r == 0) & (x == 0)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            kind, row = _owner(br, k)
-            raise SchemaError("branch has zero or undefined series impedance", table=kind,
-                              row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
-        stat = on.astype(float)
-        ysf = np.where(on, stat / (r + 1j * x), 0)
-        yst = np.where(on, stat / (r + r_asym + 1j * (x + x_asym)), 0)
-    bcf = stat * (g + 1j * b)
-    bct = stat * (g + g_asym + 1j * (b + b_asym))
-    tap = ratio * np.exp(1j * np.pi / 180 * shift)
-    br.ytt = yst + bct / 2
-    br.yff = (ysf + bcf / 2) / (tap * np.conj(tap))
-    br.yft = -ysf / np.conj(tap)
-    br.ytf = -yst / tap
-    br.x, br.ratio, br.shift_deg = x, ratio, shift
-    return _bus_shunts(world, topo) / sn
+    return r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift
 
 
 def _owner(br, k):

@@ -1,6 +1,6 @@
 """Ybus assembly kernels: a fixed CSR pattern built once, values refilled in place."""
 import numpy as np
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport qsort
 
 
@@ -129,3 +129,46 @@ def ybus_fill(double complex[::1] data,
             data[pos_tt[k]] += ytt[k]
         for k in range(nb):
             data[pos_diag[k]] += ysh[k]
+
+
+cdef inline Py_ssize_t _root(Py_ssize_t *parent, Py_ssize_t x) noexcept nogil:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x
+
+
+def reachable(Py_ssize_t nb, const int64_t[::1] f, const int64_t[::1] t, const int64_t[::1] start):
+    """Boolean mask of the buses connected to any bus of ``start`` through the branches (f, t)
+    (union-find; the branches are undirected)."""
+    cdef Py_ssize_t n = f.shape[0], k, a, b
+    if t.shape[0] != n:
+        raise ValueError("f and t must have the same length")
+    for k in range(n):
+        if f[k] < 0 or f[k] >= nb or t[k] < 0 or t[k] >= nb:
+            raise ValueError(f"branch {k} has a bus index outside 0..{nb - 1}")
+    for k in range(start.shape[0]):
+        if start[k] < 0 or start[k] >= nb:
+            raise ValueError(f"start bus {start[k]} outside 0..{nb - 1}")
+    parent_arr = np.arange(nb, dtype=np.intp)
+    out = np.zeros(nb, dtype=bool)
+    cdef Py_ssize_t[::1] parent = parent_arr
+    cdef unsigned char[::1] mark = np.zeros(nb, dtype=np.uint8)
+    cdef unsigned char[::1] o = out.view(np.uint8)
+    if nb == 0:
+        return out
+    cdef Py_ssize_t *p = &parent[0]
+    with nogil:
+        for k in range(n):
+            a = _root(p, f[k])
+            b = _root(p, t[k])
+            if a != b:
+                if a < b:
+                    p[b] = a
+                else:
+                    p[a] = b
+        for k in range(start.shape[0]):
+            mark[_root(p, start[k])] = 1
+        for k in range(nb):
+            o[k] = mark[_root(p, k)]
+    return out
