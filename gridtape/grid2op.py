@@ -377,6 +377,8 @@ class GridtapeBackend(Backend):
         self._diverged = False
         try:
             rep = self._grid.solve(algorithm="dc" if is_dc else "nr", init=init)
+            if not rep.converged and init is not None and not is_dc:  # the warm start did not do
+                rep = self._grid.solve(init="auto")
         except (GridtapeError, ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
             return self._fail(BackendError(f"gridtape could not solve the grid: {e}"), e)
         self.comp_time += rep.runtime_ms / 1000.0

@@ -161,15 +161,16 @@ class Engine:
         nb = topo.nb
         if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
             return self._warm_start()
-        if v_init is None and init == "results" and self.V is None and self._v_prev is not None \
-                and not self._prev_covers(nb):
-            init = "auto"  # a newly supplied bus has no previous voltage: pandapower's start instead
+        prev = None
+        if v_init is None and init == "results" and self.V is None and self._v_prev is not None:
+            prev = self._previous_voltage(nb)
+            if prev is None:
+                init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
         has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
             V = np.asarray(v_init, dtype=complex).copy()
-        elif init == "results" and self.V is None and self._prev_covers(nb):
-            V = self._v_prev.copy()  # after a topology change: the last converged voltages
-            V[~np.isfinite(V)] = 1.0
+        elif prev is not None:
+            V = prev  # after a topology change: the last converged voltages
         elif init == "results" and self.V is not None and len(self.V) == nb:
             V = self.V.copy()
             bad = ~np.isfinite(V)
@@ -197,11 +198,30 @@ class Engine:
         mag[has_set] = inj.vm_set[has_set]
         return mag * np.exp(1j * ang)
 
-    def _prev_covers(self, nb) -> bool:
-        """The voltages converged before the last topology change cover every supplied bus of the
-        new model (same bus count; no bus newly supplied)."""
-        v = self._v_prev
-        return v is not None and len(v) == nb and bool(np.isfinite(v[self.topo.bus_type != M.NONE]).all())
+    def _previous_voltage(self, nb):
+        """The voltages converged before the last topology change as a start for the new model,
+        or None when the bus count changed.  A newly supplied bus (no previous voltage) takes the
+        voltage of a bus it is now connected to by an in-service branch; None if one is left."""
+        V = self._v_prev
+        if len(V) != nb:
+            return None
+        V = V.copy()
+        need = ~np.isfinite(V) & (self.topo.bus_type != M.NONE)
+        if need.any():
+            br = self.topo.branches
+            f, t = br.f[br.status], br.t[br.status]
+            while need.any():
+                have = ~need
+                a = need[f] & have[t]  # from-end missing, to-end known
+                b = need[t] & have[f]
+                if not (a.any() or b.any()):
+                    return None
+                V[f[a]] = V[t[a]]
+                V[t[b]] = V[f[b]]
+                need[f[a]] = False
+                need[t[b]] = False
+        V[~np.isfinite(V)] = 1.0
+        return V
 
     def _warm_start(self):
         """The last iterate with the set-points re-pinned (the incremental path's start).  Newton
