@@ -324,7 +324,8 @@ class PowerGrid:
         self._last = rep
         j = self._journal
         if j is not None and not self._read_only:
-            j.record("solve", None, None, None, None, bool(conv), _solve_info(rep))
+            ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
+            j.record("solve", None, None, None, None, bool(conv), _solve_info(rep, ds))
             if self._editor is None:
                 j.flush()
                 if j.next_seq - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
@@ -546,9 +547,10 @@ def _int_or_none(v):
 
 
 _VERSION = None
+_DS = '"distributed_slack":true,'
 
 
-def _solve_info(rep) -> str:
+def _solve_info(rep, distributed_slack=False) -> str:
     """The solve event's details as compact JSON (hand-formatted: this runs at every solve)."""
     global _VERSION
     if _VERSION is None:
@@ -558,7 +560,7 @@ def _solve_info(rep) -> str:
                                                                                ("Infinity" if m > 0 else "-Infinity"))
     return (f'{{"converged":{"true" if rep.converged else "false"},"iterations":{rep.iterations},'
             f'"mismatch":{ms},"runtime_ms":{rep.runtime_ms:.6g},"rebuild":"{rep.rebuild}",'
-            f'"algorithm":"{rep.algorithm}","version":"{_VERSION}"}}')
+            f'"algorithm":"{rep.algorithm}",{_DS if distributed_slack else ""}"version":"{_VERSION}"}}')
 
 
 def _open_journal(journal, author, read_only):

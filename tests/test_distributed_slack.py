@@ -284,3 +284,16 @@ def test_weight_write_takes_effect_on_the_next_solve():
     net.ext_grid["slack_weight"] = 0.0
     run_pp(net)
     assert_matches(grid, net)
+
+
+def test_solve_events_record_the_distributed_slack_option():
+    """The journal's solve event says whether the slack was distributed (an auditable option)."""
+    import json
+
+    import os
+
+    g = PowerGrid(os.path.join(os.path.dirname(__file__), "..", "cases", "IEEE14", "data.zip"))
+    g.solve()
+    g.solve(distributed_slack=True)
+    info = [json.loads(s) for s in g.log(event="solve")["info"]]
+    assert "distributed_slack" not in info[-2] and info[-1]["distributed_slack"] is True
