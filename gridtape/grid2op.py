@@ -135,6 +135,8 @@ class GridtapeBackend(Backend):
         self._journal = journal  # deliberately not in _my_kwargs: re-created backends are not journaled
         self._n_apply = 0
         self._tc = None  # per-model cache (see _model_cache)
+        self._st = None  # per-grid constants of the results (see _static)
+        self._topo_pos = None  # topo_vect positions of the gathered bus columns
         self._diverged = False
         self.div_exception = None
 
@@ -151,6 +153,7 @@ class GridtapeBackend(Backend):
         self._n_sub = len(world["bus"])
         self._add_busbars(world)
         self._describe(world)
+        self._st = self._topo_pos = None
         self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
                                journal=_journal_arg(self._journal), author="grid2op")
         self._initial = {(k, c): world[k].cols[c].copy() for k, c in WRITTEN}
@@ -262,12 +265,15 @@ class GridtapeBackend(Backend):
         _, (prod_p, prod_v, load_p, load_q, storage), topo, shunts = backend_action()
         w = self._grid.world
         plan = []
-        _plan_values(plan, w["gen"], "gen", "p_mw", prod_p)
+        # unjournaled, the set-points that move every step are written without comparing first
+        # (an equal value costs an incremental solve, no more); journaled, only changes are recorded
+        every = self._grid.journal is None
+        _plan_values(plan, w["gen"], "gen", "p_mw", prod_p, every=every)
         _plan_values(plan, w["gen"], "gen", "vm_pu", prod_v, self._gen_kv)
-        _plan_values(plan, w["load"], "load", "p_mw", load_p)
-        _plan_values(plan, w["load"], "load", "q_mvar", load_q)
+        _plan_values(plan, w["load"], "load", "p_mw", load_p, every=every)
+        _plan_values(plan, w["load"], "load", "q_mvar", load_q, every=every)
         if cls.n_storage:
-            _plan_values(plan, w["storage"], "storage", "p_mw", storage)
+            _plan_values(plan, w["storage"], "storage", "p_mw", storage, every=every)
         moved = False
         if shunts is not None:
             sh_p, sh_q, sh_bus = shunts
@@ -345,28 +351,29 @@ class GridtapeBackend(Backend):
                 g.set(kind, ids, col, vals)
 
     def _refresh_topo_vect(self):
-        """topo_vect, line status and shunt buses from the world's bus / in_service columns."""
+        """topo_vect, line status and shunt buses from the world's bus / in_service columns: every
+        column gathered in one array (branch origins, extremities, loads, generators, storage
+        units, shunts), in place into topo_vect's order."""
         w = self._grid.world
-        n_sub, row = self._n_sub, self._row_of_bus
-        tv = self._topo_vect
-
-        def local(tab, col):
-            return (row[tab.cols[col]] // n_sub + 1).astype(dt_int)
-
-        line, trafo = w["line"], w["trafo"]
-        status = np.concatenate([line.cols["in_service"], trafo.cols["in_service"]])
-        tv[self.line_or_pos_topo_vect] = np.where(status, np.concatenate([local(line, "from_bus"),
-                                                                         local(trafo, "hv_bus")]), -1)
-        tv[self.line_ex_pos_topo_vect] = np.where(status, np.concatenate([local(line, "to_bus"),
-                                                                         local(trafo, "lv_bus")]), -1)
-        for kind, pos in (("load", self.load_pos_topo_vect), ("gen", self.gen_pos_topo_vect),
-                          ("storage", self.storage_pos_topo_vect)):
-            t = w[kind]
-            if len(t):
-                tv[pos] = np.where(t.cols["in_service"], local(t, "bus"), -1)
-        sh = w["shunt"]
-        if len(sh):
-            self._shunt_bus[:] = np.where(sh.cols["in_service"], local(sh, "bus"), -1)
+        tabs = [w[k] for k in ("line", "trafo", "load", "gen", "storage", "shunt")]
+        line, trafo, load, gen, sto, sh = (t.cols for t in tabs)
+        status = np.concatenate((line["in_service"], trafo["in_service"]))
+        bus = np.concatenate((line["from_bus"], trafo["hv_bus"], line["to_bus"], trafo["lv_bus"],
+                              load["bus"], gen["bus"], sto["bus"], sh["bus"]))
+        on = np.concatenate((status, status, load["in_service"], gen["in_service"], sto["in_service"],
+                             sh["in_service"]))
+        local = self._row_of_bus[bus]
+        local //= self._n_sub
+        local += 1
+        local[~on] = -1
+        pos = self._topo_pos
+        if pos is None:
+            pos = self._topo_pos = np.concatenate((self.line_or_pos_topo_vect, self.line_ex_pos_topo_vect,
+                                                   self.load_pos_topo_vect, self.gen_pos_topo_vect,
+                                                   self.storage_pos_topo_vect)).astype(np.intp)
+        n = len(pos)
+        self._topo_vect[pos] = local[:n]
+        self._shunt_bus[:] = local[n:]
         self._line_status[:] = status
 
     # --- power flow -----------------------------------------------------------------------------
@@ -406,35 +413,53 @@ class GridtapeBackend(Backend):
     def _model_cache(self) -> dict:
         """Index arrays of the engine's current model, rebuilt when the engine rebuilt its
         topology or admittances (new ``topo`` / ``ysh`` objects).  The backend is the only writer
-        of its world and never writes generator limits, scaling or shunt ratings."""
+        of its world and never writes generator limits, scaling, load models or shunt ratings:
+        what depends on those alone is computed once (:meth:`_static`)."""
         eng = self._grid._engine
         topo = eng.topo
         mc = self._tc
         if mc is not None and mc["topo"] is topo and mc["ysh"] is eng.ysh:
             return mc
+        st = self._static()
         w = self._grid.world
         br = topo.branches
-        idx = [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
-        sel = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-        act = {k: topo.active[k].copy() for k in INJ_GROUPS}
-        bus = {k: topo.lookup[topo.elem_bus_row[k]].astype(np.intp) for k in INJ_GROUPS}
+        sel = st["sel"] if st["sel"] is not None else np.concatenate(
+            [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices] or [np.zeros(0, np.int64)])
+        act = {k: topo.active[k] for k in INJ_GROUPS}
+        bus = {k: topo.lookup[topo.elem_bus_row[k]] for k in INJ_GROUPS}
         on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
         on2 = np.concatenate([on, on])
         b2 = np.concatenate([br.f[sel], br.t[sel]]).astype(np.intp)  # intp: int32 fancy indexing is slow
         kv2 = topo.base_kv[b2]
-        load = w["load"].cols
-        sh = w["shunt"].cols
-        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE), "prefix": bool(np.array_equal(sel, np.arange(len(sel)))),
-              "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * SQRT3 / 1000.0, "off2": (~on2).astype(float),
-              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act),
-              "zip": any(load[c].any() for c in ("const_z_p_percent", "const_i_p_percent",
-                                                 "const_z_q_percent", "const_i_q_percent")),
-              "eb": np.concatenate([bus[g] for g in INJ_GROUPS]),
-              "eon": np.concatenate([act[g] for g in INJ_GROUPS]).astype(float),
-              "shunt_k": sh["step"] * act["shunt"] / sh["vn_kv"] ** 2 if len(sh) else None,
-              "gen": _gen_split(w, topo, bus["gen"], act["gen"])}
+        eon = np.concatenate([act[g] for g in INJ_GROUPS])
+        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE),
+              "prefix": st["sel"] is not None or bool(np.array_equal(sel, np.arange(len(sel)))),
+              "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * (SQRT3 / 1000.0), "off2": 1.0 - on2,
+              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act), "zip": st["zip"],
+              "eb": np.concatenate([bus[g] for g in INJ_GROUPS]), "eon": eon.astype(float),
+              "shunt_k": st["shunt_k"] * act["shunt"] if st["shunt_k"] is not None else None,
+              "gen": _gen_split(w, topo, bus["gen"], act["gen"], st)}
         self._tc = mc
         return mc
+
+    def _static(self) -> dict:
+        """What the results need that no backend write changes (computed at the first solve)."""
+        st = self._st
+        if st is not None:
+            return st
+        w = self._grid.world
+        load, sh, c = w["load"].cols, w["shunt"].cols, w["gen"].cols
+        nl, nt = len(w["line"]), len(w["trafo"])
+        sl = self._grid._engine.topo.branches.slices
+        prefix = sl.get("line", (0, 0)) == (0, nl) and sl.get("trafo", (nl, nl)) == (nl, nl + nt)
+        self._st = st = {
+            "zip": any(load[k].any() for k in ("const_z_p_percent", "const_i_p_percent",
+                                               "const_z_q_percent", "const_i_q_percent")),
+            "shunt_k": sh["step"] / sh["vn_kv"] ** 2 if len(sh) else None,
+            "sel": np.arange(nl + nt) if prefix else None,  # lines then trafos lead the branch list
+            "qmin": np.nan_to_num(c["min_q_mvar"], nan=-M.Q_LIM_DEFAULT),
+            "qmax": np.nan_to_num(c["max_q_mvar"], nan=M.Q_LIM_DEFAULT)}
+        return st
 
     def _fetch(self, mc, is_dc):
         """Every grid2op result from the engine's voltages and admittances (no DataFrames)."""
@@ -642,13 +667,20 @@ class GridtapeBackend(Backend):
 # ------------------------------------------------------------------------------------------------
 # planning: a plan is a list of (kind, column, ids, values) writes
 # ------------------------------------------------------------------------------------------------
-def _plan_values(plan, t, kind, col, store, divide=None):
-    """The entries of a grid2op ValueStore marked changed whose value differs from the column.
-    (Values of unchanged entries are meaningless; they are masked out, never read.)"""
+def _plan_values(plan, t, kind, col, store, divide=None, every=False):
+    """The entries of a grid2op ValueStore marked changed whose value differs from the column
+    (``every``: all entries marked changed).  Values of unchanged entries are meaningless; they
+    are masked out, never read."""
     ch = store.changed
     if not ch.any():
         return
     vals = store.values if divide is None else store.values / divide  # float32, as grid2op's backends
+    if every:
+        if ch.all():  # the table's own ids: the world writes the whole column without a lookup
+            plan.append((kind, col, t.ids, vals.astype(np.float64)))
+        else:
+            plan.append((kind, col, t.ids[ch], vals[ch].astype(np.float64)))
+        return
     d = t.cols[col] != vals
     d &= ch
     if d.any():
@@ -679,7 +711,7 @@ def _islanded(w, topo, sel, line_on, act) -> str:
     return ""
 
 
-def _gen_split(w, topo, gen_bus, on):
+def _gen_split(w, topo, gen_bus, on, st):
     """Constant parts of pfsoln's generator results (the grid's only generators are ``gen`` rows:
     ext_grids were turned into generators, xwards refused).
 
@@ -690,12 +722,12 @@ def _gen_split(w, topo, gen_bus, on):
     rows = np.flatnonzero(on)
     gb = gen_bus[rows]
     nb = topo.nb
-    qmin = np.nan_to_num(c["min_q_mvar"][rows], nan=-M.Q_LIM_DEFAULT)
-    qmax = np.nan_to_num(c["max_q_mvar"][rows], nan=M.Q_LIM_DEFAULT)
+    qmin = st["qmin"][rows]
+    qmax = st["qmax"][rows]
     qmn = np.bincount(gb, qmin, nb)[gb]
     qmx = np.bincount(gb, qmax, nb)[gb]
     ref = []
-    for rb in np.unique(gb[topo.bus_type[gb] == M.REF]).tolist():
+    for rb in set(gb[topo.bus_type[gb] == M.REF].tolist()):
         at = rows[gb == rb]
         slack = at[c["slack"][at]]
         fixed = at[~c["slack"][at]]
