@@ -175,6 +175,56 @@ def test_injection_steps_are_incremental_topology_steps_rebuild():
     env.close()
 
 
+def test_topology_step_warm_start_gives_the_cold_start_solution():
+    """A topology step starts from the last voltages (a newly supplied busbar from a neighbour's);
+    the solution is the one a fresh grid finds from pandapower's start, admittances included."""
+    env = make(GridtapeBackend())
+    env.seed(0)
+    env.reset()
+    env.step(env.action_space())
+    g = env.backend.grid
+    eng = g._engine
+    v_before = eng.V.copy()
+    a = env.action_space({"set_bus": {"substations_id": [(1, [1, 2, 1, 2, 1, 2])]}})
+    _, _, done, info = env.step(a)
+    assert not done, info["exception"]
+    assert g.last_report.rebuild == "full" and g.last_report.converged
+    busbar2 = env.backend._n_sub + 1  # internal bus of substation 1's busbar 2 (all buses in service)
+    assert np.isnan(v_before[busbar2]) and np.isfinite(eng.V[busbar2])  # newly supplied
+    fresh = gridtape.PowerGrid(world=g.world.copy())
+    assert fresh.solve(init="auto").converged
+    both = np.isfinite(fresh.v)
+    assert np.array_equal(both, np.isfinite(g.v))
+    assert np.allclose(g.v[both], fresh.v[both], rtol=0, atol=1e-9)
+    fe = fresh._engine
+    for k in ("yff", "yft", "ytf", "ytt"):
+        assert np.allclose(getattr(eng.topo.branches, k), getattr(fe.topo.branches, k), rtol=0, atol=1e-12)
+    env.close()
+
+
+@pytest.mark.parametrize("change", ["adm_write", "replace_line"])
+def test_branch_parameter_cache_follows_the_world(change):
+    """The engine keeps branch parameters across topology changes; an admittance write or a
+    replaced branch table must not reuse them."""
+    g = gridtape.PowerGrid(os.path.join(os.path.dirname(__file__), "..", "cases", "IEEE14", "data.zip"))
+    w = g.world
+    assert g.solve().converged
+    line = w["line"]
+    lid = int(line.ids[3])
+    if change == "adm_write":
+        w.set_value("line", lid, "r_ohm_per_km", 3.0 * float(line.cols["r_ohm_per_km"][3]))
+    else:  # remove a line and add one with other parameters: same count, new table contents
+        row = {c: v[3:4].copy() for c, v in line.cols.items() if v.dtype != object}
+        row["x_ohm_per_km"] = row["x_ohm_per_km"] * 2.0
+        w.remove("line", [lid])
+        w.add("line", row)
+    w.set_value("line", int(line.ids[0]), "in_service", False)  # and a topology change
+    assert g.solve().converged
+    fresh = gridtape.PowerGrid(world=w.copy())
+    assert fresh.solve().converged
+    assert np.allclose(g.v, fresh.v, rtol=0, atol=1e-9, equal_nan=True)
+
+
 def _injection_action(bk, load_p, gen_p):
     a = type(bk)._complete_action_class()
     a.update({"injection": {"load_p": load_p, "prod_p": gen_p}})
