@@ -8,8 +8,9 @@
 - ``apply_action`` turns grid2op's backend action into world writes (injections, storage power,
   shunts, busbar moves, disconnections).  They are planned first and committed in one place
   (:meth:`GridtapeBackend._commit`), one journal transaction per call when a journal is given.
-  Only values that differ are written, so an injection-only step leaves the topology untouched and
-  the next solve is incremental;
+  Only topology and voltage set-points that differ are written (and, journaled, only changed
+  injections), so an injection-only step leaves the topology untouched and the next solve is
+  incremental; a topology step's solve starts from the previous voltages;
 - ``runpf`` solves and reads bus voltages and branch flows straight from the engine's arrays
   (no DataFrame per step).  A diverged or islanded grid returns ``(False, exc)`` with a grid2op
   ``DivergingPowerflow`` / ``IslandedGrid`` and leaves every result at NaN.
