@@ -128,11 +128,8 @@ class PowerGrid:
         if ed is not None:
             ed._touch(kind)
         w = self._world
-        old = w.set_value(kind, eid, name, value)
+        old, new = w.write_cell(kind, eid, name, value)
         self._results = None
-        new = w.tables[kind].cols[name][w.tables[kind].positions[eid]]
-        if hasattr(new, "item"):
-            new = new.item()
         if ed is not None:
             ed.events.append(("set", kind, eid, name, old, new))
         j = self._journal

@@ -305,6 +305,11 @@ class World:
     def set_value(self, kind: str, eid, name: str, value):
         """Validate and write one cell; returns the old value (a Python scalar).  Bumps the
         matching version.  Nothing changes when the value is rejected."""
+        return self.write_cell(kind, eid, name, value)[0]
+
+    def write_cell(self, kind: str, eid, name: str, value):
+        """:meth:`set_value` returning ``(old, new)`` as Python scalars (``new`` as stored, after
+        coercion): the journal records both."""
         t = self.tables.get(kind) or self[kind]
         col = t.spec.by_name.get(name) or _column(t, name)
         r = t.positions.get(eid) if type(eid) is int else None
@@ -318,16 +323,21 @@ class World:
                     raise SchemaError(f"NaN is not allowed: {value!r}", table=kind, row=eid, field=name)
             elif (col.lo is not None and v < col.lo) or (col.hi is not None and v > col.hi):
                 coerce_column(col, [value], table=kind, ids=[eid])  # raises, naming the bound
+            new = v
         else:
             v = coerce_column(col, [value], table=kind, ids=[eid])[0]
             if col.ref:
                 self._check_refs(col.ref, [v], kind, name, [eid])
+            new = None
         arr = t.cols[name]
         old = arr[r]
         arr[r] = v
         self.bump(col.affects, kind)
         self.col_version[(kind, name)] = self._tick
-        return old.item() if hasattr(old, "item") else old
+        if new is None:
+            new = arr[r]
+            new = new.item() if hasattr(new, "item") else new
+        return (old.item() if hasattr(old, "item") else old), new
 
     def row_values(self, kind: str, eid) -> dict:
         """Every schema column of one element as Python scalars (the payload of add/remove events)."""
