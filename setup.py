@@ -4,7 +4,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-_KERNELS = ["ybus", "newton", "flows", "inject"]
+_KERNELS = ["ybus", "newton", "flows", "inject", "topo"]
 
 extensions = [
     Extension(
@@ -17,6 +17,13 @@ extensions = [
     )
     for name in _KERNELS
 ] + [
+    Extension(
+        "gridtape.journal.frames",
+        ["journal/frames.pyx"],
+        include_dirs=[np.get_include(), "journal"],
+        extra_compile_args=["-O3"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
     Extension(
         "gridtape.world.colwrite",
         ["world/colwrite.pyx"],

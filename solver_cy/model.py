@@ -72,7 +72,113 @@ def _in_service(world, kind):
     return t.cols["in_service"].copy() if "in_service" in t.spec else np.ones(len(t), bool)
 
 
+_ELEM_KINDS = ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid")
+_ET_CODE = {"b": 0, "l": 1, "t": 2, "t3": 3}
+_EMPTY_ROWS = np.zeros(0, np.int64)
+_EMPTY_CODES = np.zeros(0, np.int8)
+
+
 def build_topology(world) -> Topology:
+    """The topology of ``world`` (kernel topo.build_core over the raw columns; equal to
+    :func:`build_topology_py`, the reference implementation)."""
+    try:
+        topo = _build_topology_fast(world)
+    except KeyError:  # a dangling switch reference: the reference path names it
+        topo = None
+    return build_topology_py(world) if topo is None else topo
+
+
+def _build_topology_fast(world):
+    from .topo import Fallback, build_core
+
+    tabs = world.tables
+    bus = tabs["bus"]
+    row_map = _bus_row_map(bus) if len(bus) else False
+    if row_map is False:
+        return None
+    sw = tabs["switch"]
+    fuse_a = fuse_b = swi_a = swi_b = so_el = so_bus = _EMPTY_ROWS
+    so_kind = _EMPTY_CODES
+    imp_sw = None
+    if len(sw):
+        c = sw.cols
+        code = np.array([_ET_CODE.get(e, -1) for e in c["et"]], dtype=np.int8)
+        closed = c["closed"]
+        is_bb = code == 0
+        fuse = is_bb & closed & (c["z_ohm"] <= 0)
+        imp_sw = is_bb & closed & (c["z_ohm"] > 0)
+        sb = bus.rows(c["bus"])
+        bus_pos = bus.positions
+        if fuse.any():
+            fuse_a = sb[fuse]
+            fuse_b = np.fromiter((bus_pos[int(e)] for e in c["element"][fuse].tolist()), np.int64)
+        if imp_sw.any():
+            swi_a = sb[imp_sw]
+            swi_b = np.fromiter((bus_pos[int(e)] for e in c["element"][imp_sw].tolist()), np.int64)
+        so = np.flatnonzero(~closed & ~is_bb & (code > 0))
+        if len(so):
+            kinds = {1: tabs["line"], 2: tabs["trafo"], 3: tabs["trafo3w"]}
+            el = np.array([kinds[int(k)].positions.get(int(e), -1)
+                           for k, e in zip(code[so].tolist(), c["element"][so].tolist())], dtype=np.int64)
+            keep = el >= 0
+            so_kind, so_el, so_bus = code[so][keep], el[keep], sb[so][keep]
+    try:
+        out = build_core({k: t.cols for k, t in tabs.items()}, row_map, fuse_a, fuse_b, swi_a, swi_b,
+                         so_kind, so_el, so_bus)
+    except Fallback:
+        return None
+    btype = out["bus_type"]
+    if not len(out["ref"]):
+        raise TopologyError("no slack: the network needs an in-service ext_grid or a gen with slack=True",
+                            table="ext_grid")
+    slices, brows, start = {}, {}, 0
+    nl, ntr, n3, ni, nx = out["sizes"]
+    for kind, n in (("line", nl), ("trafo", ntr), ("trafo3w", 3 * n3), ("impedance", ni), ("xward", nx),
+                    ("switch", len(swi_a))):
+        if n:
+            slices[kind] = (start, start + n)
+            brows[kind] = (np.flatnonzero(imp_sw) if kind == "switch" else
+                           np.tile(np.arange(n3), 3) if kind == "trafo3w" else np.arange(n))
+            start += n
+    aux = {}
+    if nx:
+        aux["xward"] = out["aux_xward"]
+    if n3:
+        aux["trafo3w"] = out["aux_trafo3w"]
+    topo = Topology(len(btype), len(bus), out["lookup"], out["base_kv"], btype,
+                    Branches(out["f"], out["t"], out["on"], slices, brows), aux,
+                    dict(zip(_ELEM_KINDS, out["active"])))
+    topo.elem_bus_row.update(zip(_ELEM_KINDS, out["elem_rows"]))
+    topo.ref, topo.pv, topo.pq = out["ref"], out["pv"], out["pq"]
+    return topo
+
+
+_ROW_MAPS: dict = {}
+
+
+def _bus_row_map(bus):
+    """None when the bus ids are 0..n-1 in row order (an id is its row), else a dense id -> row
+    table (-1: no bus; kept per ids array), or False when the ids are too sparse for one."""
+    if bus._dense():
+        return None
+    ids = bus.ids
+    hit = _ROW_MAPS.get(id(ids))
+    if hit is None or hit[0] is not ids:
+        if len(_ROW_MAPS) > 16:
+            _ROW_MAPS.clear()
+        top = int(ids.max())
+        if ids.min() < 0 or top > 8 * len(ids) + 1024:
+            hit = (ids, False)
+        else:
+            m = np.full(top + 1, -1, np.int64)
+            m[ids] = np.arange(len(ids))
+            hit = (ids, m)
+        _ROW_MAPS[id(ids)] = hit
+    return hit[1]
+
+
+def build_topology_py(world) -> Topology:
+    """The reference implementation of :func:`build_topology` (numpy, element kind by kind)."""
     bus = world["bus"]
     nwb = len(bus)
     if nwb == 0:
