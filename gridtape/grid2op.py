@@ -58,7 +58,8 @@ def read_grid2op_json(path):
     grid2op's grids were written by pandapower 2 and carry ``tap_side = false`` on transformers
     without a tap changer; that reads as "no tap side" (None), which is what pandapower makes of it.
     An in-service ext_grid becomes a slack generator (grid2op models the slack as a generator),
-    appended after the file's generators; xwards are refused (grid2op does not model them)."""
+    appended after the file's generators, of slack weight 1 + the ext_grid's; xwards are refused
+    (grid2op does not model them)."""
     with open(path, encoding="utf-8") as fh:
         doc = json.load(fh)
     net = doc.get("_object", {}) if isinstance(doc, dict) else {}
@@ -87,8 +88,13 @@ def _ext_grid_to_slack_gen(world):
         return
     on = eg.cols["in_service"]
     k = int(on.sum())
+    # PandaPowerBackend keeps the ext_grid and adds a slack generator of weight 1 at its bus: under
+    # distributed slack that bus weighs 1 + the ext_grid's weight
+    wt = 1.0 + np.nan_to_num(eg.cols["slack_weight"][on])
+    # no reactive limits (NaN: +-1e9, not the gen table's default of +-inf, whose range is NaN)
     world.add("gen", {"bus": eg.cols["bus"][on], "p_mw": np.zeros(k), "vm_pu": eg.cols["vm_pu"][on],
-                      "slack": np.ones(k, bool), "slack_weight": np.ones(k)})
+                      "slack": np.ones(k, bool), "slack_weight": wt,
+                      "min_q_mvar": np.full(k, np.nan), "max_q_mvar": np.full(k, np.nan)})
     world.remove("ext_grid", eg.ids.copy())
 
 
@@ -115,7 +121,11 @@ class GridtapeBackend(Backend):
     """A grid2op backend on gridtape's Newton-Raphson engine.
 
     ``GridtapeBackend(detailed_infos_for_cascading_failures=False, can_be_copied=True, *,
-    max_iter=10, tol=1e-8, journal=None)``.  ``journal`` (off by default, for speed): a journal
+    dist_slack=False, max_iter=10, tol=1e-8, journal=None)``.  ``dist_slack``: PandaPowerBackend's
+    option of that name, pandapower's ``runpp(distributed_slack=True)``: every in-service generator
+    with a non-zero ``slack_weight`` in the grid file takes its share of the slack power, and its P
+    is its set-point plus that share (AC only: a DC power flow keeps the single slack, as
+    PandaPowerBackend's ``rundcpp`` does).  ``journal`` (off by default, for speed): a journal
     file path, a :class:`gridtape.journal.Journal`, or True for an in-memory one.  Journaled, the
     grid as loaded is the journal's load event, every ``apply_action`` is one transaction
     ("apply_action <n>", author "grid2op"), every ``runpf`` a solve event and every ``reset`` a
@@ -127,10 +137,11 @@ class GridtapeBackend(Backend):
     shunts_data_available = True
 
     def __init__(self, detailed_infos_for_cascading_failures: bool = False, can_be_copied: bool = True, *,
-                 max_iter: int = 10, tol: float = 1e-8, journal=None):
+                 dist_slack: bool = False, max_iter: int = 10, tol: float = 1e-8, journal=None):
         Backend.__init__(self, detailed_infos_for_cascading_failures=detailed_infos_for_cascading_failures,
-                         can_be_copied=can_be_copied, max_iter=max_iter, tol=tol)
+                         can_be_copied=can_be_copied, dist_slack=bool(dist_slack), max_iter=max_iter, tol=tol)
         self.can_output_theta = True
+        self._dist_slack = bool(dist_slack)
         self._max_iter = int(max_iter)
         self._tol = float(tol)
         self._journal = journal  # deliberately not in _my_kwargs: re-created backends are not journaled
@@ -156,7 +167,8 @@ class GridtapeBackend(Backend):
         self._describe(world)
         self._st = self._topo_pos = None
         self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
-                               journal=_journal_arg(self._journal), author="grid2op")
+                               distributed_slack=self._dist_slack, journal=_journal_arg(self._journal),
+                               author="grid2op")
         self._initial = {(k, c): world[k].cols[c].copy() for k, c in WRITTEN}
         self._alloc_results()
         self._refresh_topo_vect()
@@ -384,7 +396,9 @@ class GridtapeBackend(Backend):
         init = "results" if self._grid._engine.converged and not self._diverged else None
         self._diverged = False
         try:
-            rep = self._grid.solve(algorithm="dc" if is_dc else "nr", init=init)
+            # distributed slack is AC only: DC keeps the single slack (PandaPowerBackend's rundcpp)
+            rep = self._grid.solve(algorithm="dc" if is_dc else "nr", init=init,
+                                   distributed_slack=self._dist_slack and not is_dc)
             if not rep.converged and init is not None and not is_dc:  # the warm start did not do
                 rep = self._grid.solve(init="auto")
         except (GridtapeError, ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
@@ -440,6 +454,8 @@ class GridtapeBackend(Backend):
               "eb": np.concatenate([bus[g] for g in INJ_GROUPS]), "eon": eon.astype(float),
               "shunt_k": st["shunt_k"] * act["shunt"] if st["shunt_k"] is not None else None,
               "gen": _gen_split(w, topo, bus["gen"], act["gen"], st)}
+        if self._dist_slack:  # AC solves share the slack (DC ones keep "gen")
+            mc["gen_ds"] = _gen_split(w, topo, bus["gen"], act["gen"], st, distributed=True)
         self._tc = mc
         return mc
 
@@ -517,7 +533,7 @@ class GridtapeBackend(Backend):
         """Generator P and Q: set-point P, the slack's P and every Q from the bus balance
         (pandapower's pfsoln: a bus's Q shared among its generators by reactive range)."""
         G = self._grp["gen"]
-        gs = mc["gen"]
+        gs = mc["gen_ds"] if self._dist_slack and not is_dc else mc["gen"]
         inj = eng.inj
         c = self._grid.world["gen"].cols
         gb = gs["bus"]
@@ -645,16 +661,16 @@ class GridtapeBackend(Backend):
         self.comp_time = 0.0
 
     def copy(self):
-        """A deep copy with its own world and engine (never journaled)."""
-        keep = (self._grid, self._tc, self._journal, self._res, self._grp)
-        self._grid = self._tc = self._journal = self._res = self._grp = None
-        try:
-            out = copy.deepcopy(self)
-        finally:
-            self._grid, self._tc, self._journal, self._res, self._grp = keep
+        """A deep copy with its own world and engine (never journaled), keeping every option.
+        The instance's attributes are deep-copied, not the instance: grid2op's pickling hook on
+        the class cannot rebuild a backend loaded outside an environment."""
+        skip = ("_grid", "_tc", "_journal", "_res", "_grp")
+        out = type(self).__new__(type(self))
+        out.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in skip}))
+        out._tc = out._journal = None
         out._bind_views()
         out._grid = PowerGrid(world=self._grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
-                              journal=False)
+                              distributed_slack=self._dist_slack, journal=False)
         return out
 
     def close(self):
@@ -712,13 +728,16 @@ def _islanded(w, topo, sel, line_on, act) -> str:
     return ""
 
 
-def _gen_split(w, topo, gen_bus, on, st):
+def _gen_split(w, topo, gen_bus, on, st, distributed=False):
     """Constant parts of pfsoln's generator results (the grid's only generators are ``gen`` rows:
     ext_grids were turned into generators, xwards refused).
 
     Q: each bus's Q goes to its generators by reactive range, ``qmin + (Q - sum qmin) * range /
     sum range``, or equally when the ranges sum to nothing.  P: at each slack bus the bus balance
-    minus the fixed generators, shared among the slack generators by slack weight."""
+    minus the fixed generators, shared among the slack generators by slack weight.  With
+    ``distributed`` slack, every generator with a non-zero weight counts as a slack one and its bus
+    as a slack bus (pfsoln under ``runpp(distributed_slack=True)``): a weighted generator alone at
+    its bus takes the bus balance, i.e. its set-point plus its share of the island's slack power."""
     c = w["gen"].cols
     rows = np.flatnonzero(on)
     gb = gen_bus[rows]
@@ -727,11 +746,16 @@ def _gen_split(w, topo, gen_bus, on, st):
     qmax = st["qmax"][rows]
     qmn = np.bincount(gb, qmin, nb)[gb]
     qmx = np.bincount(gb, qmax, nb)[gb]
+    is_slack = c["slack"]
+    ref_bus = set(gb[topo.bus_type[gb] == M.REF].tolist())
+    if distributed:
+        is_slack = is_slack | (c["slack_weight"] != 0)
+        ref_bus |= set(gb[is_slack[rows]].tolist())
     ref = []
-    for rb in set(gb[topo.bus_type[gb] == M.REF].tolist()):
+    for rb in sorted(ref_bus):
         at = rows[gb == rb]
-        slack = at[c["slack"][at]]
-        fixed = at[~c["slack"][at]]
+        slack = at[is_slack[at]]
+        fixed = at[~is_slack[at]]
         wt = c["slack_weight"][slack]
         ref.append((rb, at, slack, fixed, wt / wt.sum() if wt.sum() > 0 else None))
     same = (qmn == qmx) | (len(rows) == 1)  # pfsoln leaves a lone generator's Q unsplit
