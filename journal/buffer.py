@@ -7,16 +7,16 @@ The buffer is a list of chunks, always ending with a plain list (where ``record(
 * a :class:`Tx`: a committed transaction (its items, then its commit row), or one
   ``record_many`` call made outside a transaction.
 
-A flush gives the rows their seq, tx and non-decreasing ts_ns, as row tuples (:func:`to_rows`,
-few rows) or as columns (:func:`to_cols`, many rows).
+A flush gives the rows their seq, tx and non-decreasing ts_ns and encodes them as one frame,
+in C (journal/frames.pyx ``encode``).  :func:`to_rows` does the same numbering in Python, as
+row tuples: it is the reference the tests hold the C encoder to, and what tools use to read a
+buffer.
 """
 from __future__ import annotations
 
 import itertools
 
-import numpy as np
-
-from .columns import Cols, from_values, typed_lists
+from .columns import typed_lists
 from .rows import make_row, utf8_ok
 
 
@@ -78,50 +78,6 @@ def to_rows(buf, seq, tx, last_ts, author):
         seq += 1
         tx += 1
     return out
-
-
-def _transpose(rows, width):
-    """Columns of equal-length tuples (twice as fast as ``zip(*rows)`` for long lists)."""
-    return [[r[k] for r in rows] for k in range(width)]
-
-
-def _tuples(items, seq, tx, ts, author, message):
-    """Columns of ``(event, kind, eid, field, old, new, info)`` tuples sharing tx/ts/author/message."""
-    event, kind, eid, field, old, new, info = _transpose(items, 7)
-    return from_values(len(items), seq, tx, ts, author, message, event, kind, eid, field, old, new, info)
-
-
-def to_cols(buf, seq, tx, last_ts, author) -> Cols:
-    """The buffered events as columns numbered from ``seq``/``tx`` (ts made non-decreasing)."""
-    parts = []
-    for chunk in buf:
-        if type(chunk) is list:
-            if chunk:
-                n = len(chunk)
-                ts, event, kind, eid, field, old, new, info = _transpose(chunk, 8)
-                parts.append(from_values(n, seq, np.arange(tx, tx + n), ts, author, None, event, kind, eid, field,
-                                         old, new, info))
-                seq += n
-                tx += n
-            continue
-        head = (tx, chunk.ts, chunk.author, chunk.message)
-        for is_many, group in itertools.groupby(chunk.items, key=lambda it: type(it) is Many):
-            for part in (group if is_many else [list(group)]):
-                if is_many:
-                    n = len(part.eids)
-                    parts.append(from_values(n, seq, *head, part.event, part.kind, part.eids, part.field,
-                                             part.old, part.new, None))
-                else:
-                    n = len(part)
-                    parts.append(_tuples(part, seq, *head))
-                seq += n
-        parts.append(_tuples([("commit", None, None, None, None, None, chunk.info)], seq, *head))
-        seq += 1
-        tx += 1
-    cols = Cols.concat(parts)
-    ts = cols.num["ts_ns"]
-    cols.num["ts_ns"] = np.maximum.accumulate(np.concatenate(([last_ts], ts)))[1:]
-    return cols
 
 
 def drop_unencodable(buf):

@@ -1,8 +1,8 @@
-"""Rows in columns: the layout of large flushes, of ingest and of verify.
+"""Rows in columns (:class:`Cols`, what verify reads back from DuckDB) and the typed columns
+of ``record_many`` arguments.
 
-A flush of a few rows works on row tuples (cheapest for one row); from :data:`LARGE` rows on,
-and for everything read back from DuckDB, the journal works on :class:`Cols`: numbers in numpy
-arrays (a NULL slot holds 0 and is False in ``valid``), text in Python lists (None for NULL).
+:class:`Cols` holds numbers in numpy arrays (a NULL slot holds 0 and is False in ``valid``)
+and text in Python lists (None for NULL).
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pyarrow as pa
 
 from ..errors import JournalError
 from .rows import BOOL, COLUMNS, FLOAT, INT, INT64_MAX, NONE, STR, _text_value, plain, plain_eid
-
-LARGE = 256  # from this many buffered rows on, flush works in columns
 
 NUMERIC = {"seq": np.int64, "tx": np.int64, "ts_ns": np.int64, "eid": np.int64, "vtype_old": np.int8,
            "old_f": np.float64, "old_i": np.int64, "vtype_new": np.int8, "new_f": np.float64, "new_i": np.int64}
@@ -60,49 +58,6 @@ class Cols:
         text = {name: t.column(name).to_numpy().tolist() for name in TEXT}
         return cls(t.num_rows, num, valid, text)
 
-    @classmethod
-    def concat(cls, parts):
-        parts = [p for p in parts if p.n]
-        if len(parts) == 1:
-            return parts[0]
-        n = sum(p.n for p in parts)
-        num = {k: np.concatenate([p.num[k] for p in parts]) for k in NUMERIC}
-        valid = {k: None if all(p.valid.get(k) is None for p in parts)
-                 else np.concatenate([p.is_valid(k) for p in parts]) for k in NULLABLE}
-        text = {k: [x for p in parts for x in p.text[k]] for k in TEXT}
-        return cls(n, num, valid, text)
-
-    # --- output -----------------------------------------------------------------------------------
-    def to_arrow(self, hashes: bytes) -> pa.Table:
-        """The ``events`` Arrow table of these rows; ``hashes`` are the joined 16-byte hashes."""
-        from .db import SCHEMA, hash_array
-        arrays = []
-        for f in SCHEMA:
-            if f.name in NUMERIC:
-                v = self.valid.get(f.name)
-                arrays.append(pa.array(self.num[f.name], type=f.type, mask=None if v is None else ~v))
-            elif f.name == "hash":
-                arrays.append(hash_array(hashes, self.n))
-            else:
-                arrays.append(pa.array(self.text[f.name], type=f.type))
-        return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-    def dump(self):
-        """A marshal-able form (numbers as raw bytes) for a segment frame."""
-        return (self.n, {k: a.tobytes() for k, a in self.num.items()},
-                {k: (None if v is None else v.tobytes()) for k, v in self.valid.items()}, self.text)
-
-    @classmethod
-    def load(cls, obj):
-        n, num, valid, text = obj
-        return cls(n, {k: np.frombuffer(num[k], NUMERIC[k]) for k in NUMERIC},
-                   {k: None if valid.get(k) is None else np.frombuffer(valid[k], bool) for k in NULLABLE},
-                   {k: list(text[k]) for k in TEXT})
-
-    def last(self):
-        """``(seq, tx, ts_ns)`` of the last row."""
-        return int(self.num["seq"][-1]), int(self.num["tx"][-1]), int(self.num["ts_ns"][-1])
-
 
 def int_or_float(vals, dt, n):
     """A sequence of Python numbers or None as ``(array, valid)`` (valid None when no None)."""
@@ -128,31 +83,6 @@ def typed_columns(vals, n):
         i[im] = obj[im].astype(np.int64)
     s = np.where(sm, obj, None).tolist() if sm.any() else [None] * n
     return Typed((codes, f, fm, i, im, s))
-
-
-def from_values(n, seq0, tx, ts, author, message, event, kind, eids, field, old, new, info):
-    """Columns of ``n`` rows from scalars (repeated) or sequences; ``old``/``new`` are sequences of
-    plain values, or :class:`Typed`."""
-    def num(x, dt):
-        return np.full(n, x, dtype=dt) if np.isscalar(x) else np.asarray(x, dtype=dt)
-
-    def text(x):
-        return [x] * n if x is None or isinstance(x, str) else list(x)
-
-    cols = {"seq": np.arange(seq0, seq0 + n, dtype=np.int64), "tx": num(tx, np.int64), "ts_ns": num(ts, np.int64)}
-    valid = {}
-    if eids is None:
-        cols["eid"], valid["eid"] = np.zeros(n, np.int64), np.zeros(n, bool)
-    else:
-        cols["eid"], valid["eid"] = int_or_float(eids, np.int64, n)
-    strs = {}
-    for side, vals in (("old", old), ("new", new)):
-        vt, f, fv, i, iv, strs[side] = vals if type(vals) is Typed else typed_columns(vals, n)
-        cols[f"vtype_{side}"], cols[f"{side}_f"], cols[f"{side}_i"] = vt, f, i
-        valid[f"{side}_f"], valid[f"{side}_i"] = fv, iv
-    return Cols(n, cols, valid, {"author": text(author), "message": text(message), "event": text(event),
-                                 "kind": text(kind), "field": text(field), "old_s": strs["old"],
-                                 "new_s": strs["new"], "info": text(info)})
 
 
 def typed_lists(typed, n):

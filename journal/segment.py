@@ -1,16 +1,11 @@
 """The segment file ``<path>.seg``: the acknowledged events not yet moved into DuckDB.
 
-A segment is a sequence of frames, each one whole flush (whole transactions only)::
-
-    magic b"GTJ1" | uint32 payload length | uint32 crc32(payload) | payload
-
-``payload`` is ``marshal.dumps((1, "r", rows, hashes))`` with ``rows`` a list of row tuples, or
-``(1, "c", columns, hashes)`` with the rows in columns (numbers as raw little-endian arrays) for
-large flushes; ``hashes`` are the rows' chained hashes joined (a private format: only this
-module reads it).  One
-``os.write`` appends a frame; a frame cut short by a kill or a power loss fails its length or
-crc check and, being the last, was never acknowledged: it is cut off on reopen.  A bad frame
-followed by a good one is damage, not a torn tail, and raises JournalCorruptError.
+A segment is a sequence of frames (journal/frames.pyx), each one whole flush (whole
+transactions only).  One ``os.write`` appends a frame.  A frame checks itself (its rows
+re-walk and its hashes re-derive from the hash it starts from), so a frame cut short by a
+kill or a power loss is told apart from a whole one: being the last, it was never
+acknowledged, and it is cut off on reopen.  A bad frame followed by a good one is damage,
+not a torn tail, and raises JournalCorruptError.
 
 The writer holds ``fcntl.flock(LOCK_EX)`` on the segment for the life of the journal, a
 reader ``LOCK_SH``; that is what keeps a second writer out, in this process or another.
@@ -19,81 +14,40 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import marshal
 import os
-import struct
-import zlib
 
 from ..errors import JournalCorruptError, JournalError, JournalLockedError
-from .columns import Cols
-from .rows import NCOL
+from . import frames as _frames
 
-MAGIC = b"GTJ1"
-FORMAT = 1
-HEADER = struct.Struct("<4sII")
-
-
-def encode_frame(body, hashes: bytes) -> bytes:
-    """A frame of ``body`` (a list of row tuples, or Cols) and its joined hashes."""
-    payload = marshal.dumps((FORMAT, "r", body, hashes) if type(body) is list
-                            else (FORMAT, "c", body.dump(), hashes))
-    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-
-
-def _decode_at(data, off):
-    """The frame at ``off`` as ``(body, hashes, end)``, or None if it is not a whole valid frame."""
-    if len(data) - off < HEADER.size:
-        return None
-    magic, size, crc = HEADER.unpack_from(data, off)
-    end = off + HEADER.size + size
-    if magic != MAGIC or end > len(data):
-        return None
-    payload = data[off + HEADER.size:end]
-    if zlib.crc32(payload) != crc:
-        return None
-    try:
-        fmt, kind, body, hashes = marshal.loads(payload)
-        if fmt != FORMAT:
-            return None
-        if kind == "c":
-            body = Cols.load(body)
-            n = body.n
-        elif kind == "r" and isinstance(body, list) and all(len(r) == NCOL for r in body):
-            n = len(body)
-        else:
-            return None
-    except (ValueError, EOFError, TypeError, KeyError):
-        return None
-    if n == 0 or len(hashes) != 16 * n:
-        return None
-    return body, hashes, end
+MAGIC = _frames.MAGIC
+OLD_MAGIC = b"GTJ1"  # gridtape <= 0.2 (marshal frames)
 
 
 def parse(data: bytes, name):
-    """Frames of a segment's bytes: ``(frames, good_end)``; ``good_end < len(data)`` = torn tail."""
-    frames, off = [], 0
+    """Frames of a segment's bytes: ``(found, good_end)`` with ``found`` a list of
+    ``((first_seq, last_seq, last_tx, last_ts, prev_hash, last_hash, n), frame_bytes)``;
+    ``good_end < len(data)`` means a torn tail."""
+    if data.startswith(OLD_MAGIC):
+        raise JournalError("the segment was written by gridtape 0.2 or older and still holds events; "
+                           "open and close the journal once with that version to move them into DuckDB",
+                           file=name)
+    found, off = [], 0
+    mv = memoryview(data)
     while off < len(data):
-        got = _decode_at(data, off)
+        got = _frames.scan(mv, off)
         if got is None:
             at = data.find(MAGIC, off + 1)
             while at != -1:
-                if _decode_at(data, at) is not None:
+                if _frames.scan(mv, at) is not None:
                     raise JournalCorruptError(
                         f"damaged frame at byte {off} of the segment, followed by intact frames",
-                        file=name, row=last_seq(frames[-1][0]) + 1 if frames else None)
+                        file=name, row=found[-1][0][1] + 1 if found else None)
                 at = data.find(MAGIC, at + 1)
-            return frames, off
-        body, hashes, off = got
-        frames.append((body, hashes))
-    return frames, off
-
-
-def first_seq(body):
-    return body[0][0] if type(body) is list else int(body.num["seq"][0])
-
-
-def last_seq(body):
-    return body[-1][0] if type(body) is list else int(body.num["seq"][-1])
+            return found, off
+        end, n, first, last, last_tx, last_ts, prev, last_hash = got
+        found.append(((first, last, last_tx, last_ts, prev, last_hash, n), data[off:end]))
+        off = end
+    return found, off
 
 
 class Segment:

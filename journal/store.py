@@ -22,12 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import JournalCorruptError, JournalError, ReadOnlyError
-from . import buffer, db, query
+from . import buffer, db, frames, query
 from .buffer import Many, Tx
-from .chain import ZERO, chain, chain_columns
-from .columns import LARGE, eid_array, typed_array
+from .chain import ZERO
+from .columns import eid_array, typed_array
 from .rows import PLAIN_VALUE_TYPES, plain, plain_eid, plain_text, utf8_ok
-from .segment import Segment, encode_frame, first_seq, last_seq
+from .segment import Segment
 from .verify import Checker
 
 _NT = type(None)
@@ -90,6 +90,7 @@ class Journal:
         self.path = None if path is None else os.fspath(path)
         self.read_only = bool(read_only)
         self.sync = sync
+        self.sync_fsync = sync == "fsync"
         self.ingest_every = int(ingest_every)
         self.author = plain_text(author, "author") if author is not None else _user()
         if self.author is not None and not utf8_ok(self.author):
@@ -98,7 +99,7 @@ class Journal:
         self._con = self._seg = None
         self._pending = None  # list of items while a transaction is open
         self._tx_author = self._tx_message = None
-        self._mirror, self._mirror_rows = [], 0  # flushed (rows or Cols, joined hashes) not in DuckDB
+        self._mirror, self._mirror_rows = [], 0  # flushed frames not yet in DuckDB
         self._tail = None  # read-only: the segment's rows not in DuckDB, as an Arrow table
         if self.path is None and self.read_only:
             raise JournalError("an in-memory journal cannot be read-only", field="read_only")
@@ -130,22 +131,21 @@ class Journal:
         last = db.last_row(self._con)
         self._next_seq, self._next_tx, self._last_ts, self._last_hash = \
             (0, 0, 0, ZERO) if last is None else (last[0] + 1, last[1] + 1, last[2], bytes(last[3]))
-        frames, good, size = self._seg.read() if self._seg is not None else ([], 0, 0)
+        found, good, size = self._seg.read() if self._seg is not None else ([], 0, 0)
         if good < size and not self.read_only:
             self._seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
-        for body, hashes in frames:
-            first, end = first_seq(body), last_seq(body)
-            if end < self._next_seq:
+        for (first, last_seq, last_tx, last_ts, prev, last, n), frame in found:
+            if last_seq < self._next_seq:
                 continue  # already moved into DuckDB before a crash emptied the segment
-            if first != self._next_seq:
-                raise JournalCorruptError(f"segment frame starts at seq {first}, expected {self._next_seq}",
-                                          file=self.path, row=self._next_seq)
-            self._append_mirror(body, hashes)
+            if first != self._next_seq or prev != self._last_hash:
+                raise JournalCorruptError(f"segment frame starts at seq {first} (expected {self._next_seq}) or "
+                                          "does not chain on the previous row", file=self.path, row=self._next_seq)
+            self._append_mirror(frame, n, last_seq, last_tx, last_ts, last)
         self._durable = self._next_seq - 1
         if self.read_only:
             self._tail = self._mirror_table()
             self._con.register("_gt_tail", self._tail)
-        elif frames or size:
+        elif found or size:
             self._ingest()
 
     # --- recording --------------------------------------------------------------------------------
@@ -221,61 +221,38 @@ class Journal:
     # --- flushing ---------------------------------------------------------------------------------
     def flush(self) -> int:
         """Make every buffered event durable (one frame appended); returns durable_seq."""
-        self._open()
+        if self.closed:
+            self._open()
         if self.read_only or (len(self._buf) == 1 and not self._auto):
             return self._durable
-        n = buffer.count(self._buf)[0] if len(self._buf) > 1 or len(self._auto) >= LARGE else len(self._auto)
-        if n == 0:
-            return self._durable
-        args = (self._buf, self._next_seq, self._next_tx, self._last_ts, self.author)
         try:
-            if n < LARGE:
-                body = buffer.to_rows(*args)
-                hashes = b"".join(chain(body, self._last_hash))
-            else:
-                body = buffer.to_cols(*args)
-                hashes = b"".join(chain_columns(body, self._last_hash))
-        except JournalError as e:  # a str record() let through cannot be encoded (lone surrogate)
+            frame, n, seq, tx, ts, last = frames.encode(self._buf, self._next_seq, self._next_tx, self._last_ts,
+                                                        self.author, self._last_hash)
+        except frames.TextError as e:  # a str record() let through cannot be encoded (lone surrogate)
             self._buf = buffer.drop_unencodable(self._buf)
             self._auto = self._buf[-1]
-            raise JournalError(f"{e.message}; the events holding such text were dropped, the others "
-                               "stay buffered", file=self.path, table="events", field=e.field) from None
-        if self._seg is not None:
-            self._seg.append(encode_frame(body, hashes), self.sync == "fsync")
+            raise JournalError(f"text {e}; the events holding such text were dropped, the others stay buffered",
+                               file=self.path, table="events", field=e.field) from None
+        if n:
+            if self._seg is not None:
+                self._seg.append(frame, self.sync_fsync)
+            self._append_mirror(frame, n, seq, tx, ts, last)
         self._auto = []
         self._buf = [self._auto]
-        self._append_mirror(body, hashes)
         if self._mirror_rows >= self.ingest_every:
             self._ingest()
         return self._durable
 
-    def _append_mirror(self, body, hashes):
-        """Count flushed rows (a frame's body) as durable and keep them for the next ingest."""
-        self._mirror.append((body, hashes))
-        if type(body) is list:
-            self._mirror_rows += len(body)
-            seq, tx, ts = body[-1][:3]
-        else:
-            self._mirror_rows += body.n
-            seq, tx, ts = body.last()
-        self._next_seq, self._next_tx, self._last_ts, self._last_hash = seq + 1, tx + 1, ts, hashes[-16:]
+    def _append_mirror(self, frame, n, seq, tx, ts, last):
+        """Count a flushed frame's rows as durable and keep the frame for the next ingest."""
+        self._mirror.append(frame)
+        self._mirror_rows += n
+        self._next_seq, self._next_tx, self._last_ts, self._last_hash = seq + 1, tx + 1, ts, last
         self._durable = seq
 
     def _mirror_table(self) -> pa.Table:
-        """The flushed rows not yet in DuckDB as one Arrow table (runs of small frames converted together)."""
-        tables, rows, hashes = [], [], []
-        for body, h in self._mirror:
-            if type(body) is list:
-                rows.extend(body)
-                hashes.append(h)
-                continue
-            if rows:
-                tables.append(db.arrow_table(rows, b"".join(hashes)))
-                rows, hashes = [], []
-            tables.append(body.to_arrow(h))
-        if rows or not tables:
-            tables.append(db.arrow_table(rows, b"".join(hashes)))
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        """The flushed rows not yet in DuckDB as one Arrow table (decoded from their frames in C)."""
+        return db.frames_table(self._mirror)
 
     def _ingest(self):
         """Move the flushed events into DuckDB (one transaction), then empty the segment."""

@@ -24,12 +24,16 @@ from gridtape.errors import JournalCorruptError, JournalError, JournalLockedErro
 from gridtape.journal import Journal
 from gridtape.journal import buffer as buffer_mod
 from gridtape.journal import store as store_mod
+from gridtape.journal import frames
 from gridtape.journal.chain import canonical, chain, chain_columns
-from gridtape.journal.columns import LARGE, Cols, typed_array
+from gridtape.journal.columns import Cols, typed_array
 from gridtape.journal.rows import make_row
 from hypothesis import given, settings, strategies as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+LARGE = 256  # "many rows": more than one small flush holds
 
 
 def f64(bits):
@@ -177,13 +181,15 @@ def test_a_buffer_numbers_the_same_as_rows_and_as_columns():
            buffer_mod.Tx(50, "bob", "msg", items, "{}"),
            [(40, "b", "bus", 7, "vm_pu", "s", None, "")]]
     rows = buffer_mod.to_rows(buf, 10, 3, 60, "ann")
-    cols = buffer_mod.to_cols(buf, 10, 3, 60, "ann")
-    assert len(rows) == cols.n == 9 and [r[0] for r in rows] == list(range(10, 19))
+    prev = bytes(range(16))
+    frame, n, last_seq, last_tx, last_ts, last = frames.encode(buf, 10, 3, 60, "ann", prev)
+    assert len(rows) == n == 9 and [r[0] for r in rows] == list(range(10, 19))
+    assert (last_seq, last_tx, last_ts) == rows[-1][:3]
     assert [r[1] for r in rows] == [3, 4, 4, 4, 4, 4, 4, 4, 5] and rows[7][5] == "commit"
     assert [r[2] for r in rows] == [90] * 9  # non-decreasing from the first row on
     assert [r[3] for r in rows] == ["ann"] + ["bob"] * 7 + ["ann"] and rows[1][4] == "msg" and rows[8][4] is None
-    prev = bytes(range(16))
-    assert chain(rows, prev) == chain_columns(cols, prev)
+    assert chain(rows, prev) == chain_columns(Cols.from_rows(rows), prev)
+    assert chain(rows, prev)[-1] == last and frames.decode([frame])[4] == b"".join(chain(rows, prev))
 
 
 TEXT = st.one_of(st.none(), st.text(max_size=6))
@@ -495,7 +501,7 @@ def test_a_torn_last_frame_is_dropped_and_the_journal_continues(jpath):
     _write_and_die(jpath, n=5)
     seg = jpath + ".seg"
     good = open(seg, "rb").read()
-    assert good.startswith(b"GTJ1")
+    assert good.startswith(b"GTJ2")
     first_frame = good[:len(good) // 5]
     with open(seg, "ab") as f:
         f.write(first_frame[:len(first_frame) - 3])  # a frame cut short by the kill
