@@ -23,6 +23,26 @@ from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
 from .ybus import ybus_fill, ybus_pattern
 
 INITS = ("auto", "flat", "dc", "results")
+MODEL_CACHE = 8  # models of the last topologies kept (a topology step back reuses its model)
+
+
+class _Model:
+    """Everything the engine derives from one topology: the model, its admittances (with the
+    admittance state they reflect), the Ybus pattern and values, the injection cache and the
+    Newton solvers (with their KLU symbolic analyses)."""
+
+    __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "adm", "none", "inj_cache", "solvers")
+
+    def __init__(self, topo, ysh, indptr, indices, pos, ydata, adm, none):
+        self.topo, self.ysh, self.indptr, self.indices, self.pos = topo, ysh, indptr, indices, pos
+        self.ydata, self.adm, self.none = ydata, adm, none
+        self.inj_cache = {}
+        self.solvers = {}
+
+
+def _adm_state(w):
+    """What admittance values depend on besides the topology."""
+    return (w.adm_version, w.sn_mva, w.f_hz)
 
 
 class Engine:
@@ -44,6 +64,9 @@ class Engine:
         self._pinned = None
         self._v_prev = None  # converged voltages kept across a topology change
         self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
+        self._models = {}  # topology key -> _Model, least recently used first (see prepare)
+        self._inj_cache = {}
+        self._none = np.zeros(0, np.int64)
         self.norm = float("nan")
         self.algorithm = "nr"
         self.slack_plan = None  # the distributed-slack plan of the last solve (None: plain slack)
@@ -67,25 +90,28 @@ class Engine:
         lvl = self.level()
         w = self.world
         if lvl == "full":
-            self.topo = M.build_topology(w)
-            br = self.topo.branches
-            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model, self._adm_cache)
-            pat = ybus_pattern(self.topo.nb, br.f, br.t)
-            self.indptr, self.indices = pat[0], pat[1]
-            self.pos = pat[2:]
-            self.ydata = np.zeros(len(self.indices), dtype=complex)
-            ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
-            self._inj_cache = {}
+            key = M.topology_key(w)
+            m = self._models.get(key)
+            if m is None:
+                m = self._build_model(w)
+                while len(self._models) >= max(MODEL_CACHE, 1):  # the current model is always kept
+                    self._models.pop(next(iter(self._models)))
+                self._models[key] = m
+            else:  # a topology seen before: its model, Ybus pattern and Newton solvers
+                self._models[key] = self._models.pop(key)  # most recently used last
+                if m.adm != _adm_state(w):
+                    self._refill_admittances(m)
+            self.topo, self.ysh, self.ydata = m.topo, m.ysh, m.ydata
+            self.indptr, self.indices, self.pos = m.indptr, m.indices, m.pos
+            self._inj_cache, self._solvers, self._none = m.inj_cache, m.solvers, m.none
             self.inj = fill_injections(w, self.topo, self._inj_cache)
-            self._none = np.flatnonzero(self.topo.bus_type == M.NONE)
-            self._solvers = {}
             # a converged iterate can start the next solve (init="results") if the bus set stays
             self._v_prev = self.V if self.converged and self.V is not None else None
             self.V = None
         elif lvl == "admittance":
-            br = self.topo.branches
-            self.ysh = M.fill_admittances(w, self.topo, self.trafo_model, self._adm_cache)
-            ybus_fill(self.ydata, *self.pos, br.yff, br.yft, br.ytf, br.ytt, self.ysh)
+            m = self._current_model()
+            self._refill_admittances(m)
+            self.ysh = m.ysh
             self.inj = fill_injections(w, self.topo, self._inj_cache)
         elif lvl == "incremental":
             self.inj = fill_injections(w, self.topo, self._inj_cache)
@@ -93,6 +119,32 @@ class Engine:
             self._v0_cache = {}
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
         return lvl or "none"
+
+    def _build_model(self, w):
+        """A new model of the world's current topology (nothing kept when a step raises)."""
+        topo = M.build_topology(w)
+        br = topo.branches
+        adm = _adm_state(w)
+        ysh = M.fill_admittances(w, topo, self.trafo_model, self._adm_cache)
+        pat = ybus_pattern(topo.nb, br.f, br.t)
+        ydata = np.zeros(len(pat[1]), dtype=complex)
+        ybus_fill(ydata, *pat[2:], br.yff, br.yft, br.ytf, br.ytt, ysh)
+        return _Model(topo, ysh, pat[0], pat[1], pat[2:], ydata, adm, np.flatnonzero(topo.bus_type == M.NONE))
+
+    def _current_model(self):
+        for m in reversed(self._models.values()):
+            if m.topo is self.topo:
+                return m
+        raise RuntimeError("the engine's topology is not in its model cache")
+
+    def _refill_admittances(self, m):
+        """Admittance values of model ``m`` from the world's current admittance columns."""
+        w = self.world
+        br = m.topo.branches
+        adm = _adm_state(w)
+        m.ysh = M.fill_admittances(w, m.topo, self.trafo_model, self._adm_cache)
+        ybus_fill(m.ydata, *m.pos, br.yff, br.yft, br.ytf, br.ytt, m.ysh)
+        m.adm = adm
 
     def _newton(self, pv, pq, plan=None):
         if plan is not None:

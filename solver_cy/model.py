@@ -153,6 +153,42 @@ def _build_topology_fast(world):
     return topo
 
 
+def _key_columns():
+    from gridtape.world.schema import KINDS, spec
+
+    out = []
+    for kind in KINDS:
+        sp = spec(kind)
+        cols = [c.name for c in sp.columns if c.affects == "topo" or (kind == "bus" and c.name == "vn_kv")]
+        out.append((kind, tuple(cols), tuple(sp[c].dtype == "str" for c in cols)))
+    return tuple(out)
+
+
+_KEY_COLUMNS = None
+
+
+def topology_key(world) -> bytes:
+    """Everything :func:`build_topology` reads, as bytes: per kind its row count, ids and the
+    columns that affect the topology (plus the buses' nominal voltages).  Equal keys mean equal
+    topologies."""
+    global _KEY_COLUMNS
+    if _KEY_COLUMNS is None:
+        _KEY_COLUMNS = _key_columns()
+    tabs = world.tables
+    parts = []
+    for kind, cols, is_str in _KEY_COLUMNS:
+        t = tabs[kind]
+        n = len(t.ids)
+        parts.append(n.to_bytes(8, "little"))
+        if not n:
+            continue
+        parts.append(t.ids.tobytes())
+        c = t.cols
+        for name, s in zip(cols, is_str):
+            parts.append(repr(c[name].tolist()).encode() if s else c[name].tobytes())
+    return b"".join(parts)
+
+
 _ROW_MAPS: dict = {}
 
 
@@ -420,32 +456,31 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
     sn = world.sn_mva
     key = _param_key(world, topo, trafo_model) if cache is not None else None
     if key is not None and cache.get("key") == key:
-        r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift, zf, zt = cache["params"]
+        x, ratio, shift, bad_if_on, y_on = cache["params"]
     else:
         r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift = _branch_params(world, topo, trafo_model)
         with np.errstate(divide="ignore", invalid="ignore"):
             zf, zt = 1 / (r + 1j * x), 1 / (r + r_asym + 1j * (x + x_asym))
+            bad_if_on = ~np.isfinite(r + x) | (r == 0) & (x == 0)
+            # the 2x2 admittances of every branch as if it were in service
+            bcf = g + 1j * b
+            bct = g + g_asym + 1j * (b + b_asym)
+            tap = ratio * np.exp(1j * np.pi / 180 * shift)
+            y_on = ((zf + bcf / 2) / (tap * np.conj(tap)), -zf / np.conj(tap), -zt / tap, zt + bct / 2)
         if key is not None:
             cache["key"] = key
-            cache["params"] = (r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift, zf, zt)
+            cache["params"] = (x, ratio, shift, bad_if_on, y_on)
     on = br.status
-    with np.errstate(invalid="ignore"):
-        bad = on & ~np.isfinite(r + x) | on & (r == 0) & (x == 0)
+    bad = on & bad_if_on
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         kind, row = _owner(br, k)
         raise SchemaError("branch has zero or undefined series impedance", table=kind,
                           row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
-    stat = on.astype(float)
-    ysf = np.where(on, zf, 0)
-    yst = np.where(on, zt, 0)
-    bcf = stat * (g + 1j * b)
-    bct = stat * (g + g_asym + 1j * (b + b_asym))
-    tap = ratio * np.exp(1j * np.pi / 180 * shift)
-    br.ytt = yst + bct / 2
-    br.yff = (ysf + bcf / 2) / (tap * np.conj(tap))
-    br.yft = -ysf / np.conj(tap)
-    br.ytf = -yst / tap
+    if on.all():
+        br.yff, br.yft, br.ytf, br.ytt = y_on
+    else:  # a branch out of service contributes nothing
+        br.yff, br.yft, br.ytf, br.ytt = (np.where(on, y, 0) for y in y_on)
     br.x, br.ratio, br.shift_deg = x, ratio, shift
     return _bus_shunts(world, topo) / sn
 

@@ -254,18 +254,23 @@ cdef bint _update(int nb, const int32_t *iva, const int32_t *ivm, const double *
 
 def _classify(const int32_t[::1] indptr, const int32_t[::1] indices, groups):
     """Bus class codes (0 for buses in no group) after checking the Ybus CSR arrays and that
-    the groups ((name, buses, code), ...) are in range and disjoint."""
-    cdef int nb = indptr.shape[0] - 1, i, p
+    the groups ((name, int32 buses, nonzero code), ...) are in range and disjoint."""
+    cdef int nb = indptr.shape[0] - 1, i, p, k, b
+    cdef const int32_t[::1] a
     if nb < 0 or indptr[0] != 0 or indptr[nb] != indices.shape[0]:
         raise ValueError("inconsistent Ybus CSR arrays")
-    cls = np.zeros(nb, dtype=np.int32)
+    cls_a = np.zeros(nb, dtype=np.int32)
+    cdef int32_t[::1] cls = cls_a
     for name, arr, code in groups:
-        a = np.asarray(arr)
-        if a.size and (a.min() < 0 or a.max() >= nb):
-            raise ValueError(f"{name} bus index outside 0..{nb - 1}")
-        if np.any(cls[a] != 0) or np.unique(a).size != a.size:
-            raise ValueError(f"{name} buses overlap another class or repeat")
-        cls[a] = code
+        a = arr
+        for k in range(a.shape[0]):
+            if a[k] < 0 or a[k] >= nb:
+                raise ValueError(f"{name} bus index outside 0..{nb - 1}")
+        for k in range(a.shape[0]):
+            b = a[k]
+            if cls[b] != 0:
+                raise ValueError(f"{name} buses overlap another class or repeat")
+            cls[b] = code
     for i in range(nb):
         if indptr[i + 1] < indptr[i]:
             raise ValueError("indptr must be non-decreasing")
@@ -274,7 +279,7 @@ def _classify(const int32_t[::1] indptr, const int32_t[::1] indices, groups):
                 raise ValueError("Ybus column index outside 0..nb-1")
             if p > indptr[i] and indices[p] <= indices[p - 1]:
                 raise ValueError("Ybus column indices must be sorted and unique per row")
-    return cls
+    return cls_a
 
 
 cdef class NewtonSolver:

@@ -150,3 +150,102 @@ def test_kernel_refuses_dangling_bus_ids():
     e = np.zeros(0, np.int64)
     with pytest.raises(K.Fallback):
         K.build_core(cols, None, e, e, e, e, np.zeros(0, np.int8), e, e)
+
+
+# ------------------------------------------------------------------------------------------
+# the engine's model cache: a topology seen before reuses its model, Ybus pattern and Newton
+# solvers (KLU symbolic analysis); the voltages equal a fresh engine's
+# ------------------------------------------------------------------------------------------
+def _assert_same_voltages(eng, world):
+    from gridtape.solver_cy.engine import Engine
+
+    fresh = Engine(world.copy())
+    conv = fresh.solve(init="auto")[0]
+    assert conv == eng.converged
+    if conv:
+        a, b = eng.V, fresh.V
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(a)
+        assert np.abs(a[ok] - b[ok]).max() < 1e-9
+
+
+def test_model_cache_returns_to_a_topology_with_the_same_solver():
+    from gridtape.solver_cy.engine import Engine
+
+    w = load_case(os.path.join(CASES, "IEEE118", "data.zip"))
+    eng = Engine(w)
+    assert eng.solve(init="auto")[3] == "full"
+    topo0, solver0 = eng.topo, eng._newton(eng.topo.pv, eng.topo.pq)
+    line = int(w["line"].ids[5])
+    w.set_value("line", line, "in_service", False)
+    assert eng.solve(init="auto")[3] == "full"
+    assert eng.topo is not topo0
+    _assert_same_voltages(eng, w)
+    w.set_value("line", line, "in_service", True)
+    assert eng.solve(init="auto")[3] == "full"
+    assert eng.topo is topo0 and eng._newton(eng.topo.pv, eng.topo.pq) is solver0
+    _assert_same_voltages(eng, w)
+
+
+def test_model_cache_follows_admittance_and_injection_writes_made_elsewhere():
+    from gridtape.solver_cy.engine import Engine
+
+    w = load_case(os.path.join(CASES, "IEEE14", "data.zip"))
+    eng = Engine(w)
+    eng.solve(init="auto")
+    topo0, ysh0 = eng.topo, eng.ysh
+    w.set_value("line", int(w["line"].ids[3]), "in_service", False)
+    eng.solve(init="auto")
+    # while the engine sits on the other topology: admittance and injection writes
+    w.set_value("line", int(w["line"].ids[0]), "r_ohm_per_km", float(w["line"].cols["r_ohm_per_km"][0]) * 1.5)
+    w.set_value("load", int(w["load"].ids[2]), "p_mw", 55.0)
+    w.set_value("line", int(w["line"].ids[3]), "in_service", True)
+    eng.solve(init="auto")
+    assert eng.topo is topo0 and eng.ysh is not ysh0  # same model, admittances refilled
+    _assert_same_voltages(eng, w)
+    # an admittance write on the current topology (the "admittance" level) is seen too
+    w.set_value("line", int(w["line"].ids[1]), "x_ohm_per_km", float(w["line"].cols["x_ohm_per_km"][1]) * 0.7)
+    assert eng.solve(init="auto")[3] == "admittance"
+    _assert_same_voltages(eng, w)
+
+
+def test_model_cache_random_walk_over_topologies(monkeypatch):
+    """A walk over a few topologies of every element kind (so that they repeat), with
+    injection writes between: every solve equals a fresh engine's."""
+    from gridtape.solver_cy.engine import Engine
+
+    rng = np.random.default_rng(3)
+    for name, w in _built_worlds().items():
+        states = []
+        for _ in range(60):
+            if len(states) == 4:
+                break
+            w2 = w.copy()
+            _scramble(w2, rng)
+            try:
+                M.build_topology(w2)
+            except GridtapeError:
+                continue
+            states.append({(k, c): t.cols[c].copy() for k, t in w2.tables.items() for c in t.cols
+                           if len(t) and (t.spec[c].affects == "topo")})
+        assert len(states) >= 2, name
+        eng = Engine(w)
+        builds, fulls, n_built = [], 0, 0
+        real = M.build_topology
+        monkeypatch.setattr(M, "build_topology", lambda world: builds.append(1) or real(world))
+        for step in range(12):
+            s = states[rng.integers(len(states))]
+            for (k, c), v in s.items():
+                if not np.array_equal(w[k].cols[c], v):
+                    w.set_values(k, w[k].ids, c, v)
+            if len(w["load"]):
+                w.set_value("load", int(w["load"].ids[0]), "p_mw", float(rng.uniform(0, 5)))
+            n0 = len(builds)
+            try:
+                fulls += eng.solve(init="auto")[3] == "full"
+            except GridtapeError:
+                continue
+            n_built += len(builds) - n0
+            _assert_same_voltages(eng, w)
+        monkeypatch.setattr(M, "build_topology", real)
+        assert fulls > n_built > 0, name  # some topologies came back from the cache
