@@ -18,12 +18,14 @@ extensions = [
     for name in _KERNELS
 ] + [
     Extension(
-        "gridtape.journal.frames",
-        ["journal/frames.pyx"],
+        f"gridtape.journal.{name}",
+        [f"journal/{name}.pyx"],
         include_dirs=[np.get_include(), "journal"],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
+    )
+    for name in ("frames", "recorder")
+] + [
     Extension(
         "gridtape.world.colwrite",
         ["world/colwrite.pyx"],

@@ -323,10 +323,8 @@ class PowerGrid:
         if j is not None and not self._read_only:
             ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
             j.record("solve", None, None, None, None, bool(conv), _solve_info(rep, ds))
-            if self._editor is None:
-                j.flush()
-                if j.next_seq - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
-                    self.snapshot(message="checkpoint")
+            if self._editor is None and j.flush() + 1 - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
+                self.snapshot(message="checkpoint")
         return rep
 
     # --- snapshots, tags, archives -------------------------------------------------------
@@ -543,21 +541,28 @@ def _int_or_none(v):
         return None
 
 
-_VERSION = None
 _DS = '"distributed_slack":true,'
+_INFO_TEMPLATES: dict = {}  # (converged, rebuild, algorithm, distributed_slack) -> %-template
 
 
 def _solve_info(rep, distributed_slack=False) -> str:
-    """The solve event's details as compact JSON (hand-formatted: this runs at every solve)."""
-    global _VERSION
-    if _VERSION is None:
-        from gridtape import __version__ as _VERSION  # noqa: N811
-    m = rep.mismatch
-    ms = repr(m) if m == m and m not in (float("inf"), float("-inf")) else ("NaN" if m != m else
-                                                                               ("Infinity" if m > 0 else "-Infinity"))
-    return (f'{{"converged":{"true" if rep.converged else "false"},"iterations":{rep.iterations},'
-            f'"mismatch":{ms},"runtime_ms":{rep.runtime_ms:.6g},"rebuild":"{rep.rebuild}",'
-            f'"algorithm":"{rep.algorithm}",{_DS if distributed_slack else ""}"version":"{_VERSION}"}}')
+    """The solve event's details as compact JSON (a cached template per kind of solve: this runs
+    at every solve)."""
+    key = (rep.converged, rep.rebuild, rep.algorithm, distributed_slack)
+    tpl = _INFO_TEMPLATES.get(key)
+    if tpl is None:
+        from gridtape import __version__
+
+        tpl = _INFO_TEMPLATES[key] = (
+            f'{{"converged":{"true" if rep.converged else "false"},"iterations":%d,"mismatch":%s,'
+            f'"runtime_ms":%.6g,"rebuild":{json.dumps(rep.rebuild)},"algorithm":{json.dumps(rep.algorithm)},'
+            f'{_DS if distributed_slack else ""}"version":{json.dumps(__version__)}}}')
+    m, t = rep.mismatch, rep.runtime_ms
+    if m - m != 0.0:  # nan or +-inf: JSON has no literal for them; Python's json writes these names
+        m = "NaN" if m != m else ("Infinity" if m > 0 else "-Infinity")
+    else:
+        m = repr(m)
+    return tpl % (rep.iterations, m, t)
 
 
 def _open_journal(journal, author, read_only):

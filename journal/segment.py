@@ -81,22 +81,18 @@ class Segment:
         self.size = len(data)
         return frames, good, len(data)
 
-    def append(self, frame: bytes, fsync: bool):
-        """Append one frame with one write; on failure cut the file back so no partial frame stays."""
-        fd = self._f.fileno()
+    @property
+    def fd(self) -> int:
+        """The file descriptor the journal's flush writes frames to (journal/recorder.pyx)."""
+        return self._f.fileno()
+
+    def failed(self, err: int):
+        """A frame could not be written whole: cut the file back to its last whole frame, raise."""
         try:
-            n = os.write(fd, frame)
-            while n < len(frame):  # a regular file takes it all unless the disk is full
-                n += os.write(fd, frame[n:])
-            if fsync:
-                os.fsync(fd)
-        except OSError as e:
-            try:
-                os.ftruncate(fd, self.size)
-            except OSError:
-                pass
-            raise JournalError(f"cannot append to the journal segment: {e.strerror}", file=self.path) from None
-        self.size += len(frame)
+            os.ftruncate(self._f.fileno(), self.size)
+        except OSError:
+            pass
+        raise JournalError(f"cannot append to the journal segment: {os.strerror(err)}", file=self.path)
 
     def truncate(self, size: int = 0, fsync: bool = False):
         try:

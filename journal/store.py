@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import getpass
 import hashlib
-import itertools
 import json
 import os
 import weakref
@@ -26,15 +25,11 @@ from . import buffer, db, frames, query
 from .buffer import Many, Tx
 from .chain import ZERO
 from .columns import eid_array, typed_array
-from .rows import PLAIN_VALUE_TYPES, plain, plain_eid, plain_text, utf8_ok
+from .rows import plain, plain_eid, plain_text, utf8_ok
+from .recorder import Recorder
 from .segment import Segment
 from .verify import Checker
 
-_NT = type(None)
-_TEXT_OR_NONE = (str, _NT)
-#: argument type signatures record() accepts without conversion
-_FAST = frozenset(itertools.product((str,), _TEXT_OR_NONE, (int, _NT), _TEXT_OR_NONE,
-                                    PLAIN_VALUE_TYPES, PLAIN_VALUE_TYPES, _TEXT_OR_NONE))
 _OPEN = weakref.WeakSet()  # journals to flush at interpreter exit
 
 
@@ -73,7 +68,7 @@ class _Refuse:
         raise self.error[0](self.error[1], file=self.error[2])
 
 
-class Journal:
+class Journal(Recorder):
     """An append-only, hash-chained log of events in DuckDB.
 
     ``Journal(path)`` opens or creates ``path`` (DuckDB) and ``path + ".seg"`` (the segment);
@@ -82,11 +77,14 @@ class Journal:
     ``"os"`` (default) a process kill.
     """
 
-    def __init__(self, path=None, *, read_only=False, sync="os", ingest_every=65536, author=None):
+    def __init__(self, path=None, *, read_only=False, sync="os", ingest_every=65536, author=None, clock=None):
         if sync not in ("os", "fsync"):
             raise JournalError(f"sync must be 'os' or 'fsync', not {sync!r}", field="sync")
         if isinstance(ingest_every, bool) or not isinstance(ingest_every, (int, np.integer)) or ingest_every < 1:
             raise JournalError(f"ingest_every must be a positive int, not {ingest_every!r}", field="ingest_every")
+        if clock is not None and not callable(clock):
+            raise JournalError(f"clock must be a callable returning ns since the epoch, not {clock!r}", field="clock")
+        self.clock = clock
         self.path = None if path is None else os.fspath(path)
         self.read_only = bool(read_only)
         self.sync = sync
@@ -118,6 +116,7 @@ class Journal:
                 self._seg.close()
             raise
         self.closed = False
+        self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
         if self.read_only:
             self._auto = _Refuse((ReadOnlyError, "the journal is open read-only", self.path))
         else:
@@ -149,14 +148,14 @@ class Journal:
             self._ingest()
 
     # --- recording --------------------------------------------------------------------------------
-    def record(self, event, kind=None, eid=None, field=None, old=None, new=None, info=None):
-        """Record one event: a one-event transaction, or part of the open one.  Buffered, not flushed."""
-        if (type(event), type(kind), type(eid), type(field), type(old), type(new), type(info)) not in _FAST:
-            event, kind, eid, field, old, new, info = _checked(event, kind, eid, field, old, new, info)
-        if self._pending is None:
-            self._auto.append((time_ns(), event, kind, eid, field, old, new, info))
-        else:
-            self._pending.append((event, kind, eid, field, old, new, info))
+    def _now(self) -> int:
+        return time_ns() if self.clock is None else self.clock()
+
+    # record() is Recorder.record (journal/recorder.pyx): the hot path, in C
+    @staticmethod
+    def _checked(event, kind, eid, field, old, new, info):
+        """record() arguments converted to plain types (numpy scalars, dict info) or JournalError."""
+        return _checked(event, kind, eid, field, old, new, info)
 
     def record_many(self, event, kind, eids, field, olds, news):
         """One event per element of ``eids`` (with ``olds[k]``/``news[k]``, arrays or None).
@@ -174,7 +173,7 @@ class Journal:
         if self._pending is not None:
             self._pending.append(item)
         else:
-            self._push(Tx(time_ns(), self.author, None, [item], None))
+            self._push(Tx(self._now(), self.author, None, [item], None))
 
     def _push(self, tx):
         self._buf.append(tx)
@@ -202,7 +201,7 @@ class Journal:
         self._writable()
         if self._pending is None:
             raise JournalError("commit without begin", file=self.path)
-        tx = Tx(time_ns(), self._tx_author, self._tx_message, self._pending, _info(info))
+        tx = Tx(self._now(), self._tx_author, self._tx_message, self._pending, _info(info))
         self._pending = None
         self._push(tx)
         return self.flush()
@@ -219,29 +218,14 @@ class Journal:
         return _TxContext(self, author, message, info)
 
     # --- flushing ---------------------------------------------------------------------------------
-    def flush(self) -> int:
-        """Make every buffered event durable (one frame appended); returns durable_seq."""
-        if self.closed:
-            self._open()
-        if self.read_only or (len(self._buf) == 1 and not self._auto):
-            return self._durable
-        try:
-            frame, n, seq, tx, ts, last = frames.encode(self._buf, self._next_seq, self._next_tx, self._last_ts,
-                                                        self.author, self._last_hash)
-        except frames.TextError as e:  # a str record() let through cannot be encoded (lone surrogate)
-            self._buf = buffer.drop_unencodable(self._buf)
-            self._auto = self._buf[-1]
-            raise JournalError(f"text {e}; the events holding such text were dropped, the others stay buffered",
-                               file=self.path, table="events", field=e.field) from None
-        if n:
-            if self._seg is not None:
-                self._seg.append(frame, self.sync_fsync)
-            self._append_mirror(frame, n, seq, tx, ts, last)
-        self._auto = []
-        self._buf = [self._auto]
-        if self._mirror_rows >= self.ingest_every:
-            self._ingest()
-        return self._durable
+    # flush() is Recorder.flush (journal/recorder.pyx): encode one frame, write it, move on
+    def _unencodable(self, e):
+        """A str record() let through cannot be encoded (lone surrogate): drop the events holding
+        it, keep the others buffered, raise JournalError naming the column."""
+        self._buf = buffer.drop_unencodable(self._buf)
+        self._auto = self._buf[-1]
+        raise JournalError(f"text {e}; the events holding such text were dropped, the others stay buffered",
+                           file=self.path, table="events", field=e.field) from None
 
     def _append_mirror(self, frame, n, seq, tx, ts, last):
         """Count a flushed frame's rows as durable and keep the frame for the next ingest."""
@@ -280,6 +264,7 @@ class Journal:
                 self._ingest()
         finally:
             self.closed = True
+            self._seg_fd = -1
             _OPEN.discard(self)
             self._auto = _Refuse((JournalError, "the journal is closed", self.path))
             self._buf = [[]]

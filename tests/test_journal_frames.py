@@ -134,3 +134,32 @@ def test_text_that_is_not_utf8_names_its_column():
     with pytest.raises(frames.TextError) as e:
         frames.encode([[(1, "set", "load", 1, "p", "\ud800", 2.0, None)]], 0, 0, 0, "ann", bytes(16))
     assert e.value.field == "old_s"
+
+
+def test_a_failed_segment_write_raises_keeps_the_events_and_a_retry_lands_them(tmp_path):
+    import os
+
+    from gridtape.errors import JournalError
+    from gridtape.journal import Journal
+
+    path = str(tmp_path / "j.duckdb")
+    j = Journal(path)
+    j.record("a")
+    assert j.flush() == 0
+    size = os.path.getsize(path + ".seg")
+    j.record("b", kind="load", eid=1, field="p_mw", old=1.0, new=2.0)
+    good = j._seg_fd
+    ro = os.open(path + ".seg", os.O_RDONLY)
+    try:
+        j._seg_fd = ro  # writing through a read-only descriptor fails (EBADF)
+        with pytest.raises(JournalError) as e:
+            j.flush()
+        assert e.value.file == path + ".seg" and j.durable_seq == 0 and j.next_seq == 2
+        assert os.path.getsize(path + ".seg") == size
+    finally:
+        j._seg_fd = good
+        os.close(ro)
+    assert j.flush() == 1
+    j.close()
+    with Journal(path, read_only=True) as r:
+        assert r.verify() == 2 and r.log()["event"].tolist() == ["a", "b"]

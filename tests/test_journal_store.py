@@ -154,11 +154,10 @@ def test_large_and_small_flushes_write_the_same_rows_and_hashes(monkeypatch):
         clock[0] += 1
         return 1000 - clock[0] if clock[0] % 7 == 0 else 1000 + clock[0]  # sometimes goes back
 
-    monkeypatch.setattr(store_mod, "time_ns", tick)
     logs = []
     for big in (False, True):
         clock[0] = 0
-        j = Journal(ingest_every=10**9)
+        j = Journal(ingest_every=10**9, clock=tick)
         _same_events(j, big)
         logs.append(j.log())
         assert j.verify() == len(logs[-1])
@@ -272,12 +271,12 @@ def test_text_a_flush_cannot_encode_drops_only_the_events_holding_it():
 
 def test_seq_and_tx_are_gap_free_across_reopen_and_ts_never_decreases(jpath, monkeypatch):
     clock = iter([50, 40, 60, 30, 70, 70, 10, 80] + list(range(100, 200)))
-    monkeypatch.setattr(store_mod, "time_ns", lambda: next(clock))
-    with Journal(jpath) as j:
+    tick = clock.__next__
+    with Journal(jpath, clock=tick) as j:
         for k in range(4):
             j.record("e", eid=k)
         assert j.next_seq == 4 and j.next_tx == 4
-    with Journal(jpath) as j:
+    with Journal(jpath, clock=tick) as j:
         assert (j.next_seq, j.next_tx, j.durable_seq) == (4, 4, 3)
         j.begin()
         j.record("e")
@@ -355,8 +354,7 @@ def test_record_outside_a_transaction_is_buffered_until_flush(jpath):
 
 def test_log_filters_and_history(monkeypatch):
     clock = iter(range(1_700_000_000_000_000_000, 1_800_000_000_000_000_000, 1_000_000))  # 1 ms steps
-    monkeypatch.setattr(store_mod, "time_ns", lambda: next(clock))
-    j = Journal(author="ann")
+    j = Journal(author="ann", clock=clock.__next__)
     j.record("load", info='{"case":"x"}')
     j.record("set", "load", 1, "p_mw", 1.0, 2.0)
     j.record("set", "load", 2, "p_mw", 1.0, 5.0)
