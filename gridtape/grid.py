@@ -322,7 +322,7 @@ class PowerGrid:
         j = self._journal
         if j is not None and not self._read_only:
             ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
-            j.record("solve", None, None, None, None, bool(conv), _solve_info(rep, ds))
+            j.record_solve(conv, it, norm, rep.runtime_ms, level, algorithm, ds, _version())
             if self._editor is None and j.flush() + 1 - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
                 self.snapshot(message="checkpoint")
         return rep
@@ -541,28 +541,16 @@ def _int_or_none(v):
         return None
 
 
-_DS = '"distributed_slack":true,'
-_INFO_TEMPLATES: dict = {}  # (converged, rebuild, algorithm, distributed_slack) -> %-template
+_VERSION = []
 
 
-def _solve_info(rep, distributed_slack=False) -> str:
-    """The solve event's details as compact JSON (a cached template per kind of solve: this runs
-    at every solve)."""
-    key = (rep.converged, rep.rebuild, rep.algorithm, distributed_slack)
-    tpl = _INFO_TEMPLATES.get(key)
-    if tpl is None:
+def _version() -> str:
+    """gridtape's version (what every solve event records)."""
+    if not _VERSION:
         from gridtape import __version__
 
-        tpl = _INFO_TEMPLATES[key] = (
-            f'{{"converged":{"true" if rep.converged else "false"},"iterations":%d,"mismatch":%s,'
-            f'"runtime_ms":%.6g,"rebuild":{json.dumps(rep.rebuild)},"algorithm":{json.dumps(rep.algorithm)},'
-            f'{_DS if distributed_slack else ""}"version":{json.dumps(__version__)}}}')
-    m, t = rep.mismatch, rep.runtime_ms
-    if m - m != 0.0:  # nan or +-inf: JSON has no literal for them; Python's json writes these names
-        m = "NaN" if m != m else ("Infinity" if m > 0 else "-Infinity")
-    else:
-        m = repr(m)
-    return tpl % (rep.iterations, m, t)
+        _VERSION.append(__version__)
+    return _VERSION[0]
 
 
 def _open_journal(journal, author, read_only):

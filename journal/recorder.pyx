@@ -10,8 +10,11 @@ JournalError naming the field.  ``flush()`` encodes the buffer as one frame
 (journal/frames.pyx), appends it to the segment with one ``write(2)``, and moves the numbering
 on.  :class:`gridtape.journal.Journal` derives from :class:`Recorder` and does the rest.
 """
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.errno cimport EINTR, errno
+from libc.math cimport floor, isinf, isnan, llround, log10, pow
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy, strlen
 
 from .frames import TextError, encode
 
@@ -62,6 +65,66 @@ cdef inline bint is_value(object v):
     return v is None or t is float or t is str or t is bool or (t is int and is_int64(v))
 
 
+cdef int put_str(char* out, int at, const char* s) noexcept:
+    cdef size_t n = strlen(s)
+    memcpy(out + at, s, n)
+    return at + <int>n
+
+
+cdef int put_uint(char* out, int at, unsigned long long v, int width) noexcept:
+    """v in decimal, zero-padded to ``width`` digits."""
+    cdef char tmp[24]
+    cdef int n = 0
+    while v or n < width or n == 0:
+        tmp[n] = <char>(48 + v % 10)
+        v //= 10
+        n += 1
+    while n:
+        n -= 1
+        out[at] = tmp[n]
+        at += 1
+    return at
+
+
+cdef int put_sci(char* out, int at, double m) noexcept:
+    """m with 5 significant digits as JSON (``1.2345e-09``); NaN/Infinity as Python's json writes them."""
+    cdef int e, shift
+    cdef long long k
+    cdef double a
+    if isnan(m):
+        return put_str(out, at, "NaN")
+    if isinf(m):
+        return put_str(out, at, "Infinity" if m > 0 else "-Infinity")
+    if m == 0.0:
+        return put_str(out, at, "0.0")
+    if m < 0:
+        out[at] = 45  # '-'
+        at += 1
+    a = -m if m < 0 else m
+    shift = 0  # keep 10**e inside the normal doubles at both ends of the range
+    if a < 1e-280:
+        a *= 1e100
+        shift = -100
+    elif a > 1e280:
+        a *= 1e-100
+        shift = 100
+    e = <int>floor(log10(a))
+    k = llround(a / pow(10.0, e) * 1e4)
+    if k >= 100000:  # the mantissa rounded up to 10
+        k = llround(a / pow(10.0, e + 1) * 1e4)
+        e += 1
+    elif k < 10000:  # log10 came out one too high
+        k = llround(a / pow(10.0, e - 1) * 1e4)
+        e -= 1
+    e += shift
+    at = put_uint(out, at, k // 10000, 1)
+    out[at] = 46  # '.'
+    at = put_uint(out, at + 1, k % 10000, 4)
+    out[at] = 101  # 'e'
+    out[at + 1] = 45 if e < 0 else 43
+    return put_uint(out, at + 2, -e if e < 0 else e, 2)
+
+
 cdef class Recorder:
     """Holds the buffer ``record()`` appends to: ``_auto`` (events outside a transaction; a
     refusing stand-in when the journal is closed or read-only) and ``_pending`` (None, or the
@@ -71,6 +134,50 @@ cdef class Recorder:
     cdef public int64_t _next_seq, _next_tx, _last_ts, _durable, _mirror_rows, ingest_every
     cdef public bint closed, read_only, sync_fsync
     cdef public int _seg_fd  # the segment's file descriptor, -1 for none (in memory, read-only, closed)
+
+    def record_solve(self, bint converged, long iterations, double mismatch, double runtime_ms, str rebuild,
+                     str algorithm, bint distributed_slack, str version):
+        """Record a solve event (new = converged) with its details as compact JSON in info.
+
+        Formatted here because it runs at every solve: iterations, the final mismatch (5
+        significant digits), the runtime in ms (to the microsecond), the rebuild level, the
+        algorithm, ``"distributed_slack":true`` when used, and the gridtape version.  ``rebuild``,
+        ``algorithm`` and ``version`` are plain ASCII names (no JSON escaping needed)."""
+        cdef char out[512]
+        cdef int at = 0
+        cdef long long us
+        cdef bytes lv = rebuild.encode("ascii"), al = algorithm.encode("ascii"), vs = version.encode("ascii")
+        if len(lv) + len(al) + len(vs) > 300 or b'"' in lv + al + vs or b"\\" in lv + al + vs:
+            raise ValueError("rebuild, algorithm and version must be short plain names")
+        at = put_str(out, at, '{"converged":true,"iterations":' if converged else '{"converged":false,"iterations":')
+        at = put_uint(out, at, <unsigned long long>(iterations if iterations > 0 else 0), 1)
+        at = put_str(out, at, ',"mismatch":')
+        at = put_sci(out, at, mismatch)
+        at = put_str(out, at, ',"runtime_ms":')
+        us = llround(runtime_ms * 1000.0) if runtime_ms > 0 and runtime_ms < 1e15 else 0
+        at = put_uint(out, at, <unsigned long long>(us // 1000), 1)
+        out[at] = 46
+        at = put_uint(out, at + 1, <unsigned long long>(us % 1000), 3)
+        at = put_str(out, at, ',"rebuild":"')
+        at = put_str(out, at, lv)
+        at = put_str(out, at, '","algorithm":"')
+        at = put_str(out, at, al)
+        at = put_str(out, at, '",' if not distributed_slack else '","distributed_slack":true,')
+        at = put_str(out, at, '"version":"')
+        at = put_str(out, at, vs)
+        at = put_str(out, at, '"}')
+        info = PyUnicode_DecodeASCII(out, at, NULL)
+        p = self._pending
+        if p is None:
+            a = self._auto
+            row = (now_ns() if self.clock is None else self.clock(), "solve", None, None, None, None,
+                   True if converged else False, info)
+            if type(a) is list:
+                (<list>a).append(row)
+            else:
+                a.append(row)
+        else:
+            (<list>p).append(("solve", None, None, None, None, True if converged else False, info))
 
     def flush(self):
         """Make every buffered event durable (one frame appended); returns durable_seq."""

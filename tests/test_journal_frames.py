@@ -163,3 +163,25 @@ def test_a_failed_segment_write_raises_keeps_the_events_and_a_retry_lands_them(t
     j.close()
     with Journal(path, read_only=True) as r:
         assert r.verify() == 2 and r.log()["event"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("m", [0.0, 1.0, 1.23456e-9, -2.5e-3, 9.99996, 123456.7, 1e-300, 3e300,
+                               float("nan"), float("inf"), float("-inf")])
+def test_solve_events_carry_their_numbers_as_json(m):
+    import json
+
+    from gridtape.journal import Journal
+
+    j = Journal(clock=lambda: 5)
+    j.record_solve(True, 4, m, 12.3456789, "incremental", "nr", True, "9.9.9")
+    j.record_solve(False, 0, m, 0.0, "full", "dc", False, "9.9.9")
+    (ts, event, _, _, _, _, new, info), second = j._auto
+    assert (ts, event, new, second[6]) == (5, "solve", True, False)
+    d = json.loads(info)
+    assert d == {"converged": True, "iterations": 4, "mismatch": d["mismatch"], "runtime_ms": 12.346,
+                 "rebuild": "incremental", "algorithm": "nr", "distributed_slack": True, "version": "9.9.9"}
+    got = d["mismatch"]
+    assert (math.isnan(got) and math.isnan(m)) or got == m or abs(got - m) <= 5e-5 * abs(m)
+    assert json.loads(second[7])["converged"] is False and "distributed_slack" not in json.loads(second[7])
+    with pytest.raises(ValueError):
+        j.record_solve(True, 1, 0.0, 1.0, 'in"jected', "nr", False, "1")
