@@ -415,12 +415,10 @@ def decode(frames):
     cdef int64_t tsize[NTEXT]
     cdef uint32_t ln, nf
     cdef const char* p
-    cdef const uint8_t[::1] v
     memset(tsize, 0, sizeof(tsize))
-    views = [memoryview(f).cast("B") for f in frames]
-    for fv in views:
-        v = fv
-        p = <const char*>&v[0]
+    frames = [f if type(f) is bytes else bytes(f) for f in frames]
+    for f in frames:
+        p = PyBytes_AS_STRING(f)
         nf = get4(p + 8)
         rows_end = HEAD + get4(p + 4) - 16 * <Py_ssize_t>nf
         pos = HEAD + PHEAD
@@ -463,9 +461,8 @@ def decode(frames):
         c_toff[k, 0] = 0
     memset(vnull, 0, sizeof(vnull))
     i = 0
-    for fv in views:
-        v = fv
-        p = <const char*>&v[0]
+    for f in frames:
+        p = PyBytes_AS_STRING(f)
         nf = get4(p + 8)
         rows_end = HEAD + get4(p + 4) - 16 * <Py_ssize_t>nf
         memcpy(&c_hash[16 * i], p + rows_end, 16 * nf)
