@@ -70,8 +70,8 @@ def _gen_static(world, topo):
     if len(gen):
         act = topo.active["gen"]
         g_bus.append(_bus_rows(world, topo, "gen")[act])
-        g_qmin.append(np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT))
-        g_qmax.append(np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT))
+        g_qmin.append(np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT))
+        g_qmax.append(np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT))
         g_kind.append(np.ones(int(act.sum()), np.int8)); g_row.append(np.flatnonzero(act))
         g_w.append(gen.cols["slack_weight"][act]); g_slack.append(gen.cols["slack"][act])
     xw = world["xward"]

@@ -105,3 +105,39 @@ def test_incremental_equals_fresh_and_journal_replays(case, ops):
         pass
     assert grid.world.equals(base(case))
     assert grid.journal.verify() > 0
+
+
+def test_a_bus_nominal_voltage_write_solves_like_a_fresh_grid():
+    """vn_kv sets the per-unit base of everything on the bus: the re-solve must not keep the old one."""
+    import numpy as np
+
+    from gridtape import PowerGrid
+
+    g = PowerGrid(CASES["IEEE14"], journal=False)
+    assert g.solve().converged
+    b = g.bus(5)
+    b.vn_kv = b.vn_kv * 1.1
+    rep = g.solve()
+    fresh = PowerGrid(world=g.world.copy(), journal=False)
+    assert fresh.solve().converged and rep.converged
+    assert np.abs(g.v - fresh.v).max() < 1e-9
+    assert np.allclose(g.res_line.i_ka.values, fresh.res_line.i_ka.values, rtol=0, atol=1e-9)
+
+
+def test_infinite_reactive_limits_split_q_into_finite_shares():
+    import numpy as np
+
+    from gridtape import PowerGrid
+
+    g = PowerGrid(CASES["IEEE14"], journal=False)
+    gens = g.world["gen"]
+    bus, vm = int(gens.cols["bus"][0]), float(gens.cols["vm_pu"][0])
+    with g.edit() as e:
+        e.add_gen(bus=bus, p_mw=5.0, vm_pu=vm, min_q_mvar=float("-inf"), max_q_mvar=float("inf"))
+    assert g.solve().converged
+    q = g.res_gen.q_mvar
+    assert np.isfinite(q.values).all()
+    at_bus = g.res_gen.index[np.isin(g.res_gen.index, g.world["gen"].ids[g.world["gen"].cols["bus"] == bus])]
+    loads = g.world["load"]
+    q_load = loads.cols["q_mvar"][(loads.cols["bus"] == bus) & loads.cols["in_service"]].sum()
+    assert abs(q.loc[at_bus].sum() - (q_load - g.res_bus.q_mvar.loc[bus])) < 1e-6

@@ -120,7 +120,7 @@ def _kind(name, *columns, doc=""):
 _kind(
     "bus",
     _name(),
-    _c("vn_kv", F8, "kV", lo=0.0, affects="adm", doc="nominal voltage (> 0)"),
+    _c("vn_kv", F8, "kV", lo=0.0, affects="topo", doc="nominal voltage (> 0); a write rebuilds the model (every per-unit base on the bus changes)"),
     _c("type", STR, doc="b (busbar), n (node), m (muff)"),
     _c("zone", STR, doc="zone label"),
     _in_service(),
