@@ -348,20 +348,54 @@ class GridtapeBackend(Backend):
         return True
 
     def _commit(self, plan, message):
-        """The one place where the backend writes its world: one journal transaction (an edit
-        block of vectorized ``grid.set`` writes) when journaled, plain validated world writes
-        otherwise."""
+        """The one place where the backend writes its world: validated ``world.set_values``
+        column writes; journaled, one transaction of one ``record_many`` per written column (the
+        old values are the ones set_values returns, the new ones the planned values, already of
+        the column's dtype).  A write that raises undoes the ones before it and the transaction."""
         if not plan:
             return
         g = self._grid
-        if g.journal is None:
-            w = g.world
+        w = g.world
+        j = g.journal
+        if j is None:
             for kind, col, ids, vals in plan:
                 w.set_values(kind, ids, col, vals)
+            g._changed()
             return
-        with g.edit(message=message):
+        tx = j.begin(message=message)
+        done = []
+        try:
             for kind, col, ids, vals in plan:
-                g.set(kind, ids, col, vals)
+                old = w.set_values(kind, ids, col, vals)
+                done.append((kind, col, ids, old))
+                j.record_many("set", kind, ids, col, old, vals)
+        except BaseException:
+            for kind, col, ids, old in reversed(done):
+                w.set_values(kind, ids, col, old)
+            j.rollback()
+            raise
+        finally:
+            g._changed()
+        j.commit()
+        g._pushed_tx(tx)
+
+    def _disconnect_line(self, id_):
+        """Switch powerline ``id_`` off (grid2op's overflow protections call this): its
+        in_service cell written directly, journaled as one action, without a full apply_action."""
+        id_ = int(id_)
+        if not 0 <= id_ < self.n_line:
+            raise BackendError(f"no powerline {id_} (the grid has {self.n_line})")
+        nl = self._n_pp_line
+        kind, r = ("line", id_) if id_ < nl else ("trafo", id_ - nl)
+        t = self._grid.world[kind]
+        plan = []
+        if t.cols["in_service"][r]:
+            plan.append((kind, "in_service", t.ids[r:r + 1], np.zeros(1, dtype=bool)))
+        self._n_apply += 1
+        self._commit(plan, f"apply_action {self._n_apply}")
+        self._topo_vect[self.line_or_pos_topo_vect[id_]] = -1
+        self._topo_vect[self.line_ex_pos_topo_vect[id_]] = -1
+        self._line_status[id_] = False
 
     def _refresh_topo_vect(self):
         """topo_vect, line status and shunt buses from the world's bus / in_service columns: every

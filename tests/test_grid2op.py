@@ -19,7 +19,7 @@ import pytest
 
 grid2op = pytest.importorskip("grid2op")  # the grid2op extra; CI installs it
 
-from grid2op.Backend import PandaPowerBackend  # noqa: E402
+from grid2op.Backend import Backend, PandaPowerBackend  # noqa: E402
 from grid2op.Exceptions import DivergingPowerflow, IslandedGrid  # noqa: E402
 from grid2op.tests.aaa_test_backend_interface import AAATestBackendAPI  # noqa: E402
 
@@ -397,6 +397,80 @@ def test_journal_records_each_action_and_replays_the_episode(tmp_path):
         assert ("line", 3, "in_service") in changed
         assert {(k, f) for k, _, f in changed} <= {("line", "in_service"), ("load", "p_mw"), ("load", "q_mvar"),
                                                   ("gen", "p_mw"), ("gen", "vm_pu")}
+
+
+class _DisconnectViaApplyAction(GridtapeBackend):
+    """grid2op's default ``_disconnect_line`` (a full apply_action): the reference for ours."""
+
+    def _disconnect_line(self, id_):
+        Backend._disconnect_line(self, id_)
+
+
+def _overflow_episode(cls, path):
+    """Eight do-nothing steps of l2rpn_case14_sandbox with thermal limits that trip line 3 (hard
+    overflow), then line 10 and trafo 2 (line 17: soft, then hard overflow), game over included."""
+    env = make(cls(journal=path))
+    env.seed(0)
+    obs = env.reset()
+    lim = env.get_thermal_limit().copy()
+    lim[3], lim[10], lim[17] = obs.a_or[3] / 3, obs.a_or[10] / 1.5, obs.a_or[17] / 3
+    env.set_thermal_limit(lim)
+    tripped = []
+    real = env.backend._disconnect_line
+    env.backend._disconnect_line = lambda i: (tripped.append(int(i)), real(i))[1]
+    seen = []
+    for _ in range(8):
+        obs, _, done, _ = env.step(env.action_space())
+        seen.append((done, obs.line_status.copy(), obs.topo_vect.copy(), obs.a_or.copy(), obs.gen_p.copy()))
+        if done:
+            env.reset()
+    log = env.backend.grid.log()
+    live = env.backend.grid.world.copy()
+    env.close()
+    return seen, tripped, log, live
+
+
+def test_overflow_disconnections_write_in_service_directly_and_replay(tmp_path):
+    ours = _overflow_episode(GridtapeBackend, str(tmp_path / "ours.duckdb"))
+    ref = _overflow_episode(_DisconnectViaApplyAction, str(tmp_path / "ref.duckdb"))
+    seen, tripped, log, live = ours
+    assert {3, 10, 17} <= set(tripped)  # lines and a trafo (line 17) went through _disconnect_line
+    assert tripped == ref[1]
+    for (d, st, tv, a, gp), (d2, st2, tv2, a2, gp2) in zip(seen, ref[0]):
+        assert d == d2 and (st == st2).all() and (tv == tv2).all()
+        assert np.array_equal(a, a2, equal_nan=True) and np.array_equal(gp, gp2, equal_nan=True)
+    cols = ["message", "event", "kind", "eid", "field", "old", "new"]
+    sets = log[log.event != "solve"][cols].reset_index(drop=True)
+    assert sets.equals(ref[2][ref[2].event != "solve"][cols].reset_index(drop=True))
+    off = log[(log.field == "in_service") & (log.new == False)]  # noqa: E712
+    assert {("line", 3), ("line", 10), ("trafo", 2)} <= set(zip(off.kind, off.eid))
+    assert off.message.str.fullmatch(r"apply_action \d+").all()
+    with gridtape.open(str(tmp_path / "ours.duckdb")) as study:
+        assert study.world_at().equals(live)
+
+
+def test_disconnect_line_of_a_missing_line_is_a_backend_error():
+    from grid2op.Exceptions import BackendError
+
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    with pytest.raises(BackendError, match="no powerline"):
+        bk._disconnect_line(bk.n_line)
+    assert bk.get_line_status().all()
+
+
+def test_journaled_write_that_fails_leaves_world_and_journal_unchanged():
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=True, author="grid2op")
+    w, j = bk.grid.world, bk.grid.journal
+    before, seq = w.copy(), j.next_seq
+    ids = w["load"].ids[:2]
+    plan = [("load", "p_mw", ids, np.array([1.0, 2.0])), ("gen", "p_mw", w["gen"].ids[:1], np.array([3.0])),
+            ("load", "bus", ids, np.array([10**6, 10**6]))]  # no such bus
+    with pytest.raises(gridtape.errors.BadReferenceError):
+        bk._commit(plan, "apply_action 1")
+    assert w.equals(before) and not j.in_transaction and j.next_seq == seq
+    bk._commit(plan[:2], "apply_action 1")
+    assert list(w["load"].cols["p_mw"][:2]) == [1.0, 2.0] and j.next_seq == seq + 4  # 3 sets + commit
 
 
 def test_grid_json_tap_side_false_reads_as_no_tap_side():
