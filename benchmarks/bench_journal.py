@@ -32,7 +32,7 @@ warnings.filterwarnings("ignore")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_solve import MAX_IT, TOL, _load_net, _make_ls, _rounds  # noqa: E402
+from bench_solve import HAVE_NUMBA, MAX_IT, TOL, _load_net, _make_ls, _rounds  # noqa: E402
 
 
 def per_call(fn, n, repeat=7):
@@ -174,7 +174,7 @@ def bench_loop(name, tmp, quick):
     ls_step(), ls_step()
     fns["lightsim2grid"] = ls_step
     t = _rounds(fns, n)
-    kw = dict(lightsim2grid=False, tolerance_mva=TOL, max_iteration=MAX_IT)
+    kw = dict(lightsim2grid=False, numba=HAVE_NUMBA, tolerance_mva=TOL, max_iteration=MAX_IT)
     pp.runpp(net, **kw)
     pk = {"k": 0}
 

@@ -16,7 +16,7 @@ from libc.math cimport floor, isinf, isnan, llround, log10, pow
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, strlen
 
-from .frames import TextError, encode
+include "encode.pxi"
 
 
 cdef extern from "<unistd.h>" nogil:
@@ -187,7 +187,7 @@ cdef class Recorder:
         if self.read_only or (len(<list>buf) == 1 and not self._auto):
             return self._durable
         try:
-            frame, n, seq, tx, ts, last = encode(buf, self._next_seq, self._next_tx, self._last_ts, self.author,
+            frame, n, seq, tx, ts, last = encode_frame(buf, self._next_seq, self._next_tx, self._last_ts, self.author,
                                                  self._last_hash)
         except TextError as e:
             self._unencodable(e)

@@ -82,6 +82,14 @@ def plain(v, field):
                        table="events", field=field)
 
 
+class TextError(ValueError):
+    """A text cell a flush cannot store (not encodable as UTF-8); ``field`` names its column."""
+
+    def __init__(self, field, why):
+        super().__init__(why)
+        self.field = field
+
+
 def utf8_ok(s) -> bool:
     """Whether a str can be stored (DuckDB and the hash need UTF-8; a lone surrogate cannot be)."""
     try:
