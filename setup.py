@@ -1,39 +1,29 @@
-"""Build the Cython kernels of gridtape.solver_cy and gridtape.world (everything else is in
-pyproject.toml)."""
+"""Build the Cython kernels of gridtape.solver_cy, gridtape.journal and gridtape.world
+(everything else is in pyproject.toml)."""
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-_KERNELS = ["ybus", "newton", "flows", "inject", "topo"]
+#: source folder -> (package, kernels); a folder's own headers (.h, .pxi) are found beside them
+_KERNELS = {
+    "solver_cy": ("gridtape.solver_cy", ["ybus", "newton", "flows", "inject", "topo"]),
+    "journal": ("gridtape.journal", ["frames", "recorder"]),
+    "world": ("gridtape.world", ["colwrite"]),
+}
 
-extensions = [
-    Extension(
-        f"gridtape.solver_cy.{name}",
-        [f"solver_cy/{name}.pyx"],
-        include_dirs=[np.get_include(), "solver_cy"],
+
+def _extension(folder, package, name):
+    return Extension(
+        f"{package}.{name}",
+        [f"{folder}/{name}.pyx"],
+        include_dirs=[np.get_include(), folder],
         extra_compile_args=["-O3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        libraries=["dl"],
+        libraries=["dl"] if folder == "solver_cy" else [],
     )
-    for name in _KERNELS
-] + [
-    Extension(
-        f"gridtape.journal.{name}",
-        [f"journal/{name}.pyx"],
-        include_dirs=[np.get_include(), "journal"],
-        extra_compile_args=["-O3"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-    for name in ("frames", "recorder")
-] + [
-    Extension(
-        "gridtape.world.colwrite",
-        ["world/colwrite.pyx"],
-        include_dirs=[np.get_include()],
-        extra_compile_args=["-O3"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-]
+
+
+extensions = [_extension(folder, package, name) for folder, (package, names) in _KERNELS.items() for name in names]
 
 setup(
     ext_modules=cythonize(
