@@ -95,31 +95,49 @@ def typed_lists(typed, n):
 
 # --- record_many arguments ----------------------------------------------------------------------
 
+_CONSTS: dict = {}  # n -> read-only (zeros f8, zeros i8, False mask, None list, {code: vtype column})
+
+
+def _consts(n):
+    """Shared read-only constant columns of length n (record_many's NULL halves: no allocation per call)."""
+    got = _CONSTS.get(n)
+    if got is None:
+        if len(_CONSTS) > 256:
+            _CONSTS.clear()
+        zf, zi, no = np.zeros(n, np.float64), np.zeros(n, np.int64), np.zeros(n, bool)
+        codes = {c: np.full(n, c, np.int8) for c in (NONE, FLOAT, INT, BOOL, STR)}
+        for arr in (zf, zi, no, *codes.values()):
+            arr.flags.writeable = False
+        got = _CONSTS[n] = (zf, zi, no, (None,) * n, codes)
+    return got
+
+
 def typed_array(a, field, n):
-    """The typed columns ``(vtype, f, f_valid, i, i_valid, s)`` of ``n`` values (copies).
+    """The typed columns ``(vtype, f, f_valid, i, i_valid, s)`` of ``n`` values: the values are
+    copied, the constant halves are shared read-only arrays.
 
     ``a`` may be None (all None), a numpy array of float/int/bool/str, or a sequence; valid
     arrays are None when every slot is valid.
     """
-    zf, zi, no = np.zeros(n, np.float64), np.zeros(n, np.int64), np.zeros(n, bool)
+    zf, zi, no, nones, codes = _consts(n)
     if a is None:
-        return Typed((np.zeros(n, np.int8), zf, no, zi, no, [None] * n))
+        return Typed((codes[NONE], zf, no, zi, no, nones))
     arr = np.asarray(a)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise JournalError(f"needs {n} values, got shape {arr.shape}", table="events", field=field)
     k = arr.dtype.kind
     if k == "f":
-        return Typed((np.full(n, FLOAT, np.int8), arr.astype(np.float64), None, zi, no, [None] * n))
+        return Typed((codes[FLOAT], arr.astype(np.float64), None, zi, no, nones))
     if k in "iu":
         if k == "u" and n and arr.max() > INT64_MAX:
             raise JournalError("an unsigned value does not fit in int64", table="events", field=field)
-        return Typed((np.full(n, INT, np.int8), zf, no, arr.astype(np.int64), None, [None] * n))
+        return Typed((codes[INT], zf, no, arr.astype(np.int64), None, nones))
     if k == "b":
-        return Typed((np.full(n, BOOL, np.int8), zf, no, arr.astype(np.int64), None, [None] * n))
+        return Typed((codes[BOOL], zf, no, arr.astype(np.int64), None, nones))
     if k == "U":
         vals = arr.tolist()
         _text_value("\x00".join(vals), field)
-        return Typed((np.full(n, STR, np.int8), zf, no, zi, no, vals))
+        return Typed((codes[STR], zf, no, zi, no, vals))
     if k == "O":
         return typed_columns([plain(v, field) for v in arr.tolist()], n)
     raise JournalError(f"unsupported dtype {arr.dtype}", table="events", field=field)
