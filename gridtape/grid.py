@@ -42,14 +42,17 @@ class PowerGrid:
     CSV-zip case (``cases/IEEE118/data.zip``), a MATPOWER ``.m`` file or a case directory.
     Keyword arguments: ``branch_analysis`` (loading columns, default True), ``tolerance_mva``
     (1e-8), ``max_iteration`` (10), ``init`` ("auto"), ``trafo_model`` ("t"), ``distributed_slack``
-    (False: pandapower's ``runpp(distributed_slack=True)`` when True, see docs/model-notes.md).
+    (False: pandapower's ``runpp(distributed_slack=True)`` when True, see docs/model-notes.md),
+    ``reuse_lu`` (True: a warm incremental solve starts from the previous solve's LU factors and
+    refactors only when they stop cutting the mismatch tenfold per step; False: every iteration
+    is a full Newton step, as in pandapower; see docs/performance.md).
     """
 
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
                  init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
-                 _load_info: dict | None = None, distributed_slack: bool = False):
+                 _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True):
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
         resumed = False
@@ -72,6 +75,7 @@ class PowerGrid:
         self.init = init
         self.distributed_slack = bool(distributed_slack)
         self._engine = Engine(world, trafo_model=trafo_model)
+        self._engine.reuse_lu = bool(reuse_lu)
         self._results = None
         self._v_init = None
         self._last = None
@@ -142,7 +146,10 @@ class PowerGrid:
 
     def set(self, kind: str, ids, field: str, values):
         """Vectorized write of one column for many elements (sweeps, time series): validated as a
-        whole (nothing is written if any value is bad), one event per element, one transaction."""
+        whole (nothing is written if any value is bad), one event per element, one transaction.
+        ``set(kind, field, ids, values)`` (field before ids) is accepted too."""
+        if isinstance(ids, str) and not isinstance(field, str):
+            ids, field = field, ids
         self._check_writable()
         w = self._world
         t = w[kind]
@@ -283,6 +290,15 @@ class PowerGrid:
         return self._world
 
     # --- solving -------------------------------------------------------------------------
+    @property
+    def reuse_lu(self) -> bool:
+        """Whether warm incremental solves may start from the previous solve's LU factors."""
+        return self._engine.reuse_lu
+
+    @reuse_lu.setter
+    def reuse_lu(self, value: bool):
+        self._engine.reuse_lu = bool(value)
+
     def solve(self, v_init=None, *, tolerance_mva: float | None = None, max_iteration: int | None = None,
               init: str | None = None, algorithm: str = "nr", qlim: bool | None = None,
               distributed_slack: bool | None = None) -> SolveReport:

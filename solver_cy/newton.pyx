@@ -12,10 +12,14 @@ so we solve with klu_tsolve.
 import numpy as np
 from libc.math cimport sqrt, sin, cos, atan2, fabs, isfinite, M_PI, NAN
 from libc.stdint cimport int32_t
+from libc.string cimport memcpy
 from posix.dlfcn cimport dlopen, dlsym, dlerror, RTLD_NOW, RTLD_LOCAL
 # Textual include: setup.py names the module gridtape.solver_cy.newton while the
 # sources live in solver_cy/, so a (relative) cimport of klu.pxd cannot resolve.
 include "klu.pxd"
+
+# a chord step (old LU factors) must cut the mismatch at least this much for the next to be one
+cdef double CHORD_RATE = 0.1
 
 
 # ---------------------------------------------------------------- KLU binding
@@ -222,6 +226,15 @@ cdef void _jacobian(int nb, const int32_t *yp, const int32_t *yi, const double *
                     pQ += 1
 
 
+cdef inline void _polar(int nb, const double *v, double *vm, double *va, double *inv_vm) noexcept nogil:
+    """Magnitude, angle and inverse magnitude of every bus voltage."""
+    cdef int i
+    for i in range(nb):
+        vm[i] = sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1])
+        va[i] = atan2(v[2 * i + 1], v[2 * i])
+        inv_vm[i] = 1.0 / vm[i]
+
+
 cdef bint _update(int nb, const int32_t *iva, const int32_t *ivm, const double *dx,
                   double *va, double *vm, double *inv_vm, double *v) noexcept nogil:
     """x -= dx for every non-fixed bus and rebuild V; False if dx is not finite."""
@@ -291,8 +304,9 @@ cdef class NewtonSolver:
     factors, later iterations and solves refactor with the same pivot order.
     """
     cdef readonly int nb, n_jac, nnz_jac
-    cdef readonly int n_factor, n_refactor
+    cdef readonly int n_factor, n_refactor, n_reused
     cdef public bint load_jacobian
+    cdef object _vbak  # V before a chord step (solve reuse), allocated on first use
     cdef int32_t[::1] yp, yi, iva, ivm, ica, jp, ji
     cdef double[::1] jx, F, va, vm, inv_vm, S
     cdef object _pv, _pq, _ref
@@ -432,14 +446,29 @@ cdef class NewtonSolver:
 
     def solve(self, const double complex[::1] ydata, const double complex[::1] s0,
               const double complex[::1] si, const double complex[::1] sz,
-              double complex[::1] V, double tol, int max_iter):
-        """Newton-Raphson from V (updated in place).  Returns (converged, iterations, norm)."""
+              double complex[::1] V, double tol, int max_iter, bint reuse=False):
+        """Newton-Raphson from V (updated in place).  Returns (converged, iterations, norm).
+
+        ``reuse``: start with the LU factors this solver holds from its previous solve (a chord
+        step, no Jacobian and no refactorization) for as long as each step cuts the mismatch at
+        least fourfold; a step that cuts it less hands over to Newton, a step that does not cut
+        it is undone (and not counted).  Meant for warm starts after a small change of the
+        injections on unchanged admittances, where the old Jacobian is close to the new one;
+        the answer meets the same tolerance either way."""
         self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
         cdef int nb = self.nb, i, it = 0
-        cdef double norm = 0.0
-        cdef bint ok = True
+        cdef double norm = 0.0, prev
+        cdef bint ok = True, moved
         if nb == 0:
             return True, 0, 0.0
+        cdef bint chord = reuse and self.num != NULL
+        cdef double[::1] vb
+        cdef double *bak = NULL
+        if chord:
+            if self._vbak is None:
+                self._vbak = np.empty(2 * nb)
+            vb = self._vbak
+            bak = &vb[0]
         cdef const double *y = <const double *>&ydata[0] if ydata.shape[0] else NULL
         cdef const double *ps0 = <const double *>&s0[0]
         cdef const double *psi = <const double *>&si[0]
@@ -453,14 +482,31 @@ cdef class NewtonSolver:
         cdef const int32_t *iva = &self.iva[0]
         cdef const int32_t *ivm = &self.ivm[0]
         with nogil:
-            for i in range(nb):
-                vm[i] = sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1])
-                va[i] = atan2(v[2 * i + 1], v[2 * i])
-                ivm_[i] = 1.0 / vm[i]
+            _polar(nb, v, vm, va, ivm_)
             norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
                              iva, ivm, S, F)
             while isfinite(norm) and not norm < tol and it < max_iter:
                 it += 1
+                if chord:
+                    prev = norm
+                    memcpy(bak, v, 2 * nb * sizeof(double))
+                    _klu.tsolve(self.sym, self.num, self.n_jac, 1, F, &self.common)
+                    moved = _update(nb, iva, ivm, F, va, vm, ivm_, v)
+                    if moved:
+                        norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
+                                         iva, ivm, S, F)
+                    if moved and isfinite(norm) and norm < prev:
+                        self.n_reused += 1
+                        chord = norm <= CHORD_RATE * prev
+                        continue
+                    # no progress with the old factors: back to where the step started, Newton on
+                    memcpy(v, bak, 2 * nb * sizeof(double))
+                    _polar(nb, v, vm, va, ivm_)
+                    norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
+                                     iva, ivm, S, F)
+                    chord = False
+                    it -= 1
+                    continue
                 _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
                           self.load_jacobian, iva, ivm, iva, &self.jp[0], &self.jx[0])
                 if not self._factor():

@@ -48,7 +48,8 @@ def test_scenario_b_parameter_loop_is_incremental_and_exact():
         load.p_mw = p
         rep = grid.solve()
         assert rep.converged and rep.rebuild == "incremental"
-        assert rep.iterations <= 3
+        # chord steps on the previous LU factors: cheap, linear convergence (plain Newton: <= 3)
+        assert rep.iterations <= 6
         assert load.p_mw == p
         assert grid.bus(5).vm_pu == pytest.approx(abs(grid.v[5]), abs=1e-12)
         assert np.max(np.abs(grid.v - fresh_solution(grid))) < 1e-9
