@@ -125,7 +125,7 @@ def _round(env, actions, seed):
     return len(actions) / (time.perf_counter() - t0), done_steps
 
 
-def run(steps, rounds, pp_steps, seed=0):
+def run(steps, rounds, pp_steps, seed=0, envs=ENVS, agents=AGENTS, backends=None):
     import grid2op
     import lightsim2grid
 
@@ -133,14 +133,16 @@ def run(steps, rounds, pp_steps, seed=0):
     results = []
     try:
         factories = _backends(tmp)
-        for name in ENVS:
+        if backends is not None:  # LightSimBackend always runs: it is the reference of the ratios
+            factories = {k: v for k, v in factories.items() if k in backends or k == "LightSimBackend"}
+        for name in envs:
             envs = {}
             for label, factory in factories.items():
                 t = time.perf_counter()
                 envs[label] = _make(name, factory)
                 print(f"  {name}: {label} made in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             topos = _topologies(envs["LightSimBackend"], np.random.default_rng(seed))
-            for agent in AGENTS:
+            for agent in agents:
                 plan = _plan(steps, len(topos), agent, seed + 1)
                 acts = {label: _actions(env, plan, topos) for label, env in envs.items()}
                 best = {label: 0.0 for label in envs}
@@ -189,11 +191,16 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--pp-steps", type=int, default=None)
     ap.add_argument("--json", default=None, help="also write every number to this file")
+    ap.add_argument("--env", action="append", choices=ENVS, help="only this environment (repeatable)")
+    ap.add_argument("--agent", action="append", choices=AGENTS, help="only this agent (repeatable)")
+    ap.add_argument("--backend", action="append", help="only this backend beside LightSimBackend (repeatable: "
+                    "GridtapeBackend, GridtapeBackend+journal, PandaPowerBackend)")
     args = ap.parse_args(argv)
     steps = args.steps or (150 if args.quick else 400)
     rounds = args.rounds or (2 if args.quick else 5)
     pp_steps = args.pp_steps or (30 if args.quick else 100)
-    results, meta = run(steps, rounds, pp_steps)
+    results, meta = run(steps, rounds, pp_steps, envs=tuple(args.env or ENVS), agents=tuple(args.agent or AGENTS),
+                        backends=None if args.backend is None else set(args.backend))
     print(f"grid2op {meta['grid2op']}, lightsim2grid {meta['lightsim2grid']}, python {meta['python']}, "
           f"{meta['cpus']} cpus; best of {rounds} rounds of {steps} steps (PandaPowerBackend: 1 x {pp_steps})")
     print(table(results))

@@ -348,30 +348,40 @@ class GridtapeBackend(Backend):
         return True
 
     def _commit(self, plan, message):
-        """The one place where the backend writes its world: validated ``world.set_values``
-        column writes; journaled, one transaction of one ``record_many`` per written column (the
-        old values are the ones set_values returns, the new ones the planned values, already of
-        the column's dtype).  A write that raises undoes the ones before it and the transaction."""
+        """The one place where the backend writes its world.  A plan entry is ``(kind, column,
+        rows, values, checked)`` (rows: row positions, None for every row; values of the column's
+        dtype): checked entries (values from grid2op) go through the validating
+        ``world.set_values``, the others (values the backend derived itself: busbar ids,
+        in_service flags, the initial grid) through the trusted ``world.write_rows``.  Journaled,
+        one transaction of one ``record_many`` per written column (the old values are the ones the
+        write returns, the new ones the planned values).  A write that raises undoes the ones
+        before it and the transaction."""
         if not plan:
             return
         g = self._grid
         w = g.world
         j = g.journal
         if j is None:
-            for kind, col, ids, vals in plan:
-                w.set_values(kind, ids, col, vals)
+            for kind, col, rows, vals, checked in plan:
+                if checked:
+                    t = w[kind]
+                    w.set_values(kind, t.ids if rows is None else t.ids[rows], col, vals)
+                else:
+                    w.write_rows(kind, rows, col, vals)
             g._changed()
             return
         tx = j.begin(message=message)
         done = []
         try:
-            for kind, col, ids, vals in plan:
-                old = w.set_values(kind, ids, col, vals)
-                done.append((kind, col, ids, old))
+            for kind, col, rows, vals, checked in plan:
+                t = w[kind]
+                ids = t.ids if rows is None else t.ids[rows]
+                old = w.set_values(kind, ids, col, vals) if checked else w.write_rows(kind, rows, col, vals)
+                done.append((kind, col, rows, old))
                 j.record_many("set", kind, ids, col, old, vals)
         except BaseException:
-            for kind, col, ids, old in reversed(done):
-                w.set_values(kind, ids, col, old)
+            for kind, col, rows, old in reversed(done):
+                w.write_rows(kind, rows, col, old)
             j.rollback()
             raise
         finally:
@@ -390,7 +400,7 @@ class GridtapeBackend(Backend):
         t = self._grid.world[kind]
         plan = []
         if t.cols["in_service"][r]:
-            plan.append((kind, "in_service", t.ids[r:r + 1], np.zeros(1, dtype=bool)))
+            plan.append((kind, "in_service", np.array([r]), np.zeros(1, dtype=bool), False))
         self._n_apply += 1
         self._commit(plan, f"apply_action {self._n_apply}")
         self._topo_vect[self.line_or_pos_topo_vect[id_]] = -1
@@ -721,29 +731,33 @@ class GridtapeBackend(Backend):
 def _plan_values(plan, t, kind, col, store, divide=None, every=False):
     """The entries of a grid2op ValueStore marked changed whose value differs from the column
     (``every``: all entries marked changed).  Values of unchanged entries are meaningless; they
-    are masked out, never read."""
+    are masked out, never read.  These values come from outside: they are written through the
+    checked ``world.set_values``."""
     ch = store.changed
     if not ch.any():
         return
     vals = store.values if divide is None else store.values / divide  # float32, as grid2op's backends
     if every:
-        if ch.all():  # the table's own ids: the world writes the whole column without a lookup
-            plan.append((kind, col, t.ids, vals.astype(np.float64)))
+        if ch.all():  # every row: the world writes the whole column without a lookup
+            plan.append((kind, col, None, vals.astype(np.float64), True))
         else:
-            plan.append((kind, col, t.ids[ch], vals[ch].astype(np.float64)))
+            plan.append((kind, col, np.flatnonzero(ch), vals[ch].astype(np.float64), True))
         return
     d = t.cols[col] != vals
     d &= ch
     if d.any():
-        plan.append((kind, col, t.ids[d], vals[d].astype(np.float64)))
+        plan.append((kind, col, np.flatnonzero(d), vals[d].astype(np.float64), True))
 
 
-def _plan_diff(plan, t, kind, col, rows, vals):
+def _plan_diff(plan, t, kind, col, rows, vals, checked=False):
+    """Write ``vals`` at ``rows`` where they differ from the column.  Unchecked (the default) for
+    values the backend derives itself (bus ids of its own busbars, in_service flags, the grid's
+    initial values): ``world.write_rows``, no validation."""
     cur = t.cols[col][rows]
     vals = vals.astype(cur.dtype, copy=False)
     d = cur != vals
     if d.any():
-        plan.append((kind, col, t.ids[rows[d]], vals[d]))
+        plan.append((kind, col, rows[d], vals[d], checked))
 
 
 # ------------------------------------------------------------------------------------------------

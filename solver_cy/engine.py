@@ -31,13 +31,28 @@ class _Model:
     admittance state they reflect), the Ybus pattern and values, the injection cache and the
     Newton solvers (with their KLU symbolic analyses)."""
 
-    __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "adm", "none", "inj_cache", "solvers")
+    __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "adm", "none", "inj_cache", "solvers",
+                 "rows")
 
-    def __init__(self, topo, ysh, indptr, indices, pos, ydata, adm, none):
+    def __init__(self, topo, ysh, indptr, indices, pos, ydata, adm, none, rows):
         self.topo, self.ysh, self.indptr, self.indices, self.pos = topo, ysh, indptr, indices, pos
         self.ydata, self.adm, self.none = ydata, adm, none
         self.inj_cache = {}
         self.solvers = {}
+        self.rows = rows  # the tables' id arrays it was built from (see _same_rows)
+
+
+def _rows_token(w):
+    """The id arrays of every table: add / remove replace them, writes never do."""
+    return tuple(t.ids for t in w.tables.values())
+
+
+def _same_rows(m, w):
+    """Whether the world's tables are still the very ones model ``m`` was built from.  Equal
+    topology keys are not enough: an element removed and added back with the same id and bus but
+    other values (or a branch of other parameters) leaves the key as it was, and neither its
+    injection sums nor the admittance counter would say so."""
+    return all(a is b for a, b in zip(m.rows, _rows_token(w)))
 
 
 def _adm_state(w):
@@ -66,6 +81,7 @@ class Engine:
         self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
         self._models = {}  # topology key -> _Model, least recently used first (see prepare)
         self._inj_cache = {}
+        self._inj_shared = {}  # injection parts no topology changes (injections.fill_injections)
         self._none = np.zeros(0, np.int64)
         self.norm = float("nan")
         self.algorithm = "nr"
@@ -73,8 +89,6 @@ class Engine:
         self.ps = None  # slack power per distributed-slack island (p.u.)
         self._ps_token = None
         self._plan_cache = None
-        # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
-        self.reuse_lu = True
 
     # --- model upkeep ------------------------------------------------------------------
     def level(self) -> str | None:
@@ -94,6 +108,9 @@ class Engine:
         if lvl == "full":
             key = M.topology_key(w)
             m = self._models.get(key)
+            if m is not None and not _same_rows(m, w):
+                del self._models[key]
+                m = None
             if m is None:
                 m = self._build_model(w)
                 while len(self._models) >= max(MODEL_CACHE, 1):  # the current model is always kept
@@ -106,7 +123,7 @@ class Engine:
             self.topo, self.ysh, self.ydata = m.topo, m.ysh, m.ydata
             self.indptr, self.indices, self.pos = m.indptr, m.indices, m.pos
             self._inj_cache, self._solvers, self._none = m.inj_cache, m.solvers, m.none
-            self.inj = fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
             # a converged iterate can start the next solve (init="results") if the bus set stays
             self._v_prev = self.V if self.converged and self.V is not None else None
             self.V = None
@@ -114,9 +131,9 @@ class Engine:
             m = self._current_model()
             self._refill_admittances(m)
             self.ysh = m.ysh
-            self.inj = fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
         elif lvl == "incremental":
-            self.inj = fill_injections(w, self.topo, self._inj_cache)
+            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
         if lvl is not None:
             self._v0_cache = {}
         self._seen = (w.topo_version, w.adm_version, w.inj_version)
@@ -131,7 +148,8 @@ class Engine:
         pat = ybus_pattern(topo.nb, br.f, br.t)
         ydata = np.zeros(len(pat[1]), dtype=complex)
         ybus_fill(ydata, *pat[2:], br.yff, br.yft, br.ytf, br.ytt, ysh)
-        return _Model(topo, ysh, pat[0], pat[1], pat[2:], ydata, adm, np.flatnonzero(topo.bus_type == M.NONE))
+        return _Model(topo, ysh, pat[0], pat[1], pat[2:], ydata, adm, np.flatnonzero(topo.bus_type == M.NONE),
+                      _rows_token(w))
 
     def _current_model(self):
         for m in reversed(self._models.values()):
@@ -352,9 +370,7 @@ class Engine:
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
         if plan is None:
-            # a warm start on unchanged admittances may begin with the last solve's LU factors
-            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
-                                          warm and self.reuse_lu and level in ("incremental", "none"))
+            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
         if conv and qlim:

@@ -34,9 +34,25 @@ PQ_KINDS = (("load", 1.0, "p_mw", "q_mvar", True), ("sgen", -1.0, "p_mw", "q_mva
             ("xward", 1.0, "ps_mw", "qs_mvar", False))
 
 
-def _zi_part(world, topo):
-    """Per-bus averaged constant-current and constant-impedance shares of the loads, or None."""
-    load = world["load"]
+def _shared(shared, world, kind, keys, compute):
+    """``compute()`` kept in the engine-wide dict ``shared`` (across topologies) while the
+    columns ``keys`` of ``kind`` keep their write stamp and the table its rows (add / remove
+    replace the ids array; the very array is held, so ``is`` cannot be fooled by a reused id)."""
+    if shared is None:
+        return compute()
+    stamp = world.stamp_of(keys)
+    ids = world[kind].ids
+    hit = shared.get(keys)
+    if hit is not None and hit[0] == stamp and hit[1] is ids:
+        return hit[2]
+    value = compute()
+    shared[keys] = (stamp, ids, value)
+    return value
+
+
+def _zi_check(load):
+    """Topology-independent part of the ZIP loads: raises on percentages above 100, and says
+    whether any load has a constant-current or constant-impedance share at all."""
     c = load.cols
     zp, ip, zq, iq = c["const_z_p_percent"], c["const_i_p_percent"], c["const_z_q_percent"], c["const_i_q_percent"]
     over = (zp + ip > 100) | (zq + iq > 100)
@@ -44,6 +60,16 @@ def _zi_part(world, topo):
         k = int(np.flatnonzero(over)[0])
         raise SchemaError("const_z + const_i percentages exceed 100", table="load", row=int(load.ids[k]),
                           field="const_z_p_percent")
+    return bool(zp.any() or ip.any() or zq.any() or iq.any())
+
+
+def _zi_part(world, topo, shared=None):
+    """Per-bus averaged constant-current and constant-impedance shares of the loads, or None."""
+    load = world["load"]
+    if not _shared(shared, world, "load", _ZI_KEYS, lambda: _zi_check(load)):
+        return None  # no load has a share (the usual case): nothing per topology
+    c = load.cols
+    zp, ip, zq, iq = c["const_z_p_percent"], c["const_i_p_percent"], c["const_z_q_percent"], c["const_i_q_percent"]
     act = topo.active["load"]
     if not (zp[act].any() or ip[act].any() or zq[act].any() or iq[act].any()):
         return None
@@ -55,36 +81,48 @@ def _zi_part(world, topo):
     return tuple(np.bincount(b, col[act] / 100.0, minlength=nb) / cnt for col in (ip, zp, iq, zq))
 
 
-def _gen_static(world, topo):
+_Q_KEYS = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"))
+
+
+def _gen_q_limits(gen):
+    """Reactive limits of every gen row, NaN and infinities at +-Q_LIM_DEFAULT (pandapower's)."""
+    c = gen.cols
+    return (np.nan_to_num(c["min_q_mvar"], nan=-Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT),
+            np.nan_to_num(c["max_q_mvar"], nan=Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT))
+
+
+def _gen_static(world, topo, shared=None):
     """The generator table (pfsoln order: ext_grid, gen, xward) without the set-points: bus, Q
-    limits, kind, row, slack flag and weight.  Depends on topology and on those columns only."""
-    g_bus, g_qmin, g_qmax, g_kind, g_row, g_w, g_slack = [], [], [], [], [], [], []
+    limits, kind, row, slack flag and weight.  Depends on topology and on those columns only
+    (the gens' Q limits, topology-independent, are kept in ``shared`` across topologies)."""
+    pieces = []  # (bus, qmin, qmax, kind code, rows, weight, slack) per contributing kind
     eg = world["ext_grid"]
     if len(eg):
-        act = topo.active["ext_grid"]
-        k = int(act.sum())
-        g_bus.append(_bus_rows(world, topo, "ext_grid")[act]); g_qmin.append(np.zeros(k)); g_qmax.append(np.zeros(k))
-        g_kind.append(np.zeros(k, np.int8)); g_row.append(np.flatnonzero(act))
-        g_w.append(eg.cols["slack_weight"][act]); g_slack.append(np.ones(k, bool))
+        rows = np.flatnonzero(topo.active["ext_grid"])
+        k = len(rows)
+        pieces.append((topo.lookup[topo.elem_bus_row["ext_grid"][rows]], np.zeros(k), np.zeros(k), 0, rows,
+                       eg.cols["slack_weight"][rows], np.ones(k, bool)))
     gen = world["gen"]
     if len(gen):
-        act = topo.active["gen"]
-        g_bus.append(_bus_rows(world, topo, "gen")[act])
-        g_qmin.append(np.nan_to_num(gen.cols["min_q_mvar"][act], nan=-Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT))
-        g_qmax.append(np.nan_to_num(gen.cols["max_q_mvar"][act], nan=Q_LIM_DEFAULT, posinf=Q_LIM_DEFAULT, neginf=-Q_LIM_DEFAULT))
-        g_kind.append(np.ones(int(act.sum()), np.int8)); g_row.append(np.flatnonzero(act))
-        g_w.append(gen.cols["slack_weight"][act]); g_slack.append(gen.cols["slack"][act])
+        rows = np.flatnonzero(topo.active["gen"])
+        qmin, qmax = _shared(shared, world, "gen", _Q_KEYS, lambda: _gen_q_limits(gen))
+        pieces.append((topo.lookup[topo.elem_bus_row["gen"][rows]], qmin[rows], qmax[rows], 1, rows,
+                       gen.cols["slack_weight"][rows], gen.cols["slack"][rows]))
     xw = world["xward"]
     if len(xw):
-        act = topo.active["xward"]
-        k = int(act.sum())
-        g_bus.append(topo.aux["xward"][act]); g_qmin.append(np.full(k, -Q_LIM_DEFAULT))
-        g_qmax.append(np.full(k, Q_LIM_DEFAULT)); g_kind.append(np.full(k, 2, np.int8))
-        g_row.append(np.flatnonzero(act)); g_w.append(xw.cols["slack_weight"][act]); g_slack.append(np.zeros(k, bool))
-    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
-    return {"bus": cat(g_bus, np.int64), "qmin": cat(g_qmin, float), "qmax": cat(g_qmax, float),
-            "kind": cat(g_kind, np.int8), "row": cat(g_row, np.int64), "weight": cat(g_w, float),
-            "slack": cat(g_slack, bool)}
+        rows = np.flatnonzero(topo.active["xward"])
+        k = len(rows)
+        pieces.append((topo.aux["xward"][rows], np.full(k, -Q_LIM_DEFAULT), np.full(k, Q_LIM_DEFAULT), 2, rows,
+                       xw.cols["slack_weight"][rows], np.zeros(k, bool)))
+    if len(pieces) == 1:  # one kind (grid2op's grids: gens only): no concatenation
+        bus, qmin, qmax, code, rows, wt, slack = pieces[0]
+        return {"bus": bus.astype(np.int64, copy=False), "qmin": qmin.astype(float, copy=False),
+                "qmax": qmax.astype(float, copy=False), "kind": np.full(len(rows), code, np.int8),
+                "row": rows.astype(np.int64, copy=False), "weight": wt.astype(float), "slack": slack.astype(bool)}
+    cat = (lambda i, dt: np.concatenate([p[i] for p in pieces]).astype(dt) if pieces else np.zeros(0, dt))
+    kind = np.concatenate([np.full(len(p[4]), p[3], np.int8) for p in pieces]) if pieces else np.zeros(0, np.int8)
+    return {"bus": cat(0, np.int64), "qmin": cat(1, float), "qmax": cat(2, float), "kind": kind,
+            "row": cat(4, np.int64), "weight": cat(5, float), "slack": cat(6, bool)}
 
 
 def _setpoints(world, topo):
@@ -124,6 +162,7 @@ _GEN_STATIC_KEYS = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"), ("gen", "slack
                     ("ext_grid", "slack_weight"), ("xward", "slack_weight"))
 _SETPOINT_KEYS = (("gen", "vm_pu"), ("ext_grid", "vm_pu"), ("ext_grid", "va_degree"), ("xward", "vm_pu"))
 _ZI_COLS = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
+_ZI_KEYS = tuple(("load", c) for c in _ZI_COLS)
 
 
 class InjectionState:
@@ -135,7 +174,7 @@ class InjectionState:
     A kind's ``kind_version`` is checked first (one dict read per part), the per-column stamps only
     when the kind was written at all."""
 
-    def __init__(self, world, topo: Topology):
+    def __init__(self, world, topo: Topology, shared: dict | None = None):
         self.topo = topo
         self.inj = None
         nb = topo.nb
@@ -158,9 +197,10 @@ class InjectionState:
         self._zi = None
         if len(world["load"]):
             self._zi = _Part("zi", ("load",), tuple(("load", c) for c in _ZI_COLS),
-                             lambda world: _zi_part(world, topo))
+                             lambda world: _zi_part(world, topo, shared))
             parts.append(self._zi)
-        self._static = _Part("gen_static", _GEN_KINDS, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo))
+        self._static = _Part("gen_static", _GEN_KINDS, _GEN_STATIC_KEYS,
+                             lambda world: _gen_static(world, topo, shared))
         self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), self._gen_p)
         self._set = _Part("setpoints", _GEN_KINDS, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
         parts += [self._static, self._genp, self._set]
@@ -227,13 +267,13 @@ class InjectionState:
         return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)
 
 
-def fill_injections(world, topo: Topology, cache: dict | None = None) -> Injections:
+def fill_injections(world, topo: Topology, cache: dict | None = None, shared: dict | None = None) -> Injections:
     """Specified injections of every bus.  ``cache`` (kept by the engine per topology) holds the
     :class:`InjectionState`, so an incremental solve after a load write recomputes the loads' sums
-    only."""
+    only; ``shared`` (kept by the engine across topologies) holds what no topology changes."""
     if cache is None:
         cache = {}
     st = cache.get("state")
     if st is None or st.topo is not topo:
-        st = cache["state"] = InjectionState(world, topo)
+        st = cache["state"] = InjectionState(world, topo, shared)
     return st.refresh(world)

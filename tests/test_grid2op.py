@@ -463,9 +463,10 @@ def test_journaled_write_that_fails_leaves_world_and_journal_unchanged():
     bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=True, author="grid2op")
     w, j = bk.grid.world, bk.grid.journal
     before, seq = w.copy(), j.next_seq
-    ids = w["load"].ids[:2]
-    plan = [("load", "p_mw", ids, np.array([1.0, 2.0])), ("gen", "p_mw", w["gen"].ids[:1], np.array([3.0])),
-            ("load", "bus", ids, np.array([10**6, 10**6]))]  # no such bus
+    rows = np.arange(2)
+    # (kind, column, rows, values, checked): a checked write of a missing bus raises
+    plan = [("load", "p_mw", rows, np.array([1.0, 2.0]), True), ("gen", "p_mw", rows[:1], np.array([3.0]), False),
+            ("load", "bus", rows, np.array([10**6, 10**6]), True)]  # no such bus
     with pytest.raises(gridtape.errors.BadReferenceError):
         bk._commit(plan, "apply_action 1")
     assert w.equals(before) and not j.in_transaction and j.next_seq == seq

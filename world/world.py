@@ -378,6 +378,24 @@ class World:
         self.col_version[(kind, name)] = self._tick
         return old
 
+    def write_rows(self, kind: str, rows, name: str, values) -> np.ndarray:
+        """Trusted write of one column at row positions ``rows`` (an int array, or None for every
+        row); returns the old values.  Nothing is checked: ``values`` must already be valid and of
+        the column's dtype (in range, references existing), as the caller derived them itself.
+        The version counters and write stamps move exactly as :meth:`set_values` moves them; code
+        with values from outside uses :meth:`set_values`."""
+        t = self.tables[kind]
+        arr = t.cols[name]
+        if rows is None:
+            old = arr.copy()
+            arr[:] = values
+        else:
+            old = arr[rows]
+            arr[rows] = values
+        self.bump(t.spec.by_name[name].affects, kind)
+        self.col_version[(kind, name)] = self._tick
+        return old
+
     def add(self, kind: str, columns: dict, ids=None, *, file=None) -> np.ndarray:
         t = self[kind]
         self.kind_version[kind] += 1

@@ -1,0 +1,99 @@
+"""The backend's fast paths against the checked / reference paths they stand in for.
+
+- ``World.write_rows`` (the trusted write the backend uses for the bus / in_service values it
+  derives itself) leaves the world, the old values, the version counters and the write stamps
+  exactly as the checked ``World.set_values`` does;
+- a GridtapeBackend whose every write goes through ``set_values`` plays the same episode (same
+  world after every step, same observations) as the one using the trusted writes.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from gridtape.world.io import load_case
+
+CASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cases", "IEEE14", "data.zip")
+
+
+def _state(w):
+    return (w.topo_version, w.adm_version, w.inj_version, dict(w.kind_version), dict(w.col_version), w._tick,
+            w._tick_all)
+
+
+def test_write_rows_matches_set_values():
+    rng = np.random.default_rng(3)
+    a = load_case(CASE)
+    a.add("bus", {"vn_kv": a["bus"].cols["vn_kv"].copy()}, ids=a["bus"].ids + 100)  # second busbars
+    a.remove("load", a["load"].ids[:1])  # ids no longer equal to rows
+    b = a.copy()
+    bus_ids = a["bus"].ids
+    writes = [("load", "bus", lambda n: rng.choice(bus_ids, n)), ("line", "from_bus", lambda n: rng.choice(bus_ids, n)),
+              ("trafo", "lv_bus", lambda n: rng.choice(bus_ids, n)), ("gen", "in_service", lambda n: rng.random(n) < 0.5),
+              ("load", "p_mw", lambda n: rng.uniform(0, 50, n)), ("shunt", "q_mvar", lambda n: rng.uniform(-5, 5, n)),
+              ("line", "r_ohm_per_km", lambda n: rng.uniform(0.1, 1, n))]
+    assert _state(a) == _state(b)
+    for step in range(60):
+        kind, col, draw = writes[rng.integers(len(writes))]
+        t = a[kind]
+        if step % 5 == 0:
+            rows = None
+            vals = draw(len(t))
+        else:
+            rows = np.sort(rng.choice(len(t), size=rng.integers(1, len(t) + 1), replace=False))
+            vals = draw(len(rows))
+        vals = vals.astype(t.cols[col].dtype)
+        old_a = a.set_values(kind, t.ids if rows is None else t.ids[rows], col, vals)
+        old_b = b.write_rows(kind, rows, col, vals)
+        assert old_a.dtype == old_b.dtype and np.array_equal(old_a, old_b)
+        assert a.equals(b)
+        assert _state(a) == _state(b)
+    assert a.topo_version > 0 and a.adm_version > 0 and a.inj_version > 0
+
+
+grid2op = pytest.importorskip("grid2op")
+
+from gridtape.grid2op import GridtapeBackend  # noqa: E402
+
+
+class CheckedBackend(GridtapeBackend):
+    """Every planned write through the checked World.set_values (the reference path)."""
+
+    def _commit(self, plan, message):
+        return super()._commit([(k, c, r, v, True) for k, c, r, v, _ in plan], message)
+
+
+def test_trusted_writes_play_the_episode_the_checked_writes_play():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        envs = [grid2op.make("l2rpn_case14_sandbox", test=True, backend=cls()) for cls in (GridtapeBackend, CheckedBackend)]
+    space = envs[0].action_space
+    topos = space.get_all_unitary_topologies_set(space)
+    rng = np.random.default_rng(5)
+    plan = [int(rng.integers(len(topos))) if rng.random() < 0.4 else None for _ in range(60)]
+    for env in envs:
+        env.seed(0)
+        env.reset()
+    resets = moved = 0
+    for k in plan:
+        obs = []
+        for env in envs:
+            a = env.action_space() if k is None else env.action_space({"set_bus": topos[k].set_bus})
+            o, _, done, _ = env.step(a)
+            obs.append(o)
+            if done:
+                env.reset()
+        resets += done
+        moved += k is not None
+        wa, wb = (e.backend.grid.world for e in envs)
+        assert wa.equals(wb)
+        assert (wa.topo_version, wa.adm_version, wa.inj_version) == (wb.topo_version, wb.adm_version, wb.inj_version)
+        assert np.array_equal(obs[0].topo_vect, obs[1].topo_vect)
+        for f in ("a_or", "p_or", "v_or", "gen_q", "load_v"):
+            assert np.array_equal(getattr(obs[0], f), getattr(obs[1], f))
+    assert moved >= 15
+    for env in envs:
+        env.close()
