@@ -89,6 +89,8 @@ class Engine:
         self.ps = None  # slack power per distributed-slack island (p.u.)
         self._ps_token = None
         self._plan_cache = None
+        # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
+        self.reuse_lu = True
 
     # --- model upkeep ------------------------------------------------------------------
     def level(self) -> str | None:
@@ -370,7 +372,9 @@ class Engine:
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
         if plan is None:
-            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
+            # a warm start on unchanged admittances may begin with the last solve's LU factors
+            conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
+                                          warm and self.reuse_lu and level in ("incremental", "none"))
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
         if conv and qlim:
