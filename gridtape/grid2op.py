@@ -30,6 +30,7 @@ from grid2op.Exceptions import BackendError, DivergingPowerflow, IslandedGrid
 from gridtape.errors import CaseError, GridtapeError
 from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
+from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
 from gridtape.world.io_json import read_pandapower_json
 
@@ -146,7 +147,8 @@ class GridtapeBackend(Backend):
         self._tol = float(tol)
         self._journal = journal  # deliberately not in _my_kwargs: re-created backends are not journaled
         self._n_apply = 0
-        self._tc = None  # per-model cache (see _model_cache)
+        self._tc = None  # per-model cache of the current model (see _model_cache)
+        self._tcs = {}  # per-model caches of the last topologies, by id of the engine's topology
         self._st = None  # per-grid constants of the results (see _static)
         self._topo_pos = None  # topo_vect positions of the gathered bus columns
         self._diverged = False
@@ -165,7 +167,8 @@ class GridtapeBackend(Backend):
         self._n_sub = len(world["bus"])
         self._add_busbars(world)
         self._describe(world)
-        self._st = self._topo_pos = None
+        self._st = self._topo_pos = self._tc = None
+        self._tcs = {}
         self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
                                distributed_slack=self._dist_slack, journal=_journal_arg(self._journal),
                                author="grid2op")
@@ -470,15 +473,28 @@ class GridtapeBackend(Backend):
         return False, exc
 
     def _model_cache(self) -> dict:
-        """Index arrays of the engine's current model, rebuilt when the engine rebuilt its
-        topology or admittances (new ``topo`` / ``ysh`` objects).  The backend is the only writer
-        of its world and never writes generator limits, scaling, load models or shunt ratings:
-        what depends on those alone is computed once (:meth:`_static`)."""
-        eng = self._grid._engine
-        topo = eng.topo
+        """Index arrays of the engine's current model, rebuilt when the engine changed its topology
+        (a new ``topo`` object; the engine keeps the models of its last topologies, and so does
+        this cache: a topology seen before finds its arrays).  Everything here is a function of
+        the topology and of columns the backend never writes: the backend is the only writer of
+        its world and never writes generator limits, slack flags or weights, scaling, load models
+        or shunt ratings; what depends on those alone is computed once (:meth:`_static`).  The
+        admittance values (shunt p/q writes) are read live by :meth:`_fetch`."""
+        topo = self._grid._engine.topo
         mc = self._tc
-        if mc is not None and mc["topo"] is topo and mc["ysh"] is eng.ysh:
+        if mc is not None and mc["topo"] is topo:
             return mc
+        mcs = self._tcs
+        mc = mcs.pop(id(topo), None)  # the entry holds its topo: the id cannot have been reused
+        if mc is None or mc["topo"] is not topo:
+            mc = self._new_model_cache(topo)
+            while len(mcs) >= MODEL_CACHE:
+                mcs.pop(next(iter(mcs)))
+        mcs[id(topo)] = mc  # most recently used last
+        self._tc = mc
+        return mc
+
+    def _new_model_cache(self, topo) -> dict:
         st = self._static()
         w = self._grid.world
         br = topo.branches
@@ -486,21 +502,20 @@ class GridtapeBackend(Backend):
             [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices] or [np.zeros(0, np.int64)])
         act = {k: topo.active[k] for k in INJ_GROUPS}
         bus = {k: topo.lookup[topo.elem_bus_row[k]] for k in INJ_GROUPS}
-        on = np.concatenate([w["line"].cols["in_service"], w["trafo"].cols["in_service"]])
-        on2 = np.concatenate([on, on])
-        b2 = np.concatenate([br.f[sel], br.t[sel]]).astype(np.intp)  # intp: int32 fancy indexing is slow
+        on = np.concatenate((w["line"].cols["in_service"], w["trafo"].cols["in_service"]))
+        on2 = np.concatenate((on, on))
+        b2 = np.concatenate((br.f[sel], br.t[sel])).astype(np.intp)  # intp: int32 fancy indexing is slow
         kv2 = topo.base_kv[b2]
         eon = np.concatenate([act[g] for g in INJ_GROUPS])
-        mc = {"topo": topo, "ysh": eng.ysh, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE),
+        mc = {"topo": topo, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE),
               "prefix": st["sel"] is not None or bool(np.array_equal(sel, np.arange(len(sel)))),
               "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * (SQRT3 / 1000.0), "off2": 1.0 - on2,
-              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, act), "zip": st["zip"],
+              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, eon), "zip": st["zip"],
               "eb": np.concatenate([bus[g] for g in INJ_GROUPS]), "eon": eon.astype(float),
               "shunt_k": st["shunt_k"] * act["shunt"] if st["shunt_k"] is not None else None,
               "gen": _gen_split(w, topo, bus["gen"], act["gen"], st)}
         if self._dist_slack:  # AC solves share the slack (DC ones keep "gen")
             mc["gen_ds"] = _gen_split(w, topo, bus["gen"], act["gen"], st, distributed=True)
-        self._tc = mc
         return mc
 
     def _static(self) -> dict:
@@ -708,10 +723,11 @@ class GridtapeBackend(Backend):
         """A deep copy with its own world and engine (never journaled), keeping every option.
         The instance's attributes are deep-copied, not the instance: grid2op's pickling hook on
         the class cannot rebuild a backend loaded outside an environment."""
-        skip = ("_grid", "_tc", "_journal", "_res", "_grp")
+        skip = ("_grid", "_tc", "_tcs", "_journal", "_res", "_grp")
         out = type(self).__new__(type(self))
         out.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in skip}))
         out._tc = out._journal = None
+        out._tcs = {}
         out._bind_views()
         out._grid = PowerGrid(world=self._grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
                               distributed_slack=self._dist_slack, journal=False)
@@ -723,6 +739,7 @@ class GridtapeBackend(Backend):
             self._grid.close()
         self._grid = None
         self._tc = None
+        self._tcs = {}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -763,14 +780,20 @@ def _plan_diff(plan, t, kind, col, rows, vals, checked=False):
 # ------------------------------------------------------------------------------------------------
 # per-model helpers
 # ------------------------------------------------------------------------------------------------
-def _islanded(w, topo, sel, line_on, act) -> str:
+def _islanded(w, topo, sel, line_on, eon) -> str:
     """Why the grid is split ('' when it is not): an in-service element on a bus the slack does
-    not reach (pandapower leaves such a bus at NaN and grid2op calls it a game over)."""
-    for kind in ("load", "gen", "storage", "shunt"):
-        bad = w[kind].cols["in_service"] & ~act[kind]
-        if bad.any():
-            return f"{kind} {np.flatnonzero(bad).tolist()} on a bus not connected to the slack"
-    bad = line_on & ~topo.branches.status[sel]
+    not reach (pandapower leaves such a bus at NaN and grid2op calls it a game over).  ``eon``:
+    whether each element of INJ_GROUPS (in that order) is active in ``topo``."""
+    ins = np.concatenate([w[k].cols["in_service"] for k in INJ_GROUPS])
+    if (ins > eon).any():  # in service but not active
+        start = 0
+        for kind in INJ_GROUPS:
+            n = len(w[kind])
+            bad = ins[start:start + n] > eon[start:start + n]
+            if bad.any():
+                return f"{kind} {np.flatnonzero(bad).tolist()} on a bus not connected to the slack"
+            start += n
+    bad = line_on > topo.branches.status[sel]
     if bad.any():
         return f"powerline {np.flatnonzero(bad).tolist()} in an island without slack"
     return ""

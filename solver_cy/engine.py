@@ -235,16 +235,14 @@ class Engine:
         nb = topo.nb
         if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
             return self._warm_start()
-        prev = None
         if v_init is None and init == "results" and self.V is None and self._v_prev is not None:
             prev = self._previous_voltage(nb)
-            if prev is None:
-                init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
+            if prev is not None:  # after a topology change: the last converged voltages, re-pinned
+                return self._pin(prev)
+            init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
         has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
             V = np.asarray(v_init, dtype=complex).copy()
-        elif prev is not None:
-            V = prev  # after a topology change: the last converged voltages
         elif init == "results" and self.V is not None and len(self.V) == nb:
             V = self.V.copy()
             bad = ~np.isfinite(V)
@@ -295,6 +293,17 @@ class Engine:
                 need[f[a]] = False
                 need[t[b]] = False
         V[~np.isfinite(V)] = 1.0
+        return V
+
+    def _pin(self, V):
+        """``V`` (changed in place) with the set-points pinned: magnitude at PV / REF buses, angle
+        at ext_grid buses; the other buses keep their voltage as it is."""
+        inj = self.inj
+        vs = np.flatnonzero(~np.isnan(inj.vm_set))
+        V[vs] = inj.vm_set[vs] * np.exp(1j * np.angle(V[vs]))
+        va = np.flatnonzero(~np.isnan(inj.va_set))
+        if len(va):
+            V[va] = np.abs(V[va]) * np.exp(1j * np.deg2rad(inj.va_set[va]))
         return V
 
     def _warm_start(self):

@@ -97,3 +97,47 @@ def test_trusted_writes_play_the_episode_the_checked_writes_play():
     assert moved >= 15
     for env in envs:
         env.close()
+
+
+class UncachedBackend(GridtapeBackend):
+    """The per-model index arrays recomputed at every solve (the reference for the cache)."""
+
+    def _model_cache(self):
+        self._tc, self._tcs = None, {}
+        return super()._model_cache()
+
+
+def test_per_topology_cache_gives_what_a_recomputation_gives():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        envs = [grid2op.make("l2rpn_case14_sandbox", test=True, backend=cls()) for cls in (GridtapeBackend, UncachedBackend)]
+    space = envs[0].action_space
+    topos = space.get_all_unitary_topologies_set(space, sub_id=1)[:4]  # one substation changed per step
+    rng = np.random.default_rng(11)
+    built = []
+    orig = envs[0].backend._new_model_cache
+    envs[0].backend._new_model_cache = lambda topo: built.append(1) or orig(topo)
+    for env in envs:
+        env.seed(0)
+        env.reset()
+    changes = 0
+    seen = set()
+    for step in range(80):
+        k = int(rng.integers(len(topos))) if step % 2 else None  # every other step a topology, revisited
+        obs = []
+        for env in envs:
+            # a topology and, on the next step, the base topology back: the models of both are cached
+            a = env.action_space({"set_bus": topos[k].set_bus}) if k is not None else env.action_space(
+                {"set_bus": {"substations_id": [(1, np.ones(env.sub_info[1], int))]}})
+            o, _, done, _ = env.step(a)
+            obs.append(o)
+            if done:
+                env.reset()
+        changes += 1
+        if k is not None:
+            seen.add(k)
+        for f in ("a_or", "p_or", "q_ex", "v_or", "gen_p", "gen_q", "load_v", "theta_or", "topo_vect", "rho"):
+            assert np.array_equal(getattr(obs[0], f), getattr(obs[1], f)), f
+    assert len(seen) == len(topos) and 0 < len(built) <= len(topos) + 3  # the cache served the revisits
+    for env in envs:
+        env.close()
