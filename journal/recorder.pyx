@@ -203,7 +203,7 @@ cdef class Recorder:
         self._auto = auto
         self._buf = [auto]
         if self._mirror_rows >= self.ingest_every:
-            self._ingest()
+            self._ingest_due()
         return self._durable
 
     cdef int _append(self, bytes frame) except -1:

@@ -3,9 +3,10 @@
 Life of an event: ``record()`` appends a tuple to an in-memory buffer (no checks beyond the
 types, no hashing); ``flush()`` numbers the buffered rows, chains their hashes and appends
 them as one frame to ``<path>.seg`` (one ``os.write``; ``sync="fsync"`` also fsyncs); once
-flush returns they survive a SIGKILL.  ``ingest()`` moves the segment into DuckDB in one
-transaction and empties it; it runs when the segment holds ``ingest_every`` events, before
-every query and at close.  See docs/journal.md.
+flush returns they survive a SIGKILL.  When ``ingest_every`` events are waiting, a background
+thread (the mover) inserts them into DuckDB in one transaction and empties their segment while
+flushes go on into the other segment file (``<path>.seg2``); every query, ``ingest()`` and
+close wait for it and move the rest in the foreground.  See docs/journal.md.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import getpass
 import hashlib
 import json
 import os
+import threading
 import weakref
 from time import time_ns
 
@@ -31,6 +33,7 @@ from .segment import Segment
 from .verify import Checker
 
 _OPEN = weakref.WeakSet()  # journals to flush at interpreter exit
+SEGMENTS = (".seg", ".seg2")  # the writer flushes into one while the mover empties the other
 
 
 def _info(v):
@@ -77,7 +80,8 @@ class Journal(Recorder):
     ``"os"`` (default) a process kill.
     """
 
-    def __init__(self, path=None, *, read_only=False, sync="os", ingest_every=65536, author=None, clock=None):
+    def __init__(self, path=None, *, read_only=False, sync="os", ingest_every=65536, author=None, clock=None,
+                 background=True):
         if sync not in ("os", "fsync"):
             raise JournalError(f"sync must be 'os' or 'fsync', not {sync!r}", field="sync")
         if isinstance(ingest_every, bool) or not isinstance(ingest_every, (int, np.integer)) or ingest_every < 1:
@@ -90,6 +94,10 @@ class Journal(Recorder):
         self.sync = sync
         self.sync_fsync = sync == "fsync"
         self.ingest_every = int(ingest_every)
+        self.background = bool(background)  # ingest in a thread (the mover) instead of inside flush
+        self._mover = None  # the running mover thread, if any
+        self._moved = None  # what the last mover left: None (fine) or (frames, rows, exception)
+        self._segs = []  # writer: both segment files; the active one is self._seg
         self.author = plain_text(author, "author") if author is not None else _user()
         if self.author is not None and not utf8_ok(self.author):
             self.author = self.author.encode("utf-8", "replace").decode("utf-8")
@@ -102,7 +110,9 @@ class Journal(Recorder):
         if self.path is None and self.read_only:
             raise JournalError("an in-memory journal cannot be read-only", field="read_only")
         if self.path is not None:
-            self._seg = Segment(self.path + ".seg", self.read_only, self.path)
+            for suffix in SEGMENTS:
+                self._segs.append(Segment(self.path + suffix, self.read_only, self.path))
+            self._seg = self._segs[0]
         try:
             self._con = db.connect(self.path, self.read_only)
             if not self.read_only:
@@ -112,8 +122,8 @@ class Journal(Recorder):
         except BaseException:
             if self._con is not None:
                 self._con.close()
-            if self._seg is not None:
-                self._seg.close()
+            for seg in self._segs:
+                seg.close()
             raise
         self.closed = False
         self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
@@ -130,9 +140,14 @@ class Journal(Recorder):
         last = db.last_row(self._con)
         self._next_seq, self._next_tx, self._last_ts, self._last_hash = \
             (0, 0, 0, ZERO) if last is None else (last[0] + 1, last[1] + 1, last[2], bytes(last[3]))
-        found, good, size = self._seg.read() if self._seg is not None else ([], 0, 0)
-        if good < size and not self.read_only:
-            self._seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
+        found, size = [], 0
+        for seg in self._segs:  # frames of both segment files, in seq order
+            got, good, n = seg.read()
+            if good < n and not self.read_only:
+                seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
+            found += got
+            size += n
+        found.sort(key=lambda f: f[0][0])
         for (first, last_seq, last_tx, last_ts, prev, last, n), frame in found:
             if last_seq < self._next_seq:
                 continue  # already moved into DuckDB before a crash emptied the segment
@@ -239,12 +254,71 @@ class Journal(Recorder):
         return db.frames_table(self._mirror)
 
     def _ingest(self):
-        """Move the flushed events into DuckDB (one transaction), then empty the segment."""
+        """Move every flushed event into DuckDB (one transaction, in the foreground), then empty
+        the segment files.  Waits for the mover first; a batch it could not move is retried here."""
+        self._settle(raise_error=False)
         if self._mirror:
             db.insert(self._con, self._mirror_table(), self.path)
             self._mirror, self._mirror_rows = [], 0
-        if self._seg is not None and self._seg.size:
-            self._seg.truncate(0)
+        for seg in self._segs:
+            if seg.size:
+                seg.truncate(0)
+
+    def _ingest_due(self):
+        """``ingest_every`` events wait (called by flush): hand them to a mover thread, which
+        inserts them while later flushes go to the other segment file; or, when the mover is
+        off or still busy with the previous batch, move them here (the mover: only up to eight
+        batches behind)."""
+        m = self._mover
+        if m is not None:
+            if m.is_alive() and self._mirror_rows < 8 * self.ingest_every:
+                return
+            self._settle()
+        if not self.background:
+            return self._ingest()
+        other = None
+        if self._segs:
+            other = self._segs[1] if self._seg is self._segs[0] else self._segs[0]
+            if other.size:  # still holds a batch that was not moved: do it all here
+                return self._ingest()
+        batch, rows, seg = self._mirror, self._mirror_rows, self._seg
+        self._mirror, self._mirror_rows = [], 0
+        if other is not None:
+            self._seg, self._seg_fd = other, other.fd
+        con = self._con.cursor()  # its own connection to the database, made in this thread
+        self._mover = threading.Thread(target=self._move, args=(con, batch, rows, seg), name="gridtape-journal-mover")
+        self._mover.start()
+
+    def _move(self, con, batch, rows, seg):
+        """The mover thread: one batch of frames into DuckDB (its own cursor), then empty ``seg``."""
+        try:
+            try:
+                db.insert(con, db.frames_table(batch), self.path)
+            finally:
+                con.close()
+            if seg is not None:
+                seg.truncate(0)
+        except BaseException as e:  # noqa: BLE001 - handed to the foreground by _settle
+            self._moved = (batch, rows, e)
+
+    def _settle(self, raise_error=True):
+        """Wait for the mover.  A batch it failed to move goes back in front of the ones waiting
+        (still durable in its segment file); its error is raised unless ``raise_error`` is off."""
+        m = self._mover
+        if m is None:
+            return
+        m.join()
+        self._mover = None
+        got, self._moved = self._moved, None
+        if got is None:
+            return
+        batch, rows, e = got
+        self._mirror[:0] = batch
+        self._mirror_rows += rows
+        if raise_error:
+            if isinstance(e, JournalError):
+                raise e
+            raise JournalError(f"cannot move events into DuckDB: {e}", file=self.path, table="events") from e
 
     def ingest(self):
         """Flush, then move everything flushed into DuckDB."""
@@ -263,14 +337,15 @@ class Journal(Recorder):
                 self.flush()
                 self._ingest()
         finally:
+            self._settle(raise_error=False)
             self.closed = True
             self._seg_fd = -1
             _OPEN.discard(self)
             self._auto = _Refuse((JournalError, "the journal is closed", self.path))
             self._buf = [[]]
             self._con.close()
-            if self._seg is not None:
-                self._seg.close()
+            for seg in self._segs:
+                seg.close()
 
     def __enter__(self):
         return self
@@ -426,8 +501,13 @@ def _user():
 def _flush_all():
     for j in list(_OPEN):
         try:
+            j.background = False  # no new mover at exit
             j.flush()
         except Exception:  # noqa: BLE001 - at exit, flush what can be flushed
+            pass
+        try:
+            j._settle(raise_error=False)  # let a running mover finish its transaction
+        except Exception:  # noqa: BLE001
             pass
 
 
