@@ -44,6 +44,15 @@ WRITTEN = (("load", "p_mw"), ("load", "q_mvar"), ("load", "bus"), ("load", "in_s
            ("line", "from_bus"), ("line", "to_bus"), ("line", "in_service"),
            ("trafo", "hv_bus"), ("trafo", "lv_bus"), ("trafo", "in_service"))
 
+#: the tables a topo_vect action writes (codes 0-4 of _plan_topology_small's ``ins``) and, per
+#: position code, the (table, column) of its bus: one-bus elements, then branch ends
+TOPO_TABLES = ("load", "gen", "storage", "line", "trafo")
+TOPO_CODES = (("load", "bus"), ("gen", "bus"), ("storage", "bus"), ("line", "from_bus"), ("line", "to_bus"),
+              ("trafo", "hv_bus"), ("trafo", "lv_bus"))
+TOPO_COLUMNS = ((0,), (1,), (2,), (3, 4), (5, 6))  # per table: the position codes of its bus columns
+#: above this many positions set by one action, the vectorized planning (a reset sets them all)
+SMALL_TOPO = 48
+
 #: results live in two float32 buffers: "line" (rows p, q, v, a, theta; columns: the origin ends of
 #: every powerline, then the extremity ends) and "inj" (rows p, q, v, theta; columns: generators,
 #: loads, storage units, shunts).  The getters hand out copies of rows of these groups.
@@ -167,6 +176,7 @@ class GridtapeBackend(Backend):
         self._n_sub = len(world["bus"])
         self._add_busbars(world)
         self._describe(world)
+        self._index_topo_positions()
         self._st = self._topo_pos = self._tc = None
         self._tcs = {}
         self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
@@ -290,29 +300,97 @@ class GridtapeBackend(Backend):
         _plan_values(plan, w["load"], "load", "q_mvar", load_q, every=every)
         if cls.n_storage:
             _plan_values(plan, w["storage"], "storage", "p_mw", storage, every=every)
-        moved = False
+        n_inj = len(plan)
         if shunts is not None:
             sh_p, sh_q, sh_bus = shunts
             _plan_values(plan, w["shunt"], "shunt", "p_mw", sh_p)
             _plan_values(plan, w["shunt"], "shunt", "q_mvar", sh_q)
-            moved = self._plan_elements(plan, w, "shunt", sh_bus.changed, sh_bus.values, cls.shunt_to_subid)
-        ch = topo.changed
-        if ch.any():
-            vals = topo.values
-            for kind, pos, subs in (("load", cls.load_pos_topo_vect, cls.load_to_subid),
-                                    ("gen", cls.gen_pos_topo_vect, cls.gen_to_subid),
-                                    ("storage", cls.storage_pos_topo_vect, cls.storage_to_subid)):
-                if len(pos):
-                    moved |= self._plan_elements(plan, w, kind, ch[pos], vals[pos], subs)
-            moved |= self._plan_branches(plan, w, ch, vals)
+            n_inj = len(plan)
+            if np.count_nonzero(sh_bus.changed):
+                self._plan_elements(plan, w, "shunt", sh_bus.changed, sh_bus.values, cls.shunt_to_subid)
+        c = topo.changed.nonzero()[0]  # the topo_vect positions the action sets
+        if len(c) > SMALL_TOPO:
+            self._plan_topology(plan, w, topo.changed, topo.values)
+        elif len(c):
+            self._plan_topology_small(plan, w, c.tolist(), topo.values[c].tolist())
+        moved = len(plan) > n_inj  # a bus or in_service column is written
         self._n_apply += 1
         self._commit(plan, f"apply_action {self._n_apply}")
         if moved:
             self._refresh_topo_vect()
 
+    def _plan_topology(self, plan, w, ch, vals):
+        """Busbar moves and disconnections of a topo_vect action, vectorized (any size)."""
+        cls = type(self)
+        for kind, pos, subs in (("load", cls.load_pos_topo_vect, cls.load_to_subid),
+                                ("gen", cls.gen_pos_topo_vect, cls.gen_to_subid),
+                                ("storage", cls.storage_pos_topo_vect, cls.storage_to_subid)):
+            if len(pos):
+                self._plan_elements(plan, w, kind, ch[pos], vals[pos], subs)
+        self._plan_branches(plan, w, ch, vals)
+
+    def _plan_topology_small(self, plan, w, pos, loc):
+        """:meth:`_plan_topology` for an action that sets a few positions (a substation's
+        elements, as agents' actions do): the same writes in the same order, from a loop over
+        those positions (Python lists) instead of masks over every element."""
+        code, row, sub = self._pos_code, self._pos_row, self._pos_sub
+        bus_ids, n_sub = self._bus_ids_list, self._n_sub
+        ins = ({}, {}, {}, {}, {})  # per table (TOPO_TABLES): row -> in_service
+        buses = {}  # (table, column) -> {row: bus id}
+        off = ({}, {})  # per branch table: row -> an end of the branch set to -1
+        for p, v in zip(pos, loc):
+            k, r = code[p], row[p]
+            if k < 3:  # load, gen, storage
+                ins[k][r] = v > 0
+            else:  # a branch end: codes 3, 4 line origin / extremity, 5, 6 trafo hv / lv
+                t = 3 + (k >= 5)
+                o = off[t - 3]
+                o[r] = o.get(r, False) or v < 0
+            if v > 0:
+                d = buses.get(k)
+                if d is None:
+                    d = buses[k] = {}
+                d[r] = bus_ids[sub[p] + (v - 1) * n_sub]
+        for t in (3, 4):
+            for r, o in off[t - 3].items():
+                ins[t][r] = not o
+        for t, kind in enumerate(TOPO_TABLES):
+            d = ins[t]
+            if d:
+                _plan_dict(plan, w[kind], kind, "in_service", d, bool)
+            for k in TOPO_COLUMNS[t]:
+                d = buses.get(k)
+                if d:
+                    _plan_dict(plan, w[kind], kind, TOPO_CODES[k][1], d, np.int64)
+
+    def _index_topo_positions(self):
+        """Per topo_vect position: the table code (TOPO_CODES), the row and the substation, as
+        Python lists (for :meth:`_plan_topology_small`)."""
+        cls = type(self)
+        nl = self._n_pp_line
+        code = np.full(self.dim_topo, -1, dtype=np.int64)
+        row = np.full(self.dim_topo, -1, dtype=np.int64)
+        sub = np.full(self.dim_topo, -1, dtype=np.int64)
+        line = np.arange(self.n_line)
+        is_tr = line >= nl
+        for pos, subs, k_line, k_tr in ((cls.line_or_pos_topo_vect, cls.line_or_to_subid, 3, 5),
+                                        (cls.line_ex_pos_topo_vect, cls.line_ex_to_subid, 4, 6)):
+            code[pos] = np.where(is_tr, k_tr, k_line)
+            row[pos] = np.where(is_tr, line - nl, line)
+            sub[pos] = subs
+        for k, pos, subs in ((0, cls.load_pos_topo_vect, cls.load_to_subid),
+                             (1, cls.gen_pos_topo_vect, cls.gen_to_subid),
+                             (2, cls.storage_pos_topo_vect, cls.storage_to_subid)):
+            if len(pos):
+                code[pos] = k
+                row[pos] = np.arange(len(pos))
+                sub[pos] = subs
+        self._pos_code, self._pos_row, self._pos_sub = code.tolist(), row.tolist(), sub.tolist()
+        self._bus_ids_list = self._bus_ids.tolist()
+
     def _plan_elements(self, plan, w, kind, changed, local, subs) -> bool:
         """Busbar moves (local bus >= 1) and disconnections (-1) of one-bus elements."""
-        if not changed.any():
+        if not np.count_nonzero(changed):
             return False
         rows = np.flatnonzero(changed)
         loc = local[rows]
@@ -751,19 +829,30 @@ def _plan_values(plan, t, kind, col, store, divide=None, every=False):
     are masked out, never read.  These values come from outside: they are written through the
     checked ``world.set_values``."""
     ch = store.changed
-    if not ch.any():
+    k = np.count_nonzero(ch)  # (much cheaper than ch.any() on small arrays)
+    if not k:
         return
     vals = store.values if divide is None else store.values / divide  # float32, as grid2op's backends
     if every:
-        if ch.all():  # every row: the world writes the whole column without a lookup
+        if k == len(ch):  # every row: the world writes the whole column without a lookup
             plan.append((kind, col, None, vals.astype(np.float64), True))
         else:
-            plan.append((kind, col, np.flatnonzero(ch), vals[ch].astype(np.float64), True))
+            rows = ch.nonzero()[0]
+            plan.append((kind, col, rows, vals[rows].astype(np.float64), True))
         return
     d = t.cols[col] != vals
     d &= ch
-    if d.any():
-        plan.append((kind, col, np.flatnonzero(d), vals[d].astype(np.float64), True))
+    rows = d.nonzero()[0]
+    if len(rows):
+        plan.append((kind, col, rows, vals[rows].astype(np.float64), True))
+
+
+def _plan_dict(plan, t, kind, col, d, dtype):
+    """:func:`_plan_diff` of ``{row: value}`` (rows ascending, as the masks give them)."""
+    cur = t.cols[col]
+    rows = sorted(r for r, v in d.items() if cur[r] != v)
+    if rows:
+        plan.append((kind, col, np.array(rows, dtype=np.int64), np.array([d[r] for r in rows], dtype=dtype), False))
 
 
 def _plan_diff(plan, t, kind, col, rows, vals, checked=False):

@@ -141,3 +141,35 @@ def test_per_topology_cache_gives_what_a_recomputation_gives():
     assert len(seen) == len(topos) and 0 < len(built) <= len(topos) + 3  # the cache served the revisits
     for env in envs:
         env.close()
+
+
+@pytest.mark.parametrize("name", ["l2rpn_case14_sandbox", "l2rpn_idf_2023"])
+def test_small_topology_planning_matches_the_vectorized_one(name):
+    """``_plan_topology_small`` (a loop over the positions an action sets) plans the writes of
+    ``_plan_topology`` (masks over every element): same tables, columns, rows, values, order;
+    from states the previous random actions left (lines off, elements detached, busbar 2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = grid2op.make(name, test=True, backend=GridtapeBackend())
+    bk = env.backend
+    w = bk.grid.world
+    rng = np.random.default_rng(13)
+    n = bk.dim_topo
+    writes = 0
+    for trial in range(300):
+        c = np.sort(rng.choice(n, size=int(rng.integers(1, 25)), replace=False))
+        ch = np.zeros(n, bool)
+        ch[c] = True
+        vals = rng.choice(np.array([-1, 1, 2], dtype=np.int32), size=n, p=[0.2, 0.4, 0.4])
+        ref, fast = [], []
+        bk._plan_topology(ref, w, ch, vals)
+        bk._plan_topology_small(fast, w, c.tolist(), vals[c].tolist())
+        assert len(ref) == len(fast)
+        for a, b in zip(ref, fast):
+            assert a[:2] == b[:2] and a[4] == b[4]
+            assert np.array_equal(a[2], b[2]) and a[3].dtype == b[3].dtype and np.array_equal(a[3], b[3])
+        writes += len(ref)
+        bk._commit(ref, "test")  # the next trial starts from this state
+    assert writes > 300
+    assert not w["line"].cols["in_service"].all() and (w["load"].cols["bus"] >= bk.n_sub).any()
+    env.close()
