@@ -20,6 +20,7 @@ from .injections import fill_injections
 from .flows import branch_flows, bus_injection
 from .dslack import initial_slack, slack_plan
 from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
+from .topo import warm_voltage
 from .ybus import ybus_fill, ybus_pattern
 
 INITS = ("auto", "flat", "dc", "results")
@@ -236,9 +237,9 @@ class Engine:
         if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
             return self._warm_start()
         if v_init is None and init == "results" and self.V is None and self._v_prev is not None:
-            prev = self._previous_voltage(nb)
+            prev = self._voltage_after_topology_change(nb)
             if prev is not None:  # after a topology change: the last converged voltages, re-pinned
-                return self._pin(prev)
+                return prev
             init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
         has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
@@ -269,6 +270,15 @@ class Engine:
         mag = np.abs(V)
         mag[has_set] = inj.vm_set[has_set]
         return mag * np.exp(1j * ang)
+
+    def _voltage_after_topology_change(self, nb):
+        """:meth:`_previous_voltage` then :meth:`_pin` (their reference) in one kernel pass
+        (topo.warm_voltage), or None."""
+        if len(self._v_prev) != nb:
+            return None
+        br = self.topo.branches
+        inj = self.inj
+        return warm_voltage(self._v_prev, self.topo.bus_type, br.f, br.t, br.status, inj.vm_set, inj.va_set)
 
     def _previous_voltage(self, nb):
         """The voltages converged before the last topology change as a start for the new model,

@@ -249,3 +249,42 @@ def test_model_cache_random_walk_over_topologies(monkeypatch):
             _assert_same_voltages(eng, w)
         monkeypatch.setattr(M, "build_topology", real)
         assert fulls > n_built > 0, name  # some topologies came back from the cache
+
+
+def test_warm_voltage_equals_previous_voltage_then_pin():
+    """topo.warm_voltage (the start after a topology change) equals the engine's reference
+    (_previous_voltage, then _pin) on IEEE118 topologies with random lines off, random unknown
+    voltages (a chain of sweeps to fill them) and set-points; None when a bus stays unreachable."""
+    import gridtape as gt
+
+    rng = np.random.default_rng(17)
+    seen_none = seen_fill = 0
+    for trial in range(40):
+        w = load_case(os.path.join(CASES, "IEEE118", "data.zip"))
+        line = w["line"]
+        off = rng.random(len(line)) < 0.08
+        if off.any():
+            w.set_values("line", line.ids[off], "in_service", False)
+        g = gt.PowerGrid(world=w)
+        g._engine.prepare()
+        e = g._engine
+        nb = e.topo.nb
+        v = (1 + 0.1 * rng.standard_normal(nb)) * np.exp(1j * rng.uniform(-1, 1, nb))
+        v[rng.random(nb) < (0.05 if trial % 4 else 0.6)] = np.nan
+        if trial % 5 == 0:
+            v[rng.integers(nb)] = complex(np.inf, 0.0)
+        if trial % 13 == 7:  # nothing known: no supplied bus can be reached
+            v[:] = np.nan
+        e._v_prev = v
+        ref = e._previous_voltage(nb)
+        got = e._voltage_after_topology_change(nb)
+        if ref is None:
+            assert got is None
+            seen_none += 1
+            continue
+        ref = e._pin(ref)
+        assert got.dtype == ref.dtype and np.allclose(got, ref, rtol=0, atol=1e-14)
+        seen_fill += bool(np.isnan(v).any())
+    assert seen_fill >= 10 and seen_none >= 2
+    e._v_prev = np.ones(nb + 1, complex)
+    assert e._voltage_after_topology_change(nb) is None  # another bus count
