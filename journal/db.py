@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import JournalError, JournalLockedError
+from .frames import decode
 from .rows import COLUMNS, SQL_TYPES
 
 FORMAT_VERSION = "1"
@@ -111,8 +112,6 @@ def hash_array(hashes: bytes, n: int) -> pa.Array:
 def frames_table(frame_list) -> pa.Table:
     """Whole segment frames as one Arrow table in the ``events`` layout (built from the
     column buffers journal/frames.pyx decodes: no Python object per row)."""
-    from .frames import decode
-
     n, num, valid, text, hashes = decode(frame_list)
     arrays = []
     for f in FRAME_SCHEMA:

@@ -208,18 +208,38 @@ cdef int put_many(Enc* e, int64_t tx, int64_t ts, object author, object message,
         np.ascontiguousarray(nw[3], np.int64)
     so, sn = o[5], nw[5]
     event, kind, field = item.event, item.kind, item.field
-    for k in range(m):
-        start = e.rows.n
-        put_fixed(e, tx, ts, True, eids[k], vto[k], fo[k], io[k], vtn[k], fn[k], in_[k])
-        put_text(&e.rows, author, 0)
-        put_text(&e.rows, message, 1)
-        put_text(&e.rows, event, 2)
-        put_text(&e.rows, kind, 3)
-        put_text(&e.rows, field, 4)
-        put_text(&e.rows, so[k] if vto[k] == STR else None, 5)
-        put_text(&e.rows, sn[k] if vtn[k] == STR else None, 6)
-        put_text(&e.rows, None, 7)
-        close_row(e, start)
+    # the texts every row of the call shares (author ... field, and for rows without str values
+    # the three NULLs after them), encoded once and copied
+    cdef Buf tail
+    cdef Py_ssize_t shared
+    tail.p, tail.n, tail.cap = NULL, 0, 0
+    try:
+        put_text(&tail, author, 0)
+        put_text(&tail, message, 1)
+        put_text(&tail, event, 2)
+        put_text(&tail, kind, 3)
+        put_text(&tail, field, 4)
+        shared = tail.n
+        put_text(&tail, None, 5)
+        put_text(&tail, None, 6)
+        put_text(&tail, None, 7)
+        for k in range(m):
+            start = e.rows.n
+            put_fixed(e, tx, ts, True, eids[k], vto[k], fo[k], io[k], vtn[k], fn[k], in_[k])
+            if vto[k] != STR and vtn[k] != STR:
+                reserve(&e.rows, tail.n)
+                memcpy(e.rows.p + e.rows.n, tail.p, tail.n)
+                e.rows.n += tail.n
+            else:
+                reserve(&e.rows, shared)
+                memcpy(e.rows.p + e.rows.n, tail.p, shared)
+                e.rows.n += shared
+                put_text(&e.rows, so[k] if vto[k] == STR else None, 5)
+                put_text(&e.rows, sn[k] if vtn[k] == STR else None, 6)
+                put_text(&e.rows, None, 7)
+            close_row(e, start)
+    finally:
+        free(tail.p)
     return 0
 
 
