@@ -158,6 +158,7 @@ class GridtapeBackend(Backend):
         self._n_apply = 0
         self._tc = None  # per-model cache of the current model (see _model_cache)
         self._tcs = {}  # per-model caches of the last topologies, by id of the engine's topology
+        self._gsplits = {}  # generator result constants by generator placement (see _gen_split)
         self._st = None  # per-grid constants of the results (see _static)
         self._topo_pos = None  # topo_vect positions of the gathered bus columns
         self._diverged = False
@@ -178,7 +179,7 @@ class GridtapeBackend(Backend):
         self._describe(world)
         self._index_topo_positions()
         self._st = self._topo_pos = self._tc = None
-        self._tcs = {}
+        self._tcs, self._gsplits = {}, {}
         self._grid = PowerGrid(world=world, max_iteration=self._max_iter, tolerance_mva=self._tol,
                                distributed_slack=self._dist_slack, journal=_journal_arg(self._journal),
                                author="grid2op")
@@ -576,25 +577,44 @@ class GridtapeBackend(Backend):
         st = self._static()
         w = self._grid.world
         br = topo.branches
-        sel = st["sel"] if st["sel"] is not None else np.concatenate(
-            [np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices] or [np.zeros(0, np.int64)])
-        act = {k: topo.active[k] for k in INJ_GROUPS}
-        bus = {k: topo.lookup[topo.elem_bus_row[k]] for k in INJ_GROUPS}
+        if st["sel"] is not None:  # lines then trafos lead the branch list
+            sel = st["sel"]
+            n = len(sel)
+            b2 = np.concatenate((br.f[:n], br.t[:n])).astype(np.intp)  # intp: int32 fancy indexing is slow
+        else:
+            sel = np.concatenate([np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
+                                 or [np.zeros(0, np.int64)])
+            b2 = np.concatenate((br.f[sel], br.t[sel])).astype(np.intp)
+        act = topo.active
+        # the buses and activity of every one-bus element (INJ_GROUPS order) in one gather each
+        eb = topo.lookup[np.concatenate([topo.elem_bus_row[g] for g in INJ_GROUPS])]
+        eon = np.concatenate([act[g] for g in INJ_GROUPS])
+        bus = {g: eb[sl] for g, sl in self._inj_slices.items()}
         on = np.concatenate((w["line"].cols["in_service"], w["trafo"].cols["in_service"]))
         on2 = np.concatenate((on, on))
-        b2 = np.concatenate((br.f[sel], br.t[sel])).astype(np.intp)  # intp: int32 fancy indexing is slow
         kv2 = topo.base_kv[b2]
-        eon = np.concatenate([act[g] for g in INJ_GROUPS])
-        mc = {"topo": topo, "sel": sel, "none": np.flatnonzero(topo.bus_type == M.NONE),
+        mc = {"topo": topo, "sel": sel, "none": self._grid._engine._none,  # the model's NONE buses
               "prefix": st["sel"] is not None or bool(np.array_equal(sel, np.arange(len(sel)))),
               "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * (SQRT3 / 1000.0), "off2": 1.0 - on2,
               "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, eon), "zip": st["zip"],
-              "eb": np.concatenate([bus[g] for g in INJ_GROUPS]), "eon": eon.astype(float),
+              "eb": eb, "eon": eon.astype(float),
               "shunt_k": st["shunt_k"] * act["shunt"] if st["shunt_k"] is not None else None,
-              "gen": _gen_split(w, topo, bus["gen"], act["gen"], st)}
+              "gen": self._gen_split(topo, bus["gen"], act["gen"], False)}
         if self._dist_slack:  # AC solves share the slack (DC ones keep "gen")
-            mc["gen_ds"] = _gen_split(w, topo, bus["gen"], act["gen"], st, distributed=True)
+            mc["gen_ds"] = self._gen_split(topo, bus["gen"], act["gen"], True)
         return mc
+
+    def _gen_split(self, topo, gen_bus, on, distributed):
+        """:func:`_gen_split`, kept by where the generators are: a topology that moves no
+        generator (nor changes which of their buses are slack buses) reuses the last ones."""
+        key = (gen_bus.tobytes(), on.tobytes(), (topo.bus_type[gen_bus] == M.REF).tobytes(), topo.nb, distributed)
+        cache = self._gsplits
+        out = cache.get(key)
+        if out is None:
+            if len(cache) >= 4 * MODEL_CACHE:
+                cache.clear()
+            out = cache[key] = _gen_split(self._grid.world, topo, gen_bus, on, self._static(), distributed)
+        return out
 
     def _static(self) -> dict:
         """What the results need that no backend write changes (computed at the first solve)."""
@@ -801,11 +821,11 @@ class GridtapeBackend(Backend):
         """A deep copy with its own world and engine (never journaled), keeping every option.
         The instance's attributes are deep-copied, not the instance: grid2op's pickling hook on
         the class cannot rebuild a backend loaded outside an environment."""
-        skip = ("_grid", "_tc", "_tcs", "_journal", "_res", "_grp")
+        skip = ("_grid", "_tc", "_tcs", "_gsplits", "_journal", "_res", "_grp")
         out = type(self).__new__(type(self))
         out.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in skip}))
         out._tc = out._journal = None
-        out._tcs = {}
+        out._tcs, out._gsplits = {}, {}
         out._bind_views()
         out._grid = PowerGrid(world=self._grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
                               distributed_slack=self._dist_slack, journal=False)
@@ -817,7 +837,7 @@ class GridtapeBackend(Backend):
             self._grid.close()
         self._grid = None
         self._tc = None
-        self._tcs = {}
+        self._tcs, self._gsplits = {}, {}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ class UncachedBackend(GridtapeBackend):
     """The per-model index arrays recomputed at every solve (the reference for the cache)."""
 
     def _model_cache(self):
-        self._tc, self._tcs = None, {}
+        self._tc, self._tcs, self._gsplits = None, {}, {}
         return super()._model_cache()
 
 
@@ -172,4 +172,48 @@ def test_small_topology_planning_matches_the_vectorized_one(name):
         bk._commit(ref, "test")  # the next trial starts from this state
     assert writes > 300
     assert not w["line"].cols["in_service"].all() and (w["load"].cols["bus"] >= bk.n_sub).any()
+    env.close()
+
+
+def _same_split(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if k == "ref":
+            assert len(a[k]) == len(b[k])
+            for x, y in zip(a[k], b[k]):
+                assert x[0] == y[0] and all(np.array_equal(u, v) for u, v in zip(x[1:4], y[1:4]))
+                assert (x[4] is None) == (y[4] is None) and (x[4] is None or np.array_equal(x[4], y[4]))
+        elif isinstance(a[k], np.ndarray):
+            assert np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+@pytest.mark.parametrize("distributed", [False, True])
+def test_generator_split_cache_gives_a_fresh_split(distributed):
+    """The backend's generator constants kept by generator placement equal a fresh
+    ``_gen_split`` for random placements and activities, revisited ones included."""
+    import gridtape.grid2op as G
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = grid2op.make("l2rpn_case14_sandbox", test=True, backend=GridtapeBackend())
+    bk = env.backend
+    w, topo = bk.grid.world, bk.grid._engine.topo
+    rng = np.random.default_rng(21)
+    ng = len(w["gen"])
+    base = bk._model_cache()["bus"]["gen"].copy()
+    draws = [(base.copy(), np.ones(ng, bool))]
+    for _ in range(6):
+        gb = base.copy()
+        k = rng.integers(ng)
+        gb[k] = rng.integers(topo.nb)  # a generator moved (possibly onto another's or the slack's bus)
+        for _ in range(2):  # the same placement with other generators switched off
+            draws.append((gb, rng.random(ng) < 0.7))
+    draws.append((base.copy(), rng.random(ng) < 0.5))
+    for i in range(60):
+        gb, on = draws[int(rng.integers(len(draws)))]
+        got = bk._gen_split(topo, gb.copy(), on.copy(), distributed)
+        _same_split(got, G._gen_split(w, topo, gb, on, bk._static(), distributed))
+    assert 1 <= len(bk._gsplits) <= len(draws) + 1
     env.close()
