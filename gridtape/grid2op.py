@@ -32,6 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
+from gridtape.solver_cy.g2o import ac_results
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -536,8 +537,7 @@ class GridtapeBackend(Backend):
         mc = self._model_cache()
         if mc["islanded"]:
             return self._fail(IslandedGrid(mc["islanded"]))
-        self._fetch(mc, is_dc)
-        if not np.isfinite(self._buf["line"]).all():
+        if not self._fetch(mc, is_dc):
             return self._fail(DivergingPowerflow("non-finite branch results"))
         return True, None
 
@@ -580,11 +580,11 @@ class GridtapeBackend(Backend):
         if st["sel"] is not None:  # lines then trafos lead the branch list
             sel = st["sel"]
             n = len(sel)
-            b2 = np.concatenate((br.f[:n], br.t[:n])).astype(np.intp)  # intp: int32 fancy indexing is slow
+            b2 = np.concatenate((br.f[:n], br.t[:n])).astype(np.int64)  # int64: int32 fancy indexing is slow
         else:
             sel = np.concatenate([np.arange(*br.slices[k]) for k in ("line", "trafo") if k in br.slices]
                                  or [np.zeros(0, np.int64)])
-            b2 = np.concatenate((br.f[sel], br.t[sel])).astype(np.intp)
+            b2 = np.concatenate((br.f[sel], br.t[sel])).astype(np.int64)
         act = topo.active
         # the buses and activity of every one-bus element (INJ_GROUPS order) in one gather each
         eb = topo.lookup[np.concatenate([topo.elem_bus_row[g] for g in INJ_GROUPS])]
@@ -635,8 +635,29 @@ class GridtapeBackend(Backend):
             "qmax": np.nan_to_num(c["max_q_mvar"], nan=M.Q_LIM_DEFAULT)}
         return st
 
-    def _fetch(self, mc, is_dc):
-        """Every grid2op result from the engine's voltages and admittances (no DataFrames)."""
+    def _fetch(self, mc, is_dc) -> bool:
+        """Every grid2op result from the engine's voltages and admittances (no DataFrames);
+        False when a line result is not finite.  An AC flow on a branch list led by the lines and
+        transformers takes one kernel pass (g2o.ac_results); :meth:`_fetch_numpy` is its
+        reference and the path of DC flows."""
+        if is_dc or not mc["prefix"]:
+            self._fetch_numpy(mc, is_dc)
+            return bool(np.isfinite(self._buf["line"]).all())
+        eng = self._grid._engine
+        sn = self._grid.world.sn_mva
+        topo = eng.topo
+        br = topo.branches
+        V, vm, _, vkv, finite = ac_results(eng.V, mc["none"], br.f, br.t, br.yff, br.yft, br.ytf, br.ytt,
+                                           mc["b2"], mc["kv2_on"], mc["amp_den"], mc["off2"], sn,
+                                           self._buf["line"], topo.base_kv, mc["eb"], mc["eon"], self._buf["inj"])
+        S = bus_injection(eng.indptr, eng.indices, eng.ydata, V)
+        S *= sn
+        self._fetch_gens(mc, eng, S.real, S.imag, False)
+        self._fetch_loads(mc, vm, vkv, False)
+        return finite
+
+    def _fetch_numpy(self, mc, is_dc):
+        """:meth:`_fetch` in numpy."""
         eng = self._grid._engine
         sn = self._grid.world.sn_mva
         topo = eng.topo
