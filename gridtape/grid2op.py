@@ -32,7 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.g2o import ac_results
+from gridtape.solver_cy.g2o import LinePack, ac_results
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -647,9 +647,13 @@ class GridtapeBackend(Backend):
         sn = self._grid.world.sn_mva
         topo = eng.topo
         br = topo.branches
-        V, vm, _, vkv, finite = ac_results(eng.V, mc["none"], br.f, br.t, br.yff, br.yft, br.ytf, br.ytt,
-                                           mc["b2"], mc["kv2_on"], mc["amp_den"], mc["off2"], sn,
-                                           self._buf["line"], topo.base_kv, mc["eb"], mc["eon"], self._buf["inj"])
+        pack = mc.get("pack")
+        if pack is None:
+            pack = mc["pack"] = LinePack(mc["none"], br.f, br.t, mc["b2"], mc["kv2_on"], mc["amp_den"], mc["off2"],
+                                         self._buf["line"], topo.base_kv, mc["eb"], mc["eon"], self._buf["inj"])
+        if pack.yff_obj is not br.yff:  # new admittance arrays (a shunt or branch parameter write)
+            pack.admittances(br.yff, br.yft, br.ytf, br.ytt)
+        V, vm, _, vkv, finite = ac_results(pack, eng.V, sn)
         S = bus_injection(eng.indptr, eng.indices, eng.ydata, V)
         S *= sn
         self._fetch_gens(mc, eng, S.real, S.imag, False)

@@ -264,6 +264,15 @@ def test_kernel_results_equal_the_numpy_results(name):
     assert exact >= 0.99 * total and total > 1000
     bk = envs[0].backend
     assert bk.runpf()[0]
+    # an admittance write (new branch admittance arrays in the engine): the kernel follows
+    w = bk.grid.world
+    before = bk._buf["line"].copy()
+    w.set_value("line", int(w["line"].ids[0]), "x_ohm_per_km", float(w["line"].cols["x_ohm_per_km"][0]) * 1.5)
+    assert bk.runpf()[0] and bk.grid.last_report.rebuild == "admittance"
+    got = bk._buf["line"].copy()
+    bk._fetch_numpy(bk._model_cache(), False)
+    ref = bk._buf["line"]
+    assert not np.allclose(got, before) and np.all(np.abs(got - ref) <= np.spacing(np.abs(ref)))
     V = bk.grid._engine.V
     V[int(bk._model_cache()["b2"][0])] = complex(np.inf, 0.0)  # a non-finite voltage at a branch end
     assert not bk._fetch(bk._model_cache(), False)
