@@ -1,7 +1,11 @@
 """Ybus assembly kernels: a fixed CSR pattern built once, values refilled in place."""
 import numpy as np
+cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport qsort
+
+
+cnp.import_array()
 
 
 cdef int _cmp_int32(const void *a, const void *b) noexcept nogil:
@@ -25,7 +29,9 @@ cdef inline int32_t _find(const int32_t *idx, int32_t lo, int32_t hi, int32_t co
 def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
     """CSR pattern of Ybus (sorted columns, every diagonal present) and position maps.
 
-    Returns (indptr, indices, pos_ff, pos_ft, pos_tf, pos_tt, pos_diag), all int32.
+    Returns (indptr, indices, pos_ff, pos_ft, pos_tf, pos_tt, pos_diag), all int32.  Work arrays
+    are numpy arrays read through raw pointers (no typed-memoryview conversions per array: this
+    runs once per new topology, where those conversions cost more than the loops).
     """
     cdef Py_ssize_t nbr = f.shape[0], k
     cdef int32_t i, a, b, p, start, end
@@ -38,17 +44,21 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
             raise ValueError(f"branch {k} has a bus index outside 0..{nb - 1}")
 
     # raw (possibly duplicated) column lists per row: diagonal + both branch ends
-    cdef int32_t[::1] cnt = np.ones(nb + 1, dtype=np.int32)
+    cnt_a = np.ones(nb + 1, dtype=np.int32)
+    rp_a = np.zeros(nb + 1, dtype=np.int32)
+    cdef int32_t *cnt = _i32(cnt_a)
+    cdef int32_t *rp = _i32(rp_a)
     cnt[nb] = 0
     for k in range(nbr):
         if f[k] != t[k]:
             cnt[f[k]] += 1
             cnt[t[k]] += 1
-    cdef int32_t[::1] rp = np.zeros(nb + 1, dtype=np.int32)
     for i in range(nb):
         rp[i + 1] = rp[i] + cnt[i]
-    cdef int32_t[::1] raw = np.empty(rp[nb], dtype=np.int32)
-    cdef int32_t[::1] fill = np.array(rp[:nb], dtype=np.int32)
+    raw_a = np.empty(max(rp[nb], 1), dtype=np.int32)
+    fill_a = rp_a[:nb].copy()
+    cdef int32_t *raw = _i32(raw_a)
+    cdef int32_t *fill = _i32(fill_a)
     for i in range(nb):
         raw[fill[i]] = i
         fill[i] += 1
@@ -62,7 +72,8 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
             fill[b] += 1
 
     # sort and deduplicate each row in place, then compact
-    cdef int32_t[::1] indptr = np.zeros(nb + 1, dtype=np.int32)
+    indptr_a = np.zeros(nb + 1, dtype=np.int32)
+    cdef int32_t *indptr = _i32(indptr_a)
     cdef int32_t nnz = 0
     with nogil:
         for i in range(nb):
@@ -75,14 +86,19 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
                     raw[nnz] = raw[p]
                     nnz += 1
             indptr[i + 1] = nnz
-    indices = np.array(raw[:nnz], dtype=np.int32)
-    cdef const int32_t *ind = &raw[0] if nnz > 0 else NULL
+    indices = raw_a[:nnz].copy()
+    cdef const int32_t *ind = raw
 
-    cdef int32_t[::1] pdiag = np.empty(nb, dtype=np.int32)
-    cdef int32_t[::1] pff = np.empty(nbr, dtype=np.int32)
-    cdef int32_t[::1] pft = np.empty(nbr, dtype=np.int32)
-    cdef int32_t[::1] ptf = np.empty(nbr, dtype=np.int32)
-    cdef int32_t[::1] ptt = np.empty(nbr, dtype=np.int32)
+    pdiag_a = np.empty(nb, dtype=np.int32)
+    pff_a = np.empty(nbr, dtype=np.int32)
+    pft_a = np.empty(nbr, dtype=np.int32)
+    ptf_a = np.empty(nbr, dtype=np.int32)
+    ptt_a = np.empty(nbr, dtype=np.int32)
+    cdef int32_t *pdiag = _i32(pdiag_a)
+    cdef int32_t *pff = _i32(pff_a)
+    cdef int32_t *pft = _i32(pft_a)
+    cdef int32_t *ptf = _i32(ptf_a)
+    cdef int32_t *ptt = _i32(ptt_a)
     with nogil:
         for i in range(nb):
             pdiag[i] = _find(ind, indptr[i], indptr[i + 1], i)
@@ -93,8 +109,12 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
             ptt[k] = pdiag[b]
             pft[k] = _find(ind, indptr[a], indptr[a + 1], b)
             ptf[k] = _find(ind, indptr[b], indptr[b + 1], a)
-    return (np.asarray(indptr), indices, np.asarray(pff), np.asarray(pft),
-            np.asarray(ptf), np.asarray(ptt), np.asarray(pdiag))
+    return indptr_a, indices, pff_a, pft_a, ptf_a, ptt_a, pdiag_a
+
+
+cdef inline int32_t *_i32(cnp.ndarray a):
+    """Data pointer of a C-contiguous int32 array this module made."""
+    return <int32_t *>cnp.PyArray_DATA(a)
 
 
 def ybus_fill(double complex[::1] data,
