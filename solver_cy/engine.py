@@ -333,41 +333,34 @@ class Engine:
         return V
 
     def dc_angles(self, va0: np.ndarray) -> np.ndarray:
-        """DC power-flow angles (radians) with the reference angles of ``va0`` (pandapower's dc init)."""
+        """DC power-flow angles (radians) with the reference angles of ``va0`` (pandapower's dc init).
+
+        B is assembled on the model's Ybus pattern (the same positions: diagonal plus both branch
+        ends; a bus of type NONE gets an identity row so the system stays regular), no sparse
+        matrix library involved."""
         topo, inj = self.topo, self.inj
         br = topo.branches
         on = br.status
         with np.errstate(divide="ignore", invalid="ignore"):
             b = np.where(on, 1.0 / br.x, 0.0) / br.ratio
         b[~on] = 0.0
-        f, t = br.f.astype(np.int64), br.t.astype(np.int64)
         nb = topo.nb
-        from scipy.sparse import csr_matrix
-
-        rows = np.concatenate([f, f, t, t])
-        cols = np.concatenate([f, t, f, t])
-        vals = np.concatenate([b, -b, -b, b])
-        B = csr_matrix((vals, (rows, cols)), shape=(nb, nb))
-        B.sum_duplicates()
-        B.sort_indices()
+        pff, pft, ptf, ptt, pdiag = self.pos
+        data = np.zeros(len(self.indices))
+        np.add.at(data, pff, b)
+        np.add.at(data, pft, -b)
+        np.add.at(data, ptf, -b)
+        np.add.at(data, ptt, b)
         pfinj = b * (-np.deg2rad(br.shift_deg))
-        pbusinj = np.zeros(nb)
-        np.add.at(pbusinj, f, pfinj)
-        np.add.at(pbusinj, t, -pfinj)
+        pbusinj = np.bincount(br.f, pfinj, nb) - np.bincount(br.t, pfinj, nb)
         sbus = inj.s0 + inj.si + inj.sz
         p = sbus.real - pbusinj - self.ysh.real
         active = topo.bus_type != M.NONE
-        # buses of type NONE get an identity row so the system stays regular
-        if (~active).any():
-            d = np.zeros(nb)
-            d[~active] = 1.0
-            B = (B + csr_matrix((d, (np.arange(nb), np.arange(nb))), shape=(nb, nb))).tocsr()
-            B.sort_indices()
+        if not active.all():
+            data[pdiag[~active]] += 1.0
             p = np.where(active, p, 0.0)
         va = va0.copy()
-        ok = dc_solve(B.indptr.astype(np.int32), B.indices.astype(np.int32), B.data.astype(float),
-                      p, topo.ref.astype(np.int32), va)
-        if not ok:
+        if not dc_solve(self.indptr, self.indices, data, p, topo.ref.astype(np.int32, copy=False), va):
             return va0
         va[~active] = va0[~active]
         return va

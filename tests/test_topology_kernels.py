@@ -288,3 +288,70 @@ def test_warm_voltage_equals_previous_voltage_then_pin():
     assert seen_fill >= 10 and seen_none >= 2
     e._v_prev = np.ones(nb + 1, complex)
     assert e._voltage_after_topology_change(nb) is None  # another bus count
+
+
+def _dc_angles_scipy(e, va0):
+    """The engine's former dc_angles (scipy sparse B), the reference of Engine.dc_angles."""
+    from scipy.sparse import csr_matrix
+
+    from gridtape.solver_cy.newton import dc_solve
+
+    topo, inj = e.topo, e.inj
+    br = topo.branches
+    on = br.status
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.where(on, 1.0 / br.x, 0.0) / br.ratio
+    b[~on] = 0.0
+    f, t = br.f.astype(np.int64), br.t.astype(np.int64)
+    nb = topo.nb
+    B = csr_matrix((np.concatenate([b, -b, -b, b]), (np.concatenate([f, f, t, t]), np.concatenate([f, t, f, t]))),
+                   shape=(nb, nb))
+    B.sum_duplicates()
+    pfinj = b * (-np.deg2rad(br.shift_deg))
+    pbusinj = np.zeros(nb)
+    np.add.at(pbusinj, f, pfinj)
+    np.add.at(pbusinj, t, -pfinj)
+    p = (inj.s0 + inj.si + inj.sz).real - pbusinj - e.ysh.real
+    active = topo.bus_type != M.NONE
+    if (~active).any():
+        d = np.where(active, 0.0, 1.0)
+        B = (B + csr_matrix((d, (np.arange(nb), np.arange(nb))), shape=(nb, nb))).tocsr()
+        p = np.where(active, p, 0.0)
+    B.sort_indices()
+    va = va0.copy()
+    if not dc_solve(B.indptr.astype(np.int32), B.indices.astype(np.int32), B.data.astype(float), p,
+                    topo.ref.astype(np.int32), va):
+        return va0
+    va[~active] = va0[~active]
+    return va
+
+
+@pytest.mark.parametrize("case", ["IEEE118", "IEEE300"])
+def test_dc_angles_on_the_ybus_pattern_equal_the_sparse_reference(case):
+    """Engine.dc_angles (B on the Ybus pattern) gives the scipy-assembled B's angles, with lines
+    switched off, buses left unsupplied (type NONE) and phase-shifting transformers."""
+    import gridtape as gt
+
+    rng = np.random.default_rng(5)
+    nones = 0
+    for trial in range(12):
+        w = load_case(os.path.join(CASES, case, "data.zip"))
+        line = w["line"]
+        off = rng.random(len(line)) < 0.05
+        if trial % 3 == 0:  # every line of one bus off: that bus (and what hangs on it) unsupplied
+            b = int(line.cols["to_bus"][rng.integers(len(line))])
+            off |= (line.cols["from_bus"] == b) | (line.cols["to_bus"] == b)
+        if off.any():
+            w.set_values("line", line.ids[off], "in_service", False)
+        tr = w["trafo"]
+        if len(tr) and trial % 2:
+            w.set_value("trafo", int(tr.ids[0]), "shift_degree", float(rng.uniform(-10, 10)))
+        g = gt.PowerGrid(world=w)
+        g._engine.prepare()
+        e = g._engine
+        nones += int((e.topo.bus_type == M.NONE).any())
+        va0 = np.deg2rad(np.where(np.isnan(e.inj.va_set), 0.0, e.inj.va_set)) + rng.uniform(-0.1, 0.1, e.topo.nb)
+        got, ref = e.dc_angles(va0), _dc_angles_scipy(e, va0)
+        assert np.allclose(got, ref, rtol=0, atol=1e-10)
+        assert not np.allclose(got, va0)
+    assert nones >= 2
