@@ -20,6 +20,18 @@ include "klu.pxd"
 
 # a chord step (old LU factors) must cut the mismatch at least this much for the next to be one
 cdef double CHORD_RATE = 0.1
+# a chord step that grows the mismatch more than this is undone
+cdef double CHORD_GROWTH = 2.0
+
+
+def chord_rate(value=None):
+    """The contraction a chord step must reach for the next step to be one too (get, or set)."""
+    global CHORD_RATE
+    if value is not None:
+        if not 0.0 < value < 1.0:
+            raise ValueError("the chord rate is a factor in (0, 1)")
+        CHORD_RATE = value
+    return CHORD_RATE
 
 
 # ---------------------------------------------------------------- KLU binding
@@ -305,6 +317,7 @@ cdef class NewtonSolver:
     """
     cdef readonly int nb, n_jac, nnz_jac
     cdef readonly int n_factor, n_refactor, n_reused
+    cdef readonly int chord_wait, chord_backoff  # solves to skip reuse after undone chord steps
     cdef public bint load_jacobian
     cdef object _vbak  # V before a chord step (solve reuse), allocated on first use
     cdef int32_t[::1] yp, yi, iva, ivm, ica, jp, ji
@@ -451,8 +464,8 @@ cdef class NewtonSolver:
 
         ``reuse``: start with the LU factors this solver holds from its previous solve (a chord
         step, no Jacobian and no refactorization) for as long as each step cuts the mismatch at
-        least fourfold; a step that cuts it less hands over to Newton, a step that does not cut
-        it is undone (and not counted).  Meant for warm starts after a small change of the
+        least tenfold (CHORD_RATE); a step that cuts it less hands over to Newton, a step that
+        grows it more than twofold (CHORD_GROWTH) is undone (and not counted).  Meant for warm starts after a small change of the
         injections on unchanged admittances, where the old Jacobian is close to the new one;
         the answer meets the same tolerance either way."""
         self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
@@ -461,7 +474,9 @@ cdef class NewtonSolver:
         cdef bint ok = True, moved
         if nb == 0:
             return True, 0, 0.0
-        cdef bint chord = reuse and self.num != NULL
+        cdef bint chord = reuse and self.num != NULL and self.chord_wait == 0
+        if reuse and self.chord_wait > 0:
+            self.chord_wait -= 1
         cdef double[::1] vb
         cdef double *bak = NULL
         if chord:
@@ -495,17 +510,25 @@ cdef class NewtonSolver:
                     if moved:
                         norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
                                          iva, ivm, S, F)
-                    if moved and isfinite(norm) and norm < prev:
+                    # Newton's own first step may grow the max-norm mismatch (case300: 1.7x):
+                    # up to CHORD_GROWTH times is kept, and Newton goes on from there
+                    if moved and isfinite(norm) and norm < CHORD_GROWTH * prev:
                         self.n_reused += 1
                         chord = norm <= CHORD_RATE * prev
+                        if chord:
+                            self.chord_backoff = 0
                         continue
-                    # no progress with the old factors: back to where the step started, Newton on
+                    # the old factors led astray: back to where the step started, Newton on
                     memcpy(v, bak, 2 * nb * sizeof(double))
                     _polar(nb, v, vm, va, ivm_)
                     norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
                                      iva, ivm, S, F)
                     chord = False
                     it -= 1
+                    # where old factors lead astray once they tend to again (a hard case, big
+                    # steps): skip the next 1, 2, 4, ... 64 solves' attempts
+                    self.chord_backoff = 1 if self.chord_backoff == 0 else min(2 * self.chord_backoff, 64)
+                    self.chord_wait = self.chord_backoff
                     continue
                 _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
                           self.load_jacobian, iva, ivm, iva, &self.jp[0], &self.jx[0])

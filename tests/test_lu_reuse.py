@@ -63,6 +63,15 @@ def test_stale_factors_hand_over_to_newton():
     assert ra.converged and rb.converged
     assert np.max(np.abs(a.v - b.v)) < 1e-9
     assert s.n_refactor + s.n_factor > before  # it had to refactor
+    assert s.chord_backoff >= 1  # and, having been led astray, skips the next attempts for a while
+    waiting = s.chord_wait
+    reused = s.n_reused
+    for k in range(waiting):
+        for g in (a, b):
+            g.set("load", loads, "p_mw", p0 * (0.4 + 0.001 * (k + 1)))
+        assert a.solve().converged and b.solve().converged
+        assert np.max(np.abs(a.v - b.v)) < 1e-9
+    assert s.chord_wait == 0 and s.n_reused == reused  # no chord step while waiting
 
 
 def test_divergence_is_reported_alike():
