@@ -199,10 +199,13 @@ class InjectionState:
             self._zi = _Part("zi", ("load",), tuple(("load", c) for c in _ZI_COLS),
                              lambda world: _zi_part(world, topo, shared))
             parts.append(self._zi)
-        self._static = _Part("gen_static", _GEN_KINDS, _GEN_STATIC_KEYS,
-                             lambda world: _gen_static(world, topo, shared))
+        # an empty table is never written (rows never come or go within one topology: add /
+        # remove change the topology), so only the generator kinds the grid has are watched
+        gk = tuple(k for k in _GEN_KINDS if len(world[k])) or ("gen",)
+        self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
         self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), self._gen_p)
-        self._set = _Part("setpoints", _GEN_KINDS, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
+        self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
+        self._gen_idx = None  # (static table, rows, offset, buses) of the gens' P sums
         parts += [self._static, self._genp, self._set]
         self.parts = parts
         self._zero = np.zeros(nb, dtype=complex)
@@ -211,12 +214,13 @@ class InjectionState:
         """Generator P in pfsoln order (set-point times scaling; 0 for ext_grids and xwards) and
         its bus sums."""
         static = self._static.value
-        kind = static["kind"]
-        on = np.flatnonzero(kind == 1)
-        rows = np.ascontiguousarray(static["row"][on], dtype=np.int64)
-        off = int(on[0]) if len(on) else 0
+        idx = self._gen_idx
+        if idx is None or idx[0] is not static:  # index arrays of this static table, made once
+            on = np.flatnonzero(static["kind"] == 1)
+            idx = self._gen_idx = (static, np.ascontiguousarray(static["row"][on], dtype=np.int64),
+                                   int(on[0]) if len(on) else 0, np.ascontiguousarray(static["bus"], dtype=np.int64))
+        _, rows, off, gbus = idx
         c = world["gen"].cols
-        gbus = np.ascontiguousarray(static["bus"], dtype=np.int64)
         p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)
         gens = dict(static)
         gens["p"] = p
