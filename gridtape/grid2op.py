@@ -894,9 +894,10 @@ def _plan_values(plan, t, kind, col, store, divide=None, every=False):
 
 def _plan_dict(plan, t, kind, col, d, dtype):
     """:func:`_plan_diff` of ``{row: value}`` (rows ascending, as the masks give them)."""
-    cur = t.cols[col]
-    rows = sorted(r for r, v in d.items() if cur[r] != v)
+    item = t.cols[col].item  # Python scalars: cheaper to compare than numpy ones
+    rows = [r for r, v in d.items() if item(r) != v]
     if rows:
+        rows.sort()
         plan.append((kind, col, np.array(rows, dtype=np.int64), np.array([d[r] for r in rows], dtype=dtype), False))
 
 
