@@ -203,7 +203,9 @@ class InjectionState:
         # remove change the topology), so only the generator kinds the grid has are watched
         gk = tuple(k for k in _GEN_KINDS if len(world[k])) or ("gen",)
         self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
-        self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), self._gen_p)
+        # (no bound method stored: a state referring to itself would be a reference cycle,
+        # freed only by the garbage collector; refresh calls _gen_p itself)
+        self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), None)
         self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
         self._gen_idx = None  # (static table, rows, offset, buses) of the gens' P sums
         parts += [self._static, self._genp, self._set]
@@ -240,7 +242,7 @@ class InjectionState:
                 key = (key, self._static.key)  # the static table it extends
             if key != part.key:
                 part.key = key
-                part.value = part.compute(world)
+                part.value = self._gen_p(world) if part is self._genp else part.compute(world)
                 changed = True
                 if part is self._static:
                     self._genp.seen = None

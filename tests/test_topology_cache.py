@@ -156,3 +156,34 @@ def test_shared_zip_flag_follows_writes():
     w.set_value("line", int(w["line"].ids[2]), "in_service", True)
     rep = same_as_fresh(g)
     assert rep.converged and not g._engine.inj.si.any()
+
+
+def test_topology_changes_leave_no_reference_cycles():
+    """Models, topologies and injection states of the topologies a grid leaves behind are freed
+    by reference counting: none waits in a reference cycle for the garbage collector (whose
+    passes the caller pays for: a grid2op episode changes topology every few steps)."""
+    import gc
+
+    w = load_case(CASE)
+    shift = _with_busbars(w)
+    base = {(k, c): w[k].cols[c].copy() for k, c in (("load", "bus"), ("gen", "bus"), ("line", "from_bus"),
+                                                        ("line", "to_bus"))}
+    g = gt.PowerGrid(world=w)
+    g.solve()
+    topos = _topologies(w, np.random.default_rng(3), 30)  # more than the model cache keeps
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for moves in topos:
+            _apply(w, base, moves, shift)
+            g.solve()
+        gc.collect()
+        leaked = [o for o in gc.garbage if type(o).__module__.startswith("gridtape")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was:
+            gc.enable()
+    assert not leaked, sorted({type(o).__qualname__ for o in leaked})
