@@ -22,6 +22,8 @@ import numpy as np
 
 from gridtape.errors import SchemaError, TopologyError
 
+from .topo import Fallback, build_core  # the topology kernel (its reference: build_topology_py)
+
 PQ, PV, REF, NONE = 1, 2, 3, 4
 SWITCH_RX_RATIO = 2.0
 Q_LIM_DEFAULT = 1e9
@@ -89,8 +91,6 @@ def build_topology(world) -> Topology:
 
 
 def _build_topology_fast(world):
-    from .topo import Fallback, build_core
-
     tabs = world.tables
     bus = tabs["bus"]
     row_map = _bus_row_map(bus) if len(bus) else False
@@ -123,8 +123,9 @@ def _build_topology_fast(world):
             keep = el >= 0
             so_kind, so_el, so_bus = code[so][keep], el[keep], sb[so][keep]
     try:
-        out = build_core({k: t.cols for k, t in tabs.items()}, row_map, fuse_a, fuse_b, swi_a, swi_b,
-                         so_kind, so_el, so_bus)
+        cols = {k: t.cols for k, t in tabs.items()}
+        out = (build_core(cols, row_map, fuse_a, fuse_b, swi_a, swi_b, so_kind, so_el, so_bus) if len(sw)
+               else build_core(cols, row_map))
     except Fallback:
         return None
     btype = out["bus_type"]

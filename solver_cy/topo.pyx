@@ -94,9 +94,14 @@ cdef inline void _union(Py_ssize_t *p, Py_ssize_t x, Py_ssize_t y) noexcept nogi
         p[x] = y
 
 
-def build_core(dict tabs, row_map, const int64_t[::1] fuse_a, const int64_t[::1] fuse_b,
-               const int64_t[::1] swi_a, const int64_t[::1] swi_b,
-               const int8_t[::1] so_kind, const int64_t[::1] so_el, const int64_t[::1] so_bus):
+#: what a network without switches passes (acquired once: a typed-memoryview argument costs a
+#: buffer acquisition per call, more than this kernel's loops on a small grid)
+cdef const int64_t[::1] _NO_ROWS = np.zeros(0, dtype=np.int64)
+cdef const int8_t[::1] _NO_CODES = np.zeros(0, dtype=np.int8)
+
+
+def build_core(dict tabs, row_map, fuse_a_=None, fuse_b_=None, swi_a_=None, swi_b_=None, so_kind_=None,
+               so_el_=None, so_bus_=None):
     """The topology of the world whose tables' column dicts are ``tabs`` (kind -> cols).
 
     ``row_map``: None when the bus ids are their rows, else an int64 id -> row table (-1: no
@@ -106,7 +111,14 @@ def build_core(dict tabs, row_map, const int64_t[::1] fuse_a, const int64_t[::1]
 
     Returns a dict: lookup, base_kv, bus_type, f, t, on, aux_xward, aux_trafo3w, sizes (line,
     trafo, trafo3w, impedance, xward rows), elem_rows and active (lists in ELEM_KINDS order),
-    ref, pv, pq."""
+    ref, pv, pq.  The switch arrays may all be left out (None): no switches."""
+    cdef const int64_t[::1] fuse_a = _NO_ROWS, fuse_b = _NO_ROWS, swi_a = _NO_ROWS, swi_b = _NO_ROWS
+    cdef const int64_t[::1] so_el = _NO_ROWS, so_bus = _NO_ROWS
+    cdef const int8_t[::1] so_kind = _NO_CODES
+    if not (fuse_a_ is None and fuse_b_ is None and swi_a_ is None and swi_b_ is None and so_kind_ is None
+            and so_el_ is None and so_bus_ is None):
+        fuse_a, fuse_b, swi_a, swi_b = fuse_a_, fuse_b_, swi_a_, swi_b_
+        so_kind, so_el, so_bus = so_kind_, so_el_, so_bus_
     cdef dict bus = tabs["bus"]
     cdef Py_ssize_t nwb = _len(bus)
     cdef _Rows R = _Rows()
