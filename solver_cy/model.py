@@ -496,7 +496,8 @@ def _param_key(world, topo, trafo_model):
     if "switch" in br.slices:
         return None
     kv = topo.base_kv
-    tabs = tuple((world[k], world[k].ids) for k in _BRANCH_KINDS)
+    t = world.tables
+    tabs = tuple([(t[k], t[k].ids) for k in _BRANCH_KINDS])
     return (world.adm_version, world.sn_mva, world.f_hz, trafo_model, tuple(br.slices.items()),
             kv[br.f].tobytes(), kv[br.t].tobytes(), _Same(tabs))
 
@@ -757,16 +758,17 @@ def _bus_shunts(world, topo) -> np.ndarray:
     """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
     ysh = np.zeros(topo.nb, dtype=complex)
     kv = topo.base_kv
-    sh = world["shunt"]
+    tabs = world.tables
+    sh = tabs["shunt"]
     if len(sh):
         b = _bus_rows(world, topo, "shunt")
-        vn = sh.cols["vn_kv"]
-        v_ratio = (kv[b] / vn) ** 2
-        act = topo.active["shunt"]
-        val = (sh.cols["p_mw"] - 1j * sh.cols["q_mvar"]) * sh.cols["step"] * v_ratio * act
+        c = sh.cols
+        r = kv[b] / c["vn_kv"]
+        r *= r  # (bus kV / shunt kV)^2
+        val = (c["p_mw"] - 1j * c["q_mvar"]) * c["step"] * r * topo.active["shunt"]
         np.add.at(ysh, b, val)
     for kind in ("ward", "xward"):
-        tab = world[kind]
+        tab = tabs[kind]
         if len(tab):
             b = _bus_rows(world, topo, kind)
             val = (tab.cols["pz_mw"] - 1j * tab.cols["qz_mvar"]) * topo.active[kind]
