@@ -34,20 +34,31 @@ PQ_KINDS = (("load", 1.0, "p_mw", "q_mvar", True), ("sgen", -1.0, "p_mw", "q_mva
             ("xward", 1.0, "ps_mw", "qs_mvar", False))
 
 
-def _shared(shared, world, kind, keys, compute):
+def _shared(shared, world, kind, keys, compute, placement=None):
     """``compute()`` kept in the engine-wide dict ``shared`` (across topologies) while the
     columns ``keys`` of ``kind`` keep their write stamp and the table its rows (add / remove
-    replace the ids array; the very array is held, so ``is`` cannot be fooled by a reused id)."""
+    replace the ids array; the very array is held, so ``is`` cannot be fooled by a reused id).
+    ``placement`` (bytes of where the elements are): for a value that also depends on it, kept
+    per placement, a few dozen placements at most."""
     if shared is None:
         return compute()
     stamp = world.stamp_of(keys)
     ids = world[kind].ids
-    hit = shared.get(keys)
+    key = keys
+    if placement is not None:
+        shared = shared.setdefault("placed", {})
+        key = (keys, placement)
+    hit = shared.get(key)
     if hit is not None and hit[0] == stamp and hit[1] is ids:
         return hit[2]
     value = compute()
-    shared[keys] = (stamp, ids, value)
+    if placement is not None and len(shared) >= _PLACEMENTS:
+        shared.clear()
+    shared[key] = (stamp, ids, value)
     return value
+
+
+_PLACEMENTS = 64
 
 
 def _zi_check(load):
@@ -202,11 +213,20 @@ class InjectionState:
         # an empty table is never written (rows never come or go within one topology: add /
         # remove change the topology), so only the generator kinds the grid has are watched
         gk = tuple(k for k in _GEN_KINDS if len(world[k])) or ("gen",)
-        self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
+        if gk == ("gen",) and shared is not None:
+            # generators only (grid2op's grids): the generator table and the set-points are kept
+            # per generator placement, which most topology changes (branch moves) leave as it was
+            place = (topo.lookup[topo.elem_bus_row["gen"]].tobytes(), topo.active["gen"].tobytes(), nb)
+            self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _shared(
+                shared, world, "gen", _GEN_STATIC_KEYS, lambda: _gen_static(world, topo, shared), place))
+            self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _shared(
+                shared, world, "gen", _SETPOINT_KEYS, lambda: _setpoints(world, topo), place))
+        else:
+            self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
+            self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
         # (no bound method stored: a state referring to itself would be a reference cycle,
         # freed only by the garbage collector; refresh calls _gen_p itself)
         self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), None)
-        self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
         self._gen_idx = None  # (static table, rows, offset, buses) of the gens' P sums
         parts += [self._static, self._genp, self._set]
         self.parts = parts

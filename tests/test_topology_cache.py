@@ -95,9 +95,21 @@ def _apply(w, base, moves, shift):
         w.set_values(kind, t.ids[rows], col, base[(kind, col)][rows] + shift)
 
 
-def test_random_topology_sequence_with_cache_hits_matches_fresh_solves():
+def _slack_gen(w):
+    """The ext_grid as a slack generator (grid2op's grids: generators only, the case where the
+    injection layer keeps the generator table per generator placement)."""
+    eg = w["ext_grid"]
+    w.add("gen", {"bus": eg.cols["bus"].copy(), "p_mw": np.zeros(len(eg)), "vm_pu": eg.cols["vm_pu"].copy(),
+                  "slack": np.ones(len(eg), bool)})
+    w.remove("ext_grid", eg.ids.copy())
+
+
+@pytest.mark.parametrize("gens_only", [False, True])
+def test_random_topology_sequence_with_cache_hits_matches_fresh_solves(gens_only):
     rng = np.random.default_rng(7)
     w = load_case(CASE)
+    if gens_only:
+        _slack_gen(w)
     shift = _with_busbars(w)
     base = {(k, c): w[k].cols[c].copy() for k, c in (("load", "bus"), ("gen", "bus"), ("line", "from_bus"),
                                                         ("line", "to_bus"))}
@@ -119,6 +131,8 @@ def test_random_topology_sequence_with_cache_hits_matches_fresh_solves():
         w.set_values("load", w["load"].ids, "p_mw", p0 * rng.uniform(0.8, 1.2, len(p0)))
         if step % 7 == 3:  # a reactive limit: the shared Q limits must follow (seen with qlim)
             w.set_value("gen", int(w["gen"].ids[1]), "max_q_mvar", float(rng.uniform(5, 40)))
+        if step % 5 == 2:  # a voltage set-point: the set-points kept per generator placement must follow
+            w.set_value("gen", int(w["gen"].ids[2]), "vm_pu", float(rng.uniform(0.98, 1.06)))
         if step % 9 == 5:  # a ZIP share appears / disappears: the shared "any ZIP load" flag must follow
             lid = int(w["load"].ids[2])
             w.set_value("load", lid, "const_z_p_percent", 0.0 if w["load"].get(lid, "const_z_p_percent") else 40.0)
