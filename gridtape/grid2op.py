@@ -292,34 +292,40 @@ class GridtapeBackend(Backend):
         cls = type(self)
         _, (prod_p, prod_v, load_p, load_q, storage), topo, shunts = backend_action()
         w = self._grid.world
+        tabs = w.tables
         plan = []
         # unjournaled, the set-points that move every step are written without comparing first
         # (an equal value costs an incremental solve, no more); journaled, only changes are recorded
         every = self._grid.journal is None
-        _plan_values(plan, w["gen"], "gen", "p_mw", prod_p, every=every)
-        _plan_values(plan, w["gen"], "gen", "vm_pu", prod_v, self._gen_kv)
-        _plan_values(plan, w["load"], "load", "p_mw", load_p, every=every)
-        _plan_values(plan, w["load"], "load", "q_mvar", load_q, every=every)
+        _plan_values(plan, tabs["gen"], "gen", "p_mw", prod_p, every=every)
+        _plan_values(plan, tabs["gen"], "gen", "vm_pu", prod_v, self._gen_kv)
+        _plan_values(plan, tabs["load"], "load", "p_mw", load_p, every=every)
+        _plan_values(plan, tabs["load"], "load", "q_mvar", load_q, every=every)
         if cls.n_storage:
-            _plan_values(plan, w["storage"], "storage", "p_mw", storage, every=every)
+            _plan_values(plan, tabs["storage"], "storage", "p_mw", storage, every=every)
         n_inj = len(plan)
+        shunt_moved = False
         if shunts is not None:
             sh_p, sh_q, sh_bus = shunts
-            _plan_values(plan, w["shunt"], "shunt", "p_mw", sh_p)
-            _plan_values(plan, w["shunt"], "shunt", "q_mvar", sh_q)
+            _plan_values(plan, tabs["shunt"], "shunt", "p_mw", sh_p)
+            _plan_values(plan, tabs["shunt"], "shunt", "q_mvar", sh_q)
             n_inj = len(plan)
             if np.count_nonzero(sh_bus.changed):
                 self._plan_elements(plan, w, "shunt", sh_bus.changed, sh_bus.values, cls.shunt_to_subid)
+                shunt_moved = len(plan) > n_inj
         c = topo.changed.nonzero()[0]  # the topo_vect positions the action sets
-        if len(c) > SMALL_TOPO:
+        small = len(c) <= SMALL_TOPO
+        if not small:
             self._plan_topology(plan, w, topo.changed, topo.values)
         elif len(c):
             self._plan_topology_small(plan, w, c.tolist(), topo.values[c].tolist())
-        moved = len(plan) > n_inj  # a bus or in_service column is written
         self._n_apply += 1
-        self._commit(plan, f"apply_action {self._n_apply}")
-        if moved:
-            self._refresh_topo_vect()
+        self._commit(plan, "apply_action", self._n_apply)
+        if len(plan) > n_inj:  # a bus or in_service column was written
+            if small and not shunt_moved:
+                self._update_topo_vect(plan[n_inj:])
+            else:
+                self._refresh_topo_vect()
 
     def _plan_topology(self, plan, w, ch, vals):
         """Busbar moves and disconnections of a topo_vect action, vectorized (any size)."""
@@ -389,6 +395,10 @@ class GridtapeBackend(Backend):
                 sub[pos] = subs
         self._pos_code, self._pos_row, self._pos_sub = code.tolist(), row.tolist(), sub.tolist()
         self._bus_ids_list = self._bus_ids.tolist()
+        # the other way round (for _update_topo_vect): each element's topo_vect positions
+        self._or_pos, self._ex_pos = cls.line_or_pos_topo_vect.tolist(), cls.line_ex_pos_topo_vect.tolist()
+        self._elem_pos = {"load": cls.load_pos_topo_vect.tolist(), "gen": cls.gen_pos_topo_vect.tolist(),
+                          "storage": cls.storage_pos_topo_vect.tolist()}
 
     def _plan_elements(self, plan, w, kind, changed, local, subs) -> bool:
         """Busbar moves (local bus >= 1) and disconnections (-1) of one-bus elements."""
@@ -430,7 +440,7 @@ class GridtapeBackend(Backend):
                     _plan_diff(plan, t, kind, col, m - lo, self._bus_ids[subs[m] + (v[m] - 1) * n_sub])
         return True
 
-    def _commit(self, plan, message):
+    def _commit(self, plan, message, n=None):
         """The one place where the backend writes its world.  A plan entry is ``(kind, column,
         rows, values, checked)`` (rows: row positions, None for every row; values of the column's
         dtype): checked entries (values from grid2op) go through the validating
@@ -453,7 +463,7 @@ class GridtapeBackend(Backend):
                     w.write_rows(kind, rows, col, vals)
             g._changed()
             return
-        tx = j.begin(message=message)
+        tx = j.begin(message=message if n is None else f"{message} {n}")
         done = []
         try:
             for kind, col, rows, vals, checked in plan:
@@ -485,10 +495,32 @@ class GridtapeBackend(Backend):
         if t.cols["in_service"][r]:
             plan.append((kind, "in_service", np.array([r]), np.zeros(1, dtype=bool), False))
         self._n_apply += 1
-        self._commit(plan, f"apply_action {self._n_apply}")
+        self._commit(plan, "apply_action", self._n_apply)
         self._topo_vect[self.line_or_pos_topo_vect[id_]] = -1
         self._topo_vect[self.line_ex_pos_topo_vect[id_]] = -1
         self._line_status[id_] = False
+
+    def _update_topo_vect(self, writes):
+        """:meth:`_refresh_topo_vect` for the elements of ``writes`` only (bus / in_service writes
+        of loads, generators, storage units and branches; plan entries)."""
+        tabs = self._grid.world.tables
+        tv, row_of, n_sub = self._topo_vect, self._row_of_bus, self._n_sub
+        done = set()
+        for kind, _, rows, _, _ in writes:
+            c = tabs[kind].cols
+            for r in rows.tolist():
+                if (kind, r) in done:
+                    continue
+                done.add((kind, r))
+                on = c["in_service"][r]
+                if kind in ("line", "trafo"):
+                    i = r if kind == "line" else r + self._n_pp_line
+                    a, b = ("from_bus", "to_bus") if kind == "line" else ("hv_bus", "lv_bus")
+                    tv[self._or_pos[i]] = row_of[c[a][r]] // n_sub + 1 if on else -1
+                    tv[self._ex_pos[i]] = row_of[c[b][r]] // n_sub + 1 if on else -1
+                    self._line_status[i] = on
+                else:
+                    tv[self._elem_pos[kind][r]] = row_of[c["bus"][r]] // n_sub + 1 if on else -1
 
     def _refresh_topo_vect(self):
         """topo_vect, line status and shunt buses from the world's bus / in_service columns: every

@@ -62,8 +62,8 @@ from gridtape.grid2op import GridtapeBackend  # noqa: E402
 class CheckedBackend(GridtapeBackend):
     """Every planned write through the checked World.set_values (the reference path)."""
 
-    def _commit(self, plan, message):
-        return super()._commit([(k, c, r, v, True) for k, c, r, v, _ in plan], message)
+    def _commit(self, plan, message, n=None):
+        return super()._commit([(k, c, r, v, True) for k, c, r, v, _ in plan], message, n)
 
 
 def test_trusted_writes_play_the_episode_the_checked_writes_play():
@@ -147,7 +147,8 @@ def test_per_topology_cache_gives_what_a_recomputation_gives():
 def test_small_topology_planning_matches_the_vectorized_one(name):
     """``_plan_topology_small`` (a loop over the positions an action sets) plans the writes of
     ``_plan_topology`` (masks over every element): same tables, columns, rows, values, order;
-    from states the previous random actions left (lines off, elements detached, busbar 2)."""
+    from states the previous random actions left (lines off, elements detached, busbar 2).  And
+    ``_update_topo_vect`` (the written elements only) gives ``_refresh_topo_vect``'s topo_vect."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = grid2op.make(name, test=True, backend=GridtapeBackend())
@@ -170,6 +171,10 @@ def test_small_topology_planning_matches_the_vectorized_one(name):
             assert np.array_equal(a[2], b[2]) and a[3].dtype == b[3].dtype and np.array_equal(a[3], b[3])
         writes += len(ref)
         bk._commit(ref, "test")  # the next trial starts from this state
+        bk._update_topo_vect(ref)  # topo_vect updated for the written elements only ...
+        tv, status = bk._topo_vect.copy(), bk._line_status.copy()
+        bk._refresh_topo_vect()  # ... equals topo_vect gathered again from every column
+        assert np.array_equal(tv, bk._topo_vect) and np.array_equal(status, bk._line_status)
     assert writes > 300
     assert not w["line"].cols["in_service"].all() and (w["load"].cols["bus"] >= bk.n_sub).any()
     env.close()
