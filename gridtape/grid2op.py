@@ -443,8 +443,8 @@ class GridtapeBackend(Backend):
     def _commit(self, plan, message, n=None):
         """The one place where the backend writes its world.  A plan entry is ``(kind, column,
         rows, values, checked)`` (rows: row positions, None for every row; values of the column's
-        dtype): checked entries (values from grid2op) go through the validating
-        ``world.set_values``, the others (values the backend derived itself: busbar ids,
+        dtype): checked entries (values from grid2op) go through ``world.write_rows_checked``
+        (set_values' validation), the others (values the backend derived itself: busbar ids,
         in_service flags, the initial grid) through the trusted ``world.write_rows``.  Journaled,
         one transaction of one ``record_many`` per written column (the old values are the ones the
         write returns, the new ones the planned values).  A write that raises undoes the ones
@@ -457,8 +457,7 @@ class GridtapeBackend(Backend):
         if j is None:
             for kind, col, rows, vals, checked in plan:
                 if checked:
-                    t = w[kind]
-                    w.set_values(kind, t.ids if rows is None else t.ids[rows], col, vals)
+                    w.write_rows_checked(kind, rows, col, vals)
                 else:
                     w.write_rows(kind, rows, col, vals)
             g._changed()
@@ -469,7 +468,7 @@ class GridtapeBackend(Backend):
             for kind, col, rows, vals, checked in plan:
                 t = w[kind]
                 ids = t.ids if rows is None else t.ids[rows]
-                old = w.set_values(kind, ids, col, vals) if checked else w.write_rows(kind, rows, col, vals)
+                old = w.write_rows_checked(kind, rows, col, vals) if checked else w.write_rows(kind, rows, col, vals)
                 done.append((kind, col, rows, old))
                 j.record_many("set", kind, ids, col, old, vals)
         except BaseException:

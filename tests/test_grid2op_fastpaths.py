@@ -283,3 +283,37 @@ def test_kernel_results_equal_the_numpy_results(name):
     assert not bk._fetch(bk._model_cache(), False)
     for env in envs:
         env.close()
+
+
+def test_write_rows_checked_validates_as_set_values():
+    """``World.write_rows_checked`` writes as ``set_values`` (values, old values, counters) and
+    refuses what it refuses, naming the same row, leaving the world unchanged."""
+    from gridtape.errors import GridtapeError
+
+    a = load_case(CASE)
+    a.remove("load", a["load"].ids[:1])  # ids no longer equal to rows
+    b = a.copy()
+    rng = np.random.default_rng(9)
+    for kind, col in (("load", "p_mw"), ("gen", "vm_pu"), ("line", "length_km"), ("load", "bus"), ("gen", "in_service")):
+        t = a[kind]
+        for rows in (None, np.sort(rng.choice(len(t), 2, replace=False)).astype(np.int64)):
+            n = len(t) if rows is None else len(rows)
+            vals = (t.cols[col].copy() if rows is None else t.cols[col][rows].copy())
+            if vals.dtype == np.float64:
+                vals = vals * rng.uniform(0.5, 1.5, n) + 0.1
+            old_a = a.set_values(kind, t.ids if rows is None else t.ids[rows], col, vals)
+            old_b = b.write_rows_checked(kind, rows, col, vals)
+            assert np.array_equal(old_a, old_b) and a.equals(b) and _state(a) == _state(b)
+    for kind, col, bad in (("load", "p_mw", np.nan), ("line", "length_km", -1.0), ("gen", "vm_pu", -0.5)):
+        t = b[kind]
+        rows = np.array([0, 2], dtype=np.int64)
+        vals = t.cols[col][rows].copy()
+        vals[1] = bad
+        before, state = b.copy(), _state(b)
+        with pytest.raises(GridtapeError) as e_fast:
+            b.write_rows_checked(kind, rows, col, vals)
+        with pytest.raises(GridtapeError) as e_ref:
+            b.set_values(kind, t.ids[rows], col, vals)
+        assert (e_fast.value.table, e_fast.value.row, e_fast.value.field) == \
+            (e_ref.value.table, e_ref.value.row, e_ref.value.field) == (kind, int(t.ids[2]), col)
+        assert b.equals(before) and _state(b) == state

@@ -396,6 +396,22 @@ class World:
         self.col_version[(kind, name)] = self._tick
         return old
 
+    def write_rows_checked(self, kind: str, rows, name: str, values) -> np.ndarray:
+        """:meth:`set_values` at row positions ``rows`` (an int64 array, or None for every row):
+        the same validation (a float column's values through the same kernel; anything else, or
+        a value the kernel refuses, through :meth:`set_values` itself, which names the bad row),
+        without the id lookup.  Returns the old values."""
+        t = self.tables[kind]
+        col = t.spec.by_name.get(name)
+        if col is not None and col.dtype == F8 and col.ref is None:
+            old = write_floats(t.cols[name], rows, values, -_INF if col.lo is None else col.lo,
+                               _INF if col.hi is None else col.hi, col.nan_ok)
+            if old is not None:
+                self.bump(col.affects, kind)
+                self.col_version[(kind, name)] = self._tick
+                return old
+        return self.set_values(kind, t.ids if rows is None else t.ids[rows], name, values)
+
     def add(self, kind: str, columns: dict, ids=None, *, file=None) -> np.ndarray:
         t = self[kind]
         self.kind_version[kind] += 1
