@@ -32,7 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.g2o import LinePack, ac_results
+from gridtape.solver_cy.g2o import LinePack, ac_results, model_arrays
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -606,6 +606,27 @@ class GridtapeBackend(Backend):
 
     def _new_model_cache(self, topo) -> dict:
         st = self._static()
+        if st["sel"] is None:  # a branch list not led by the lines and transformers
+            return self._new_model_cache_numpy(topo)
+        w = self._grid.world
+        tabs = w.tables
+        br = topo.branches
+        act = topo.active
+        sel = st["sel"]
+        b2, kv2_on, amp_den, off2, eb, eon, suspect = model_arrays(
+            topo.lookup, topo.base_kv, br.f, br.t, len(sel), tuple([topo.elem_bus_row[g] for g in INJ_GROUPS]),
+            tuple([act[g] for g in INJ_GROUPS]), tuple([tabs[g].cols["in_service"] for g in INJ_GROUPS]),
+            tabs["line"].cols["in_service"], tabs["trafo"].cols["in_service"], br.status)
+        islanded = ""
+        if suspect:  # the message (and the check itself) from the reference
+            on = np.concatenate((tabs["line"].cols["in_service"], tabs["trafo"].cols["in_service"]))
+            islanded = _islanded(w, topo, sel, on, eon.astype(bool))
+        return self._model_cache_dict(topo, st, sel, True, b2, kv2_on, amp_den, off2, eb, eon, islanded)
+
+    def _new_model_cache_numpy(self, topo) -> dict:
+        """:meth:`_new_model_cache` in numpy (its reference, and the path of branch lists not
+        led by the lines and transformers)."""
+        st = self._static()
         w = self._grid.world
         br = topo.branches
         if st["sel"] is not None:  # lines then trafos lead the branch list
@@ -620,15 +641,19 @@ class GridtapeBackend(Backend):
         # the buses and activity of every one-bus element (INJ_GROUPS order) in one gather each
         eb = topo.lookup[np.concatenate([topo.elem_bus_row[g] for g in INJ_GROUPS])]
         eon = np.concatenate([act[g] for g in INJ_GROUPS])
-        bus = {g: eb[sl] for g, sl in self._inj_slices.items()}
         on = np.concatenate((w["line"].cols["in_service"], w["trafo"].cols["in_service"]))
         on2 = np.concatenate((on, on))
         kv2 = topo.base_kv[b2]
+        prefix = st["sel"] is not None or bool(np.array_equal(sel, np.arange(len(sel))))
+        return self._model_cache_dict(topo, st, sel, prefix, b2, kv2 * on2, kv2 * (SQRT3 / 1000.0), 1.0 - on2,
+                                      eb, eon.astype(float), _islanded(w, topo, sel, on, eon))
+
+    def _model_cache_dict(self, topo, st, sel, prefix, b2, kv2_on, amp_den, off2, eb, eon, islanded) -> dict:
+        act = topo.active
+        bus = {g: eb[sl] for g, sl in self._inj_slices.items()}
         mc = {"topo": topo, "sel": sel, "none": self._grid._engine._none,  # the model's NONE buses
-              "prefix": st["sel"] is not None or bool(np.array_equal(sel, np.arange(len(sel)))),
-              "b2": b2, "kv2_on": kv2 * on2, "amp_den": kv2 * (SQRT3 / 1000.0), "off2": 1.0 - on2,
-              "act": act, "bus": bus, "islanded": _islanded(w, topo, sel, on, eon), "zip": st["zip"],
-              "eb": eb, "eon": eon.astype(float),
+              "prefix": prefix, "b2": b2, "kv2_on": kv2_on, "amp_den": amp_den, "off2": off2,
+              "act": act, "bus": bus, "islanded": islanded, "zip": st["zip"], "eb": eb, "eon": eon,
               "shunt_k": st["shunt_k"] * act["shunt"] if st["shunt_k"] is not None else None,
               "gen": self._gen_split(topo, bus["gen"], act["gen"], False)}
         if self._dist_slack:  # AC solves share the slack (DC ones keep "gen")

@@ -317,3 +317,46 @@ def test_write_rows_checked_validates_as_set_values():
         assert (e_fast.value.table, e_fast.value.row, e_fast.value.field) == \
             (e_ref.value.table, e_ref.value.row, e_ref.value.field) == (kind, int(t.ids[2]), col)
         assert b.equals(before) and _state(b) == state
+
+
+@pytest.mark.parametrize("name", ["l2rpn_case14_sandbox", "l2rpn_idf_2023"])
+def test_model_arrays_kernel_equals_the_numpy_model_cache(name):
+    """g2o.model_arrays builds the per-model arrays (branch-end buses and factors, element buses
+    and activity, the island check) the numpy reference builds, on the topologies of random
+    actions: switched-off lines, elements and lines left on unsupplied busbars included."""
+    from gridtape.errors import TopologyError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = grid2op.make(name, test=True, backend=GridtapeBackend())
+    bk = env.backend
+    w = bk.grid.world
+    rng = np.random.default_rng(4)
+    n = bk.dim_topo
+    islands = 0
+    for trial in range(120):
+        c = np.sort(rng.choice(n, size=int(rng.integers(1, 12)), replace=False))
+        ch = np.zeros(n, bool)
+        ch[c] = True
+        vals = rng.choice(np.array([-1, 1, 2], dtype=np.int32), size=n, p=[0.1, 0.45, 0.45])
+        plan = []
+        bk._plan_topology(plan, w, ch, vals)
+        bk._commit(plan, "test")
+        try:
+            bk.grid._engine.prepare()
+        except TopologyError:  # the slack generator switched off: no model
+            bk.reset()
+            continue
+        topo = bk.grid._engine.topo
+        got, ref = bk._new_model_cache(topo), bk._new_model_cache_numpy(topo)
+        assert got.keys() == ref.keys()
+        for k in ("sel", "b2", "kv2_on", "amp_den", "off2", "eb", "eon", "none"):
+            assert got[k].dtype == ref[k].dtype and np.array_equal(got[k], ref[k]), k
+        assert got["islanded"] == ref["islanded"] and got["prefix"] == ref["prefix"]
+        for g in got["bus"]:
+            assert np.array_equal(got["bus"][g], ref["bus"][g])
+        islands += bool(ref["islanded"])
+        if trial % 10 == 9:  # back to the initial topology now and then
+            bk.reset()
+    assert islands >= 10
+    env.close()
