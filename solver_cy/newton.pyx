@@ -10,7 +10,7 @@ filled by one sequential pass over Ybus.  KLU sees that CSR as the CSC of J^T,
 so we solve with klu_tsolve.
 """
 import numpy as np
-from libc.math cimport sqrt, sin, cos, atan2, fabs, isfinite, M_PI, NAN
+from libc.math cimport sqrt, sin, cos, atan2, fabs, isfinite, M_PI, NAN, ceil, log
 from libc.stdint cimport int32_t
 from libc.string cimport memcpy
 from posix.dlfcn cimport dlopen, dlsym, dlerror, RTLD_NOW, RTLD_LOCAL
@@ -22,6 +22,15 @@ include "klu.pxd"
 cdef double CHORD_RATE = 0.1
 # a chord step that grows the mismatch more than this is undone
 cdef double CHORD_GROWTH = 2.0
+# chord steps go on only while the observed rate reaches the tolerance within this many more
+cdef int CHORD_LEFT = 5
+
+
+cdef inline double _steps_left(double norm, double rate, double tol) noexcept nogil:
+    """Chord steps still needed from ``norm`` to ``tol`` at contraction ``rate`` per step."""
+    if rate <= 0.0:
+        return 1.0
+    return ceil(log(tol / norm) / log(rate))
 
 
 def chord_rate(value=None):
@@ -514,7 +523,11 @@ cdef class NewtonSolver:
                     # up to CHORD_GROWTH times is kept, and Newton goes on from there
                     if moved and isfinite(norm) and norm < CHORD_GROWTH * prev:
                         self.n_reused += 1
-                        chord = norm <= CHORD_RATE * prev
+                        # go on with chord steps only if they contract fast enough to reach the
+                        # tolerance within CHORD_LEFT more steps (and the iteration budget):
+                        # linear convergence at 0.08 per step would take ten, Newton three
+                        chord = norm <= CHORD_RATE * prev and (
+                            norm < tol or _steps_left(norm, norm / prev, tol) <= min(CHORD_LEFT, max_iter - it))
                         if chord:
                             self.chord_backoff = 0
                         continue

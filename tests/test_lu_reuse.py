@@ -129,3 +129,20 @@ def test_random_injection_writes_agree_with_newton(steps):
         else:
             for g in (a, b):
                 assert g.solve(init="auto").converged
+
+
+def test_slow_chord_contraction_hands_over_before_the_iteration_budget():
+    """IEEE57, a generator set-point step, tolerance 1e-11: the chord steps contract about 12x
+    each, which would need ten of them (the whole budget).  The solver must see that coming and
+    finish with Newton."""
+    case = CASES / "IEEE57" / "data.zip"
+    a = PowerGrid(str(case), journal=False, tolerance_mva=1e-11)
+    b = PowerGrid(str(case), journal=False, tolerance_mva=1e-11, reuse_lu=False)
+    assert a.solve().converged and b.solve().converged
+    gid = int(a.world["gen"].ids[1])
+    for g in (a, b):
+        g.element("gen", gid).vm_pu = 1.0390625
+    ra, rb = a.solve(), b.solve()
+    assert ra.converged and rb.converged
+    assert ra.iterations <= rb.iterations + 2
+    assert np.max(np.abs(a.v - b.v)) < 1e-9
