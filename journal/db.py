@@ -109,10 +109,12 @@ def hash_array(hashes: bytes, n: int) -> pa.Array:
     return fixed.cast(pa.binary())
 
 
-def frames_table(frame_list) -> pa.Table:
-    """Whole segment frames as one Arrow table in the ``events`` layout (built from the
-    column buffers journal/frames.pyx decodes: no Python object per row)."""
-    n, num, valid, text, hashes = decode(frame_list)
+def frames_table(frame_list, prev: bytes):
+    """Whole segment frames as one Arrow table in the ``events`` layout, their hashes chained
+    on ``prev`` (the hash of the row before them), and the last row's hash: ``(table, last)``.
+    Built from the column buffers journal/frames.pyx decodes (no Python object per row; the
+    decoding and hashing run without the GIL)."""
+    n, num, valid, text, hashes = decode(frame_list, prev)
     arrays = []
     for f in FRAME_SCHEMA:
         name = f.name
@@ -126,7 +128,7 @@ def frames_table(frame_list) -> pa.Table:
             bm, nulls = valid.get(name, (None, 0))
             arrays.append(pa.Array.from_buffers(f.type, n, [pa.py_buffer(bm) if nulls else None,
                                                             pa.py_buffer(num[name])], null_count=nulls))
-    return pa.Table.from_arrays(arrays, schema=FRAME_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=FRAME_SCHEMA), (hashes[-16:] if n else prev)
 
 
 def insert(con, table: pa.Table, path):

@@ -1,11 +1,13 @@
 # The encoder of journal frames, included by frames.pyx (the codec, for tools and tests) and
 # by recorder.pyx (whose flush calls encode_frame directly, in C).  See frames.pyx for the
-# frame layout and journal/chain.py for the canonical row bytes.
+# frame layout (GTJ3) and journal/chain.py for the canonical row bytes.  A flush hashes
+# nothing: the frame carries a 64-bit checksum (sum64.h) and the hash chain is computed when
+# the frame is ingested (frames.pyx decode, in the mover thread, without the GIL).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLong
-from libc.stdint cimport int8_t, int64_t, uint8_t, uint32_t
-from libc.stdlib cimport free, realloc
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
@@ -17,16 +19,16 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size)  # NULL + exception on failure
     void PyErr_Clear()
 
-cdef extern from "blake2b.h":
-    ctypedef struct gt_b2b:
-        pass
-    void gt_b2b_init(gt_b2b* s, size_t outlen) nogil
-    void gt_b2b_update(gt_b2b* s, const uint8_t* p, size_t n) nogil
-    void gt_b2b_final(gt_b2b* s, uint8_t* out) nogil
+cdef extern from "sum64.h":
+    uint64_t gt_sum64(const uint8_t* p, size_t n) nogil
 
 DEF FIXED = 67          # flags, seq, tx, ts, eid, vtype_old, old_f, old_i, vtype_new, new_f, new_i
 DEF HEAD = 8            # magic, payload length
-DEF PHEAD = 52          # n, first_seq, last_seq, last_tx, last_ts, prev hash
+DEF PHEAD = 52          # GTJ2: n, first_seq, last_seq, last_tx, last_ts, prev hash
+DEF PHEAD3 = 36         # GTJ3: n, first_seq, last_seq, last_tx, last_ts
+DEF SUMLEN = 8          # GTJ3: the checksum after the rows
+DEF REPEAT = 0x80       # GTJ3 flag bit: a repeat row (see frames.pyx)
+DEF RFIXED = 27         # a repeat row: flags, eid, vtype_old, old (8 bytes), vtype_new, new (8 bytes)
 DEF NTEXT = 8           # author, message, event, kind, field, old_s, new_s, info
 DEF NONE = 0
 DEF FLOAT = 1
@@ -61,8 +63,6 @@ cdef int reserve(Buf* b, Py_ssize_t extra) except -1:
 
 cdef struct Enc:
     Buf rows
-    Buf hashes
-    uint8_t prev[16]
     int64_t seq
     int64_t n
 
@@ -158,18 +158,30 @@ cdef int put_fixed(Enc* e, int64_t tx, int64_t ts, bint has_eid, int64_t ev, int
     return 0
 
 
-cdef int close_row(Enc* e, Py_ssize_t start) except -1:
-    """Chain the row written from ``start``: hash = blake2b(row bytes + previous hash)."""
-    cdef gt_b2b s
-    gt_b2b_init(&s, 16)
-    gt_b2b_update(&s, <uint8_t*>e.rows.p + start, e.rows.n - start)
-    gt_b2b_update(&s, e.prev, 16)
-    gt_b2b_final(&s, e.prev)
-    reserve(&e.hashes, 16)
-    memcpy(e.hashes.p + e.hashes.n, e.prev, 16)
-    e.hashes.n += 16
+cdef inline void close_row(Enc* e) noexcept:
     e.seq += 1
     e.n += 1
+
+
+cdef int put_repeat(Enc* e, int64_t ev, int vto, double fo, int64_t io, int vtn, double fn, int64_t in_) except -1:
+    """A repeat row: the next seq, the previous row's tx, ts and texts, this element and values."""
+    cdef char* p
+    reserve(&e.rows, RFIXED)
+    p = e.rows.p + e.rows.n
+    p[0] = <char>(REPEAT | 1 | vflags(vto, 1) | vflags(vtn, 3))
+    put8(p + 1, ev)
+    p[9] = <char>vto
+    if vto == FLOAT:
+        putd(p + 10, fo)
+    else:
+        put8(p + 10, io if (vto == INT or vto == BOOL) else 0)
+    p[18] = <char>vtn
+    if vtn == FLOAT:
+        putd(p + 19, fn)
+    else:
+        put8(p + 19, in_ if (vtn == INT or vtn == BOOL) else 0)
+    e.rows.n += RFIXED
+    close_row(e)
     return 0
 
 
@@ -178,7 +190,6 @@ cdef int put_row(Enc* e, int64_t tx, int64_t ts, object author, object message, 
     cdef int vto = NONE, vtn = NONE
     cdef double fo = 0.0, fn = 0.0
     cdef int64_t io = 0, in_ = 0
-    cdef Py_ssize_t start = e.rows.n
     so = split(old, &vto, &fo, &io)
     sn = split(new, &vtn, &fn, &in_)
     put_fixed(e, tx, ts, eid is not None, 0 if eid is None else PyLong_AsLongLong(eid), vto, fo, io, vtn, fn, in_)
@@ -190,14 +201,17 @@ cdef int put_row(Enc* e, int64_t tx, int64_t ts, object author, object message, 
     put_text(&e.rows, so, 5)
     put_text(&e.rows, sn, 6)
     put_text(&e.rows, info, 7)
-    close_row(e, start)
+    close_row(e)
     return 0
 
 
 cdef int put_many(Enc* e, int64_t tx, int64_t ts, object author, object message, item) except -1:
-    """The rows of one record_many call (journal/buffer.py Many: typed old/new columns)."""
+    """The rows of one record_many call (journal/buffer.py Many: typed old/new columns): the
+    first as a full row, each next one as a repeat row when neither it nor the row before holds
+    a str value (their texts are the same)."""
     cdef const int64_t[::1] eids = item.eids
-    cdef Py_ssize_t k, m = eids.shape[0], start
+    cdef Py_ssize_t k, m = eids.shape[0]
+    cdef bint plain, prev_plain = False
     cdef const int8_t[::1] vto, vtn
     cdef const double[::1] fo, fn
     cdef const int64_t[::1] io, in_
@@ -224,9 +238,13 @@ cdef int put_many(Enc* e, int64_t tx, int64_t ts, object author, object message,
         put_text(&tail, None, 6)
         put_text(&tail, None, 7)
         for k in range(m):
-            start = e.rows.n
+            plain = vto[k] != STR and vtn[k] != STR
+            if plain and prev_plain:
+                put_repeat(e, eids[k], vto[k], fo[k], io[k], vtn[k], fn[k], in_[k])
+                continue
+            prev_plain = plain
             put_fixed(e, tx, ts, True, eids[k], vto[k], fo[k], io[k], vtn[k], fn[k], in_[k])
-            if vto[k] != STR and vtn[k] != STR:
+            if plain:
                 reserve(&e.rows, tail.n)
                 memcpy(e.rows.p + e.rows.n, tail.p, tail.n)
                 e.rows.n += tail.n
@@ -237,7 +255,7 @@ cdef int put_many(Enc* e, int64_t tx, int64_t ts, object author, object message,
                 put_text(&e.rows, so[k] if vto[k] == STR else None, 5)
                 put_text(&e.rows, sn[k] if vtn[k] == STR else None, 6)
                 put_text(&e.rows, None, 7)
-            close_row(e, start)
+            close_row(e)
     finally:
         free(tail.p)
     return 0
@@ -247,12 +265,12 @@ cdef Enc g_enc          # the encoder's buffers, kept between flushes (no malloc
 cdef bint g_busy = False  # set while g_enc is in use (a finalizer flushing during an encode gets its own)
 
 
-cdef tuple encode_frame(list buf, int64_t seq, int64_t tx, int64_t last_ts, object author, bytes prev):
-    """The frame of the buffered events (journal/buffer.py layout), numbered from seq/tx, ts made
-    non-decreasing from last_ts, chained on ``prev``.
+cdef tuple encode_frame(list buf, int64_t seq, int64_t tx, int64_t last_ts, object author):
+    """The GTJ3 frame of the buffered events (journal/buffer.py layout), numbered from seq/tx,
+    ts made non-decreasing from last_ts.
 
-    Returns ``(frame, n, last_seq, last_tx, last_ts, last_hash)``; ``(None, 0, ...)`` when the
-    buffer holds no event.  Raises TextError (naming the column) for text that is not UTF-8.
+    Returns ``(frame, n, last_seq, last_tx, last_ts)``; ``(None, 0, ...)`` when the buffer
+    holds no event.  Raises TextError (naming the column) for text that is not UTF-8.
     """
     global g_busy
     cdef Enc local
@@ -261,22 +279,20 @@ cdef tuple encode_frame(list buf, int64_t seq, int64_t tx, int64_t last_ts, obje
     cdef int64_t ts, t
     cdef Py_ssize_t plen
     cdef char* p
-    if len(prev) != 16:
-        raise ValueError("prev must be 16 bytes")
+    cdef uint64_t sm
     if mine:
         e = &g_enc
         g_busy = True
     else:
         memset(&local, 0, sizeof(Enc))
         e = &local
-    e.rows.n = e.hashes.n = 0
+    e.rows.n = 0
     e.n = 0
-    memcpy(e.prev, PyBytes_AS_STRING(prev), 16)
     e.seq = seq
     ts = last_ts
     try:
-        reserve(&e.rows, HEAD + PHEAD)
-        e.rows.n = HEAD + PHEAD
+        reserve(&e.rows, HEAD + PHEAD3)
+        e.rows.n = HEAD + PHEAD3
         for chunk in buf:
             if type(chunk) is list:
                 for row in <list>chunk:
@@ -298,29 +314,27 @@ cdef tuple encode_frame(list buf, int64_t seq, int64_t tx, int64_t last_ts, obje
             put_row(e, tx, ts, a, m, "commit", None, None, None, None, None, chunk.info)
             tx += 1
         if e.n == 0:
-            return None, 0, seq - 1, tx - 1, last_ts, prev
-        reserve(&e.rows, e.hashes.n)
-        memcpy(e.rows.p + e.rows.n, e.hashes.p, e.hashes.n)
-        e.rows.n += e.hashes.n
+            return None, 0, seq - 1, tx - 1, last_ts
+        reserve(&e.rows, SUMLEN)
         p = e.rows.p
-        plen = e.rows.n - HEAD
-        memcpy(p, <const char*>b"GTJ2", 4)
+        plen = e.rows.n + SUMLEN - HEAD
+        memcpy(p, <const char*>b"GTJ3", 4)
         (<uint32_t*>(p + 4))[0] = <uint32_t>plen
         (<uint32_t*>(p + 8))[0] = <uint32_t>e.n
         put8(p + 12, seq)
         put8(p + 20, e.seq - 1)
         put8(p + 28, tx - 1)
         put8(p + 36, ts)
-        memcpy(p + 44, PyBytes_AS_STRING(prev), 16)
+        sm = gt_sum64(<const uint8_t*>p, e.rows.n)
+        memcpy(p + e.rows.n, &sm, SUMLEN)
+        e.rows.n += SUMLEN
         frame = PyBytes_FromStringAndSize(p, e.rows.n)
-        return frame, e.n, e.seq - 1, tx - 1, ts, PyBytes_FromStringAndSize(<char*>e.prev, 16)
+        return frame, e.n, e.seq - 1, tx - 1, ts
     finally:
         if mine:
             g_busy = False
             if e.rows.cap > (1 << 22):  # do not hold on to a big flush's memory
                 free(e.rows.p)
-                free(e.hashes.p)
                 memset(e, 0, sizeof(Enc))
         else:
             free(local.rows.p)
-            free(local.hashes.p)

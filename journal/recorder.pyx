@@ -7,8 +7,8 @@ plain types a row can hold as they are: str/None text, int64/None element id,
 None/float/int64/bool/str values) and appends one tuple to the buffer; anything else goes to
 the Journal's ``_checked`` (numpy scalars, dict info, bad types), which converts or raises
 JournalError naming the field.  ``flush()`` encodes the buffer as one frame
-(journal/frames.pyx), appends it to the segment with one ``write(2)``, and moves the numbering
-on.  :class:`gridtape.journal.Journal` derives from :class:`Recorder` and does the rest.
+(journal/frames.pyx; no hashing: the chain is computed at ingest), appends it to the segment
+with one ``write(2)``, and moves the numbering on.  :class:`gridtape.journal.Journal` derives from :class:`Recorder` and does the rest.
 """
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.errno cimport EINTR, errno
@@ -129,7 +129,7 @@ cdef class Recorder:
     """Holds the buffer ``record()`` appends to: ``_auto`` (events outside a transaction; a
     refusing stand-in when the journal is closed or read-only) and ``_pending`` (None, or the
     open transaction's events)."""
-    cdef public object _auto, _pending, _buf, _mirror, _last_hash, author, _seg
+    cdef public object _auto, _pending, _buf, _mirror, author, _seg
     cdef public object clock  # None: the wall clock; else a callable returning ns (tests, replays)
     cdef public int64_t _next_seq, _next_tx, _last_ts, _durable, _mirror_rows, ingest_every
     cdef public bint closed, read_only, sync_fsync
@@ -187,8 +187,7 @@ cdef class Recorder:
         if self.read_only or (len(<list>buf) == 1 and not self._auto):
             return self._durable
         try:
-            frame, n, seq, tx, ts, last = encode_frame(buf, self._next_seq, self._next_tx, self._last_ts, self.author,
-                                                 self._last_hash)
+            frame, n, seq, tx, ts = encode_frame(buf, self._next_seq, self._next_tx, self._last_ts, self.author)
         except TextError as e:
             self._unencodable(e)
             raise
@@ -197,7 +196,7 @@ cdef class Recorder:
                 self._append(frame)
             (<list>self._mirror).append(frame)
             self._mirror_rows += n
-            self._next_seq, self._next_tx, self._last_ts, self._last_hash = seq + 1, tx + 1, ts, last
+            self._next_seq, self._next_tx, self._last_ts = seq + 1, tx + 1, ts
             self._durable = seq
         auto = []
         self._auto = auto

@@ -1,12 +1,14 @@
 """The Journal: buffered recording, transactions, flush to the segment, ingest into DuckDB, queries.
 
 Life of an event: ``record()`` appends a tuple to an in-memory buffer (no checks beyond the
-types, no hashing); ``flush()`` numbers the buffered rows, chains their hashes and appends
-them as one frame to ``<path>.seg`` (one ``os.write``; ``sync="fsync"`` also fsyncs); once
+types, no hashing); ``flush()`` numbers the buffered rows and appends them as one
+checksummed frame to ``<path>.seg`` (one ``os.write``; ``sync="fsync"`` also fsyncs); once
 flush returns they survive a SIGKILL.  When ``ingest_every`` events are waiting, a background
-thread (the mover) inserts them into DuckDB in one transaction and empties their segment while
-flushes go on into the other segment file (``<path>.seg2``); every query, ``ingest()`` and
-close wait for it and move the rest in the foreground.  See docs/journal.md.
+thread (the mover) chains their hashes, inserts them into DuckDB in one transaction and empties
+their segment while flushes go on into the other segment file (``<path>.seg2``); every query,
+``ingest()``, ``head_hash`` and close wait for it and move the rest in the foreground.  A
+journal closed while the interpreter shuts down leaves its flushed events in the segment
+files (the next open moves them).  See docs/journal.md.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import getpass
 import hashlib
 import json
 import os
+import sys
 import threading
 import weakref
 from time import time_ns
@@ -96,7 +99,8 @@ class Journal(Recorder):
         self.ingest_every = int(ingest_every)
         self.background = bool(background)  # ingest in a thread (the mover) instead of inside flush
         self._mover = None  # the running mover thread, if any
-        self._moved = None  # what the last mover left: None (fine) or (frames, rows, exception)
+        self._moved = None  # what the last mover left: (True, last hash) or (False, (frames, rows, exception))
+        self._chain = ZERO  # the hash of the last row in DuckDB (read-only: of the segment's tail)
         self._segs = []  # writer: both segment files; the active one is self._seg
         self.author = plain_text(author, "author") if author is not None else _user()
         if self.author is not None and not utf8_ok(self.author):
@@ -138,8 +142,9 @@ class Journal(Recorder):
     def _resume(self):
         """Continue numbering after the last row (DuckDB, then the segment tail)."""
         last = db.last_row(self._con)
-        self._next_seq, self._next_tx, self._last_ts, self._last_hash = \
+        self._next_seq, self._next_tx, self._last_ts, self._chain = \
             (0, 0, 0, ZERO) if last is None else (last[0] + 1, last[1] + 1, last[2], bytes(last[3]))
+        head = self._chain  # GTJ2 frames (gridtape 0.3) carry their hashes: they must chain on it
         found, size = [], 0
         for seg in self._segs:  # frames of both segment files, in seq order
             got, good, n = seg.read()
@@ -151,13 +156,14 @@ class Journal(Recorder):
         for (first, last_seq, last_tx, last_ts, prev, last, n), frame in found:
             if last_seq < self._next_seq:
                 continue  # already moved into DuckDB before a crash emptied the segment
-            if first != self._next_seq or prev != self._last_hash:
+            if first != self._next_seq or (prev is not None and prev != head):
                 raise JournalCorruptError(f"segment frame starts at seq {first} (expected {self._next_seq}) or "
                                           "does not chain on the previous row", file=self.path, row=self._next_seq)
-            self._append_mirror(frame, n, last_seq, last_tx, last_ts, last)
+            head = last  # None after a GTJ3 frame: a GTJ2 frame cannot follow one
+            self._append_mirror(frame, n, last_seq, last_tx, last_ts)
         self._durable = self._next_seq - 1
         if self.read_only:
-            self._tail = self._mirror_table()
+            self._tail, self._chain = db.frames_table(self._mirror, self._chain)
             self._con.register("_gt_tail", self._tail)
         elif found or size:
             self._ingest()
@@ -242,23 +248,22 @@ class Journal(Recorder):
         raise JournalError(f"text {e}; the events holding such text were dropped, the others stay buffered",
                            file=self.path, table="events", field=e.field) from None
 
-    def _append_mirror(self, frame, n, seq, tx, ts, last):
+    def _append_mirror(self, frame, n, seq, tx, ts):
         """Count a flushed frame's rows as durable and keep the frame for the next ingest."""
         self._mirror.append(frame)
         self._mirror_rows += n
-        self._next_seq, self._next_tx, self._last_ts, self._last_hash = seq + 1, tx + 1, ts, last
+        self._next_seq, self._next_tx, self._last_ts = seq + 1, tx + 1, ts
         self._durable = seq
 
-    def _mirror_table(self) -> pa.Table:
-        """The flushed rows not yet in DuckDB as one Arrow table (decoded from their frames in C)."""
-        return db.frames_table(self._mirror)
-
     def _ingest(self):
-        """Move every flushed event into DuckDB (one transaction, in the foreground), then empty
-        the segment files.  Waits for the mover first; a batch it could not move is retried here."""
+        """Move every flushed event into DuckDB (one transaction, in the foreground; their hashes
+        chained on the last row's there), then empty the segment files.  Waits for the mover
+        first; a batch it could not move is retried here."""
         self._settle(raise_error=False)
         if self._mirror:
-            db.insert(self._con, self._mirror_table(), self.path)
+            table, last = db.frames_table(self._mirror, self._chain)
+            db.insert(self._con, table, self.path)
+            self._chain = last
             self._mirror, self._mirror_rows = [], 0
         for seg in self._segs:
             if seg.size:
@@ -286,20 +291,25 @@ class Journal(Recorder):
         if other is not None:
             self._seg, self._seg_fd = other, other.fd
         con = self._con.cursor()  # its own connection to the database, made in this thread
-        self._mover = threading.Thread(target=self._move, args=(con, batch, rows, seg), name="gridtape-journal-mover")
+        self._mover = threading.Thread(target=self._move, args=(con, batch, rows, seg, self._chain),
+                                       name="gridtape-journal-mover")
         self._mover.start()
 
-    def _move(self, con, batch, rows, seg):
-        """The mover thread: one batch of frames into DuckDB (its own cursor), then empty ``seg``."""
+    def _move(self, con, batch, rows, seg, prev):
+        """The mover thread: one batch of frames hashed (chained on ``prev``) and inserted into
+        DuckDB (its own cursor), then ``seg`` emptied."""
         try:
             try:
-                db.insert(con, db.frames_table(batch), self.path)
+                table, last = db.frames_table(batch, prev)
+                db.insert(con, table, self.path)
             finally:
                 con.close()
+            self._moved = (True, last)  # in DuckDB: the chain goes on from it, even if the truncate fails
             if seg is not None:
                 seg.truncate(0)
         except BaseException as e:  # noqa: BLE001 - handed to the foreground by _settle
-            self._moved = (batch, rows, e)
+            if self._moved is None:
+                self._moved = (False, (batch, rows, e))
 
     def _settle(self, raise_error=True):
         """Wait for the mover.  A batch it failed to move goes back in front of the ones waiting
@@ -309,8 +319,12 @@ class Journal(Recorder):
             return
         m.join()
         self._mover = None
-        got, self._moved = self._moved, None
-        if got is None:
+        res, self._moved = self._moved, None
+        if res is None:
+            return
+        moved, got = res
+        if moved:
+            self._chain = got
             return
         batch, rows, e = got
         self._mirror[:0] = batch
@@ -328,14 +342,23 @@ class Journal(Recorder):
 
     # --- closing ----------------------------------------------------------------------------------
     def close(self):
-        """Flush, ingest and close (an open transaction is dropped).  Idempotent."""
+        """Flush, ingest and close (an open transaction is dropped).  Idempotent.
+
+        While the interpreter shuts down (a journal closed from a finalizer after the atexit
+        hooks ran), the flushed events are left in the segment files, durable, for the next
+        open to move: DuckDB cannot take an Arrow table then (it imports modules)."""
         if self.closed:
             return
         try:
             if not self.read_only:
                 self._pending = None
                 self.flush()
-                self._ingest()
+                if not sys.is_finalizing():
+                    try:
+                        self._ingest()
+                    except ImportError:  # "sys.meta_path is None, Python is likely shutting down"
+                        if self.path is None:
+                            raise
         finally:
             self._settle(raise_error=False)
             self.closed = True
@@ -391,8 +414,12 @@ class Journal(Recorder):
 
     @property
     def head_hash(self) -> str:
-        """Hex hash of the last flushed row: note it somewhere to detect a cut-off tail later."""
-        return self._last_hash.hex()
+        """Hex hash of the last flushed row: note it somewhere to detect a cut-off tail later.
+        (Hashes are computed at ingest, so this flushes and ingests first, as queries do.)"""
+        if not self.closed and not self.read_only:
+            self.flush()
+            self._ingest()
+        return self._chain.hex()
 
     def _open(self):
         if self.closed:

@@ -1,6 +1,8 @@
 """The C frame codec of the journal (journal/frames.pyx) against its Python references:
-our BLAKE2b against hashlib, encode() against buffer.to_rows + chain.chain (the pure-Python
-canonical encoding), scan() on torn and damaged frames, decode() against the rows."""
+our BLAKE2b against hashlib, the frame checksum against a Python transcription, encode() +
+decode() against buffer.to_rows + chain.chain (the pure-Python canonical encoding and hash
+chain), scan() on torn and damaged frames of both formats (GTJ3, and GTJ2 frames built here
+in pure Python as gridtape 0.3 wrote them)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridtape.journal import buffer, frames
-from gridtape.journal.chain import chain
+from gridtape.journal.chain import canonical, chain
 from gridtape.journal.columns import typed_array
 from gridtape.journal.db import frames_table
 
@@ -80,42 +82,143 @@ def _same(a, b):
                       and struct.pack("<d", a) == struct.pack("<d", b))
 
 
-@settings(max_examples=150, deadline=None)
-@given(buffers(), st.integers(0, 10**6), st.integers(0, 1000), st.binary(min_size=16, max_size=16))
-def test_encode_agrees_with_the_python_reference(buf, seq, tx, prev):
-    rows = buffer.to_rows(buf, seq, tx, 500_000, "ann")
-    frame, n, last_seq, last_tx, last_ts, last = frames.encode(buf, seq, tx, 500_000, "ann", prev)
-    assert n == len(rows)
-    if not rows:
-        assert frame is None and last == prev
-        return
+M64 = (1 << 64) - 1
+K1, K2, K3, K4 = 0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F, 0xE7037ED1A0B428DB
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def _lane(acc, w):
+    return (_rotl((acc + w * K2) & M64, 29) * K1) & M64
+
+
+def sum64_reference(data: bytes) -> int:
+    """journal/sum64.h transcribed: four lanes over 32-byte stripes, the rest word by word
+    then byte by byte, the length folded in, a final mix."""
+    n, i = len(data), 0
+    lanes = [K1, K2, K3, K4]
+    while i + 32 <= n:
+        for k in range(4):
+            lanes[k] = _lane(lanes[k], int.from_bytes(data[i + 8 * k:i + 8 * k + 8], "little"))
+        i += 32
+    h = (_rotl(lanes[0], 1) + _rotl(lanes[1], 7) + _rotl(lanes[2], 12) + _rotl(lanes[3], 18)) & M64
+    h ^= (n * K3) & M64
+    while i + 8 <= n:
+        h = _lane(h, int.from_bytes(data[i:i + 8], "little"))
+        i += 8
+    while i < n:
+        h = _lane(h, data[i] + 0x100 * (i & 7))
+        i += 1
+    for shift, mul in ((32, K3), (29, K4)):
+        h ^= h >> shift
+        h = (h * mul) & M64
+    return h ^ (h >> 32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_sum64_equals_its_python_transcription(data):
+    assert frames.sum64(data) == sum64_reference(data)
+
+
+def test_sum64_changes_with_any_flipped_bit_and_any_cut():
+    data = bytes((31 * k + 7) & 0xFF for k in range(333))
+    want = frames.sum64(data)
+    for pos in range(len(data)):
+        for bit in (0, 3, 7):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            assert frames.sum64(bytes(bad)) != want, (pos, bit)
+    assert len({frames.sum64(data[:k]) for k in range(len(data) + 1)}) == len(data) + 1
+    assert frames.sum64(data + bytes(8)) != want  # zeros appended
+
+
+def legacy_frame(rows, prev):
+    """A GTJ2 frame (gridtape 0.3) of row tuples, built in pure Python: the header, the
+    canonical rows, then their chained hashes."""
     hashes = chain(rows, prev)
-    assert last == hashes[-1] and (last_seq, last_tx, last_ts) == rows[-1][:3]
-    assert frames.scan(frame) == (len(frame), n, seq, last_seq, last_tx, last_ts, prev, last)
-    table = frames_table([frame, frame])
-    assert table.num_rows == 2 * n
-    got = table.slice(0, n).to_pylist()
+    payload = (struct.pack("<I4q", len(rows), rows[0][0], rows[-1][0], rows[-1][1], rows[-1][2]) + prev
+               + b"".join(canonical(r) for r in rows) + b"".join(hashes))
+    return b"GTJ2" + struct.pack("<I", len(payload)) + payload, hashes[-1]
+
+
+def _check_columns(table, rows, hashes):
+    got = table.to_pylist()
     names = table.column_names
+    assert len(got) == len(rows)
     for row, h, g in zip(rows, hashes, got):
         assert g["hash"] == h
         for name, want in zip(names, row):
             assert _same(g[name], want), (name, g[name], want)
 
 
+@settings(max_examples=150, deadline=None)
+@given(buffers(), st.integers(0, 10**6), st.integers(0, 1000), st.binary(min_size=16, max_size=16))
+def test_encode_agrees_with_the_python_reference(buf, seq, tx, prev):
+    rows = buffer.to_rows(buf, seq, tx, 500_000, "ann")
+    frame, n, last_seq, last_tx, last_ts = frames.encode(buf, seq, tx, 500_000, "ann")
+    assert n == len(rows)
+    if not rows:
+        assert frame is None
+        return
+    assert frame[:4] == b"GTJ3" and (last_seq, last_tx, last_ts) == rows[-1][:3]
+    assert frames.scan(frame) == (len(frame), n, seq, last_seq, last_tx, last_ts, None, None)
+    hashes = chain(rows, prev)
+    table, last = frames_table([frame, frame], prev)  # the second copy chains on the first
+    assert table.num_rows == 2 * n and last == chain(rows + rows, prev)[-1]
+    _check_columns(table.slice(0, n), rows, hashes)
+    # the same rows as a GTJ2 frame (0.3) decode to the same table and carry the same hashes
+    old, old_last = legacy_frame(rows, prev)
+    assert frames.scan(old) == (len(old), n, seq, last_seq, last_tx, last_ts, prev, old_last)
+    t2, last2 = frames_table([old], prev)
+    assert last2 == old_last == hashes[-1]
+    _check_columns(t2, rows, hashes)
+
+
+def test_record_many_rows_after_the_first_are_repeat_rows():
+    n = 150
+    ids = np.arange(n) * 7 + 1
+    items = [buffer.Many("set", "load", ids, "p_mw", typed_array(np.linspace(-1, 1, n), "old", n),
+                         typed_array(np.arange(n), "new", n)),
+             buffer.Many("set", "gen", ids[:3], "name", typed_array(None, "old", 3),
+                         typed_array(np.array(["a", "b", "c"]), "new", 3)),
+             buffer.Many("set", "gen", ids[:4], "in_service", typed_array(np.ones(4, bool), "old", 4),
+                         typed_array(np.array([None, 1.5, "s", True], dtype=object), "new", 4))]
+    buf = [[], buffer.Tx(77, "ann", "apply_action 12", items, None), []]
+    rows = buffer.to_rows(buf, 5, 2, 0, "ann")
+    frame = frames.encode(buf, 5, 2, 0, "ann")[0]
+    full = len(b"".join(canonical(r) for r in rows))
+    assert len(frame) < full / 3  # 148 of the first call's rows are 27-byte repeat rows
+    prev = bytes(range(16))
+    table, last = frames_table([frame], prev)
+    _check_columns(table, rows, chain(rows, prev))
+
+
 def _frame(k=3):
-    buf = [[(10 + i, "set", "load", i, "p_mw", float(i), float(i) + 0.5, None) for i in range(k)]]
-    return frames.encode(buf, 0, 0, 0, "ann", bytes(16))[0]
+    buf = [[(10 + i, "set", "load", i, "p_mw", float(i), float(i) + 0.5, None) for i in range(k)],
+           buffer.Tx(20, "ann", "m", [buffer.Many("set", "gen", np.arange(4), "p_mw",
+                                                  typed_array(np.arange(4.0), "old", 4),
+                                                  typed_array(np.arange(4), "new", 4))], None), []]
+    return frames.encode(buf, 0, 0, 0, "ann")[0]
 
 
-def test_scan_refuses_every_torn_prefix_and_any_flipped_byte():
+@pytest.mark.parametrize("fmt", ["GTJ3", "GTJ2"])
+def test_scan_refuses_every_torn_prefix_and_any_flipped_byte(fmt):
     f = _frame()
+    if fmt == "GTJ2":
+        rows = buffer.to_rows([[(10 + i, "set", "load", i, "p_mw", float(i), float(i) + 0.5, None)
+                                for i in range(3)]], 0, 0, 0, "ann")
+        f = legacy_frame(rows, bytes(16))[0]
     assert frames.scan(f) is not None
     for cut in range(len(f)):
         assert frames.scan(f[:cut]) is None, cut
     for pos in range(len(f)):
-        bad = bytearray(f)
-        bad[pos] ^= 0x40
-        assert frames.scan(bytes(bad)) is None, pos
+        for flip in (0x40, 0x01, 0xFF):
+            bad = bytearray(f)
+            bad[pos] ^= flip
+            assert frames.scan(bytes(bad)) is None, (pos, flip)
 
 
 def test_scan_finds_a_frame_at_an_offset_and_decode_joins_frames():
@@ -124,15 +227,26 @@ def test_scan_finds_a_frame_at_an_offset_and_decode_joins_frames():
     first = frames.scan(data, 0)
     assert first[0] == len(a) and frames.scan(data, first[0])[0] == len(data)
     n, num, _, text, hashes = frames.decode([a, b])
-    assert n == 6 and num["seq"].tolist() == [0, 1, 0, 1, 2, 3] and len(hashes) == 96
+    assert n == 2 + 5 + 4 + 5 and num["seq"].tolist() == list(range(7)) + list(range(9)) and len(hashes) == 16 * n
+    assert frames.decode([])[0] == 0
+
+
+def test_a_gtj2_frame_then_gtj3_frames_chain_on():
+    rows = buffer.to_rows([[(10, "set", "load", 1, "p_mw", 1.0, 2.0, None)]], 0, 0, 0, "ann")
+    old, old_last = legacy_frame(rows, bytes(16))
+    buf = [[(11, "set", "load", 2, "p_mw", 2.0, 3.0, None)]]
+    new = frames.encode(buf, 1, 1, 10, "ann")[0]
+    table, last = frames_table([old, new], bytes(16))
+    both = rows + buffer.to_rows(buf, 1, 1, 10, "ann")
+    _check_columns(table, both, chain(both))
 
 
 def test_text_that_is_not_utf8_names_its_column():
     with pytest.raises(frames.TextError) as e:
-        frames.encode([[(1, "set", "load", 1, "p\udc80", 1.0, 2.0, None)]], 0, 0, 0, "ann", bytes(16))
+        frames.encode([[(1, "set", "load", 1, "p\udc80", 1.0, 2.0, None)]], 0, 0, 0, "ann")
     assert e.value.field == "field"
     with pytest.raises(frames.TextError) as e:
-        frames.encode([[(1, "set", "load", 1, "p", "\ud800", 2.0, None)]], 0, 0, 0, "ann", bytes(16))
+        frames.encode([[(1, "set", "load", 1, "p", "\ud800", 2.0, None)]], 0, 0, 0, "ann")
     assert e.value.field == "old_s"
 
 
