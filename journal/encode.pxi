@@ -11,6 +11,9 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 from .buffer import Many
 from .rows import TextError
@@ -205,21 +208,38 @@ cdef int put_row(Enc* e, int64_t tx, int64_t ts, object author, object message, 
     return 0
 
 
+cdef inline const char* col(object a, int typenum, Py_ssize_t m, list keep) except NULL:
+    """The data of a typed column (journal/columns.py makes them contiguous arrays of the right
+    dtype; anything else is converted, the copy kept alive in ``keep``)."""
+    cdef cnp.ndarray arr
+    if not (type(a) is np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)):
+        a = np.ascontiguousarray(a, cnp.PyArray_DescrFromType(typenum))
+        keep.append(a)
+    arr = <cnp.ndarray>a
+    if cnp.PyArray_SIZE(arr) < m:
+        raise ValueError("a record_many column is shorter than its ids")
+    return <const char*>cnp.PyArray_DATA(arr)
+
+
 cdef int put_many(Enc* e, int64_t tx, int64_t ts, object author, object message, item) except -1:
     """The rows of one record_many call (journal/buffer.py Many: typed old/new columns): the
     first as a full row, each next one as a repeat row when neither it nor the row before holds
     a str value (their texts are the same)."""
-    cdef const int64_t[::1] eids = item.eids
-    cdef Py_ssize_t k, m = eids.shape[0]
+    cdef list keep = []
+    eids_a = item.eids
+    cdef Py_ssize_t k, m = len(eids_a)
     cdef bint plain, prev_plain = False
-    cdef const int8_t[::1] vto, vtn
-    cdef const double[::1] fo, fn
-    cdef const int64_t[::1] io, in_
+    if m == 0:
+        return 0
     o, nw = item.old, item.new
-    vto, fo, io = np.ascontiguousarray(o[0], np.int8), np.ascontiguousarray(o[1], np.float64), \
-        np.ascontiguousarray(o[3], np.int64)
-    vtn, fn, in_ = np.ascontiguousarray(nw[0], np.int8), np.ascontiguousarray(nw[1], np.float64), \
-        np.ascontiguousarray(nw[3], np.int64)
+    cdef const int64_t* eids = <const int64_t*>col(eids_a, cnp.NPY_INT64, m, keep)
+    cdef const int8_t* vto = <const int8_t*>col(o[0], cnp.NPY_INT8, m, keep)
+    cdef const double* fo = <const double*>col(o[1], cnp.NPY_FLOAT64, m, keep)
+    cdef const int64_t* io = <const int64_t*>col(o[3], cnp.NPY_INT64, m, keep)
+    cdef const int8_t* vtn = <const int8_t*>col(nw[0], cnp.NPY_INT8, m, keep)
+    cdef const double* fn = <const double*>col(nw[1], cnp.NPY_FLOAT64, m, keep)
+    cdef const int64_t* in_ = <const int64_t*>col(nw[3], cnp.NPY_INT64, m, keep)
     so, sn = o[5], nw[5]
     event, kind, field = item.event, item.kind, item.field
     # the texts every row of the call shares (author ... field, and for rows without str values

@@ -18,6 +18,12 @@ from libc.string cimport memcpy, strlen
 
 include "encode.pxi"
 
+from .buffer import Tx
+from .columns import Typed, _consts
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object s)
+
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void* buf, size_t n)
@@ -58,6 +64,36 @@ cdef inline bint is_text(object v):
 
 cdef inline bint is_eid(object v):
     return v is None or (type(v) is int and is_int64(v))
+
+
+cdef inline bint is_utf8(object s):
+    """A text argument (None or str) the flush can encode (a lone surrogate cannot be)."""
+    cdef Py_ssize_t size
+    if s is None or PyUnicode_IS_ASCII(s):
+        return True
+    if PyUnicode_AsUTF8AndSize(s, &size) == NULL:
+        PyErr_Clear()
+        return False
+    return True
+
+
+cdef object typed_copy(object a, Py_ssize_t n):
+    """record_many's old/new argument as typed columns (journal/columns.py typed_array) when it
+    is None or a 1-D float64, int64 or bool array of n values (the values copied); else None."""
+    cdef int t
+    zf, zi, no, nones, codes = _consts(n)
+    if a is None:
+        return Typed((codes[NONE], zf, no, zi, no, nones))
+    if type(a) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) != 1 or cnp.PyArray_DIM(<cnp.ndarray>a, 0) != n:
+        return None
+    t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if t == cnp.NPY_FLOAT64:
+        return Typed((codes[FLOAT], cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_FLOAT64), None, zi, no, nones))
+    if t == cnp.NPY_INT64:
+        return Typed((codes[INT], zf, no, cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_INT64), None, nones))
+    if t == cnp.NPY_BOOL:
+        return Typed((codes[BOOL], zf, no, cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_INT64), None, nones))
+    return None
 
 
 cdef inline bint is_value(object v):
@@ -220,6 +256,35 @@ cdef class Recorder:
             self._seg.failed(errno)
         self._seg.size += n
         return 0
+
+    def record_many(self, event, kind, eids, field, olds, news):
+        """One event per element of ``eids`` (with ``olds[k]``/``news[k]``, arrays or None).
+
+        Outside a transaction the events form one transaction of their own, closed by a
+        commit row like any multi-event transaction; inside one they join it.  The ids and
+        values are copied.  Here in C for the common arguments (str texts, an int64 id array,
+        float64/int64/bool value arrays or None); anything else goes through the Journal's
+        ``_record_many``, which converts it or raises JournalError naming the field.
+        """
+        cdef Py_ssize_t n
+        if (self.closed or self.read_only or type(event) is not str or not is_text(kind) or not is_text(field)
+                or type(eids) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>eids) != 1
+                or cnp.PyArray_TYPE(<cnp.ndarray>eids) != cnp.NPY_INT64
+                or not (is_utf8(event) and is_utf8(kind) and is_utf8(field))):
+            return self._record_many(event, kind, eids, field, olds, news)
+        n = cnp.PyArray_DIM(<cnp.ndarray>eids, 0)
+        old = typed_copy(olds, n)
+        new = typed_copy(news, n) if old is not None else None
+        if new is None:
+            return self._record_many(event, kind, eids, field, olds, news)
+        if n == 0:
+            return
+        item = Many(event, kind, cnp.PyArray_Cast(<cnp.ndarray>eids, cnp.NPY_INT64), field, old, new)
+        p = self._pending
+        if p is not None:
+            (<list>p).append(item)
+        else:
+            self._push(Tx(now_ns() if self.clock is None else self.clock(), self.author, None, [item], None))
 
     def record(self, event, kind=None, eid=None, field=None, old=None, new=None, info=None):
         """Record one event: a one-event transaction, or part of the open one.  Buffered, not flushed."""

@@ -178,12 +178,10 @@ class Journal(Recorder):
         """record() arguments converted to plain types (numpy scalars, dict info) or JournalError."""
         return _checked(event, kind, eid, field, old, new, info)
 
-    def record_many(self, event, kind, eids, field, olds, news):
-        """One event per element of ``eids`` (with ``olds[k]``/``news[k]``, arrays or None).
-
-        Outside a transaction the events form one transaction of their own, closed by a
-        commit row like any multi-event transaction; inside one they join it.
-        """
+    # record_many() is Recorder.record_many (journal/recorder.pyx) for the common arguments
+    def _record_many(self, event, kind, eids, field, olds, news):
+        """record_many for any arguments: converted (lists, numpy scalars, other dtypes, object
+        arrays) or JournalError naming the field."""
         self._writable()
         event, kind, field = plain_text(event, "event", True), plain_text(kind, "kind"), plain_text(field, "field")
         ids = eid_array(eids)

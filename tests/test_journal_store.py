@@ -630,3 +630,35 @@ def test_an_in_memory_journal_writes_no_files(tmp_path, monkeypatch):
     assert j.path is None and j.count() == 126 and j.verify() == 126
     j.close()
     assert os.listdir(tmp_path) == []
+
+
+def test_record_many_fast_path_records_what_the_checked_path_records():
+    """The C path (int64 ids, float64/int64/bool arrays, None) and the Python path (lists,
+    other dtypes, numpy scalars) give the same rows; both copy what they are given."""
+    ids = np.array([4, 9, 2], np.int64)
+    cases = [(np.array([1.5, -0.0, np.nan]), None), (np.array([1, -2, 2**62], np.int64), np.array([True, False, True])),
+             (None, np.array([0.25, 0.5, 0.75]))]
+    fast, slow = Journal(clock=lambda: 7), Journal(clock=lambda: 7)
+    for olds, news in cases:
+        fast.record_many("set", "load", ids, "p_mw", olds, news)
+        slow.record_many("set", "load", ids.tolist(), "p_mw", None if olds is None else olds.tolist(),
+                         None if news is None else news.astype(object))
+    ids[0] = 99  # the caller's arrays change after the call: the events do not
+    cases[0][0][0] = 7.0
+    with fast.transaction(message="m"):
+        fast.record_many("set", "gen", np.arange(2), "in_service", np.array([True, False]), np.zeros(2, np.int64))
+    with slow.transaction(message="m"):
+        slow.record_many("set", "gen", [0, 1], "in_service", [True, False], [0, 0])
+    a, b = fast.log(), slow.log()
+    assert len(a) == 3 * 4 + 3 and a["eid"].tolist()[:3] == [4, 9, 2]
+    for col in ("seq", "tx", "event", "kind", "eid", "field", "message"):
+        assert a[col].tolist() == b[col].tolist(), col
+    for col in ("old", "new"):
+        assert_values(a[col].tolist(), b[col].tolist())
+    assert fast.verify() == slow.verify() == len(a)
+    with pytest.raises(JournalError) as e:  # text the flush could not encode: refused at once
+        fast.record_many("set", "lo\udc80d", np.arange(2), "p", None, None)
+    assert e.value.field == "kind"
+    with pytest.raises(JournalError):
+        fast.record_many("set", "load", np.arange(3), "p", np.zeros(2), None)
+    assert fast.count() == len(a)
