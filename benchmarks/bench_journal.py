@@ -12,7 +12,10 @@ In one run, on this machine:
 2. **flush** of 100k buffered events (a 100k-element vectorized write, and 100k single handle
    writes) to a file journal: events/s.  Target: >= 500k events/s.  Also the later ingest of the
    segment into DuckDB and ``verify()``.
-3. **Scenario B loop** (one load write + solve, warm start) on case118 and case2869pegase with a file
+3. **a grid2op step's transaction**: ``begin`` + three ``record_many`` of 50 float values +
+   ``commit`` (which flushes one frame) on a file journal, as the grid2op backend journals
+   every ``apply_action``: us per ``commit`` and per whole transaction.
+4. **Scenario B loop** (one load write + solve, warm start) on case118 and case2869pegase with a file
    journal, beside lightsim2grid's ``change_p_load`` + ``ac_pf`` from the previous voltages and
    pandapower's ``runpp(init="results")``.  Target: gridtape/lightsim2grid <= 1.0.  Variants: file
    journal, in-memory journal, journal off, and a file journal with ``reuse_lu=False`` (every
@@ -130,6 +133,36 @@ def bench_flush(tmp, quick):
     return res
 
 
+def bench_transaction(tmp, quick):
+    """begin + 3 x record_many(50) + commit, as the grid2op backend journals every step."""
+    from gridtape.journal import Journal
+
+    j = Journal(os.path.join(tmp, "t.duckdb"), author="bench", ingest_every=10**9)
+    ids = [np.arange(50, dtype=np.int64) + 100 * k for k in range(3)]
+    olds = [np.random.default_rng(k).random(50) for k in range(3)]
+    news = [o + 0.5 for o in olds]
+    cols = (("load", "p_mw"), ("load", "q_mvar"), ("gen", "p_mw"))
+    n = 500 if quick else 3000
+    pc = time.perf_counter
+    best_commit = best_tx = float("inf")
+    for r in range(3 if quick else 7):
+        t_commit = 0.0
+        t0 = pc()
+        for s in range(n):
+            j.begin(message=f"apply_action {s}")
+            for k, (kind, col) in enumerate(cols):
+                j.record_many("set", kind, ids[k], col, olds[k], news[k])
+            t1 = pc()
+            j.commit()
+            t_commit += pc() - t1
+        best_tx = min(best_tx, (pc() - t0) / n)
+        best_commit = min(best_commit, t_commit / n)
+        j.ingest()  # between rounds: every round starts from an empty segment
+    rows = 3 * 50 + 1
+    j.close()
+    return {"commit_us": best_commit * 1e6, "tx_us": best_tx * 1e6, "rows": rows}
+
+
 def bench_loop(name, tmp, quick):
     import pandapower as pp
 
@@ -218,6 +251,10 @@ def main(argv=None):
         print(f"- ingest of {f['ingested']:,} events from the segment into DuckDB: {f['ingest_s'] * 1e3:.0f} ms "
               f"({f['ingested'] / f['ingest_s'] / 1e3:,.0f}k events/s)")
         print(f"- verify() of {f['verified']:,} events: {f['verify_s']:.2f} s; database {f['db_mb']:.1f} MB")
+        t = bench_transaction(tmp, args.quick)
+        print(f"\n## A grid2op step's transaction (file journal, {t['rows']} rows)\n")
+        print(f"- `commit()` (one frame written): {t['commit_us']:.1f} us; the whole transaction "
+              f"(begin, 3 x record_many(50), commit): {t['tx_us']:.1f} us")
         print("\n## Scenario B loop: one load write + solve (ms; min / median / mean)\n")
         cases = ["case118", "case2869pegase"] if not args.quick else ["case118"]
         print("| case | variant | min | median | mean | / lightsim2grid (median) | / lightsim2grid (mean) |")
