@@ -32,7 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.g2o import LinePack, ac_results, model_arrays
+from gridtape.solver_cy.g2o import InjPack, LinePack, ac_results, inj_results, model_arrays
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -266,6 +266,7 @@ class GridtapeBackend(Backend):
                      "inj": np.full((4, sum(sizes)), np.nan, dtype=dt_float)}
         ends = np.cumsum((0,) + sizes)
         self._inj_slices = {g: slice(int(ends[i]), int(ends[i + 1])) for i, g in enumerate(INJ_GROUPS)}
+        self._inj_sizes = [int(ends[i + 1] - ends[i]) for i in range(len(INJ_GROUPS))]
         self._bind_views()
         self._topo_vect = np.full(self.dim_topo, -1, dtype=dt_int)
         self._shunt_bus = np.full(self.n_shunt, -1, dtype=dt_int)
@@ -710,10 +711,21 @@ class GridtapeBackend(Backend):
         if pack.yff_obj is not br.yff:  # new admittance arrays (a shunt or branch parameter write)
             pack.admittances(br.yff, br.yft, br.ytf, br.ytt)
         V, vm, _, vkv, finite = ac_results(pack, eng.V, sn)
-        S = bus_injection(eng.indptr, eng.indices, eng.ydata, V)
-        S *= sn
-        self._fetch_gens(mc, eng, S.real, S.imag, False)
-        self._fetch_loads(mc, vm, vkv, False)
+        ipack = mc.get("ipack")
+        if ipack is None:
+            act = mc["act"]
+            ipack = mc["ipack"] = InjPack(self._buf["inj"], topo.nb, tuple(self._inj_sizes),
+                                          mc["gen_ds"] if self._dist_slack else mc["gen"], act["gen"], act["load"],
+                                          mc["bus"]["shunt"], mc["shunt_k"], not mc["zip"])
+        tabs = self._grid.world.tables
+        inj = eng.inj
+        g, ld, sto, sh = tabs["gen"].cols, tabs["load"].cols, tabs["storage"].cols, tabs["shunt"].cols
+        # generators, loads, storage and shunts in one kernel pass (_fetch_gens, _fetch_loads: the reference)
+        inj_results(ipack, V, eng.indptr, eng.indices, eng.ydata, inj.qd, inj.pd, sn, g["p_mw"], g["scaling"],
+                    ld["p_mw"], ld["q_mvar"], ld["scaling"], sto["p_mw"], sto["q_mvar"], sh["p_mw"], sh["q_mvar"],
+                    vkv)
+        if mc["zip"]:
+            self._fetch_loads(mc, vm, vkv, False)
         return finite
 
     def _fetch_numpy(self, mc, is_dc):

@@ -6,6 +6,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.math cimport atan2, hypot, isfinite, M_PI
 from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport free, malloc
 
 cnp.import_array()
 
@@ -254,3 +255,223 @@ def model_arrays(lookup, base_kv, f, t, Py_ssize_t n, tuple elem_rows, tuple act
                 suspect = True
         off += m
     return b2_a, kv2_a, amp_a, off_a, eb_a, eon_a, suspect
+
+
+cdef class InjPack:
+    """The constants of one model that ``inj_results`` reads: where the generators, loads, storage
+    units and shunts sit in the element buffer, the generators' pfsoln split (the on ones, their
+    buses and Q-range shares) and, per slack bus, how its generators share the bus balance.
+    ``GridtapeBackend._fetch_gens`` / ``_fetch_loads`` are the reference."""
+    cdef float *E
+    cdef Py_ssize_t ne, nb, ng, nl, ns, nsh, og, ol, osg, osh, ngon, nref
+    cdef const int64_t *grow
+    cdef const int64_t *gbus
+    cdef const double *qmin
+    cdef const double *qmn
+    cdef const double *scale
+    cdef const double *cnt
+    cdef const unsigned char *same
+    cdef const unsigned char *gact
+    cdef const unsigned char *lact
+    cdef const int64_t *rbus
+    cdef const int32_t *rmode
+    cdef const int64_t *rsp
+    cdef const int64_t *rsl
+    cdef const double *rshare
+    cdef const int64_t *rfp
+    cdef const int64_t *rfx
+    cdef const int64_t *shbus
+    cdef const double *shk
+    cdef bint all_on, loads
+    cdef double *p
+    cdef object _keep
+
+    def __cinit__(self):
+        self.p = NULL
+
+    def __dealloc__(self):
+        free(self.p)
+
+    def __init__(self, ebuf, Py_ssize_t nb, tuple sizes, gs, gact, lact, shbus, shk, bint loads):
+        """``sizes``: (gens, loads, storage units, shunts) in the buffer's column order; ``gs``:
+        the backend's generator split (``_gen_split``); ``shk``: shunt factors times activity (or
+        None); ``loads``: whether load P/Q are plain set-points (no voltage-dependent part)."""
+        cdef Py_ssize_t j, k, m
+        if not cnp.PyArray_Check(ebuf) or cnp.PyArray_NDIM(<cnp.ndarray>ebuf) != 2 \
+                or cnp.PyArray_DIM(<cnp.ndarray>ebuf, 0) != 4 or len(sizes) != 4:
+            raise ValueError("InjPack: inconsistent buffer")
+        self.ng, self.nl, self.ns, self.nsh = sizes
+        self.ne = cnp.PyArray_DIM(<cnp.ndarray>ebuf, 1)
+        if self.ng + self.nl + self.ns + self.nsh != self.ne or nb < 0:
+            raise ValueError("InjPack: group sizes do not fill the buffer")
+        self.nb = nb
+        self.og, self.ol = 0, self.ng
+        self.osg, self.osh = self.ng + self.nl, self.ng + self.nl + self.ns
+        self.E = <float *>_ptr(ebuf, cnp.NPY_FLOAT32, 4 * self.ne, "element buffer")
+        rows, gb = gs["rows"], gs["bus"]
+        m = _size(rows)
+        self.ngon = m
+        self.grow = <const int64_t *>_ptr(rows, cnp.NPY_INT64, m, "rows")
+        self.gbus = <const int64_t *>_ptr(gb, cnp.NPY_INT64, m, "gen bus")
+        self.qmin = <const double *>_ptr(gs["qmin"], cnp.NPY_DOUBLE, m, "qmin")
+        self.qmn = <const double *>_ptr(gs["qmn"], cnp.NPY_DOUBLE, m, "qmn")
+        self.scale = <const double *>_ptr(gs["scale"], cnp.NPY_DOUBLE, m, "scale")
+        self.cnt = <const double *>_ptr(gs["cnt"], cnp.NPY_DOUBLE, m, "cnt")
+        self.same = <const unsigned char *>_ptr(gs["same"], cnp.NPY_BOOL, m, "same")
+        self.all_on = bool(gs["all"])
+        self.gact = <const unsigned char *>_ptr(gact, cnp.NPY_BOOL, self.ng, "gen active")
+        self.lact = <const unsigned char *>_ptr(lact, cnp.NPY_BOOL, self.nl, "load active")
+        for k in range(m):
+            if not (0 <= self.grow[k] < self.ng and 0 <= self.gbus[k] < nb):
+                raise ValueError("InjPack: generator index out of range")
+        # slack buses: mode 0 nothing, 1 one generator takes the balance, 2 slack generators
+        # share it equally, 3 by weight; slack (and single) generators, then fixed ones, as CSR
+        ref = gs["ref"]
+        nref = len(ref)
+        rbus, rmode = np.empty(nref, np.int64), np.zeros(nref, np.int32)
+        rsp, rfp = np.zeros(nref + 1, np.int64), np.zeros(nref + 1, np.int64)
+        rsl, rfx, rshare = [], [], []
+        for j, (rb, at, slack, fixed, share) in enumerate(ref):
+            rbus[j] = rb
+            if len(at) == 1:
+                rmode[j], sl, fx, sh = 1, at[:1], at[:0], np.zeros(1)
+            elif len(slack):
+                rmode[j], sl, fx = (2 if share is None else 3), slack, fixed
+                sh = np.zeros(len(slack)) if share is None else np.asarray(share, dtype=float)
+            else:
+                sl, fx, sh = at[:0], at[:0], np.zeros(0)
+            rsl.append(np.asarray(sl, np.int64))
+            rfx.append(np.asarray(fx, np.int64))
+            rshare.append(sh)
+            rsp[j + 1] = rsp[j] + len(sl)
+            rfp[j + 1] = rfp[j] + len(fx)
+        rsl_a = np.concatenate(rsl) if rsl else np.zeros(0, np.int64)
+        rfx_a = np.concatenate(rfx) if rfx else np.zeros(0, np.int64)
+        rsh_a = np.concatenate(rshare) if rshare else np.zeros(0)
+        if ((rbus < 0) | (rbus >= nb)).any() or ((rsl_a < 0) | (rsl_a >= self.ng)).any() \
+                or ((rfx_a < 0) | (rfx_a >= self.ng)).any():
+            raise ValueError("InjPack: slack index out of range")
+        self.nref = nref
+        self.rbus = <const int64_t *>_ptr(rbus, cnp.NPY_INT64, nref, "rbus")
+        self.rmode = <const int32_t *>_ptr(rmode, cnp.NPY_INT32, nref, "rmode")
+        self.rsp = <const int64_t *>_ptr(rsp, cnp.NPY_INT64, nref + 1, "rsp")
+        self.rfp = <const int64_t *>_ptr(rfp, cnp.NPY_INT64, nref + 1, "rfp")
+        self.rsl = <const int64_t *>_ptr(rsl_a, cnp.NPY_INT64, -1, "rsl")
+        self.rfx = <const int64_t *>_ptr(rfx_a, cnp.NPY_INT64, -1, "rfx")
+        self.rshare = <const double *>_ptr(rsh_a, cnp.NPY_DOUBLE, -1, "rshare")
+        self.shbus = <const int64_t *>_ptr(shbus, cnp.NPY_INT64, self.nsh, "shunt bus")
+        for k in range(self.nsh):
+            if not 0 <= self.shbus[k] < nb:
+                raise ValueError("InjPack: shunt bus out of range")
+        self.shk = NULL if shk is None else <const double *>_ptr(shk, cnp.NPY_DOUBLE, self.nsh, "shunt factor")
+        self.loads = loads
+        self.p = <double *>malloc(max(self.ng, 1) * sizeof(double))
+        if self.p == NULL:
+            raise MemoryError()
+        self._keep = (ebuf, rows, gb, gs, gact, lact, rbus, rmode, rsp, rfp, rsl_a, rfx_a, rsh_a, shbus, shk)
+
+
+cdef inline double _bus_s(const int32_t *yp, const int32_t *yi, const double complex *y,
+                          const double complex *V, Py_ssize_t b, bint imag) noexcept nogil:
+    """P (or Q) of bus b, p.u.: V_b conj(sum_k Y_bk V_k)."""
+    cdef double complex acc = 0
+    cdef Py_ssize_t q
+    for q in range(yp[b], yp[b + 1]):
+        acc = acc + y[q] * V[yi[q]]
+    acc = V[b] * acc.conjugate()
+    return acc.imag if imag else acc.real
+
+
+def inj_results(InjPack k, V_in, indptr, indices, ydata, qd_in, pd_in, double sn, gen_p, gen_sc,
+                load_p, load_q, load_sc, st_p, st_q, sh_p, sh_q, vkv_in):
+    """Rows 0, 1 (P, Q) of the element buffer after an AC power flow: generator Q from each bus's
+    balance split by reactive range, generator P at the set-points and at slack buses from the
+    balance, loads (unless voltage-dependent: ``InjPack.loads``), storage set-points and shunt
+    P/Q at the bus voltage (``vkv_in``, kV).  ``V_in``: the voltages with unsupplied buses at 0."""
+    cdef Py_ssize_t nb = k.nb, ng = k.ng, nl = k.nl, ns = k.ns, nsh = k.nsh, ne = k.ne, j, m, a
+    cdef Py_ssize_t ny = _size(indices)
+    if _size(indptr) != nb + 1 or ny < 0 or _size(ydata) != ny:
+        raise ValueError("inj_results: inconsistent Ybus arrays")
+    cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
+    cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
+    cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
+    cdef const double complex *V = <const double complex *>_ptr(V_in, cnp.NPY_COMPLEX128, nb, "V")
+    cdef const double *qd = <const double *>_ptr(qd_in, cnp.NPY_DOUBLE, nb, "qd")
+    cdef const double *pd = <const double *>_ptr(pd_in, cnp.NPY_DOUBLE, nb, "pd")
+    cdef const double *gp = <const double *>_ptr(gen_p, cnp.NPY_DOUBLE, ng, "gen p_mw")
+    cdef const double *gsc = <const double *>_ptr(gen_sc, cnp.NPY_DOUBLE, ng, "gen scaling")
+    cdef const double *lp = <const double *>_ptr(load_p, cnp.NPY_DOUBLE, nl, "load p_mw")
+    cdef const double *lq = <const double *>_ptr(load_q, cnp.NPY_DOUBLE, nl, "load q_mvar")
+    cdef const double *lsc = <const double *>_ptr(load_sc, cnp.NPY_DOUBLE, nl, "load scaling")
+    cdef const double *sp = <const double *>_ptr(st_p, cnp.NPY_DOUBLE, ns, "storage p_mw")
+    cdef const double *sq = <const double *>_ptr(st_q, cnp.NPY_DOUBLE, ns, "storage q_mvar")
+    cdef const double *hp = <const double *>_ptr(sh_p, cnp.NPY_DOUBLE, nsh, "shunt p_mw")
+    cdef const double *hq = <const double *>_ptr(sh_q, cnp.NPY_DOUBLE, nsh, "shunt q_mvar")
+    cdef const double *vkv = <const double *>_ptr(vkv_in, cnp.NPY_DOUBLE, nb, "vkv")
+    for j in range(ny):
+        if not 0 <= yi[j] < nb:
+            raise ValueError("inj_results: Ybus column out of range")
+    for j in range(nb):
+        if not 0 <= yp[j] <= yp[j + 1] <= ny:
+            raise ValueError("inj_results: inconsistent Ybus arrays")
+    cdef float *G = k.E + k.og
+    cdef float *D = k.E + k.ol
+    cdef float *S = k.E + k.osg
+    cdef float *H = k.E + k.osh
+    cdef double *p = k.p
+    cdef double q, bal, fixed, tot, vb, f
+    cdef Py_ssize_t b, s0, s1, f0, f1
+    with nogil:
+        # generator Q: each bus's balance, split by reactive range (equally where the ranges sum to 0)
+        if not k.all_on:
+            for j in range(ng):
+                G[ne + j] = 0.0
+        for j in range(k.ngon):
+            b = k.gbus[j]
+            q = _bus_s(yp, yi, y, V, b, True) * sn + qd[b]
+            if k.same[j]:
+                q = q / k.cnt[j]
+            else:
+                q = k.qmin[j] + (q - k.qmn[j]) * k.scale[j]
+            G[ne + k.grow[j]] = <float>q
+        # generator P: the set-points, and at slack buses the bus balance
+        for j in range(ng):
+            p[j] = gp[j] * gsc[j] * (1.0 if k.gact[j] else 0.0)
+        for j in range(k.nref):
+            if k.rmode[j] == 0:
+                continue
+            b = k.rbus[j]
+            bal = _bus_s(yp, yi, y, V, b, False) * sn + pd[b]
+            s0, s1, f0, f1 = k.rsp[j], k.rsp[j + 1], k.rfp[j], k.rfp[j + 1]
+            if k.rmode[j] == 1:
+                p[k.rsl[s0]] = bal
+                continue
+            fixed = 0.0
+            for m in range(f0, f1):
+                fixed = fixed + p[k.rfx[m]]
+            if k.rmode[j] == 2:
+                for m in range(s0, s1):
+                    p[k.rsl[m]] = (bal - fixed) / (s1 - s0)
+            else:
+                tot = 0.0
+                for m in range(s0, s1):
+                    tot = tot + p[k.rsl[m]]
+                for m in range(s0, s1):
+                    a = k.rsl[m]
+                    p[a] = p[a] + (bal - fixed - tot) * k.rshare[m]
+        for j in range(ng):
+            G[j] = <float>p[j]
+        if k.loads:
+            for j in range(nl):
+                f = lsc[j] * (1.0 if k.lact[j] else 0.0)
+                D[j] = <float>(lp[j] * f)
+                D[ne + j] = <float>(lq[j] * f)
+        for j in range(ns):
+            S[j] = <float>sp[j]
+            S[ne + j] = <float>sq[j]
+        if k.shk != NULL:
+            for j in range(nsh):
+                vb = vkv[k.shbus[j]]
+                f = vb * vb * k.shk[j]
+                H[j] = <float>(f * hp[j])
+                H[ne + j] = <float>(f * hq[j])

@@ -22,6 +22,7 @@ import numpy as np
 
 from gridtape.errors import SchemaError, TopologyError
 
+from .inject import bus_sums
 from .topo import Fallback, build_core  # the topology kernel (its reference: build_topology_py)
 
 PQ, PV, REF, NONE = 1, 2, 3, 4
@@ -756,21 +757,29 @@ def _bus_rows(world, topo, kind):
 
 def _bus_shunts(world, topo) -> np.ndarray:
     """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
-    ysh = np.zeros(topo.nb, dtype=complex)
+    nb = topo.nb
     kv = topo.base_kv
     tabs = world.tables
+    gs = bs = None
     sh = tabs["shunt"]
     if len(sh):
         b = _bus_rows(world, topo, "shunt")
         c = sh.cols
         r = kv[b] / c["vn_kv"]
         r *= r  # (bus kV / shunt kV)^2
-        val = (c["p_mw"] - 1j * c["q_mvar"]) * c["step"] * r * topo.active["shunt"]
-        np.add.at(ysh, b, val)
+        r *= c["step"]
+        r *= topo.active["shunt"]
+        gs, bs = bus_sums(np.ascontiguousarray(b, dtype=np.int64), c["p_mw"], c["q_mvar"], r, None, nb)
     for kind in ("ward", "xward"):
         tab = tabs[kind]
         if len(tab):
             b = _bus_rows(world, topo, kind)
-            val = (tab.cols["pz_mw"] - 1j * tab.cols["qz_mvar"]) * topo.active[kind]
-            np.add.at(ysh, b, val)
+            p, q = bus_sums(np.ascontiguousarray(b, dtype=np.int64), tab.cols["pz_mw"], tab.cols["qz_mvar"],
+                            topo.active[kind].astype(np.float64), None, nb)
+            gs, bs = (p, q) if gs is None else (gs + p, bs + q)
+    ysh = np.zeros(nb, dtype=complex)
+    if gs is not None:
+        ysh.real = gs
+        ysh.imag = bs
+        ysh.imag *= -1.0
     return ysh
