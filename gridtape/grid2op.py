@@ -32,7 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.g2o import InjPack, LinePack, ac_results, inj_results, model_arrays
+from gridtape.solver_cy.g2o import InjPack, LinePack, ac_results, inj_results, model_arrays, slack_table
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -286,6 +286,10 @@ class GridtapeBackend(Backend):
                 res[pre + q] = self._grp[g][i]
             res[g + "_theta"] = self._grp[g][3]
         self._res = res
+        # the getters' rows, bound once (grid2op calls some getters several times a step)
+        self._rows = {g: tuple(self._grp[g][i] for i in range(3)) for g in ("gen", "load", "storage", "shunt")}
+        self._rows["or"] = tuple(res[f"{q}_or"] for q in ("p", "q", "v", "a"))
+        self._rows["ex"] = tuple(res[f"{q}_ex"] for q in ("p", "q", "v", "a"))
 
     # --- actions --------------------------------------------------------------------------------
     def apply_action(self, backend_action) -> None:
@@ -848,28 +852,28 @@ class GridtapeBackend(Backend):
 
     # --- getters --------------------------------------------------------------------------------
     def generators_info(self):
-        G = self._grp["gen"]
-        return G[0].copy(), G[1].copy(), G[2].copy()
+        p, q, v = self._rows["gen"]
+        return p.copy(), q.copy(), v.copy()
 
     def loads_info(self):
-        D = self._grp["load"]
-        return D[0].copy(), D[1].copy(), D[2].copy()
+        p, q, v = self._rows["load"]
+        return p.copy(), q.copy(), v.copy()
 
     def lines_or_info(self):
-        r = self._res
-        return r["p_or"].copy(), r["q_or"].copy(), r["v_or"].copy(), r["a_or"].copy()
+        p, q, v, a = self._rows["or"]
+        return p.copy(), q.copy(), v.copy(), a.copy()
 
     def lines_ex_info(self):
-        r = self._res
-        return r["p_ex"].copy(), r["q_ex"].copy(), r["v_ex"].copy(), r["a_ex"].copy()
+        p, q, v, a = self._rows["ex"]
+        return p.copy(), q.copy(), v.copy(), a.copy()
 
     def storages_info(self):
-        S_ = self._grp["storage"]
-        return S_[0].copy(), S_[1].copy(), S_[2].copy()
+        p, q, v = self._rows["storage"]
+        return p.copy(), q.copy(), v.copy()
 
     def shunt_info(self):
-        H = self._grp["shunt"]
-        return H[0].copy(), H[1].copy(), H[2].copy(), self._shunt_bus.copy()
+        p, q, v = self._rows["shunt"]
+        return p.copy(), q.copy(), v.copy(), self._shunt_bus.copy()
 
     def get_theta(self):
         r = self._res
@@ -914,7 +918,7 @@ class GridtapeBackend(Backend):
         """A deep copy with its own world and engine (never journaled), keeping every option.
         The instance's attributes are deep-copied, not the instance: grid2op's pickling hook on
         the class cannot rebuild a backend loaded outside an environment."""
-        skip = ("_grid", "_tc", "_tcs", "_gsplits", "_journal", "_res", "_grp")
+        skip = ("_grid", "_tc", "_tcs", "_gsplits", "_journal", "_res", "_grp", "_rows")
         out = type(self).__new__(type(self))
         out.__dict__.update(copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in skip}))
         out._tc = out._journal = None
@@ -1036,4 +1040,5 @@ def _gen_split(w, topo, gen_bus, on, st, distributed=False):
     return {"rows": rows, "all": len(rows) == len(on), "bus": gb, "qmin": qmin, "qmn": qmn,
             "scale": (qmax - qmin) / (qmx - qmn + np.finfo(float).eps),
             "same": same, "any_same": bool(same.any()),
-            "cnt": np.bincount(gb, minlength=nb)[gb].astype(float), "ref": ref}
+            "cnt": np.bincount(gb, minlength=nb)[gb].astype(float), "ref": ref,
+            "slack_table": slack_table(ref)}  # ``ref`` as arrays, for the results kernel

@@ -257,6 +257,33 @@ def model_arrays(lookup, base_kv, f, t, Py_ssize_t n, tuple elem_rows, tuple act
     return b2_a, kv2_a, amp_a, off_a, eb_a, eon_a, suspect
 
 
+def slack_table(ref):
+    """The slack buses of a generator split (``_gen_split``'s ``ref``: (bus, generators, slack ones,
+    fixed ones, shares or None) per bus) as arrays: bus, mode (0 nothing, 1 one generator takes the
+    bus balance, 2 the slack generators share it equally, 3 by weight), then the slack (or single)
+    generators and the fixed ones as CSR (pointers, indices) and the shares along the slack ones."""
+    nref = len(ref)
+    rbus, rmode = np.empty(nref, np.int64), np.zeros(nref, np.int32)
+    rsp, rfp = np.zeros(nref + 1, np.int64), np.zeros(nref + 1, np.int64)
+    rsl, rfx, rshare = [], [], []
+    for j, (rb, at, slack, fixed, share) in enumerate(ref):
+        rbus[j] = rb
+        if len(at) == 1:
+            rmode[j], sl, fx, sh = 1, at[:1], at[:0], np.zeros(1)
+        elif len(slack):
+            rmode[j], sl, fx = (2 if share is None else 3), slack, fixed
+            sh = np.zeros(len(slack)) if share is None else np.asarray(share, dtype=float)
+        else:
+            sl, fx, sh = at[:0], at[:0], np.zeros(0)
+        rsl.append(np.asarray(sl, np.int64))
+        rfx.append(np.asarray(fx, np.int64))
+        rshare.append(sh)
+        rsp[j + 1] = rsp[j] + len(sl)
+        rfp[j + 1] = rfp[j] + len(fx)
+    return (rbus, rmode, rsp, rfp, np.concatenate(rsl) if rsl else np.zeros(0, np.int64),
+            np.concatenate(rfx) if rfx else np.zeros(0, np.int64), np.concatenate(rshare) if rshare else np.zeros(0))
+
+
 cdef class InjPack:
     """The constants of one model that ``inj_results`` reads: where the generators, loads, storage
     units and shunts sit in the element buffer, the generators' pfsoln split (the on ones, their
@@ -324,33 +351,11 @@ cdef class InjPack:
         for k in range(m):
             if not (0 <= self.grow[k] < self.ng and 0 <= self.gbus[k] < nb):
                 raise ValueError("InjPack: generator index out of range")
-        # slack buses: mode 0 nothing, 1 one generator takes the balance, 2 slack generators
-        # share it equally, 3 by weight; slack (and single) generators, then fixed ones, as CSR
-        ref = gs["ref"]
-        nref = len(ref)
-        rbus, rmode = np.empty(nref, np.int64), np.zeros(nref, np.int32)
-        rsp, rfp = np.zeros(nref + 1, np.int64), np.zeros(nref + 1, np.int64)
-        rsl, rfx, rshare = [], [], []
-        for j, (rb, at, slack, fixed, share) in enumerate(ref):
-            rbus[j] = rb
-            if len(at) == 1:
-                rmode[j], sl, fx, sh = 1, at[:1], at[:0], np.zeros(1)
-            elif len(slack):
-                rmode[j], sl, fx = (2 if share is None else 3), slack, fixed
-                sh = np.zeros(len(slack)) if share is None else np.asarray(share, dtype=float)
-            else:
-                sl, fx, sh = at[:0], at[:0], np.zeros(0)
-            rsl.append(np.asarray(sl, np.int64))
-            rfx.append(np.asarray(fx, np.int64))
-            rshare.append(sh)
-            rsp[j + 1] = rsp[j] + len(sl)
-            rfp[j + 1] = rfp[j] + len(fx)
-        rsl_a = np.concatenate(rsl) if rsl else np.zeros(0, np.int64)
-        rfx_a = np.concatenate(rfx) if rfx else np.zeros(0, np.int64)
-        rsh_a = np.concatenate(rshare) if rshare else np.zeros(0)
-        if ((rbus < 0) | (rbus >= nb)).any() or ((rsl_a < 0) | (rsl_a >= self.ng)).any() \
-                or ((rfx_a < 0) | (rfx_a >= self.ng)).any():
-            raise ValueError("InjPack: slack index out of range")
+        tab = gs.get("slack_table")  # made with the split (kept per generator placement)
+        if tab is None:
+            tab = slack_table(gs["ref"])
+        rbus, rmode, rsp, rfp, rsl_a, rfx_a, rsh_a = tab
+        nref = _size(rbus)
         self.nref = nref
         self.rbus = <const int64_t *>_ptr(rbus, cnp.NPY_INT64, nref, "rbus")
         self.rmode = <const int32_t *>_ptr(rmode, cnp.NPY_INT32, nref, "rmode")
@@ -359,6 +364,18 @@ cdef class InjPack:
         self.rsl = <const int64_t *>_ptr(rsl_a, cnp.NPY_INT64, -1, "rsl")
         self.rfx = <const int64_t *>_ptr(rfx_a, cnp.NPY_INT64, -1, "rfx")
         self.rshare = <const double *>_ptr(rsh_a, cnp.NPY_DOUBLE, -1, "rshare")
+        if self.rsp[0] != 0 or self.rfp[0] != 0 or self.rsp[nref] != _size(rsl_a) \
+                or self.rfp[nref] != _size(rfx_a) or _size(rsh_a) != _size(rsl_a):
+            raise ValueError("InjPack: inconsistent slack table")
+        for j in range(nref):
+            if not (0 <= self.rbus[j] < nb and self.rsp[j] <= self.rsp[j + 1] and self.rfp[j] <= self.rfp[j + 1]):
+                raise ValueError("InjPack: slack index out of range")
+        for j in range(_size(rsl_a)):
+            if not 0 <= self.rsl[j] < self.ng:
+                raise ValueError("InjPack: slack index out of range")
+        for j in range(_size(rfx_a)):
+            if not 0 <= self.rfx[j] < self.ng:
+                raise ValueError("InjPack: slack index out of range")
         self.shbus = <const int64_t *>_ptr(shbus, cnp.NPY_INT64, self.nsh, "shunt bus")
         for k in range(self.nsh):
             if not 0 <= self.shbus[k] < nb:

@@ -228,6 +228,8 @@ class InjectionState:
         # freed only by the garbage collector; refresh calls _gen_p itself)
         self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), None)
         self._gen_idx = None  # (static table, rows, offset, buses) of the gens' P sums
+        # the index arrays of a static table shared across topologies, made once per table
+        self._idx_cache = None if shared is None else shared.setdefault("gen_idx", {})
         parts += [self._static, self._genp, self._set]
         self.parts = parts
         self._zero = np.zeros(nb, dtype=complex)
@@ -237,10 +239,18 @@ class InjectionState:
         its bus sums."""
         static = self._static.value
         idx = self._gen_idx
-        if idx is None or idx[0] is not static:  # index arrays of this static table, made once
-            on = np.flatnonzero(static["kind"] == 1)
-            idx = self._gen_idx = (static, np.ascontiguousarray(static["row"][on], dtype=np.int64),
-                                   int(on[0]) if len(on) else 0, np.ascontiguousarray(static["bus"], dtype=np.int64))
+        if idx is None or idx[0] is not static:  # index arrays of this static table
+            cache = self._idx_cache
+            idx = None if cache is None else cache.get(id(static))
+            if idx is None or idx[0] is not static:
+                on = np.flatnonzero(static["kind"] == 1)
+                idx = (static, np.ascontiguousarray(static["row"][on], dtype=np.int64), int(on[0]) if len(on) else 0,
+                       np.ascontiguousarray(static["bus"], dtype=np.int64))
+                if cache is not None:
+                    if len(cache) >= _PLACEMENTS:
+                        cache.clear()
+                    cache[id(static)] = idx  # the entry holds the table: its id is not reused meanwhile
+            self._gen_idx = idx
         _, rows, off, gbus = idx
         c = world["gen"].cols
         p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)

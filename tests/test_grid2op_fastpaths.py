@@ -188,6 +188,8 @@ def _same_split(a, b):
             for x, y in zip(a[k], b[k]):
                 assert x[0] == y[0] and all(np.array_equal(u, v) for u, v in zip(x[1:4], y[1:4]))
                 assert (x[4] is None) == (y[4] is None) and (x[4] is None or np.array_equal(x[4], y[4]))
+        elif k == "slack_table":
+            assert len(a[k]) == len(b[k]) and all(np.array_equal(u, v) for u, v in zip(a[k], b[k]))
         elif isinstance(a[k], np.ndarray):
             assert np.array_equal(a[k], b[k]), k
         else:
