@@ -1,5 +1,5 @@
 """gridtape: a pandapower-exact power-flow engine in which every change is history."""
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from . import errors  # noqa: E402
 from .grid import PowerGrid, SolveReport  # noqa: E402
