@@ -75,6 +75,11 @@ class SnapshotCorruptError(GridtapeError):
     """A snapshot file is missing or its bytes do not match the manifest; ``file`` names it."""
 
 
+class CheckpointWarning(UserWarning):
+    """An automatic checkpoint written in the background failed: the journal records nothing for
+    it and ``grid.checkpoint_error`` holds the exception (see docs/time-travel.md)."""
+
+
 __all__ = [
     "GridtapeError",
     "CaseError",
@@ -89,4 +94,5 @@ __all__ = [
     "JournalCorruptError",
     "ReadOnlyError",
     "SnapshotCorruptError",
+    "CheckpointWarning",
 ]

@@ -45,14 +45,18 @@ class PowerGrid:
     (False: pandapower's ``runpp(distributed_slack=True)`` when True, see docs/model-notes.md),
     ``reuse_lu`` (True: a warm incremental solve starts from the previous solve's LU factors and
     refactors only when they stop cutting the mismatch tenfold per step; False: every iteration
-    is a full Newton step, as in pandapower; see docs/performance.md).
+    is a full Newton step, as in pandapower; see docs/performance.md).  With a journal:
+    ``snapshots`` (directory), ``checkpoint_every`` (50,000 events between automatic snapshots)
+    and ``checkpoint_background`` (True: an automatic snapshot copies the world and writes it in a
+    thread; False: it is written inside ``solve()``; see docs/time-travel.md).
     """
 
     def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
                  branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
                  init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
-                 _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True):
+                 _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True,
+                 checkpoint_background: bool = True):
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
         resumed = False
@@ -88,6 +92,9 @@ class PowerGrid:
 
         self.snapshots = snapshots if snapshots is not None else snapshot_dir(None if j is None else j.path)
         self.checkpoint_every = int(checkpoint_every)
+        self.checkpoint_background = bool(checkpoint_background)
+        self.checkpoint_error = None  # what the last failed background checkpoint raised
+        self._bg = None  # the background checkpoint in flight (replay.background.BackgroundSnapshot)
         self._ckpt_seq = 0 if j is None else j.next_seq
         if j is not None and not resumed and not read_only:
             self._record_load(source, _load_info)
@@ -180,9 +187,21 @@ class PowerGrid:
         return -1 if self._journal is None else self._journal.flush()
 
     def close(self) -> None:
-        """Flush and close the journal (the grid stays usable for reading)."""
+        """Flush and close the journal (the grid stays usable for reading).  A checkpoint still
+        being written in the background is waited for and recorded first."""
+        if self._bg is not None:
+            self._settle_checkpoint()
         if self._journal is not None:
             self._journal.close()
+        if self._bg is not None:  # it could not be recorded (an open transaction): forget it
+            self._settle_checkpoint()
+
+    def __del__(self):
+        if getattr(self, "_bg", None) is not None:
+            try:
+                self._settle_checkpoint()
+            except Exception:  # noqa: BLE001 - nothing sensible to do in a finalizer
+                pass
 
     def __enter__(self):
         return self
@@ -339,8 +358,15 @@ class PowerGrid:
         if j is not None and not self._read_only:
             ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
             j.record_solve(conv, it, norm, rep.runtime_ms, level, algorithm, ds, _version())
-            if self._editor is None and j.flush() + 1 - self._ckpt_seq >= self.checkpoint_every and self.snapshots:
-                self.snapshot(message="checkpoint")
+            if self._editor is None:
+                if self._bg is not None and self._bg.done():
+                    self._settle_checkpoint()
+                if j.flush() + 1 - self._ckpt_seq >= self.checkpoint_every and self.snapshots \
+                        and not j.in_transaction:
+                    if not self.checkpoint_background:
+                        self.snapshot(message="checkpoint")
+                    elif self._bg is None:  # else one is still being written: try again next solve
+                        self._start_checkpoint(j)
         return rep
 
     # --- snapshots, tags, archives -------------------------------------------------------
@@ -359,10 +385,20 @@ class PowerGrid:
                                field="snapshots")
         from gridtape.replay.study import _resolve
 
+        if self._bg is not None:
+            self._settle_checkpoint()
+        if j.in_transaction:
+            raise JournalError("snapshot() inside an open journal transaction: commit it first", file=j.path)
         j.flush()
         covers = j.last_seq
         m = write_snapshot(self._world, _resolve(self.snapshots, j.path), parent=getattr(self, "_snap_id", None),
                            seq=covers, author=author or j.author, message=message)
+        self._record_snapshot(j, m, covers, author, message)
+        self._ckpt_seq = j.next_seq
+        return m
+
+    def _record_snapshot(self, j, m, covers, author, message):
+        """The journal's ``snapshot`` event for the written snapshot ``m`` of the world at ``covers``."""
         where = self.snapshots
         if j.path is not None and not ("://" in where) and os.path.isabs(where):
             rel = os.path.relpath(where, os.path.dirname(os.path.abspath(j.path)))
@@ -372,8 +408,53 @@ class PowerGrid:
         j.record("snapshot", None, None, None, None, None, info)
         j.commit()
         self._snap_id = m.snapshot_id
-        self._ckpt_seq = j.next_seq
-        return m
+
+    def _start_checkpoint(self, j):
+        """An automatic checkpoint off the main thread: copy the world now (the journal's last seq
+        is what it covers), write it in a thread; :meth:`_settle_checkpoint` records it later."""
+        from gridtape.replay import background
+        from gridtape.replay.study import _resolve
+
+        covers = j.last_seq
+        self._bg = background.BackgroundSnapshot(
+            background.frozen_copy(self._world), _resolve(self.snapshots, j.path), covers=covers,
+            parent=getattr(self, "_snap_id", None), author=j.author, message="checkpoint")
+        self._ckpt_seq = covers + 1
+        background.settle_at_exit(self)
+
+    def wait_checkpoint(self):
+        """Wait for the automatic checkpoint being written in the background (if any) and record
+        its ``snapshot`` event; returns its manifest, or None (none in flight, or it failed: see
+        ``checkpoint_error``).  ``close()`` does this too."""
+        bg = self._bg
+        if bg is None:
+            return None
+        self._settle_checkpoint()
+        return bg.manifest if self._bg is None else None
+
+    def _settle_checkpoint(self):
+        """Wait for the background checkpoint; record its ``snapshot`` event (main thread) when the
+        journal is open and outside a transaction, or warn (CheckpointWarning) if the write failed."""
+        bg = self._bg
+        j = self._journal
+        bg.wait()
+        if bg.error is None and j is not None and not j.closed and (j.in_transaction or self._editor is not None):
+            return  # recorded at the next solve, snapshot() or close()
+        from gridtape.replay import background
+
+        self._bg = None
+        background.forget(self)
+        if bg.error is not None:
+            import warnings
+
+            from gridtape.errors import CheckpointWarning
+
+            self.checkpoint_error = bg.error
+            warnings.warn(CheckpointWarning(
+                f"the automatic checkpoint of the world at seq {bg.covers} could not be written to "
+                f"{bg.directory}: {bg.error!r}; the journal records nothing for it"), stacklevel=3)
+        elif j is not None and not j.closed and not j.read_only:
+            self._record_snapshot(j, bg.manifest, bg.covers, None, "checkpoint")
 
     def tag(self, name: str, author: str | None = None) -> int:
         """Name the current point of history (``study.at(tag=name)``); returns its seq."""
@@ -409,6 +490,8 @@ class PowerGrid:
         self._check_writable()
         if self._editor is not None:
             raise JournalError("load_parquet_case() inside an edit block")
+        if self._bg is not None:
+            self._settle_checkpoint()  # its event goes before the load event
         new = world_from_zip_bytes(zip_bytes)
         w = self._world
         w.tables, w.sn_mva, w.f_hz, w.name = new.tables, new.sn_mva, new.f_hz, new.name

@@ -59,6 +59,8 @@ def materialize(j, seq=None, *, use_snapshots=True):
                           "ORDER BY seq DESC", [seq, load_seq])
         for sseq, info in snaps:
             meta = json.loads(info)
+            if int(meta["covers"]) < load_seq:
+                continue  # it covers a world from before that case load: not a starting point
             try:
                 from .snapshot import read_snapshot
 
