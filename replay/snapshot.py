@@ -41,15 +41,25 @@ def parquet_bytes(tb: pa.Table, compression: str = COMPRESSION) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def world_files(world: World, compression: str = COMPRESSION) -> list:
-    """``[(FileEntry, bytes), ...]``, one Parquet file per kind in KIND_ORDER."""
+def _no_pause():
+    pass
+
+
+def world_files(world: World, compression: str = COMPRESSION, pause=None) -> list:
+    """``[(FileEntry, bytes), ...]``, one Parquet file per kind in KIND_ORDER.  ``pause()``, when
+    given, is called between the encoding steps (a background writer lets other threads run)."""
+    pause = pause or _no_pause
     out = []
     for kind in KIND_ORDER:
         t = world.tables[kind]
+        pause()
         tb, extras = codec.table_to_arrow(t)
+        pause()
         data = parquet_bytes(tb, compression)
+        pause()
+        dh = codec.data_hash(tb)
         out.append((FileEntry(name=f"{kind}.parquet", kind=kind, rows=tb.num_rows, bytes=len(data),
-                              sha256=hashlib.sha256(data).hexdigest(), data_hash=codec.data_hash(tb),
+                              sha256=hashlib.sha256(data).hexdigest(), data_hash=dh,
                               columns=codec.columns_of(tb), next_id=int(t.next_id), extra=extras), data))
     return out
 
@@ -118,9 +128,12 @@ def world_from_files(m: Manifest, read, label, *, verify: bool = True) -> World:
 
 # --- the snapshot directory ----------------------------------------------------------------------
 def write_snapshot(world: World, directory, *, parent=None, seq=None, author=None, message=None,
-                   filesystem=None, compression: str = COMPRESSION, snapshot_id=None) -> Manifest:
-    """Write ``world`` as a new snapshot under ``directory``; returns its manifest."""
-    files = world_files(world, compression)
+                   filesystem=None, compression: str = COMPRESSION, snapshot_id=None, pause=None) -> Manifest:
+    """Write ``world`` as a new snapshot under ``directory``; returns its manifest.  ``pause()``,
+    when given, is called between encoding steps (see :func:`world_files`)."""
+    files = world_files(world, compression, pause)
+    if pause is not None:
+        pause()
     m = new_manifest([e for e, _ in files], network=network_of(world), parent=parent, seq=seq, author=author,
                      message=message, compression=compression, snapshot_id=snapshot_id)
     store = open_store(directory, filesystem)

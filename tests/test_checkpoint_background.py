@@ -137,8 +137,9 @@ def test_next_checkpoint_is_taken_after_the_one_in_flight(tmp_path, monkeypatch)
     first = grid.wait_checkpoint()
     assert first is not None and first.seq == calls[0]
     step(grid, rng, k)  # overdue: starts at once
+    second = grid.wait_checkpoint()
     assert len(calls) == 2 and calls[1] > calls[0]
-    assert grid.wait_checkpoint().parent == first.snapshot_id
+    assert second.seq == calls[1] and second.parent == first.snapshot_id
     grid.close()
 
 
@@ -219,10 +220,11 @@ def test_failed_write_records_nothing_and_warns(tmp_path, monkeypatch):
 
 
 def test_failure_found_at_close_warns(tmp_path, monkeypatch):
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def broken(world, directory, **kw):
         started.set()
+        assert release.wait(30)
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(snapshot_mod, "write_snapshot", broken)
@@ -232,6 +234,7 @@ def test_failure_found_at_close_warns(tmp_path, monkeypatch):
     while not started.is_set():
         step(grid, rng, k)
         k += 1
+    release.set()
     with pytest.warns(CheckpointWarning, match="Input/output"):
         grid.close()
     assert grid.checkpoint_error is not None
@@ -291,3 +294,49 @@ def test_background_off_writes_inside_solve(tmp_path):
     assert list(last["event"]) == ["snapshot", "commit"]
     assert json.loads(last["info"].iloc[0])["covers"] == int(last["seq"].iloc[0]) - 1  # the solve just before
     grid.close()
+
+
+EXIT_SCRIPT = r"""
+import sys, threading
+import numpy as np
+import gridtape as gt
+from gridtape.replay import snapshot as snapshot_mod
+
+real, release = snapshot_mod.write_snapshot, threading.Event()
+
+def held(world, directory, **kw):
+    assert release.wait(30)
+    return real(world, directory, **kw)
+
+snapshot_mod.write_snapshot = held
+grid = gt.PowerGrid(sys.argv[1], journal=sys.argv[2], checkpoint_every=50)
+loads = grid.world["load"].ids
+k = 0
+while grid._bg is None:
+    grid.element("load", int(loads[k % len(loads)])).p_mw = 10.0 + k
+    grid.solve()
+    k += 1
+print(grid._bg.covers)
+threading.Timer(0.3, release.set).start()
+# exit without close(): the write is still held
+"""
+
+
+def test_interpreter_exit_waits_and_records(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.duckdb"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, CASE, str(path)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    covers = int(out.stdout.split()[-1])
+    events, study = snapshot_events(path)
+    try:
+        assert [info["covers"] for _, info in events] == [covers]
+        assert same_world(snapshot_world(study, events[0][1]),
+                          materialize(study.journal, covers, use_snapshots=False)[0])
+        assert study.journal.verify() == study.head + 1
+    finally:
+        study.close()
