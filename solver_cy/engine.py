@@ -21,7 +21,7 @@ from .flows import branch_flows, bus_injection
 from .dslack import initial_slack, slack_plan
 from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
 from .topo import warm_voltage
-from .ybus import ybus_fill, ybus_pattern
+from .ybus import ybus_build, ybus_fill, ybus_pattern
 
 INITS = ("auto", "flat", "dc", "results")
 MODEL_CACHE = 8  # models of the last topologies kept (a topology step back reuses its model)
@@ -148,10 +148,8 @@ class Engine:
         br = topo.branches
         adm = _adm_state(w)
         ysh = M.fill_admittances(w, topo, self.trafo_model, self._adm_cache)
-        pat = ybus_pattern(topo.nb, br.f, br.t)
-        ydata = np.zeros(len(pat[1]), dtype=complex)
-        ybus_fill(ydata, *pat[2:], br.yff, br.yft, br.ytf, br.ytt, ysh)
-        return _Model(topo, ysh, pat[0], pat[1], pat[2:], ydata, adm, np.flatnonzero(topo.bus_type == M.NONE),
+        indptr, indices, pos, ydata = ybus_build(topo.nb, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, ysh)
+        return _Model(topo, ysh, indptr, indices, pos, ydata, adm, np.flatnonzero(topo.bus_type == M.NONE),
                       _rows_token(w))
 
     def _current_model(self):

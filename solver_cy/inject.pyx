@@ -112,3 +112,37 @@ def assemble(list parts, cnp.ndarray sg, double sn):
             if bad < 0 and not (isfinite(s0[2 * i]) and isfinite(s0[2 * i + 1])):
                 bad = i
     return s0_a, pd_a, qd_a, bad
+
+
+def shunt_ysh(cnp.ndarray lookup, cnp.ndarray rows, cnp.ndarray kv, cnp.ndarray vn_kv, cnp.ndarray step,
+              cnp.ndarray active, cnp.ndarray p, cnp.ndarray q, Py_ssize_t nb):
+    """Bus shunt admittance (MW / MVAr at 1 p.u., complex G - jB) of the shunts: per shunt k at
+    internal bus ``lookup[rows[k]]``, ``(p[k] - j q[k]) * step[k] * (kv[bus] / vn_kv[k])**2`` when
+    ``active[k]`` (the sums of model._bus_shunts' shunt part in one pass, no temporaries)."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(rows, 0), nl = cnp.PyArray_DIM(lookup, 0), k, r
+    cdef const int64_t *lk = <const int64_t *>_data(lookup, cnp.NPY_INT64, nl, "lookup")
+    cdef const int64_t *rw = <const int64_t *>_data(rows, cnp.NPY_INT64, n, "rows")
+    cdef const double *kvb = <const double *>_data(kv, cnp.NPY_DOUBLE, nb, "kv")
+    cdef const double *vn = <const double *>_data(vn_kv, cnp.NPY_DOUBLE, n, "vn_kv")
+    cdef const double *st = <const double *>_data(step, cnp.NPY_DOUBLE, n, "step")
+    cdef const unsigned char *on = <const unsigned char *>_data(active, cnp.NPY_BOOL, n, "active")
+    cdef const double *pp = <const double *>_data(p, cnp.NPY_DOUBLE, n, "p")
+    cdef const double *qq = <const double *>_data(q, cnp.NPY_DOUBLE, n, "q")
+    cdef Py_ssize_t b
+    for k in range(n):
+        r = rw[k]
+        if not 0 <= r < nl or not 0 <= lk[r] < nb:
+            raise ValueError("shunt bus outside the model")
+    out_a = _zeros(nb, cnp.NPY_COMPLEX128)
+    cdef double *out = <double *>cnp.PyArray_DATA(out_a)  # interleaved re, im
+    cdef double f
+    with nogil:
+        for k in range(n):
+            if not on[k]:
+                continue
+            b = lk[rw[k]]
+            f = kvb[b] / vn[k]
+            f = f * f * st[k]
+            out[2 * b] += pp[k] * f
+            out[2 * b + 1] -= qq[k] * f
+    return out_a

@@ -22,7 +22,8 @@ import numpy as np
 
 from gridtape.errors import SchemaError, TopologyError
 
-from .inject import bus_sums
+from .inject import bus_sums, shunt_ysh
+from .ybus import masked_admittances, same_end_kv
 from .topo import Fallback, build_core  # the topology kernel (its reference: build_topology_py)
 
 PQ, PV, REF, NONE = 1, 2, 3, 4
@@ -457,7 +458,7 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
     br = topo.branches
     sn = world.sn_mva
     key = _param_key(world, topo, trafo_model) if cache is not None else None
-    if key is not None and cache.get("key") == key:
+    if key is not None and cache.get("key") == key and same_end_kv(topo.base_kv, br.f, br.t, *cache["kv"]):
         x, ratio, shift, bad_if_on, y_on = cache["params"]
     else:
         r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift = _branch_params(world, topo, trafo_model)
@@ -471,18 +472,15 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
             y_on = ((zf + bcf / 2) / (tap * np.conj(tap)), -zf / np.conj(tap), -zt / tap, zt + bct / 2)
         if key is not None:
             cache["key"] = key
+            cache["kv"] = (topo.base_kv[br.f], topo.base_kv[br.t])
             cache["params"] = (x, ratio, shift, bad_if_on, y_on)
-    on = br.status
-    bad = on & bad_if_on
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
+    # a branch out of service contributes nothing (zeros), one in service must have an impedance
+    k, y = masked_admittances(np.ascontiguousarray(br.status, bool), bad_if_on, y_on)
+    if k >= 0:
         kind, row = _owner(br, k)
         raise SchemaError("branch has zero or undefined series impedance", table=kind,
                           row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
-    if on.all():
-        br.yff, br.yft, br.ytf, br.ytt = y_on
-    else:  # a branch out of service contributes nothing
-        br.yff, br.yft, br.ytf, br.ytt = (np.where(on, y, 0) for y in y_on)
+    br.yff, br.yft, br.ytf, br.ytt = y
     br.x, br.ratio, br.shift_deg = x, ratio, shift
     return _bus_shunts(world, topo) / sn
 
@@ -496,11 +494,9 @@ def _param_key(world, topo, trafo_model):
     br = topo.branches
     if "switch" in br.slices:
         return None
-    kv = topo.base_kv
     t = world.tables
     tabs = tuple([(t[k], t[k].ids) for k in _BRANCH_KINDS])
-    return (world.adm_version, world.sn_mva, world.f_hz, trafo_model, tuple(br.slices.items()),
-            kv[br.f].tobytes(), kv[br.t].tobytes(), _Same(tabs))
+    return (world.adm_version, world.sn_mva, world.f_hz, trafo_model, tuple(br.slices.items()), _Same(tabs))
 
 
 class _Same:
@@ -758,18 +754,14 @@ def _bus_rows(world, topo, kind):
 def _bus_shunts(world, topo) -> np.ndarray:
     """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
     nb = topo.nb
-    kv = topo.base_kv
     tabs = world.tables
-    gs = bs = None
     sh = tabs["shunt"]
-    if len(sh):
-        b = _bus_rows(world, topo, "shunt")
+    ysh = None
+    if len(sh):  # (bus kV / shunt kV)^2 * step * (p - j q) per active shunt, in one kernel pass
         c = sh.cols
-        r = kv[b] / c["vn_kv"]
-        r *= r  # (bus kV / shunt kV)^2
-        r *= c["step"]
-        r *= topo.active["shunt"]
-        gs, bs = bus_sums(np.ascontiguousarray(b, dtype=np.int64), c["p_mw"], c["q_mvar"], r, None, nb)
+        ysh = shunt_ysh(topo.lookup, np.ascontiguousarray(topo.elem_bus_row["shunt"], np.int64), topo.base_kv,
+                        c["vn_kv"], c["step"], topo.active["shunt"], c["p_mw"], c["q_mvar"], nb)
+    gs = bs = None
     for kind in ("ward", "xward"):
         tab = tabs[kind]
         if len(tab):
@@ -777,9 +769,9 @@ def _bus_shunts(world, topo) -> np.ndarray:
             p, q = bus_sums(np.ascontiguousarray(b, dtype=np.int64), tab.cols["pz_mw"], tab.cols["qz_mvar"],
                             topo.active[kind].astype(np.float64), None, nb)
             gs, bs = (p, q) if gs is None else (gs + p, bs + q)
-    ysh = np.zeros(nb, dtype=complex)
+    if ysh is None:
+        ysh = np.zeros(nb, dtype=complex)
     if gs is not None:
-        ysh.real = gs
-        ysh.imag = bs
-        ysh.imag *= -1.0
+        ysh.real += gs
+        ysh.imag -= bs
     return ysh

@@ -2,7 +2,8 @@
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t
-from libc.stdlib cimport qsort
+from libc.stdlib cimport qsort, malloc, free
+from libc.string cimport memcpy
 
 
 cnp.import_array()
@@ -29,53 +30,58 @@ cdef inline int32_t _find(const int32_t *idx, int32_t lo, int32_t hi, int32_t co
 def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
     """CSR pattern of Ybus (sorted columns, every diagonal present) and position maps.
 
-    Returns (indptr, indices, pos_ff, pos_ft, pos_tf, pos_tt, pos_diag), all int32.  Work arrays
-    are numpy arrays read through raw pointers (no typed-memoryview conversions per array: this
-    runs once per new topology, where those conversions cost more than the loops).
+    Returns (indptr, indices, pos_ff, pos_ft, pos_tf, pos_tt, pos_diag), all int32.  The work
+    arrays are one malloc'd block and the five position maps views of one array: this runs once
+    per new topology, where every numpy allocation costs more than the loops on small grids.
     """
-    cdef Py_ssize_t nbr = f.shape[0], k
-    cdef int32_t i, a, b, p, start, end
-    if t.shape[0] != nbr:
+    if t.shape[0] != f.shape[0]:
         raise ValueError("f and t must have the same length")
     if nb < 0:
         raise ValueError("nb must be >= 0")
+    return _pattern(nb, f.shape[0], &f[0] if f.shape[0] else NULL, &t[0] if t.shape[0] else NULL)
+
+
+cdef tuple _pattern(int nb, Py_ssize_t nbr, const int32_t *f, const int32_t *t):
+    cdef Py_ssize_t k
+    cdef int32_t i, a, b, p, start, end, nraw
     for k in range(nbr):
         if f[k] < 0 or f[k] >= nb or t[k] < 0 or t[k] >= nb:
             raise ValueError(f"branch {k} has a bus index outside 0..{nb - 1}")
-
-    # raw (possibly duplicated) column lists per row: diagonal + both branch ends
-    cnt_a = np.ones(nb + 1, dtype=np.int32)
-    rp_a = np.zeros(nb + 1, dtype=np.int32)
-    cdef int32_t *cnt = _i32(cnt_a)
-    cdef int32_t *rp = _i32(rp_a)
-    cnt[nb] = 0
-    for k in range(nbr):
-        if f[k] != t[k]:
-            cnt[f[k]] += 1
-            cnt[t[k]] += 1
-    for i in range(nb):
-        rp[i + 1] = rp[i] + cnt[i]
-    raw_a = np.empty(max(rp[nb], 1), dtype=np.int32)
-    fill_a = rp_a[:nb].copy()
-    cdef int32_t *raw = _i32(raw_a)
-    cdef int32_t *fill = _i32(fill_a)
-    for i in range(nb):
-        raw[fill[i]] = i
-        fill[i] += 1
-    for k in range(nbr):
-        a = f[k]
-        b = t[k]
-        if a != b:
-            raw[fill[a]] = b
-            fill[a] += 1
-            raw[fill[b]] = a
-            fill[b] += 1
-
-    # sort and deduplicate each row in place, then compact
+    # work block: cnt (nb + 1) | rp (nb + 1) | fill (nb) | raw (nb + 2 nbr)
+    cdef int32_t *work = <int32_t *>malloc((4 * nb + 2 + 2 * nbr + 1) * sizeof(int32_t))
+    if work == NULL:
+        raise MemoryError()
+    cdef int32_t *cnt = work
+    cdef int32_t *rp = cnt + nb + 1
+    cdef int32_t *fill = rp + nb + 1
+    cdef int32_t *raw = fill + nb
     indptr_a = np.zeros(nb + 1, dtype=np.int32)
     cdef int32_t *indptr = _i32(indptr_a)
     cdef int32_t nnz = 0
     with nogil:
+        # raw (possibly duplicated) column lists per row: diagonal + both branch ends
+        for i in range(nb):
+            cnt[i] = 1
+        for k in range(nbr):
+            if f[k] != t[k]:
+                cnt[f[k]] += 1
+                cnt[t[k]] += 1
+        rp[0] = 0
+        for i in range(nb):
+            rp[i + 1] = rp[i] + cnt[i]
+            fill[i] = rp[i]
+        for i in range(nb):
+            raw[fill[i]] = i
+            fill[i] += 1
+        for k in range(nbr):
+            a = f[k]
+            b = t[k]
+            if a != b:
+                raw[fill[a]] = b
+                fill[a] += 1
+                raw[fill[b]] = a
+                fill[b] += 1
+        # sort and deduplicate each row in place, then compact
         for i in range(nb):
             start = rp[i]
             end = rp[i + 1]
@@ -86,19 +92,18 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
                     raw[nnz] = raw[p]
                     nnz += 1
             indptr[i + 1] = nnz
-    indices = raw_a[:nnz].copy()
-    cdef const int32_t *ind = raw
-
-    pdiag_a = np.empty(nb, dtype=np.int32)
-    pff_a = np.empty(nbr, dtype=np.int32)
-    pft_a = np.empty(nbr, dtype=np.int32)
-    ptf_a = np.empty(nbr, dtype=np.int32)
-    ptt_a = np.empty(nbr, dtype=np.int32)
-    cdef int32_t *pdiag = _i32(pdiag_a)
-    cdef int32_t *pff = _i32(pff_a)
-    cdef int32_t *pft = _i32(pft_a)
-    cdef int32_t *ptf = _i32(ptf_a)
-    cdef int32_t *ptt = _i32(ptt_a)
+    indices_a = np.empty(nnz, dtype=np.int32)
+    cdef int32_t *ind = _i32(indices_a)
+    if nnz:
+        memcpy(ind, raw, nnz * sizeof(int32_t))
+    free(work)
+    # the position maps: pff | pft | ptf | ptt (nbr each) | pdiag (nb), views of one array
+    pos_a = np.empty(4 * nbr + nb, dtype=np.int32)
+    cdef int32_t *pff = _i32(pos_a)
+    cdef int32_t *pft = pff + nbr
+    cdef int32_t *ptf = pft + nbr
+    cdef int32_t *ptt = ptf + nbr
+    cdef int32_t *pdiag = ptt + nbr
     with nogil:
         for i in range(nb):
             pdiag[i] = _find(ind, indptr[i], indptr[i + 1], i)
@@ -109,7 +114,41 @@ def ybus_pattern(int nb, const int32_t[::1] f, const int32_t[::1] t):
             ptt[k] = pdiag[b]
             pft[k] = _find(ind, indptr[a], indptr[a + 1], b)
             ptf[k] = _find(ind, indptr[b], indptr[b + 1], a)
-    return indptr_a, indices, pff_a, pft_a, ptf_a, ptt_a, pdiag_a
+    return (indptr_a, indices_a, pos_a[:nbr], pos_a[nbr:2 * nbr], pos_a[2 * nbr:3 * nbr],
+            pos_a[3 * nbr:4 * nbr], pos_a[4 * nbr:])
+
+
+def ybus_build(int nb, cnp.ndarray f, cnp.ndarray t, cnp.ndarray yff, cnp.ndarray yft, cnp.ndarray ytf,
+               cnp.ndarray ytt, cnp.ndarray ysh):
+    """:func:`ybus_pattern` then :func:`ybus_fill` into a new data array, in one call:
+    (indptr, indices, (pos_ff, pos_ft, pos_tf, pos_tt, pos_diag), data)."""
+    cdef Py_ssize_t nbr = cnp.PyArray_DIM(f, 0), k
+    cdef const int32_t *ff = <const int32_t *>_arr(f, cnp.NPY_INT32, nbr, "f")
+    cdef const int32_t *tt = <const int32_t *>_arr(t, cnp.NPY_INT32, nbr, "t")
+    cdef const double complex *a = <const double complex *>_arr(yff, cnp.NPY_COMPLEX128, nbr, "yff")
+    cdef const double complex *b = <const double complex *>_arr(yft, cnp.NPY_COMPLEX128, nbr, "yft")
+    cdef const double complex *c = <const double complex *>_arr(ytf, cnp.NPY_COMPLEX128, nbr, "ytf")
+    cdef const double complex *d = <const double complex *>_arr(ytt, cnp.NPY_COMPLEX128, nbr, "ytt")
+    cdef const double complex *sh = <const double complex *>_arr(ysh, cnp.NPY_COMPLEX128, nb, "ysh")
+    pat = _pattern(nb, nbr, ff, tt)
+    cdef cnp.ndarray pos_a = <cnp.ndarray>(pat[2].base)
+    cdef const int32_t *pff = <const int32_t *>cnp.PyArray_DATA(pos_a)
+    cdef const int32_t *pft = pff + nbr
+    cdef const int32_t *ptf = pft + nbr
+    cdef const int32_t *ptt = ptf + nbr
+    cdef const int32_t *pdiag = ptt + nbr
+    cdef cnp.npy_intp nnz = cnp.PyArray_DIM(<cnp.ndarray>pat[1], 0)
+    data_a = cnp.PyArray_ZEROS(1, &nnz, cnp.NPY_COMPLEX128, 0)
+    cdef double complex *data = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>data_a)
+    with nogil:
+        for k in range(nbr):
+            data[pff[k]] += a[k]
+            data[pft[k]] += b[k]
+            data[ptf[k]] += c[k]
+            data[ptt[k]] += d[k]
+        for k in range(nb):
+            data[pdiag[k]] += sh[k]
+    return pat[0], pat[1], pat[2:], data_a
 
 
 cdef inline int32_t *_i32(cnp.ndarray a):
@@ -192,3 +231,56 @@ def reachable(Py_ssize_t nb, const int64_t[::1] f, const int64_t[::1] t, const i
         for k in range(nb):
             o[k] = mark[_root(p, k)]
     return out
+
+
+cdef inline char *_arr(cnp.ndarray a, int typenum, Py_ssize_t n, str name) except NULL:
+    if (cnp.PyArray_TYPE(a) != typenum or cnp.PyArray_NDIM(a) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or cnp.PyArray_DIM(a, 0) != n):
+        raise ValueError(f"{name} must be a contiguous 1-d array of {n} entries of the kernel's dtype")
+    return <char *>cnp.PyArray_DATA(a)
+
+
+def same_end_kv(cnp.ndarray kv, cnp.ndarray f, cnp.ndarray t, cnp.ndarray kvf, cnp.ndarray kvt):
+    """True when every branch end sits at a bus of the same base voltage as recorded in
+    ``kvf`` / ``kvt`` (per-unit branch parameters depend on nothing else of the topology)."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(f, 0), nb = cnp.PyArray_DIM(kv, 0), k
+    if cnp.PyArray_DIM(kvf, 0) != n:
+        return False
+    cdef const double *v = <const double *>_arr(kv, cnp.NPY_DOUBLE, nb, "kv")
+    cdef const int32_t *ff = <const int32_t *>_arr(f, cnp.NPY_INT32, n, "f")
+    cdef const int32_t *tt = <const int32_t *>_arr(t, cnp.NPY_INT32, n, "t")
+    cdef const double *a = <const double *>_arr(kvf, cnp.NPY_DOUBLE, n, "kvf")
+    cdef const double *b = <const double *>_arr(kvt, cnp.NPY_DOUBLE, n, "kvt")
+    for k in range(n):
+        if not (0 <= ff[k] < nb and 0 <= tt[k] < nb) or v[ff[k]] != a[k] or v[tt[k]] != b[k]:
+            return False
+    return True
+
+
+def masked_admittances(cnp.ndarray on, cnp.ndarray bad_if_on, tuple y_on):
+    """(first bad branch or -1, (yff, yft, ytf, ytt)): the in-service admittances ``y_on`` with
+    zeros where ``on`` is False (the arrays of ``y_on`` themselves when every branch is on); a bad
+    branch is one in service whose ``bad_if_on`` is set (no series impedance)."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(on, 0), k, i
+    cdef const unsigned char *o = <const unsigned char *>_arr(on, cnp.NPY_BOOL, n, "on")
+    cdef const unsigned char *bad = <const unsigned char *>_arr(bad_if_on, cnp.NPY_BOOL, n, "bad_if_on")
+    cdef bint all_on = True
+    for k in range(n):
+        if o[k]:
+            if bad[k]:
+                return k, None
+        else:
+            all_on = False
+    if all_on:
+        return -1, y_on
+    cdef const double complex *src
+    cdef double complex *dst
+    out = []
+    for i in range(4):
+        src = <const double complex *>_arr(y_on[i], cnp.NPY_COMPLEX128, n, "y_on")
+        a = np.empty(n, dtype=complex)
+        dst = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>a)
+        for k in range(n):
+            dst[k] = src[k] if o[k] else 0.0
+        out.append(a)
+    return -1, tuple(out)

@@ -125,6 +125,71 @@ def test_ybus_pattern_edge_cases():
         ybus.ybus_pattern(nb, np.array([0], np.int32), np.array([4], np.int32))
 
 
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ybus_build_equals_pattern_then_fill(seed):
+    rng = np.random.default_rng(seed)
+    nb, nbr = 9, 14
+    f = rng.integers(0, nb, nbr).astype(np.int32)
+    t = rng.integers(0, nb, nbr).astype(np.int32)
+    y = [rng.normal(size=nbr) + 1j * rng.normal(size=nbr) for _ in range(4)]
+    ysh = rng.normal(size=nb) + 1j * rng.normal(size=nb)
+    pat = ybus.ybus_pattern(nb, f, t)
+    data = np.zeros(len(pat[1]), complex)
+    ybus.ybus_fill(data, *pat[2:], *y, ysh)
+    indptr, indices, pos, data2 = ybus.ybus_build(nb, f, t, *y, ysh)
+    assert np.array_equal(indptr, pat[0]) and np.array_equal(indices, pat[1])
+    assert all(np.array_equal(a, b) for a, b in zip(pos, pat[2:]))
+    assert np.array_equal(data, data2)
+    with pytest.raises(ValueError):
+        ybus.ybus_build(nb, f, t, *y, ysh[:-1])
+
+
+def test_masked_admittances_and_end_voltages():
+    rng = np.random.default_rng(3)
+    n = 7
+    y = tuple(rng.normal(size=n) + 1j * rng.normal(size=n) for _ in range(4))
+    on = rng.random(n) < 0.6
+    on[0] = False
+    bad = np.zeros(n, bool)
+    k, out = ybus.masked_admittances(on, bad, y)
+    assert k == -1
+    for a, b in zip(out, y):
+        assert np.array_equal(a, np.where(on, b, 0))
+    k, out = ybus.masked_admittances(np.ones(n, bool), bad, y)
+    assert k == -1 and all(a is b for a, b in zip(out, y))
+    bad[0] = True  # out of service: no complaint
+    assert ybus.masked_admittances(on, bad, y)[0] == -1
+    on2 = on.copy()
+    on2[[0, 5]] = True
+    bad[5] = True
+    assert ybus.masked_admittances(on2, bad, y)[0] == 0
+    kv = np.array([110.0, 20.0, 110.0, 0.4])
+    f = np.array([0, 1, 2], np.int32)
+    t = np.array([2, 3, 0], np.int32)
+    assert ybus.same_end_kv(kv, f, t, kv[f], kv[t])
+    assert not ybus.same_end_kv(kv, np.array([0, 1, 1], np.int32), t, kv[f], kv[t])
+    assert not ybus.same_end_kv(kv, f[:2], t[:2], kv[f], kv[t])
+
+
+def test_shunt_ysh_matches_the_numpy_formula():
+    from gridtape.solver_cy.inject import shunt_ysh
+
+    rng = np.random.default_rng(5)
+    nb, n = 6, 8
+    lookup = np.array([0, 1, 1, 2, 3, 4, 5, 5], np.int64)  # world rows -> internal buses
+    rows = rng.integers(0, len(lookup), n).astype(np.int64)
+    kv = rng.uniform(10, 400, nb)
+    vn, step = rng.uniform(10, 400, n), rng.integers(0, 3, n).astype(float)
+    act = rng.random(n) < 0.7
+    p, q = rng.normal(size=n), rng.normal(size=n)
+    b = lookup[rows]
+    r = (kv[b] / vn) ** 2 * step * act
+    want = np.bincount(b, p * r, nb) - 1j * np.bincount(b, q * r, nb)
+    assert np.allclose(shunt_ysh(lookup, rows, kv, vn, step, act, p, q, nb), want, rtol=1e-14, atol=1e-14)
+    with pytest.raises(ValueError):
+        shunt_ysh(lookup, rows + len(lookup), kv, vn, step, act, p, q, nb)
+
 # ------------------------------------------------------------ Newton-Raphson
 @pytest.mark.parametrize("name", CASES)
 def test_jacobian_matches_pandapower(name):
