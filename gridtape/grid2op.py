@@ -32,7 +32,7 @@ from gridtape.grid import PowerGrid
 from gridtape.solver_cy import model as M
 from gridtape.solver_cy.engine import MODEL_CACHE
 from gridtape.solver_cy.flows import branch_flows, bus_injection
-from gridtape.solver_cy.g2o import InjPack, LinePack, ac_results, inj_results, model_arrays, slack_table
+from gridtape.solver_cy.g2o import InjPack, LinePack, ac_results, inj_results, model_arrays, plan_column, slack_table
 from gridtape.world.io_json import read_pandapower_json
 
 SQRT3 = np.sqrt(3.0)
@@ -945,6 +945,16 @@ def _plan_values(plan, t, kind, col, store, divide=None, every=False):
     (``every``: all entries marked changed).  Values of unchanged entries are meaningless; they
     are masked out, never read.  These values come from outside: they are written through the
     checked ``world.set_values``."""
+    r = plan_column(store.changed, store.values, divide, t.cols[col], every)  # one kernel pass
+    if r is not NotImplemented:
+        if r is not None:
+            plan.append((kind, col, r[0], r[1], True))
+        return
+    _plan_values_numpy(plan, t, kind, col, store, divide, every)
+
+
+def _plan_values_numpy(plan, t, kind, col, store, divide=None, every=False):
+    """:func:`_plan_values` in numpy (its reference, and the path of other dtypes)."""
     ch = store.changed
     k = np.count_nonzero(ch)  # (much cheaper than ch.any() on small arrays)
     if not k:

@@ -7,6 +7,7 @@ cimport numpy as cnp
 from libc.math cimport atan2, hypot, isfinite, M_PI
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cnp.import_array()
 
@@ -492,3 +493,70 @@ def inj_results(InjPack k, V_in, indptr, indices, ydata, qd_in, pd_in, double sn
                 f = vb * vb * k.shk[j]
                 H[j] = <float>(f * hp[j])
                 H[ne + j] = <float>(f * hq[j])
+
+
+def plan_column(changed, values, divide, column, bint every):
+    """The world write of one grid2op value store (apply_action's ``_plan_values``): ``None``
+    when nothing is to be written, else ``(rows, vals)`` with ``rows`` the int64 positions (None:
+    the whole column) and ``vals`` float64.  A row is written when the store marks it changed
+    and (unless ``every``) its value, ``values[k] / divide[k]`` (``divide`` may be None), differs
+    from ``column[k]`` (a NaN always differs: the checked write refuses it).  Values are
+    converted to float64 before dividing, as numpy's promotion does.  NotImplemented when the
+    arrays are not the dtypes this kernel takes (the caller's numpy path then)."""
+    cdef Py_ssize_t n = _size(changed), k, m = 0
+    if n < 0 or _size(column) != n or _size(values) != n or (divide is not None and _size(divide) != n):
+        return NotImplemented
+    cdef cnp.ndarray ch_a = <cnp.ndarray>changed, v_a = <cnp.ndarray>values, c_a = <cnp.ndarray>column
+    if cnp.PyArray_TYPE(ch_a) != cnp.NPY_BOOL or cnp.PyArray_TYPE(c_a) != cnp.NPY_DOUBLE or \
+            not (cnp.PyArray_TYPE(v_a) == cnp.NPY_FLOAT or cnp.PyArray_TYPE(v_a) == cnp.NPY_DOUBLE) or \
+            not (cnp.PyArray_IS_C_CONTIGUOUS(ch_a) and cnp.PyArray_IS_C_CONTIGUOUS(v_a)
+                 and cnp.PyArray_IS_C_CONTIGUOUS(c_a)):
+        return NotImplemented
+    cdef const double *dv = NULL
+    if divide is not None:
+        if not (cnp.PyArray_Check(divide) and cnp.PyArray_TYPE(<cnp.ndarray>divide) == cnp.NPY_DOUBLE
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>divide)):
+            return NotImplemented
+        dv = <const double *>cnp.PyArray_DATA(<cnp.ndarray>divide)
+    if n == 0:
+        return None
+    cdef const unsigned char *ch = <const unsigned char *>cnp.PyArray_DATA(ch_a)
+    cdef const double *col = <const double *>cnp.PyArray_DATA(c_a)
+    cdef const float *vf = NULL
+    cdef const double *vd = NULL
+    if cnp.PyArray_TYPE(v_a) == cnp.NPY_FLOAT:
+        vf = <const float *>cnp.PyArray_DATA(v_a)
+    else:
+        vd = <const double *>cnp.PyArray_DATA(v_a)
+    cdef double x
+    cdef int64_t *rw = <int64_t *>malloc(n * sizeof(int64_t))
+    cdef double *xv = <double *>malloc(n * sizeof(double))
+    if rw == NULL or xv == NULL:
+        free(rw)
+        free(xv)
+        raise MemoryError()
+    for k in range(n):
+        if not ch[k]:
+            continue
+        x = <double>vf[k] if vf != NULL else vd[k]
+        if dv != NULL:
+            x = x / dv[k]
+        if every or not (col[k] == x):
+            rw[m] = k
+            xv[m] = x
+            m += 1
+    cdef cnp.npy_intp dim = m
+    cdef Py_ssize_t i
+    try:
+        if m == 0:
+            return None
+        vals = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_DOUBLE, 0)
+        memcpy(cnp.PyArray_DATA(<cnp.ndarray>vals), xv, m * sizeof(double))
+        if every and m == n:
+            return None, vals
+        rows = cnp.PyArray_EMPTY(1, &dim, cnp.NPY_INT64, 0)
+        memcpy(cnp.PyArray_DATA(<cnp.ndarray>rows), rw, m * sizeof(int64_t))
+        return rows, vals
+    finally:
+        free(rw)
+        free(xv)

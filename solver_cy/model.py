@@ -171,9 +171,11 @@ _KEY_COLUMNS = None
 
 
 def topology_key(world) -> bytes:
-    """Everything :func:`build_topology` reads, as bytes: per kind its row count, ids and the
-    columns that affect the topology (plus the buses' nominal voltages).  Equal keys mean equal
-    topologies."""
+    """Everything :func:`build_topology` reads, as bytes: per kind its row count, the identity of
+    its ids array and the columns that affect the topology (plus the buses' nominal voltages).
+    Equal keys mean equal topologies as long as the ids arrays are the very ones they were (add
+    and remove replace a table's ids array, writes never do): the engine checks that before it
+    uses a cached model (engine._same_rows holds the arrays, so their ids are not reused)."""
     global _KEY_COLUMNS
     if _KEY_COLUMNS is None:
         _KEY_COLUMNS = _key_columns()
@@ -185,7 +187,7 @@ def topology_key(world) -> bytes:
         parts.append(n.to_bytes(8, "little"))
         if not n:
             continue
-        parts.append(t.ids.tobytes())
+        parts.append(id(t.ids).to_bytes(8, "little"))
         c = t.cols
         for name, s in zip(cols, is_str):
             parts.append(repr(c[name].tolist()).encode() if s else c[name].tobytes())

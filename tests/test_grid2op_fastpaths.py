@@ -362,3 +362,46 @@ def test_model_arrays_kernel_equals_the_numpy_model_cache(name):
             bk.reset()
     assert islands >= 10
     env.close()
+
+
+class _Store:
+    """A grid2op ValueStore's two arrays (what the backend reads of it)."""
+
+    def __init__(self, values, changed):
+        self.values, self.changed = values, changed
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plan_column_kernel_plans_the_numpy_writes(seed):
+    grid2op_mod = pytest.importorskip("gridtape.grid2op")  # imports grid2op (the extra)
+    rng = np.random.default_rng(seed)
+    w = load_case(CASE)
+    t = w["load"]
+    n = len(t)
+    col = t.cols["p_mw"]
+    for trial in range(40):
+        vals = rng.uniform(0, 50, n).astype(np.float32)
+        same = rng.random(n) < 0.4
+        col[same] = vals[same]  # these rows hold the store's value already (nothing to write)
+        if rng.random() < 0.2:
+            vals[rng.integers(n)] = np.nan
+        changed = rng.random(n) < (1.0 if trial % 5 == 0 else 0.6)
+        divide = rng.uniform(0.5, 2, n) if rng.random() < 0.3 else None
+        for every in (False, True):
+            a, b = [], []
+            grid2op_mod._plan_values(a, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
+            grid2op_mod._plan_values_numpy(b, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
+            assert len(a) == len(b)
+            for x, y in zip(a, b):
+                assert x[:2] == y[:2] and x[4] == y[4]
+                assert (x[2] is None) == (y[2] is None)
+                if x[2] is not None:
+                    assert x[2].dtype == np.int64 and np.array_equal(x[2], y[2])
+                assert x[3].dtype == np.float64 and np.array_equal(x[3], y[3], equal_nan=True)
+    # other dtypes take the numpy path
+    a, b = [], []
+    ch = np.ones(n, bool)
+    v16 = rng.uniform(0, 50, n).astype(np.float16)
+    grid2op_mod._plan_values(a, t, "load", "p_mw", _Store(v16, ch), None)
+    grid2op_mod._plan_values_numpy(b, t, "load", "p_mw", _Store(v16, ch), None)
+    assert len(a) == len(b) == 1 and np.array_equal(a[0][3], b[0][3])
