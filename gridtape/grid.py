@@ -189,12 +189,14 @@ class PowerGrid:
     def close(self) -> None:
         """Flush and close the journal (the grid stays usable for reading).  A checkpoint still
         being written in the background is waited for and recorded first."""
-        if self._bg is not None:
-            self._settle_checkpoint()
-        if self._journal is not None:
-            self._journal.close()
-        if self._bg is not None:  # it could not be recorded (an open transaction): forget it
-            self._settle_checkpoint()
+        try:
+            if self._bg is not None:
+                self._settle_checkpoint()  # may raise a CheckpointWarning turned into an error
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+            if self._bg is not None:  # it could not be recorded (an open transaction): forget it
+                self._settle_checkpoint()
 
     def __del__(self):
         if getattr(self, "_bg", None) is not None:

@@ -340,3 +340,29 @@ def test_interpreter_exit_waits_and_records(tmp_path):
         assert study.journal.verify() == study.head + 1
     finally:
         study.close()
+
+
+def test_failure_as_error_still_closes_the_journal(tmp_path, monkeypatch):
+    import warnings
+
+    started, release = threading.Event(), threading.Event()
+
+    def broken(world, directory, **kw):
+        started.set()
+        assert release.wait(30)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(snapshot_mod, "write_snapshot", broken)
+    grid = gt.PowerGrid(CASE, journal=tmp_path / "s.duckdb", checkpoint_every=50)
+    rng = np.random.default_rng(15)
+    k = 0
+    while not started.is_set():
+        step(grid, rng, k)
+        k += 1
+    release.set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        with pytest.raises(CheckpointWarning, match="Permission denied"):
+            grid.close()
+    assert grid.journal.closed
+    assert isinstance(grid.checkpoint_error, PermissionError)
