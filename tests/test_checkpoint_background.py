@@ -3,6 +3,7 @@ it covers, the journal event is recorded by the grid's thread, close() waits, fa
 import gc
 import json
 import os
+import tempfile
 import threading
 
 import numpy as np
@@ -276,7 +277,10 @@ def test_load_while_a_checkpoint_is_written(tmp_path, monkeypatch):
     study = gt.open(path)
     try:
         ev = study.log(event=["snapshot", "load"])
-        assert list(ev["event"]) == ["load", "snapshot", "load"]
+        # (the load itself records enough events for the next checkpoint to fall due: whether it
+        # is taken at the last solve depends on when the pending one was recorded)
+        kinds = list(ev["event"])
+        assert kinds[:3] == ["load", "snapshot", "load"] and set(kinds[3:]) <= {"snapshot"}
         assert same_world(materialize(study.journal)[0], grid.world)
     finally:
         study.close()
@@ -327,9 +331,10 @@ def test_interpreter_exit_waits_and_records(tmp_path):
     import sys
 
     path = tmp_path / "s.duckdb"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    # run outside the source tree (its gridtape/ lacks the mapped subpackages), with this
+    # process's environment: the installed package, or PYTHONPATH in a development tree
     out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, CASE, str(path)], capture_output=True, text=True,
-                         env=env, timeout=120)
+                         timeout=120, cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     covers = int(out.stdout.split()[-1])
     events, study = snapshot_events(path)
