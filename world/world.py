@@ -10,6 +10,7 @@ to rebuild: ``topo_version`` (connectivity / bus types), ``adm_version`` (admitt
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from gridtape.errors import BadReferenceError, SchemaError
 
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, Column, KindSpec, spec
 from .colwrite import write_floats
+from .dirty import Dirty
 
 _INF = float("inf")
 
@@ -272,6 +274,50 @@ class World:
         self.col_version: dict = {}
         self._tick = 0
         self._tick_all = 0
+        self._watchers: list = []  # weak references to the live Dirty sets (see watch())
+
+    # --- dirty sets --------------------------------------------------------------------------
+    def watch(self) -> Dirty:
+        """A new dirty set for one consumer of this world's columns (world/dirty.py): it starts
+        with everything marked and is marked by every change applied after.  Keep a reference to
+        it; the world holds it weakly."""
+        d = Dirty(True, self.tables)
+        self._watchers.append(weakref.ref(d))
+        return d
+
+    def _mark_cols(self, kind, name) -> None:
+        dead = False
+        for r in self._watchers:
+            d = r()
+            if d is None:
+                dead = True
+            else:
+                d.cols.add((kind, name))
+        if dead:
+            self._prune()
+
+    def _mark_rows(self, kind) -> None:
+        dead = False
+        for r in self._watchers:
+            d = r()
+            if d is None:
+                dead = True
+            elif kind is None:
+                d.rows.update(self.tables)
+                d.network = True
+            else:
+                d.rows.add(kind)
+        if dead:
+            self._prune()
+
+    def _mark_network(self) -> None:
+        for r in self._watchers:
+            d = r()
+            if d is not None:
+                d.network = True
+
+    def _prune(self) -> None:
+        self._watchers = [r for r in self._watchers if r() is not None]
 
     def __getitem__(self, kind: str) -> Table:
         try:
@@ -292,6 +338,7 @@ class World:
             self._tick_all = self._tick
             for k in kv:
                 kv[k] += 1
+            self._mark_rows(None)
         else:
             kv[kind] += 1
         if affects == "inj":
@@ -334,6 +381,7 @@ class World:
         arr[r] = v
         self.bump(col.affects, kind)
         self.col_version[(kind, name)] = self._tick
+        self._mark_cols(kind, name)
         if new is None:
             new = arr[r]
             new = new.item() if hasattr(new, "item") else new
@@ -361,6 +409,7 @@ class World:
             if old is not None:
                 self.bump(col.affects, kind)
                 self.col_version[(kind, name)] = self._tick
+                self._mark_cols(kind, name)
                 return old
         rows = slice(None) if ids is t.ids else t.rows(ids)
         new = None
@@ -376,6 +425,7 @@ class World:
         arr[rows] = new
         self.bump(col.affects, kind)
         self.col_version[(kind, name)] = self._tick
+        self._mark_cols(kind, name)
         return old
 
     def write_rows(self, kind: str, rows, name: str, values) -> np.ndarray:
@@ -394,6 +444,7 @@ class World:
             arr[rows] = values
         self.bump(t.spec.by_name[name].affects, kind)
         self.col_version[(kind, name)] = self._tick
+        self._mark_cols(kind, name)
         return old
 
     def write_rows_checked(self, kind: str, rows, name: str, values) -> np.ndarray:
@@ -409,6 +460,7 @@ class World:
             if old is not None:
                 self.bump(col.affects, kind)
                 self.col_version[(kind, name)] = self._tick
+                self._mark_cols(kind, name)
                 return old
         return self.set_values(kind, t.ids if rows is None else t.ids[rows], name, values)
 
@@ -423,12 +475,14 @@ class World:
             self._check_switch_elements(columns, ids, file)
         new = t.append(columns, ids, file=file)
         self.topo_version += 1
+        self._mark_rows(kind)
         return new
 
     def remove(self, kind: str, ids) -> None:
         self[kind].remove(ids)
         self.kind_version[kind] += 1
         self.topo_version += 1
+        self._mark_rows(kind)
 
     def _check_refs(self, target, values, kind, name, ids, file=None):
         known = self[target].positions
