@@ -179,6 +179,8 @@ def _decode_frame(value, table, file):
         dup = next(c for c in columns if columns.count(c) > 1)
         raise CaseError(f"duplicate column {dup!r}", file=file, table=table, field=dup)
     ids = [_json_id(i, file, table) for i in index]
+    if not ids:  # an empty table: nothing to decode (its columns do not matter)
+        return pd.DataFrame(index=pd.Index(np.zeros(0, dtype=np.int64)))
     if orient == "split":
         cols = {c: [row[j] for row in data] for j, c in enumerate(columns)}
     else:
@@ -187,8 +189,7 @@ def _decode_frame(value, table, file):
     out = {}
     for c in columns:
         out[c] = _column_values(cols[c], dtypes.get(c), ids, file, table, c)
-    df = pd.DataFrame(out, index=idx)
-    return df[columns] if columns else df
+    return pd.DataFrame(out, index=idx)  # columns in the file's order (a dict keeps it)
 
 
 def _json_id(v, file, table) -> int:

@@ -225,6 +225,11 @@ def check_frame(df, kind, file=None) -> None:
 
 def _in_range(v, is_int) -> bool:
     """False for a number an int64 column (``is_int``) or a float column cannot hold."""
+    if is_int and isinstance(v, str):
+        try:
+            v = float(v.strip())
+        except ValueError:
+            return True  # not a number at all: the schema's coercion names it
     if isinstance(v, int) and not isinstance(v, bool):
         if is_int:
             return abs(v) <= _I64_MAX
