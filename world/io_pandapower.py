@@ -404,7 +404,7 @@ def from_pandapower(net, *, strict=False) -> World:
     import pandas as pd
 
     tables = {k: v for k, v in net.items() if isinstance(k, str) and not k.startswith("_")
-              and isinstance(v, pd.DataFrame)}
+              and (isinstance(v, pd.DataFrame) or k in KINDS or k in UNSUPPORTED_TABLES)}
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), strict=strict,
                                 format_version=net.get("format_version"))
