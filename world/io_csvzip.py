@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 
-from gridtape.errors import CaseError, SchemaError
+from gridtape.errors import CaseError, SchemaError, UnsupportedError
 
 from .io_pandapower import world_from_pp_tables
 from .schema import BOOL, F8, I8, IGNORED_TABLES, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
@@ -276,7 +276,8 @@ def world_from_csv_texts(texts: dict, *, file=None, strict=False) -> World:
             if table in UNSUPPORTED_TABLES:
                 rows = _rows(text, file, table)
                 if len(rows) > 1:
-                    raise SchemaError(f"table {table!r} is not supported by gridtape", file=file, table=table)
+                    raise UnsupportedError(f"pandapower table {table!r} is not modelled by gridtape", file=file,
+                                           table=table)
                 continue
             raise SchemaError(f"unknown element table {table!r}; known: {', '.join(KIND_ORDER)}",
                               file=file, table=table)

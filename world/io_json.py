@@ -57,7 +57,8 @@ def read_pandapower_json(path_or_str, *, strict=False) -> World:
         tables[key] = df
     # pandapower's own defaults when a net lacks them (its convert_format sets sn_mva = 1.0)
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
-                                name=net.get("name", ""), file=file, strict=strict, format_version=fmt)
+                                name=net.get("name", ""), file=file, strict=strict, format_version=fmt,
+                                user_pf_options=net.get("user_pf_options"))
 
 
 def _loads(text, file, table=None):

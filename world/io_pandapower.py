@@ -10,8 +10,10 @@ import math
 
 import numpy as np
 
-from gridtape.errors import DependencyError, SchemaError
+from gridtape.errors import DependencyError, SchemaError, UnsupportedError
 
+from .pp_checks import (check_frame, check_unmodelled, check_user_pf_options, empty_cells, fill_empty_columns,
+                        integral, network_value)
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
 from .world import World, world_from_frames
 
@@ -78,8 +80,8 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
             continue
         if key in UNSUPPORTED_TABLES:
             if len(df):
-                raise SchemaError(f"pandapower table {key!r} ({len(df)} rows) is not supported by gridtape",
-                                  file=file, table=key)
+                raise UnsupportedError(f"pandapower table {key!r} ({len(df)} rows) is not modelled by gridtape",
+                                       file=file, table=key)
             continue
         if key not in KINDS:
             continue  # results, costs, geodata, controllers, ...: not part of the power-flow input
@@ -132,7 +134,7 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
         bus = out.get("bus")
         if bus is not None and "vn_kv" in bus.columns:
             vn = dict(zip(bus.index.tolist(), bus["vn_kv"].tolist()))
-            edit("shunt")["vn_kv"] = [vn.get(b, math.nan) if _integral(b) else math.nan
+            edit("shunt")["vn_kv"] = [vn.get(b, math.nan) if integral(b) else math.nan
                                       for b in shunt["bus"].tolist()]
     sgen = out.get("sgen")
     if sgen is not None and len(sgen) and "current_source" not in sgen.columns and "type" in sgen.columns:
@@ -143,7 +145,7 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
     # --- empty optional cells the power flow does not read: the schema default -----------------
     for kind in list(out):
         cols = [c for c in fill_empty_columns(kind) if c in out[kind].columns]
-        empty = {c: _empty_cells(out[kind][c]) for c in cols}
+        empty = {c: empty_cells(out[kind][c]) for c in cols}
         empty = {c: m for c, m in empty.items() if m.any()}
         if empty:
             df = edit(kind)
@@ -151,6 +153,7 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
                 vals = df[c].to_numpy(dtype=object, copy=True)
                 vals[m] = KINDS[kind][c].default
                 df[c] = vals
+    check_unmodelled(out, file)
     # --- pandapower 2 phase-shifter flag -> tap_changer_type (pandapower's convert_trafo_pst_logic)
     for kind in ("trafo", "trafo3w"):
         df = out.get(kind)
@@ -165,110 +168,6 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
             if "tap_phase_shifter" in df.columns:
                 del df["tap_phase_shifter"]
     return out
-
-
-_I64_MAX = 2 ** 63 - 1
-
-
-def check_frame(df, kind, file=None) -> None:
-    """What the schema's coercion cannot see in a pandapower table: ids that are not integers
-    within int64 (a fractional or huge index is never truncated or wrapped), column names that
-    are not unique text, and numbers in numeric schema columns beyond int64 / float range.
-    SchemaError naming the table, row (id) and field."""
-    cols = list(df.columns)
-    for c in cols:
-        if not isinstance(c, str):
-            raise SchemaError(f"column name {c!r} is not text", file=file, table=kind, field=str(c))
-    if len(set(cols)) != len(cols):
-        dup = next(c for c in cols if cols.count(c) > 1)
-        raise SchemaError(f"duplicate column {dup!r}", file=file, table=kind, field=dup)
-    idx = df.index.to_numpy()
-    if idx.dtype.kind == "i":
-        ids = idx
-    elif idx.dtype.kind == "u":
-        big = idx > _I64_MAX
-        if big.any():
-            raise SchemaError("id beyond int64", file=file, table=kind, row=int(idx[np.argmax(big)]))
-        ids = idx.astype(np.int64)
-    else:
-        ids = None
-        for v in idx.tolist():
-            if not _integral(v):
-                raise SchemaError(f"id {v!r} is not an integer within int64", file=file, table=kind,
-                                  row=v if isinstance(v, (int, float, str)) else repr(v))
-    spec = KINDS[kind]
-    for c in cols:
-        if c not in spec or spec[c].dtype not in (F8, I8):
-            continue
-        vals = df[c].to_numpy()
-        if vals.dtype != object:
-            if spec[c].dtype == I8 and vals.dtype.kind in "fu":
-                big = np.abs(vals.astype(float)) >= 2.0 ** 63
-                if big.any():
-                    i = int(np.argmax(big))
-                    rid = int(ids[i]) if ids is not None else idx[i]
-                    raise SchemaError(f"not an integer within int64: {vals[i]!r}", file=file, table=kind,
-                                      row=rid, field=c)
-            continue
-        is_int = spec[c].dtype == I8
-        try:  # fast path: every cell a number that fits
-            f = vals.astype(float)
-            if not is_int or not (np.abs(f) >= 2.0 ** 63).any():
-                continue
-        except (TypeError, ValueError, OverflowError):
-            pass
-        for i, v in enumerate(vals.tolist()):
-            if not _in_range(v, is_int):
-                rid = int(ids[i]) if ids is not None else idx[i]
-                raise SchemaError(f"number out of range: {v!r}", file=file, table=kind, row=rid, field=c)
-
-
-def _in_range(v, is_int) -> bool:
-    """False for a number an int64 column (``is_int``) or a float column cannot hold."""
-    if is_int and isinstance(v, str):
-        try:
-            v = float(v.strip())
-        except ValueError:
-            return True  # not a number at all: the schema's coercion names it
-    if isinstance(v, int) and not isinstance(v, bool):
-        if is_int:
-            return abs(v) <= _I64_MAX
-        try:
-            float(v)
-        except OverflowError:
-            return False
-    if is_int and isinstance(v, float) and math.isfinite(v):
-        return abs(v) < 2.0 ** 63
-    return True
-
-
-def _integral(v) -> bool:
-    if isinstance(v, (bool, np.bool_)):
-        return False
-    if isinstance(v, (int, np.integer)):
-        return -_I64_MAX - 1 <= int(v) <= _I64_MAX
-    if isinstance(v, (float, np.floating)):
-        return math.isfinite(v) and float(v).is_integer() and abs(v) < 2.0 ** 63
-    return False
-
-
-def fill_empty_columns(kind: str) -> tuple:
-    """The columns of ``kind`` whose empty cells (None, NaN, an empty CSV field) read as the schema
-    default: boolean and integer columns with a default that the power flow does not read
-    (``affects == "none"``: ``controllable``, ``current_source``, ``max_step``).  pandapower gives
-    the same power flow for an empty cell there; in a column the power flow reads, pandapower
-    fails or gives another answer for an empty cell (see docs/model-notes.md), so an empty cell
-    stays a SchemaError."""
-    return tuple(c.name for c in KINDS[kind].columns
-                 if c.affects == "none" and c.dtype in (BOOL, I8) and c.default is not None)
-
-
-def _empty_cells(series) -> np.ndarray:
-    """Boolean mask of the missing cells of a column (None, NaN, pd.NA, or blank text)."""
-    m = series.isna().to_numpy()
-    if series.dtype == object:
-        m = m | np.fromiter((isinstance(v, str) and not v.strip() for v in series.to_numpy()), bool, len(series))
-    return m
 
 
 def _floats(series) -> np.ndarray:
@@ -296,28 +195,17 @@ def _pst_logic(df):
 
 
 def world_from_pp_tables(tables: dict, *, sn_mva=1.0, f_hz=50.0, name="", file=None, strict=False,
-                         format_version=None) -> World:
+                         format_version=None, user_pf_options=None) -> World:
     """A World from a pandapower net's tables (see :func:`normalize_pp_tables`).
 
     ``sn_mva`` and ``f_hz`` must be finite positive numbers (SchemaError naming the field, table
-    ``"network"``); a caller passes pandapower's defaults (1.0, 50.0) when the net lacks them."""
+    ``"network"``); a caller passes pandapower's defaults (1.0, 50.0) when the net lacks them.
+    A non-empty ``user_pf_options`` (the net's own runpp options) is an UnsupportedError naming them."""
     sn = network_value(sn_mva, "sn_mva", file)
     f = network_value(f_hz, "f_hz", file)
+    check_user_pf_options(user_pf_options, file)
     frames = normalize_pp_tables(tables, file=file, format_version=format_version)
     return world_from_frames(frames, sn_mva=sn, f_hz=f, name=_name(name), file=file, strict=strict)
-
-
-def network_value(v, field, file=None) -> float:
-    """A network-wide number (sn_mva, f_hz) as a float: finite and > 0, else SchemaError."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating, str)):
-        raise SchemaError(f"not a number: {v!r}", file=file, table="network", field=field)
-    try:
-        f = float(v)
-    except (TypeError, ValueError, OverflowError):
-        raise SchemaError(f"not a number: {v!r}", file=file, table="network", field=field) from None
-    if not (math.isfinite(f) and f > 0):
-        raise SchemaError(f"must be a finite positive number: {v!r}", file=file, table="network", field=field)
-    return f
 
 
 def _name(v):
@@ -407,7 +295,8 @@ def from_pandapower(net, *, strict=False) -> World:
               and (isinstance(v, pd.DataFrame) or k in KINDS or k in UNSUPPORTED_TABLES)}
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), strict=strict,
-                                format_version=net.get("format_version"))
+                                format_version=net.get("format_version"),
+                                user_pf_options=net.get("user_pf_options"))
 
 
 def to_pandapower(world: World):
