@@ -198,32 +198,27 @@ def _loss_side_active(df):
     return (side != "") & (side != "hv")
 
 
+def _flags(tables, col, what, when="always"):
+    """Registry rows for a flag column (neutral: False / empty) of each of ``tables``."""
+    return tuple((t, col, what, "False", _flag(col), when) for t in tables)
+
+
 #: (table, column, what it is, neutral value, is_active(df) -> bool mask, when): the pandapower
 #: columns that change runpp's answer and that gridtape does not model.  ``when`` "always": the
 #: readers refuse a non-neutral value; "qlim": it changes the answer only with Q limits enforced
 #: (kept as a pass-through column; :func:`unmodelled_in_world` names it for a solve with qlim).
 UNMODELLED = (
-    ("trafo", "tap_dependency_table", "tap-dependent transformer tables (trafo_characteristic_table)", "False",
-     _flag("tap_dependency_table"), "always"),
-    ("trafo3w", "tap_dependency_table", "tap-dependent transformer tables (trafo_characteristic_table)", "False",
-     _flag("tap_dependency_table"), "always"),
-    ("trafo", "tap_dependent_impedance", "pandapower 2 tap-dependent impedance (characteristic)", "False",
-     _flag("tap_dependent_impedance"), "always"),
-    ("trafo3w", "tap_dependent_impedance", "pandapower 2 tap-dependent impedance (characteristic)", "False",
-     _flag("tap_dependent_impedance"), "always"),
+    *_flags(("trafo", "trafo3w"), "tap_dependency_table",
+            "tap-dependent transformer tables (trafo_characteristic_table)"),
+    *_flags(("trafo", "trafo3w"), "tap_dependent_impedance", "pandapower 2 tap-dependent impedance (characteristic)"),
     ("trafo", "tap2_pos", "the second tap changer (tap2_*)", "tap2_pos = tap2_neutral, or no tap2_changer_type",
      _tap2_active, "always"),
-    ("trafo", "leakage_resistance_ratio_hv", "the T model's leakage split (resistance)", "0.5",
-     _ratio_active("leakage_resistance_ratio_hv"), "always"),
-    ("trafo", "leakage_reactance_ratio_hv", "the T model's leakage split (reactance)", "0.5",
-     _ratio_active("leakage_reactance_ratio_hv"), "always"),
+    *(("trafo", f"leakage_{q}_ratio_hv", f"the T model's leakage split ({q})", "0.5",
+       _ratio_active(f"leakage_{q}_ratio_hv"), "always") for q in ("resistance", "reactance")),
     ("trafo3w", "loss_side", "iron losses on the mv or lv side", "hv", _loss_side_active, "always"),
-    ("shunt", "step_dependency_table", "step-dependent shunt values (shunt_characteristic_table)", "False",
-     _flag("step_dependency_table"), "always"),
-    ("gen", "reactive_capability_curve", "reactive capability curves (q_capability_characteristic)", "False",
-     _flag("reactive_capability_curve"), "qlim"),
-    ("sgen", "reactive_capability_curve", "reactive capability curves (q_capability_characteristic)", "False",
-     _flag("reactive_capability_curve"), "qlim"),
+    *_flags(("shunt",), "step_dependency_table", "step-dependent shunt values (shunt_characteristic_table)"),
+    *_flags(("gen", "sgen"), "reactive_capability_curve", "reactive capability curves (q_capability_characteristic)",
+            "qlim"),
 )
 
 
