@@ -366,12 +366,14 @@ PY_VALUES = JSON_VALUES + [np.int64(3), np.float32(1.5), np.uint64(2 ** 64 - 1),
 def _pp_tables():
     global PP_TABLES
     if PP_TABLES is None:
+        import pandas as pd
+
         from gridtape.world.io_json import _decode_frame
 
         doc = _json_doc()["_object"]
         PP_TABLES = {k: _decode_frame(v, k, None) for k, v in doc.items() if isinstance(v, dict)
                      and v.get("_class") == "DataFrame"}
-        PP_TABLES = {k: v for k, v in PP_TABLES.items() if v is not None and len(v)}
+        PP_TABLES = {k: v for k, v in PP_TABLES.items() if isinstance(v, pd.DataFrame) and len(v)}
         PP_TABLES.update(sn_mva=doc["sn_mva"], f_hz=doc["f_hz"], name=doc["name"])
     return PP_TABLES
 

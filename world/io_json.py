@@ -54,7 +54,8 @@ def read_pandapower_json(path_or_str, *, strict=False) -> World:
         if df is None:
             raise CaseError(f"element table {key!r} is not a table (a {type(value).__name__}, not a "
                             "serialized DataFrame)", file=file, table=key)
-        tables[key] = df
+        if df is not EMPTY:
+            tables[key] = df
     # pandapower's own defaults when a net lacks them (its convert_format sets sn_mva = 1.0)
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), file=file, strict=strict, format_version=fmt,
@@ -134,8 +135,13 @@ def _net_object(doc, file):
     raise CaseError("not a pandapower network (no pandapowerNet object)", file=file)
 
 
+#: what :func:`_decode_frame` returns for a table without rows
+EMPTY = object()
+
+
 def _decode_frame(value, table, file):
-    """A pandas DataFrame from one serialized table, or None when the value is not a table."""
+    """A pandas DataFrame from one serialized table, :data:`EMPTY` for a table without rows, or
+    None when the value is not a table."""
     import pandas as pd
 
     if not isinstance(value, dict) or value.get("_class") not in ("DataFrame", "GeoDataFrame"):
@@ -180,8 +186,8 @@ def _decode_frame(value, table, file):
         dup = next(c for c in columns if columns.count(c) > 1)
         raise CaseError(f"duplicate column {dup!r}", file=file, table=table, field=dup)
     ids = [_json_id(i, file, table) for i in index]
-    if not ids:  # an empty table: nothing to decode (its columns do not matter)
-        return pd.DataFrame(index=pd.Index(np.zeros(0, dtype=np.int64)))
+    if not ids:  # an empty table: nothing to decode or load (its columns do not matter)
+        return EMPTY
     if orient == "split":
         cols = {c: [row[j] for row in data] for j, c in enumerate(columns)}
     else:

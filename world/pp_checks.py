@@ -23,6 +23,8 @@ def check_frame(df, kind, file=None) -> None:
     within int64 (a fractional or huge index is never truncated or wrapped), column names that
     are not unique text, and numbers in numeric schema columns beyond int64 / float range.
     SchemaError naming the table, row (id) and field."""
+    import pandas as pd
+
     cols = list(df.columns)
     for c in cols:
         if not isinstance(c, str):
@@ -58,17 +60,28 @@ def check_frame(df, kind, file=None) -> None:
                     raise SchemaError(f"not an integer within int64: {vals[i]!r}", file=file, table=kind,
                                       row=rid, field=c)
             continue
-        is_int = spec[c].dtype == I8
-        try:  # fast path: every cell a number that fits
-            f = vals.astype(float)
-            if not is_int or not (np.abs(f) >= 2.0 ** 63).any():
+        inferred = pd.api.types.infer_dtype(vals, skipna=True)  # a C loop: which types are there
+        if spec[c].dtype == I8:
+            if inferred in ("empty", "boolean"):
                 continue
-        except (TypeError, ValueError, OverflowError):
-            pass
-        for i, v in enumerate(vals.tolist()):
-            if not _in_range(v, is_int):
-                rid = int(ids[i]) if ids is not None else idx[i]
-                raise SchemaError(f"number out of range: {v!r}", file=file, table=kind, row=rid, field=c)
+            if inferred == "floating":  # NaN and fractions are the schema's to refuse; |v| >= 2**63 is ours
+                big = np.flatnonzero(np.abs(vals.astype(float)) >= 2.0 ** 63)
+                bad = int(big[0]) if len(big) else None
+            else:
+                bad = next((i for i, v in enumerate(vals.tolist()) if not _short_text(v) and not _in_range(v, True)),
+                           None)
+        elif inferred in ("string", "floating", "empty", "boolean"):
+            continue  # only a Python int can be beyond a float (text is parsed to inf by the schema)
+        else:
+            bad = next((i for i, v in enumerate(vals.tolist()) if type(v) is int and not _in_range(v, False)), None)
+        if bad is not None:
+            rid = int(ids[bad]) if ids is not None else idx[bad]
+            raise SchemaError(f"number out of range: {vals[bad]!r}", file=file, table=kind, row=rid, field=c)
+
+
+def _short_text(v) -> bool:
+    """Text that cannot hold a number beyond int64 (at most 15 characters, no exponent)."""
+    return type(v) is str and len(v) < 16 and "e" not in v and "E" not in v
 
 
 def _in_range(v, is_int) -> bool:
