@@ -227,7 +227,8 @@ def test_csv_zip_tables(tmp, ops):
 JSON_VALUES = [None, True, False, 0, -1, 1, 2, 0.5, -0.0, 1e308, 2 ** 63, 2 ** 64, -2 ** 70, 10 ** 400,
                float("nan"), float("inf"), float("-inf"), "abc", "", "1.5", "7", [], [1, 2], {}, {"a": 1},
                {"_module": "numpy", "_class": "int64", "_object": "x"},
-               {"_module": "numpy", "_class": "float64", "_object": [1]}, "l", "t3", "hv", "Ratio"]
+               {"_module": "numpy", "_class": "float64", "_object": [1]}, "l", "t3", "hv", "Ratio", "\ud800",
+               "caf\u00e9"]
 JSON_DOC = None
 
 
@@ -413,7 +414,10 @@ def mutate_frames(base: dict, ops) -> dict:
             c = df.columns[b % len(df.columns)]
             col = df[c].to_numpy(dtype=object).copy()
             col[a % len(col)] = val
-            df[c] = col
+            try:
+                df[c] = col
+            except (OverflowError, ValueError, TypeError):  # pandas itself cannot hold it in a frame
+                df[c] = pd.Series(col, index=df.index, dtype=object)
     return net
 
 

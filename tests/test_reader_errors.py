@@ -471,3 +471,25 @@ def test_csv_empty_optional_cell_reads_as_default(tmp_path):
         read_csv_zip(_zip(tmp_path / "e.zip", files))
     assert (e.value.table, e.value.field) == ("load", "controllable")
     assert math.isfinite(w.sn_mva)
+
+
+def test_json_lone_surrogate_never_enters_a_world(tmp_path):
+    """json.loads turns a \\ud800 escape into text that is not Unicode; the journal could not store
+    it, so the reader refuses it (naming the cell) instead of letting world and journal disagree."""
+    doc = _doc()
+    _set_inner(doc, "bus", lambda t: t["data"][2].__setitem__(t["columns"].index("name"), "bus \ud800"))
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(doc))  # json.dumps writes the lone surrogate as an escape
+    ids = json.loads(doc["_object"]["bus"]["_object"])["index"]
+    with pytest.raises(SchemaError) as e:
+        read_pandapower_json(p)
+    assert (e.value.file, e.value.table, e.value.row, e.value.field) == (str(p), "bus", ids[2], "name")
+    doc = _doc()
+    doc["_object"]["name"] = "\udfff"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(SchemaError) as e:
+        read_pandapower_json(p)
+    assert (e.value.table, e.value.field) == ("network", "name")
+    doc["_object"]["name"] = "\u00e9t\u00e9 \U0001F600"  # real non-ASCII text is fine
+    p.write_text(json.dumps(doc))
+    assert read_pandapower_json(p).name == "\u00e9t\u00e9 \U0001F600"

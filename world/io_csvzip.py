@@ -282,7 +282,8 @@ def world_from_csv_texts(texts: dict, *, file=None, strict=False) -> World:
             raise SchemaError(f"unknown element table {table!r}; known: {', '.join(KIND_ORDER)}",
                               file=file, table=table)
         tables[table] = _read_table(table, text, file, pd)
-    return world_from_pp_tables(tables, sn_mva=sn_mva, f_hz=f_hz, name=name, file=file, strict=strict)
+    return world_from_pp_tables(tables, sn_mva=sn_mva, f_hz=f_hz, name=name, file=file, strict=strict,
+                                check_text=False)  # strict UTF-8 decoding: no lone surrogates
 
 
 def _rows(text, file, table):

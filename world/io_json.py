@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import numpy as np
 
@@ -59,7 +60,12 @@ def read_pandapower_json(path_or_str, *, strict=False) -> World:
     # pandapower's own defaults when a net lacks them (its convert_format sets sn_mva = 1.0)
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), file=file, strict=strict, format_version=fmt,
-                                user_pf_options=net.get("user_pf_options"))
+                                user_pf_options=net.get("user_pf_options"),
+                                check_text=_SURROGATE.search(text) is not None)
+
+
+#: a JSON escape of a UTF-16 surrogate (only these make json.loads return text that is not Unicode)
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _loads(text, file, table=None):
@@ -196,7 +202,10 @@ def _decode_frame(value, table, file):
     out = {}
     for c in columns:
         out[c] = _column_values(cols[c], dtypes.get(c), ids, file, table, c)
-    return pd.DataFrame(out, index=idx)  # columns in the file's order (a dict keeps it)
+    try:  # columns in the file's order (a dict keeps it); pandas infers each column's dtype
+        return pd.DataFrame(out, index=idx)
+    except (OverflowError, ValueError, TypeError):  # values pandas cannot infer a dtype for (10**400, ...):
+        return pd.DataFrame(out, index=idx, dtype=object)  # kept as objects; the checks name the cell
 
 
 def _json_id(v, file, table) -> int:
@@ -233,7 +242,9 @@ def _column_values(values, dtype, ids=None, file=None, table=None, column=None):
                                 row=None if ids is None else ids[i], field=column) from None
         arr[i] = v
     if isinstance(dtype, str) and dtype.startswith("float"):
-        arr = np.array([math.nan if v is None else v for v in arr], dtype=object)
+        for i, v in enumerate(arr):  # (in place: np.array of a list would nest lists into 2-D)
+            if v is None:
+                arr[i] = math.nan
     return arr
 
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from gridtape.errors import DependencyError, SchemaError, UnsupportedError
 
-from .pp_checks import (check_frame, check_unmodelled, check_user_pf_options, empty_cells, fill_empty_columns,
-                        integral, network_value)
+from .pp_checks import (check_encodable, check_frame, check_unmodelled, check_user_pf_options, empty_cells,
+                        encodable, fill_empty_columns, integral, network_value)
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
 from .world import World, world_from_frames
 
@@ -59,7 +59,7 @@ def _version_tuple(v):
     return tuple(out) if out else None
 
 
-def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict:
+def normalize_pp_tables(tables: dict, *, file=None, format_version=None, check_text=True) -> dict:
     """Pick the element tables out of a pandapower net's tables and bring older layouts up to
     pandapower 3 (the renames and additions pandapower's own ``convert_format`` makes).
 
@@ -86,6 +86,8 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
         if key not in KINDS:
             continue  # results, costs, geodata, controllers, ...: not part of the power-flow input
         check_frame(df, key, file)
+        if check_text:
+            check_encodable(df, key, file)
         out[key] = df
     if fv is not None and fv < (2, 0, 0):
         from gridtape.errors import CaseError
@@ -195,7 +197,7 @@ def _pst_logic(df):
 
 
 def world_from_pp_tables(tables: dict, *, sn_mva=1.0, f_hz=50.0, name="", file=None, strict=False,
-                         format_version=None, user_pf_options=None) -> World:
+                         format_version=None, user_pf_options=None, check_text=True) -> World:
     """A World from a pandapower net's tables (see :func:`normalize_pp_tables`).
 
     ``sn_mva`` and ``f_hz`` must be finite positive numbers (SchemaError naming the field, table
@@ -204,8 +206,12 @@ def world_from_pp_tables(tables: dict, *, sn_mva=1.0, f_hz=50.0, name="", file=N
     sn = network_value(sn_mva, "sn_mva", file)
     f = network_value(f_hz, "f_hz", file)
     check_user_pf_options(user_pf_options, file)
-    frames = normalize_pp_tables(tables, file=file, format_version=format_version)
-    return world_from_frames(frames, sn_mva=sn, f_hz=f, name=_name(name), file=file, strict=strict)
+    frames = normalize_pp_tables(tables, file=file, format_version=format_version, check_text=check_text)
+    name = _name(name)
+    if check_text and not encodable(name):
+        raise SchemaError(f"text that is not valid Unicode (a lone surrogate): {name!r}", file=file,
+                          table="network", field="name")
+    return world_from_frames(frames, sn_mva=sn, f_hz=f, name=name, file=file, strict=strict)
 
 
 def _name(v):

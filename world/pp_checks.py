@@ -79,6 +79,30 @@ def check_frame(df, kind, file=None) -> None:
             raise SchemaError(f"number out of range: {vals[bad]!r}", file=file, table=kind, row=rid, field=c)
 
 
+def encodable(v) -> bool:
+    """False for text that cannot be written as UTF-8 (a lone surrogate, as JSON's \\ud800 gives)."""
+    if type(v) is not str:
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_encodable(df, kind, file=None) -> None:
+    """SchemaError naming the first cell of ``df`` (any object column) holding text that is not
+    valid Unicode: the journal and the writers could not store it, so it never enters a world."""
+    for c in df.columns:
+        vals = df[c].to_numpy()
+        if vals.dtype != object:
+            continue
+        bad = next((i for i, v in enumerate(vals.tolist()) if not encodable(v)), None)
+        if bad is not None:
+            raise SchemaError(f"text that is not valid Unicode (a lone surrogate): {vals[bad]!r}", file=file,
+                              table=kind, row=_id(df.index[bad]), field=str(c))
+
+
 def _short_text(v) -> bool:
     """Text that cannot hold a number beyond int64 (at most 15 characters, no exponent)."""
     return type(v) is str and len(v) < 16 and "e" not in v and "E" not in v
