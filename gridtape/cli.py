@@ -1,16 +1,18 @@
-"""The ``gridtape`` command: ``demo``, ``solve CASE [--qlim] [--algorithm nr|dc] [--json]``, and for study
+"""The ``gridtape`` command: ``demo`` (a journaled study), ``--version``, ``solve CASE [--qlim] [--algorithm nr|dc] [--json]``, and for study
 journals ``log JOURNAL``, ``verify JOURNAL``, ``bisect JOURNAL [--lo SEQ] [--hi SEQ]``."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from gridtape.errors import GridtapeError
 
 
-def _bundled(name: str) -> Path:
+def bundled(name: str) -> Path:
+    """The path of a bundled case (``cases/NAME/data.zip``)."""
     here = Path(__file__).resolve().parent
     for root in (here.parent / "cases", Path.cwd() / "cases"):
         p = root / name / "data.zip"
@@ -28,29 +30,9 @@ def _solve(path, qlim=False, algorithm="nr", init=None):
 
 
 def cmd_demo(args) -> int:
-    import pandas as pd
+    from gridtape.demo import main as demo
 
-    path = Path(args.case) if args.case else _bundled("IEEE118")
-    grid, rep = _solve(path)
-    print(f"gridtape demo: {path}")
-    print(f"  converged={rep.converged} iterations={rep.iterations} runtime={rep.runtime_ms:.2f} ms "
-          f"rebuild={rep.rebuild}")
-    s = grid.summary()
-    print(f"  buses={s['buses']} elements={s['elements']}")
-    if rep.converged:
-        print(f"  vm range [{s['vm_min_pu']:.4f}, {s['vm_max_pu']:.4f}] p.u., load {s['p_load_mw']:.1f} MW")
-        # scenario B of the guide: a load write takes the incremental path
-        load = grid.load(int(grid.world["load"].cols["bus"][0]))
-        load.p_mw = load.p_mw * 1.1
-        rep2 = grid.solve()
-        print(f"  after load.p_mw *= 1.1: converged={rep2.converged} iterations={rep2.iterations} "
-              f"rebuild={rep2.rebuild} runtime={rep2.runtime_ms:.2f} ms")
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            print("\nres_bus (first rows):")
-            print(grid.res_bus.head())
-            print("\nres_line (first rows):")
-            print(grid.res_line.head())
-    return 0 if rep.converged else 1
+    return demo(keep=args.keep)
 
 
 def cmd_solve(args) -> int:
@@ -106,10 +88,14 @@ def cmd_bisect(args) -> int:
 
 
 def main(argv=None) -> int:
+    from gridtape import __version__
+
     ap = argparse.ArgumentParser(prog="gridtape", description="pandapower-exact power flow; every change is history")
+    ap.add_argument("--version", action="version", version=f"gridtape {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="solve the bundled IEEE 118-bus case and print results")
-    d.add_argument("case", nargs="?", help="another case instead of cases/IEEE118/data.zip")
+    d = sub.add_parser("demo", help="a short journaled study on the bundled IEEE 118-bus case: edits by two "
+                       "authors, the one that breaks convergence found by bisect, its diff, blame and margin")
+    d.add_argument("--keep", metavar="DIR", help="keep the study's journal in DIR (default: a temporary directory)")
     d.set_defaults(func=cmd_demo)
     s = sub.add_parser("solve", help="solve a case file (pandapower JSON, CSV-zip, MATPOWER .m)")
     s.add_argument("case")
@@ -141,6 +127,10 @@ def main(argv=None) -> int:
     except GridtapeError as e:
         print(f"gridtape: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `gridtape log ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -164,15 +164,12 @@ def test_empty_grid_and_dc():
         grid.solve(init="warm")
 
 
-def test_cli_demo_and_solve(capsys):
+def test_cli_solve(capsys):
     from gridtape.cli import main
 
     assert main(["solve", str(IEEE14), "--json"]) == 0
     out = capsys.readouterr().out
     assert '"converged": true' in out
-    assert main(["demo", str(IEEE118)]) == 0
-    out = capsys.readouterr().out
-    assert "res_bus" in out and "res_line" in out and "incremental" in out
     assert main(["solve", str(CASES / "nope.zip")]) == 2
     assert "nope.zip" in capsys.readouterr().err
 
