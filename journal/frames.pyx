@@ -262,9 +262,10 @@ cdef void text_sizes(const char** fp, Py_ssize_t nfr, int64_t* tsize, Py_ssize_t
     total[0] = N
 
 
-cdef void fill(const char** fp, Py_ssize_t nfr, Out* o, uint8_t* h) noexcept nogil:
+cdef void fill(const char** fp, Py_ssize_t nfr, Out* o, uint8_t* h, bint chain) noexcept nogil:
     """Decode the rows of the frames into ``o`` and chain their hashes on ``h`` (16 bytes, in:
-    the hash before the first row, out: the last row's).  GTJ2 frames carry their hashes."""
+    the hash before the first row, out: the last row's).  GTJ2 frames carry their hashes.
+    ``chain`` off (benchmarks only) skips the hashing of GTJ3 rows."""
     cdef Py_ssize_t fi, pos, rows_end, nxt, i = 0, k8
     cdef int k
     cdef uint32_t ln
@@ -348,7 +349,7 @@ cdef void fill(const char** fp, Py_ssize_t nfr, Out* o, uint8_t* h) noexcept nog
                     memcpy(o.tptr[k] + tpos[k], tp[k], tl[k])
                     tpos[k] += tl[k]
                 o.toff[k * (o.N + 1) + i + 1] = tpos[k]
-            if v3:
+            if v3 and chain:
                 gt_b2b_init(&s, 16)
                 if rep:  # the canonical bytes: the fixed part rebuilt, then the full row's texts
                     cf[0] = <char>flags
@@ -368,7 +369,7 @@ cdef void fill(const char** fp, Py_ssize_t nfr, Out* o, uint8_t* h) noexcept nog
                     gt_b2b_update(&s, <const uint8_t*>p + pos, nxt - pos)
                 gt_b2b_update(&s, h, 16)
                 gt_b2b_final(&s, h)
-            else:
+            elif not v3:
                 memcpy(h, p + rows_end + 16 * k8, 16)
             memcpy(o.hashes + 16 * i, h, 16)
             k8 += 1
@@ -376,7 +377,7 @@ cdef void fill(const char** fp, Py_ssize_t nfr, Out* o, uint8_t* h) noexcept nog
             pos = nxt
 
 
-def decode(frames, bytes prev=None):
+def decode(frames, bytes prev=None, bint chain=True):
     """Columns of the rows of ``frames`` (whole frames, GTJ3 or GTJ2, in seq order) and their
     hash chain, computed from ``prev`` (the hash of the row before the first; 16 zero bytes for
     None) with the GIL released.
@@ -386,7 +387,8 @@ def decode(frames, bytes prev=None):
     new_f, new_i to Arrow validity bitmaps (uint8 arrays, bit set = valid) with their null
     counts; ``text`` maps the 8 text columns to ``(bitmap, null_count, int64 offsets, uint8
     data)``; ``hashes`` is the n*16 hash bytes (the last 16: the new head of the chain).
-    Frames are trusted (scan() checked them, or this process's flush made them).
+    Frames are trusted (scan() checked them, or this process's flush made them).  ``chain=False``
+    (for benchmarks: what the hashing costs) leaves every GTJ3 row's hash equal to ``prev``.
     """
     cdef Py_ssize_t N = 0, nfr, fi, k
     cdef int64_t tsize[NTEXT]
@@ -431,7 +433,7 @@ def decode(frames, bytes prev=None):
             o.tnull[k] = 0
         memset(o.vnull, 0, sizeof(o.vnull))
         with nogil:
-            fill(fp, nfr, &o, h)
+            fill(fp, nfr, &o, h, chain)
     finally:
         free(fp)
     names = ("eid", "old_f", "old_i", "new_f", "new_i")

@@ -222,20 +222,24 @@ class Journal(Recorder):
         """The events relation, brought up to date (flush + ingest, or the read-only tail)."""
         self._open()
         if self.read_only:
-            return "(SELECT * FROM events UNION ALL SELECT * FROM _gt_tail)"
+            return "(SELECT * FROM events UNION ALL SELECT * FROM _gt_tail)" if self._tail.num_rows else "events"
         self.flush()
         self._ingest()
         return "events"
 
-    def _select(self, where="", params=()):
+    def _select(self, where="", params=(), columns=None):
+        columns, sql = query.columns_sql(columns)
         src = self._source()
-        return query.frame(db.fetch(self._con, f"SELECT * FROM {src} AS e{where} ORDER BY seq", params))
+        t = db.fetch(self._con, f"SELECT {sql} FROM {src} AS e{where}", params)
+        return query.frame(query.in_seq_order(t), columns)
 
-    def log(self, since=None, until=None, author=None, kind=None, event=None, tx=None):
+    def log(self, since=None, until=None, author=None, kind=None, event=None, tx=None, columns=None):
         """Events ordered by seq.  ``since``/``until`` (inclusive) are seqs (int) or times
-        (datetime, Timestamp or ISO string; naive means UTC); the others match a value or a list."""
+        (datetime, Timestamp or ISO string; naive means UTC); the others match a value or a list.
+        ``columns`` (a list of the DataFrame's column names) fetches and decodes only those:
+        replaying a tail needs ``["seq", "event", "kind", "eid", "field", "new", "info"]``."""
         where, params = query.log_where(since, until, author, kind, event, tx)
-        return self._select(where, params)
+        return self._select(where, params, columns)
 
     def history(self, kind, eid, field):
         """Every event on cell (kind, eid, field): the ones naming the field, and the ones on the
