@@ -4,14 +4,15 @@
 A flush turns the buffered events into one *frame*, in C (encode.pxi): it numbers the rows,
 writes them in the canonical byte layout journal/chain.py defines (that pure-Python module is
 the reference the tests hold this one to), and closes the frame with a 64-bit checksum
-(sum64.h).  It hashes nothing: the hash chain ``blake2b(canonical + previous hash)`` is
-computed with our own BLAKE2b (blake2b.h) when the frame is ingested, by :func:`decode`, with
-the GIL released (in the mover thread).  A flush is one pass over the events plus one
-``os.write``::
+(XXH3-64, from the xxhash package).  It hashes nothing: the hash chain
+``blake2b(canonical + previous hash)`` is computed with our own BLAKE2b (blake2b.h) when the
+frame is ingested, by :func:`decode`, with the GIL released (in the mover thread; no library
+computes a 16-byte BLAKE2b without the GIL: docs/journal.md has the numbers).  A flush is one
+pass over the events plus one ``os.write``::
 
-    b"GTJ3" | uint32 payload length | payload
+    b"GTJ4" | uint32 payload length | payload
     payload = uint32 n | int64 first_seq, last_seq, last_tx, last_ts | n rows
-              | uint64 checksum of every byte of the frame before it
+              | uint64 XXH3-64 of the whole frame with these 8 bytes taken as zeros
 
 A row is either *full*, its canonical bytes (flag byte bit 7 clear), or a *repeat row* (bit 7
 set) of 27 bytes: the flag byte, eid as int64, vtype_old as int8, the old value's 8 bytes (the
@@ -21,18 +22,23 @@ texts are the previous row's; its canonical bytes are rebuilt from these (flag b
 A ``record_many`` call writes its first row full and the rest as repeat rows, so a 150-row
 transaction is about 4 KB instead of 22 KB.  The first row of a frame is always full.
 
-gridtape 0.3 wrote ``GTJ2`` frames, which carry the hashes instead of a checksum::
+gridtape 0.4 wrote ``GTJ3`` frames: the same, but the checksum is our own (sum64.h) over the
+frame's bytes before it.  gridtape 0.3 wrote ``GTJ2`` frames, which carry the hashes instead
+of a checksum::
 
     b"GTJ2" | uint32 payload length | payload
     payload = uint32 n | int64 first_seq, last_seq, last_tx, last_ts | 16-byte hash before
               the first row | n canonical (full) rows | n 16-byte hashes
 
-They are still read (a segment 0.3 left behind is resumed).  :func:`scan` tells a whole frame
-of either kind from a torn or damaged one (GTJ3: the checksum and the row walk; GTJ2: the rows
-re-walked and the hashes re-derived).  :func:`decode` turns frames into Arrow-ready column
-buffers (no Python object per row) and their hashes, chained from the hash before them.
+Both are still read (a segment an older version left behind is resumed).  :func:`scan` tells a
+whole frame of any kind from a torn or damaged one (GTJ4/GTJ3: the checksum and the row walk;
+GTJ2: the rows re-walked and the hashes re-derived).  :func:`decode` turns frames into
+Arrow-ready column buffers (no Python object per row) and their hashes, chained from the hash
+before them.
 """
 include "encode.pxi"
+
+from xxhash import xxh3_64 as _xxh3_64
 
 cdef extern from "blake2b.h":
     ctypedef struct gt_b2b:
@@ -41,8 +47,9 @@ cdef extern from "blake2b.h":
     void gt_b2b_update(gt_b2b* s, const uint8_t* p, size_t n) nogil
     void gt_b2b_final(gt_b2b* s, uint8_t* out) nogil
 
-MAGIC = b"GTJ3"
-OLD_MAGIC = b"GTJ2"  # gridtape 0.3
+MAGIC = b"GTJ4"
+OLD_MAGICS = (b"GTJ3", b"GTJ2")  # gridtape 0.4 (hand-written checksum), 0.3 (hashes in the frame)
+_ZERO_SUM = bytes(8)
 HEADER_SIZE = HEAD + PHEAD3
 
 
@@ -52,8 +59,19 @@ def encode(list buf, int64_t seq, int64_t tx, int64_t last_ts, author):
     return encode_frame(buf, seq, tx, last_ts, author)
 
 
+def checksum(data):
+    """The GTJ4 frame checksum of a whole frame ``data`` (bytes-like): XXH3-64 of its bytes with
+    the last 8 (the checksum's own slot) taken as zeros."""
+    mv = memoryview(data).cast("B")
+    h = _xxh3_64()
+    h.update(mv[:len(mv) - SUMLEN])
+    h.update(_ZERO_SUM)
+    return h.intdigest()
+
+
 def sum64(data):
-    """The frame checksum of ``data`` (bytes-like; for tests and tools)."""
+    """The GTJ3 frame checksum of ``data`` (bytes-like; for reading gridtape 0.4 segments, tests
+    and tools)."""
     cdef const uint8_t[::1] v = memoryview(data).cast("B")
     if v.shape[0] == 0:
         return gt_sum64(NULL, 0)
@@ -125,7 +143,7 @@ def scan(data, Py_ssize_t off=0):
     cdef Py_ssize_t size = v.shape[0], plen, end, rows_end, pos, nxt = -1, k, last_row, rows_at
     cdef uint32_t n
     cdef const char* p
-    cdef bint v3
+    cdef bint v3, v4 = False
     cdef uint8_t h[16]
     cdef uint64_t sm
     cdef int64_t seq, tx = 0, ts = 0
@@ -133,7 +151,9 @@ def scan(data, Py_ssize_t off=0):
     if size - off < HEAD + 4:
         return None
     p = <const char*>&v[0]
-    if memcmp(p + off, <const char*>b"GTJ3", 4) == 0:
+    if memcmp(p + off, <const char*>b"GTJ4", 4) == 0:
+        v3 = v4 = True
+    elif memcmp(p + off, <const char*>b"GTJ3", 4) == 0:
         v3 = True
     elif memcmp(p + off, <const char*>b"GTJ2", 4) == 0:
         v3 = False
@@ -148,7 +168,10 @@ def scan(data, Py_ssize_t off=0):
         if plen < PHEAD3 + SUMLEN:
             return None
         memcpy(&sm, p + end - SUMLEN, SUMLEN)
-        if gt_sum64(<const uint8_t*>p + off, end - SUMLEN - off) != sm:
+        if v4:
+            if checksum(memoryview(data).cast("B")[off:end]) != sm:
+                return None
+        elif gt_sum64(<const uint8_t*>p + off, end - SUMLEN - off) != sm:
             return None
         rows_end = end - SUMLEN
         rows_at = off + HEAD + PHEAD3
@@ -221,7 +244,7 @@ cdef struct Out:
 
 cdef inline void frame_rows(const char* p, Py_ssize_t* pos, Py_ssize_t* rows_end, bint* v3) noexcept nogil:
     """Where the rows of the frame at ``p`` start and end, and whether it is GTJ3."""
-    v3[0] = p[3] == 51  # b"GTJ3"
+    v3[0] = p[3] == 52 or p[3] == 51  # b"GTJ4", b"GTJ3" (same rows; only the checksum differs)
     if v3[0]:
         pos[0] = HEAD + PHEAD3
         rows_end[0] = HEAD + <Py_ssize_t>get4(p + 4) - SUMLEN

@@ -499,7 +499,7 @@ def test_a_torn_last_frame_is_dropped_and_the_journal_continues(jpath):
     _write_and_die(jpath, n=5)
     seg = jpath + ".seg"
     good = open(seg, "rb").read()
-    assert good.startswith(b"GTJ3")
+    assert good.startswith(b"GTJ4")
     first_frame = good[:len(good) // 5]
     with open(seg, "ab") as f:
         f.write(first_frame[:len(first_frame) - 3])  # a frame cut short by the kill
