@@ -119,12 +119,12 @@ def oneline(tx: pd.DataFrame, width: int | None = WIDTH) -> list[str]:
     for r in tx.itertuples(index=False):
         if r.solve is None:
             solve = ""
+        elif r.solve == "converged":
+            solve = f"ok {r.iterations}it"
         else:
-            solve = f"{r.solve} {r.iterations}it"
-            if r.solve == "diverged" and not np.isnan(r.mismatch):
-                solve += f" {r.mismatch:.1e}"
-        when = (r.time or "")[:19].replace("T", " ")
-        line = f"{r.tx:>4} {when} {str(r.author or ''):<6.6} {r.what:<10.10} {solve:<21} {r.message or ''}"
+            solve = f"DIVERGED {r.iterations}it"
+        when = (r.time or "")[:16].replace("T", " ")
+        line = f"{r.tx:>4} {when} {str(r.author or ''):<6.6} {r.what:<9.9} {solve:<13} {r.message or ''}"
         lines.append(line[:width] if width else line)
     return lines
 

@@ -81,7 +81,7 @@ def test_log_oneline(journal):
     rc, out, _ = cli("log", journal, "--oneline")
     lines = out.splitlines()
     assert rc == 0 and len(lines) == 9
-    assert "diverged" in lines[-1] and "phase 4" in lines[-1] and "bob" in lines[-1]
+    assert "DIVERGED" in lines[-1] and "phase 4" in lines[-1] and "bob" in lines[-1]
     assert all("b'" not in line for line in lines)
     _, rows = cli_json("log", journal, "--oneline", "--author", "ann")
     assert rows and {r["author"] for r in rows} == {"ann"}
