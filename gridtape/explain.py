@@ -170,6 +170,33 @@ def _converges(g) -> bool:
     return g.solve().converged
 
 
+def loadability(world, hi: float = 4.0, resolution: float = 0.01, predicate=None) -> float:
+    """The largest factor k in [0, hi] such that every load's p and q times k still converges
+    (bisection from a cold start; 0 when even k = 0 fails, ``hi`` when all of [0, hi] holds)."""
+    from gridtape.grid import PowerGrid
+
+    pred = predicate or _converges
+    ld = world["load"]
+    ids, p, q = ld.ids.copy(), ld.cols["p_mw"].copy(), ld.cols["q_mvar"].copy()
+
+    def ok(k):
+        g = PowerGrid(world=world.copy(), journal=False)
+        if len(ids):
+            g.set("load", ids, "p_mw", p * k)
+            g.set("load", ids, "q_mvar", q * k)
+        return bool(pred(g))
+
+    if ok(hi):
+        return hi
+    lo, up = 0.0, hi
+    if not ok(lo):
+        return 0.0
+    while up - lo > resolution:
+        mid = 0.5 * (lo + up)
+        lo, up = (mid, up) if ok(mid) else (lo, mid)
+    return lo
+
+
 # --- the engine's last iterate ----------------------------------------------------------------------
 def last_iterate(grid):
     """``(V, Ybus (csr), S_spec, pv, pq, bus_ids)`` of the grid's last Newton run, internal bus

@@ -1,0 +1,86 @@
+"""Plots of a study's history: images are written; without matplotlib, an error that names the extra."""
+import builtins
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gridtape as gt
+from gridtape import plot
+from gridtape.demo import run_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plots")
+    run_study(ROOT / "cases" / "IEEE118" / "data.zip", d, out=lambda *a: None)
+    s = gt.open(d / "study.duckdb")
+    yield s
+    s.close()
+
+
+def test_history_values_inputs_and_results(study):
+    seqs, vals, conv = plot.history_values(study, "load", 99, "p_mw")
+    assert list(seqs) == list(study.points())
+    added = int(study.log(event="add").seq.iloc[0])
+    assert np.isnan(vals[seqs < added]).all()  # before the add there is no load 99
+    assert list(vals[np.isfinite(vals)]) == [80.0, 160.0, 240.0, 320.0]
+    seqs, vm, conv = plot.history_values(study, "bus", 85, "vm_pu")
+    assert conv[-1] is False and np.isnan(vm[-1]) and all(conv[:-1])
+    g = study.at(int(seqs[-2]))
+    g.solve()
+    assert vm[-2] == pytest.approx(float(g.res_bus.vm_pu[85]))
+    assert np.all(np.diff(vm[np.isfinite(vm)][-4:]) < 0)  # each phase lowers bus 85
+
+
+def _png(path):
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    return data
+
+
+def test_plots_write_images(study, tmp_path):
+    pytest.importorskip("matplotlib")
+    res = study.bisect()
+    fig = plot.plot_history(study, "bus", 85, "vm_pu", path=tmp_path / "h.png")
+    _png(tmp_path / "h.png")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("bob: data centre phase 4" in t for t in texts) and any(t.startswith("ann:") for t in texts)
+    plot.plot_profiles(study.at(tag="baseline"), study.at(res.seq), path=tmp_path / "p.png")
+    _png(tmp_path / "p.png")
+    plot.plot_loadability(study, path=tmp_path / "l.png")
+    _png(tmp_path / "l.png")
+
+
+def test_loadability_brackets_convergence(study):
+    from gridtape.explain import loadability
+
+    w = study.world_at(tag="baseline")
+    k = loadability(w, resolution=0.02)
+    assert 1.0 < k < 4.0
+
+    def ok(f):
+        g = gt.PowerGrid(world=w.copy(), journal=False)
+        ids = g.world["load"].ids
+        g.set("load", ids, "p_mw", g.world["load"].cols["p_mw"] * f)
+        g.set("load", ids, "q_mvar", g.world["load"].cols["q_mvar"] * f)
+        return g.solve().converged
+
+    assert ok(k) and not ok(k + 0.05)
+
+
+def test_without_matplotlib_the_error_names_the_extra(study, monkeypatch):
+    real = builtins.__import__
+
+    def no_mpl(name, *a, **kw):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    with pytest.raises(gt.errors.DependencyError, match=r"gridtape\[plot\]"):
+        plot.plot_history(study, "load", 99, "p_mw")
+    with pytest.raises(gt.errors.DependencyError, match="matplotlib"):
+        plot.plot_profiles(study.at(tag="baseline"), study.at(tag="data-centre-1"))
