@@ -69,6 +69,7 @@ def emit(obj) -> None:
 def _table(df, rows=None) -> str:
     import pandas as pd
 
+    df = df.astype(object).where(df.notna(), "")  # blanks, not None / <NA> / NaN
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 40):
         return (df if rows is None else df.tail(rows)).to_string(index=False)
 
