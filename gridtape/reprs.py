@@ -45,7 +45,7 @@ def readable_log(log: pd.DataFrame, hash: bool = False, info: bool = False) -> p
     columns iterations, mismatch and rebuild (empty on other rows)."""
     out = log.drop(columns=[c for c in ("ts_ns", "hash", "info") if c in log.columns]).copy()
     if "time" in out.columns:
-        out["time"] = [iso(t) for t in log["time"]]
+        out["time"] = _iso_column(log["time"].to_numpy())
     if "info" in log.columns and "event" in log.columns:
         solves = (log["event"] == "solve").to_numpy()
         details = [_solve_info(i) if s else {} for i, s in zip(log["info"], solves)]
@@ -59,22 +59,15 @@ def readable_log(log: pd.DataFrame, hash: bool = False, info: bool = False) -> p
     return out
 
 
-def _what(events: pd.Series, kinds: pd.Series) -> tuple[str, int]:
-    ev = events.to_numpy(dtype=object)
-    n = int(np.isin(ev, ("set", "add", "remove", "network")).sum())
-    if "load" in ev:
-        return "load case", n
-    if n:
-        parts = []
-        for e in ("set", "add", "remove", "network"):
-            k = int((ev == e).sum())
-            if k:
-                parts.append(f"{k} {e}")
-        return ", ".join(parts), n
-    for e in ("tag", "branch", "snapshot", "undo", "redo"):
-        if e in ev:
-            return e, 0
-    return str(ev[0]) if len(ev) else "", 0
+_CHANGES = ("set", "add", "remove", "network")
+_MARKERS = ("tag", "branch", "snapshot", "undo", "redo")
+
+
+def _iso_column(times) -> np.ndarray:
+    """ISO text (millisecond precision, ``Z``) of a datetime column, vectorized."""
+    t = pd.to_datetime(pd.Series(times), utc=True)
+    text = t.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.slice(0, 23) + "Z"
+    return text.where(t.notna(), None).to_numpy(dtype=object)
 
 
 def transactions(log: pd.DataFrame) -> pd.DataFrame:
@@ -85,32 +78,56 @@ def transactions(log: pd.DataFrame) -> pd.DataFrame:
     before them (a solve with nothing before it keeps a row of its own)."""
     cols = ["tx", "first_seq", "seq", "time", "author", "message", "what", "changes", "solve",
             "iterations", "mismatch"]
-    rows = []
     if not len(log):
         return pd.DataFrame(columns=cols)
-    for tx, grp in log.groupby("tx", sort=True):
-        ev = grp["event"]
-        last = grp.iloc[-1]
-        if (ev == "solve").all():
-            d = _solve_info(grp["info"].iloc[-1]) if "info" in grp.columns else {}
-            conv = bool(grp["new"].iloc[-1])
-            target = rows[-1] if rows else None
-            if target is None:
-                target = dict(tx=int(tx), first_seq=int(grp.seq.iloc[0]), seq=int(last.seq), time=iso(last.time),
-                              author=last.author, message=None, what="solve", changes=0)
-                rows.append(target)
-            target.update(solve="converged" if conv else "diverged", iterations=d.get("iterations"),
-                          mismatch=d.get("mismatch", np.nan))
-            continue
-        what, n = _what(ev, grp["kind"])
-        msg = last.message if isinstance(last.message, str) else None
-        rows.append(dict(tx=int(tx), first_seq=int(grp.seq.iloc[0]), seq=int(last.seq), time=iso(last.time),
-                         author=last.author if isinstance(last.author, str) else None, message=msg,
-                         what=what, changes=n, solve=None, iterations=None, mismatch=np.nan))
-    out = pd.DataFrame(rows, columns=cols)
-    out["iterations"] = pd.array(out["iterations"].tolist(), dtype="Int64")
-    out["mismatch"] = out["mismatch"].astype(float)
-    return out
+    ev = log["event"]
+    counts = pd.crosstab(log["tx"], ev)
+    for e in (*_CHANGES, "load", "solve", *_MARKERS):
+        if e not in counts.columns:
+            counts[e] = 0
+    size = counts.sum(axis=1)
+    solve_only = (counts["solve"] == size).to_numpy()
+    last = log.drop_duplicates("tx", keep="last").set_index("tx").loc[counts.index]
+    first = log.drop_duplicates("tx", keep="first").set_index("tx").loc[counts.index]
+    n = counts[list(_CHANGES)].sum(axis=1).to_numpy()
+    what = np.full(len(counts), "", dtype=object)
+    for e in reversed(_CHANGES):  # "1 set, 2 add"
+        k = counts[e].to_numpy()
+        has = k > 0
+        part = np.array([f"{x} {e}" for x in k[has]], dtype=object)
+        what[has] = np.where(what[has] == "", part, part + ", " + what[has].astype(str))
+    for e in reversed(_MARKERS):
+        m = (n == 0) & (counts[e].to_numpy() > 0)
+        what[m] = e
+    what[counts["load"].to_numpy() > 0] = "load case"
+    rest = (what == "") & ~solve_only
+    what[rest] = last["event"].to_numpy()[rest]
+    # each solve-only transaction belongs to the last transaction before it that is not one
+    owner = pd.Series(np.where(solve_only, np.nan, np.arange(len(counts))), dtype=float).ffill()
+    owner = owner.fillna(pd.Series(np.arange(len(counts)), dtype=float)).to_numpy().astype(np.int64)
+    keep = ~solve_only | (owner == np.arange(len(counts)))  # a leading solve keeps its own row
+    what[solve_only & keep] = "solve"
+    conv = np.full(len(counts), None, dtype=object)
+    iters = np.full(len(counts), None, dtype=object)
+    mism = np.full(len(counts), np.nan)
+    solves = log[(ev == "solve").to_numpy()].drop_duplicates("tx", keep="last")
+    if len(solves):
+        pos = counts.index.get_indexer(solves["tx"])
+        tgt = np.where(solve_only[pos], owner[pos], pos)  # later solves of one owner overwrite earlier ones
+        info = solves["info"].to_numpy() if "info" in solves.columns else [None] * len(solves)
+        details = [_solve_info(x) for x in info]
+        conv[tgt] = np.where(solves["new"].to_numpy().astype(bool), "converged", "diverged")
+        iters[tgt] = [d.get("iterations") for d in details]
+        mism[tgt] = [d.get("mismatch", np.nan) for d in details]
+    author = last["author"].to_numpy(dtype=object)
+    message = last["message"].to_numpy(dtype=object)
+    out = pd.DataFrame({"tx": counts.index.to_numpy(dtype=np.int64), "first_seq": first["seq"].to_numpy(),
+                        "seq": last["seq"].to_numpy(), "time": _iso_column(last["time"].to_numpy()),
+                        "author": np.where(pd.isna(author), None, author),
+                        "message": np.where(solve_only | pd.isna(message), None, message),
+                        "what": what, "changes": n, "solve": conv,
+                        "iterations": pd.array(list(iters), dtype="Int64"), "mismatch": mism})
+    return out[keep].reset_index(drop=True)
 
 
 def oneline(tx: pd.DataFrame, width: int | None = WIDTH) -> list[str]:
