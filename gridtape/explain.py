@@ -19,6 +19,7 @@ transaction bisect found:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ import pandas as pd
 
 from .reprs import WIDTH, _short, change_line
 
+log = logging.getLogger("gridtape.explain")
 BUS_FIELDS = ("bus", "from_bus", "to_bus", "hv_bus", "lv_bus", "mv_bus")
 SCALED = ("p_mw", "q_mvar")  # what lambda scales on an added element
 MAX_ALONE = 12  # leave-one-out solves at most (one per changed element)
@@ -160,9 +162,13 @@ def margin(before_world, d: pd.DataFrame, predicate=None, resolution: float = 0.
     if pred(s.at(1.0)):
         return 1.0, s
     lo, hi = 0.0, 1.0
-    while hi - lo > resolution:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if pred(s.at(mid)) else (lo, mid)
+    from .progress import bar
+
+    with bar(total=int(np.ceil(np.log2(1.0 / resolution))), desc="margin") as b:
+        while hi - lo > resolution:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if pred(s.at(mid)) else (lo, mid)
+            b.update()
     return lo, s
 
 
@@ -333,5 +339,7 @@ def explain(res, study, predicate=None, top: int = 5, resolution: float = 0.004)
         key = np.where(table.without_it_holds.astype(object).eq(True), 0, 1)
         table = table.assign(_k=key).sort_values(["_k", "distance_pu"], kind="stable").drop(columns="_k")
         table = table.reset_index(drop=True)
-    return Explanation(lam, resolution if lam < 1 and scaled.zero_holds else 0.0, full_holds, buses, table, d,
-                       at_margin, scaled.values(1.0), scaled.zero_holds, time.perf_counter() - t0)
+    ex = Explanation(lam, resolution if lam < 1 and scaled.zero_holds else 0.0, full_holds, buses, table, d,
+                     at_margin, scaled.values(1.0), scaled.zero_holds, time.perf_counter() - t0)
+    log.debug("explained tx %s in %.3f s: margin %.4f, %d changed elements", res.tx, ex.seconds, lam, len(table))
+    return ex

@@ -49,8 +49,10 @@ def history_values(study, kind, eid, field, points=None):
     is_input = field in t.cols or field in t.extra
     if not is_input and len(pts) > MAX_POINTS:
         pts = pts[np.unique(np.linspace(0, len(pts) - 1, MAX_POINTS).astype(int))]
+    from .progress import progress
+
     vals, conv = [], []
-    for s in pts:
+    for s in progress(pts, total=len(pts), desc=f"{kind} {eid} {field}"):
         g = first if s == pts[0] else study.at(int(s))
         tab = g.world[kind]
         if int(eid) not in tab.positions:
@@ -132,8 +134,10 @@ def plot_loadability(study, points=None, path=None):
         names = dict(zip(tags.seq.tolist(), tags.message.tolist()))
     else:
         names = {}
+    from .progress import progress
+
     xs, ks = [], []
-    for s in points:
+    for s in progress(points, total=len(points), desc="loadability"):
         xs.append(int(s))
         ks.append(loadability(study.world_at(int(s))))
     fig = _figure(figsize=(8, 3.2))

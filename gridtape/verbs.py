@@ -187,9 +187,21 @@ def predicate(until=None):
 
 
 def bisect(study, until=None, lo=None, hi=None):
-    """``study.bisect`` with an ``--until`` condition (see :func:`predicate`); lo/hi are points."""
-    return study.bisect(predicate(until), lo=None if lo is None else point(study, lo),
-                        hi=None if hi is None else point(study, hi))
+    """``study.bisect`` with an ``--until`` condition (see :func:`predicate`); lo/hi are points.
+    A progress bar counts the points solved (on a terminal)."""
+    from .progress import bar
+
+    lo = None if lo is None else point(study, lo)
+    hi = None if hi is None else point(study, hi)
+    pred = predicate(until)
+    n = len(study.points(lo, hi))
+    with bar(total=2 + int(np.ceil(np.log2(max(n, 2)))), desc="bisect") as b:
+        def counted(g):
+            ok = pred(g)
+            b.update()
+            return ok
+
+        return study.bisect(counted, lo=lo, hi=hi)
 
 
 def tag(path, name, author=None) -> int:

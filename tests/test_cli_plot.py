@@ -84,3 +84,21 @@ def test_without_matplotlib_the_error_names_the_extra(study, monkeypatch):
         plot.plot_history(study, "load", 99, "p_mw")
     with pytest.raises(gt.errors.DependencyError, match="matplotlib"):
         plot.plot_profiles(study.at(tag="baseline"), study.at(tag="data-centre-1"))
+
+
+def test_progress_is_silent_off_a_terminal_and_shows_when_forced(monkeypatch, capsys):
+    from gridtape import progress
+
+    monkeypatch.setenv("GRIDTAPE_PROGRESS", "0")
+    items = [1, 2, 3]
+    assert progress.progress(items) is items
+    with progress.bar(total=3) as b:
+        b.update()
+    assert capsys.readouterr().err == ""
+    pytest.importorskip("tqdm")
+    monkeypatch.setenv("GRIDTAPE_PROGRESS", "1")
+    assert list(progress.progress(items, desc="work")) == items
+    assert "work" in capsys.readouterr().err
+    import logging
+
+    assert progress.logger is logging.getLogger("gridtape")
