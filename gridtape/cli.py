@@ -246,7 +246,7 @@ def cmd_bisect(args) -> int:
         if res is not None and args.explain:
             from gridtape.explain import explain
 
-            ex = explain(res, study)
+            ex = explain(res, study, predicate=verbs.predicate(args.until))
     if res is None:
         emit({"found": False}) if args.json else print(f"{args.journal}: the condition holds at every point")
         return 0
@@ -332,7 +332,7 @@ def _parser():
     verb("verify", cmd_verify, "check the journal's hash chain; exit 1 if it is broken")
     b = verb("bisect", cmd_bisect, "the first transaction after which a condition appears; exit 1 when found")
     b.add_argument("--until", nargs="+", default=["diverges"], metavar="COND",
-                   help="diverges (default) | vm-outside LO HI | overload PCT")
+                   help="diverges (default) | vm-outside LO HI | overload PCT | unsupplied")
     b.add_argument("--lo", help="first point of the range (default: the start)")
     b.add_argument("--hi", help="last point of the range (default: the head)")
     b.add_argument("--explain", action="store_true", help="why: the margin, the buses with the largest "

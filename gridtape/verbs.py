@@ -153,7 +153,8 @@ def convert(src, dst) -> str:
 def predicate(until=None):
     """The bisect predicate (what must hold) for ``--until``: ``("diverges",)`` (default: the AC
     power flow converges), ``("vm-outside", LO, HI)`` (converges, every supplied bus within
-    [LO, HI] p.u.), ``("overload", PCT)`` (converges, no line or transformer above PCT %)."""
+    [LO, HI] p.u.), ``("overload", PCT)`` (converges, no line or transformer above PCT %),
+    ``("unsupplied",)`` (converges, every in-service load's bus supplied)."""
     until = tuple(until or ("diverges",))
     name = until[0]
     if name == "diverges" and len(until) == 1:
@@ -183,7 +184,18 @@ def predicate(until=None):
             return True
 
         return load_ok
-    raise GridtapeError("--until is one of: diverges | vm-outside LO HI | overload PCT", field="until")
+    if name == "unsupplied" and len(until) == 1:
+        def supplied(g):
+            if not g.solve().converged:
+                return False
+            ld = g.world["load"]
+            buses = ld.cols["bus"][ld.cols["in_service"]]
+            vm = g.res_bus.vm_pu
+            return bool(np.isfinite(vm.reindex(buses).to_numpy()).all())
+
+        return supplied
+    raise GridtapeError("--until is one of: diverges | vm-outside LO HI | overload PCT | unsupplied",
+                        field="until")
 
 
 def bisect(study, until=None, lo=None, hi=None):

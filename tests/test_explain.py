@@ -142,3 +142,34 @@ def test_bisect_explain_on_the_command_line(tmp_path):
 
     out = json.loads(run.stdout)
     assert 0.5 < out["explain"]["margin"] < 1 and out["explain"]["elements"][0]["kind"] == "load"
+
+
+def test_an_outage_that_islands_a_load(tmp_path):
+    """Islanding a load converges (its bus is unsupplied), so bisect looks for 'unsupplied'; the
+    explanation names the line and says that no fraction of a switching step exists."""
+    from gridtape import verbs
+
+    path = str(tmp_path / "study.duckdb")
+    grid = gt.PowerGrid(os.path.join(ROOT, CASES["case118"]), journal=path, author="ann")
+    grid.solve()
+    w = grid.world
+    line, load = w["line"], w["load"]
+    ends = np.concatenate([line.cols["from_bus"], line.cols["to_bus"]])
+    radial = [b for b in load.cols["bus"].tolist() if (ends == b).sum() == 1]
+    lid = int(line.ids[np.flatnonzero((line.cols["from_bus"] == radial[0]) | (line.cols["to_bus"] == radial[0]))[0]])
+    other = int(line.ids[0]) if int(line.ids[0]) != lid else int(line.ids[1])
+    with grid.edit(author="bob", message="maintenance") as e:
+        e.set("line", [lid], "in_service", False)
+        e.set("line", [other], "max_i_ka", float(grid.element("line", other).max_i_ka) * 1.1)
+    grid.solve()
+    grid.close()
+    with gt.open(path) as study:
+        pred = verbs.predicate(("unsupplied",))
+        res = verbs.bisect(study, until=("unsupplied",))
+        assert res is not None and res.message == "maintenance"
+        ex = explain(res, study, predicate=pred)
+    assert ex.named()[0] == ("line", lid)
+    assert ex.margin == 0 and "no fraction" in ex.headline()
+    run = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", path, "--until", "unsupplied", "--explain"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 1 and f"line {lid}" in run.stdout, run.stderr
