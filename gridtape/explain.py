@@ -256,8 +256,10 @@ def _distances(grid, sources_bus_ids, target_bus_ids):
     if it is None or not len(target_bus_ids):
         return np.full(n, np.inf), [None] * n
     _, Y, _, _, _, ids = it
-    eng = grid._engine
-    lookup = np.asarray(eng.topo.lookup)
+    try:
+        lookup = np.asarray(grid._engine.topo.lookup)  # world bus row -> internal bus (see last_iterate)
+    except AttributeError:
+        return np.full(n, np.inf), [None] * n
     pos = grid.world["bus"].positions
     G = Y.tocoo()
     off = (G.row != G.col) & (np.abs(G.data) > 0)

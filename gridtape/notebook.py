@@ -101,6 +101,21 @@ def _recent(study, events: int = 400) -> pd.DataFrame:
     return study.log(since=max(0, study.head - events))
 
 
+def _guarded(form):
+    """A repr that never raises on a closed study: it says so instead."""
+    def wrapped(study):
+        from gridtape.errors import GridtapeError
+
+        try:
+            return form(study)
+        except GridtapeError as e:
+            text = f"<Study {study.path or '(in memory)'}: {e.message}>"
+            return html.escape(text) if form is study_html else text
+
+    wrapped.__doc__ = form.__doc__
+    return wrapped
+
+
 def study_text(study) -> str:
     log = _recent(study)
     tags = ", ".join(_tags(study)["tag"].astype(str).tolist()) or "none"
@@ -169,8 +184,8 @@ def install() -> None:
     PowerGrid._repr_html_ = grid_html
     SolveReport._repr_html_ = report_html
     SolveReport.__repr__ = report_text
-    Study._repr_html_ = study_html
-    Study.__repr__ = study_text
+    Study._repr_html_ = _guarded(study_html)
+    Study.__repr__ = _guarded(study_text)
     BisectResult._repr_html_ = bisect_html
     BisectResult.__repr__ = bisect_repr
     BisectResult.__str__ = bisect_text

@@ -108,3 +108,10 @@ def test_escaping():
     h = g._repr_html_()
     assert "<script>" not in h
     well_formed(h)
+
+
+def test_a_closed_study_still_has_a_repr(tmp_path):
+    run_study(ROOT / "cases" / "IEEE118" / "data.zip", tmp_path, out=lambda *a: None)
+    s = gt.open(tmp_path / "study.duckdb")
+    s.close()
+    assert "closed" in repr(s) and "closed" in s._repr_html_()
