@@ -74,16 +74,11 @@ def run_study(case: Path, directory: Path, out=print) -> dict:
     study = gt.open(path)
     try:
         log = study.log()
-        out(_rule("the log (one line per transaction)"))
-        tx = log[log.event.isin(("load", "set", "add", "remove", "tag", "solve"))].groupby("tx", sort=True)
-        for t, grp in tx:
-            ev = grp.event.iloc[0]
-            what = {"load": "load case", "tag": "tag", "solve": "solve"}.get(ev, f"{len(grp)} change(s)")
-            commit = log[(log.tx == t)].iloc[-1]
-            msg = commit.message if isinstance(commit.message, str) else ""
-            if ev == "solve":
-                continue
-            out(f"  tx {t:>3}  {str(commit.author or ''):<4} {what:<12} {msg}"[:WIDTH])
+        out(_rule("the log (gridtape log --oneline: one line per transaction)"))
+        from gridtape.reprs import oneline, transactions
+
+        for line in oneline(transactions(log), width=WIDTH, date=False):
+            out(line)
 
         out(_rule("bisect: the first transaction after which the case diverges"))
         res = study.bisect()

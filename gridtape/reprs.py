@@ -130,9 +130,11 @@ def transactions(log: pd.DataFrame) -> pd.DataFrame:
     return out[keep].reset_index(drop=True)
 
 
-def oneline(tx: pd.DataFrame, width: int | None = WIDTH) -> list[str]:
-    """``gridtape log --oneline``: the lines of a :func:`transactions` frame."""
+def oneline(tx: pd.DataFrame, width: int | None = WIDTH, date: bool = True) -> list[str]:
+    """``gridtape log --oneline``: the lines of a :func:`transactions` frame (``date=False``: the
+    time of day only, hh:mm:ss)."""
     lines = []
+    tw = max(2, len(str(int(tx["tx"].max())))) if len(tx) else 2
     for r in tx.itertuples(index=False):
         if r.solve is None:
             solve = ""
@@ -140,8 +142,8 @@ def oneline(tx: pd.DataFrame, width: int | None = WIDTH) -> list[str]:
             solve = f"ok {r.iterations}it"
         else:
             solve = f"DIVERGED {r.iterations}it"
-        when = (r.time or "")[:16].replace("T", " ")
-        line = f"{r.tx:>4} {when} {str(r.author or ''):<6.6} {r.what:<9.9} {solve:<13} {r.message or ''}"
+        when = (r.time or "")[:16].replace("T", " ") if date else (r.time or "")[11:19]
+        line = f"{r.tx:>{tw}} {when} {str(r.author or ''):<6.6} {r.what:<9.9} {solve:<13} {r.message or ''}"
         lines.append(line[:width] if width else line)
     return lines
 

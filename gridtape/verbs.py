@@ -101,9 +101,28 @@ def blame(study, kind, eid, field, at=None) -> dict:
     event, old, new."""
     r = study.blame(kind, int(eid), field, seq=None if at is None else point(study, at))
     out = {k: r.get(k) for k in ("seq", "tx", "time", "author", "message", "event", "old", "new")}
+    if out["event"] in ("add", "load") and out["new"] is None:
+        out["new"] = _initial_value(study, r, kind, int(eid), field)
     out["time"] = iso(out["time"])
     out["seq"], out["tx"] = int(out["seq"]), int(out["tx"])
     return out
+
+
+def _initial_value(study, row, kind, eid, field):
+    """The value a cell was added with (an add event's info) or loaded with (the case load)."""
+    import json
+
+    if row.get("event") == "add":
+        try:
+            v = json.loads(row.get("info") or "{}").get(field)
+        except (ValueError, AttributeError):
+            return None
+        return v
+    t = _world_at(study, int(row["seq"]))[kind]
+    if eid not in t.positions or field not in t.cols:
+        return None
+    v = t.cols[field][t.positions[eid]]
+    return v.item() if hasattr(v, "item") else v
 
 
 def export(world_or_grid, path) -> str:

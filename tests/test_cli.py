@@ -147,7 +147,10 @@ def test_blame(journal):
         b = verbs.blame(study, "load", dc, "p_mw")
         assert b["new"] == 320.0 and b["author"] == "bob"
     rc, out = cli_json("blame", journal, "load", dc, "p_mw", "--at", "data-centre-1")
-    assert rc == 0 and out["new"] is None and out["event"] == "add" or out["new"] == 80.0
+    assert rc == 0 and out["event"] == "add" and out["new"] == 80.0 and "phase 1" in out["message"]
+    with gt.open(journal) as study:
+        b = verbs.blame(study, "load", 0, "p_mw")  # never written: the case load's value
+        assert b["event"] == "load" and b["new"] == float(study.at(0).element("load", 0).p_mw)
     rc, out = cli_json("blame", journal, "gen", 0, "vm_pu")
     assert out["new"] == 1.0 and out["author"] == "ann" and "set-point" in out["message"]
 
