@@ -125,7 +125,9 @@ class _Scaled:
         self.cont = sets[cont]
         self.kwargs = dict(grid_kwargs or {})
         g = PowerGrid(world=before_world.copy(), journal=False, **self.kwargs)
-        g.apply(d.drop(index=self.cont.index))  # the discrete parts whole; adds at full power for now
+        rest = d.drop(index=self.cont.index)
+        rest = rest[~rest["field"].astype(str).str.startswith("@")]  # column-list and order rows: no cell
+        g.apply(rest)  # the discrete parts whole; adds at full power for now
         self.base = g.world
         adds = d[d.change == "add"]
         self.adds = [(k, int(i), f, float(new[f])) for k, i, new in zip(adds.kind, adds.id, adds.new)

@@ -176,6 +176,13 @@ def diff_html(d: pd.DataFrame, rows: int = 12) -> str:
     return _block(f"diff: {len(d)} changes", _table(view, rows=rows))
 
 
+def _study_plot(study, kind, eid, field, **kw):
+    """``study.plot("bus", 85, "vm_pu")``: :func:`gridtape.plot.plot_history` (the ``plot`` extra)."""
+    from .plot import plot_history
+
+    return plot_history(study, kind, eid, field, **kw)
+
+
 def install() -> None:
     """Give the classes their forms (called once when ``gridtape`` is imported)."""
     from gridtape.grid import PowerGrid, SolveReport
@@ -186,6 +193,7 @@ def install() -> None:
     SolveReport.__repr__ = report_text
     Study._repr_html_ = _guarded(study_html)
     Study.__repr__ = _guarded(study_text)
+    Study.plot = _study_plot
     BisectResult._repr_html_ = bisect_html
     BisectResult.__repr__ = bisect_repr
     BisectResult.__str__ = bisect_text

@@ -52,6 +52,8 @@ def test_plots_write_images(study, tmp_path):
     _png(tmp_path / "p.png")
     plot.plot_loadability(study, path=tmp_path / "l.png")
     _png(tmp_path / "l.png")
+    study.plot("load", 99, "p_mw", path=tmp_path / "s.png")  # the method form
+    _png(tmp_path / "s.png")
 
 
 def test_loadability_brackets_convergence(study):
