@@ -7,18 +7,8 @@ import pytest
 
 import gridtape as gt
 from gridtape import plot
-from gridtape.demo import run_study
+from test_cli_reprs import study  # noqa: F401 - the demo's study, shared (a module-scoped fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    d = tmp_path_factory.mktemp("plots")
-    run_study(ROOT / "cases" / "IEEE118" / "data.zip", d, out=lambda *a: None)
-    s = gt.open(d / "study.duckdb")
-    yield s
-    s.close()
 
 
 def test_history_values_inputs_and_results(study):
