@@ -10,7 +10,6 @@ from gridtape import plot
 from test_cli_reprs import study  # noqa: F401 - the demo's study, shared (a module-scoped fixture)
 
 
-
 def test_history_values_inputs_and_results(study):
     seqs, vals, conv = plot.history_values(study, "load", 99, "p_mw")
     assert list(seqs) == list(study.points())
