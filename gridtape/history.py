@@ -189,7 +189,8 @@ class History:
     def look(self, solve=False):
         """Settle a finished checkpoint; start the next one when it is due (back-pressure: the
         one in flight is waited for first).  A due checkpoint prefers to cover a solve (the world
-        a study looks at): other commits take it once it is an eighth of an interval overdue."""
+        a study looks at): other commits take it once it is an eighth of an interval overdue (so
+        the tail stays within ``2 * every + every // 8`` events and one commit)."""
         g, j = self._grid, self.journal
         every = self.checkpoint_every
         step = max(1, every // 8)
@@ -200,7 +201,7 @@ class History:
         if bg is not None and bg.done():
             self._settle_checkpoint()
         behind = j.flush() + 1 - self._ckpt_seq
-        due = every if solve else every + step
+        due = every if solve or self._bg is not None else every + step
         if behind < due:
             if self._bg is None:
                 self.look_at = self.counted + max(1, due - behind)

@@ -22,6 +22,7 @@ import json
 import numpy as np
 
 from gridtape.world.changes import AddRows, RemoveRows, SetCol, SetNetwork, apply
+from gridtape.world.schema import F8, KINDS
 
 WORLD_EVENTS = ("load", "set", "add", "remove", "network")
 
@@ -95,23 +96,39 @@ def replay_changes(ev, kinds, eids, fields, news, infos) -> list:
 
 
 def _set_run(kinds, eids, fields, news):
-    last = {}
-    for k, e, f, v in zip(kinds.tolist(), eids.tolist(), fields.tolist(), news.tolist()):
-        last[(k, f, int(e))] = v  # later writes of a cell win
-    groups = {}
-    for (k, f, e), v in last.items():
-        g = groups.setdefault((k, f), ([], []))
-        g[0].append(e)
-        g[1].append(v)
-    return [SetCol(k, np.asarray(ids, dtype=np.int64), f, _values(vals)) for (k, f), (ids, vals) in groups.items()]
+    """One SetCol per (kind, field) of a run of set events, with each cell's last value."""
+    n = len(kinds)
+    cut = np.flatnonzero((kinds[1:] != kinds[:-1]) | (fields[1:] != fields[:-1])) + 1
+    starts = np.concatenate([[0], cut]).tolist()
+    ends = cut.tolist() + [n]
+    parts = {}
+    for a, b in zip(starts, ends):  # stretches of one (kind, field): one grid.set is one stretch
+        parts.setdefault((kinds[a], fields[a]), []).append((a, b))
+    out = []
+    for (k, f), spans in parts.items():
+        idx = np.concatenate([np.arange(a, b) for a, b in spans]) if len(spans) > 1 else np.arange(*spans[0])
+        ids = eids[idx].astype(np.int64)
+        vals = news[idx]
+        if len(np.unique(ids)) != len(ids):  # later writes of a cell win
+            rev = ids[::-1]
+            _, first = np.unique(rev, return_index=True)
+            keep = np.sort(len(ids) - 1 - first)
+            ids, vals = ids[keep], vals[keep]
+        out.append(SetCol(k, ids, f, _values(k, f, vals)))
+    return out
 
 
-def _values(vals):
-    """Recorded values as an array: float64 when they all are floats (the fast path), else objects."""
-    if all(type(v) is float for v in vals):
-        return np.asarray(vals, dtype=np.float64)
+def _values(kind, field, vals):
+    """Recorded values as an array: float64 for a float column whose values all are numbers (the
+    fast path of apply), else objects (validated and converted by apply)."""
+    col = KINDS[kind].by_name.get(field) if kind in KINDS else None
+    if col is not None and col.dtype == F8:
+        try:
+            return np.asarray(vals, dtype=object).astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     out = np.empty(len(vals), dtype=object)
-    out[:] = vals
+    out[:] = list(vals)
     return out
 
 
@@ -155,5 +172,5 @@ def tx_changes(events, inverse: bool) -> list:
             out.append(_adds(kind, [eid], [info]))
         else:
             out.append(RemoveRows(kind, np.asarray([eid], dtype=np.int64)))
-    return [SetCol(c[0], np.asarray(c[2], dtype=np.int64), c[1], _values(c[3])) if type(c) is tuple else c
+    return [SetCol(c[0], np.asarray(c[2], dtype=np.int64), c[1], _values(c[0], c[1], c[3])) if type(c) is tuple else c
             for c in out]
