@@ -15,7 +15,7 @@ import numpy as np
 from gridtape.errors import BadReferenceError, SchemaError
 
 from .changes import (NETWORK_FIELDS, AddRows, Applied, RemoveRows, SetCol, SetNetwork, _check_refs, _coerce_many,
-                      _ids, _note_rows, _note_set, check_switch_elements)
+                      _ids, _note_rows, _note_set, _put, check_switch_elements)
 from .coerce import _column, coerce_column, new_rows
 
 
@@ -180,8 +180,7 @@ def _write_set(w, c):
         rows = t.rows(c.ids)
     c._rows = None
     arr = t.extra.get(c.field) if c.field not in t.cols else t.cols[c.field]
-    c.old = arr[rows]
-    arr[rows] = c.values
+    c.old = _put(arr, rows, c.values)
     if c.field in t.cols:
         _note_set(w, c.kind, c.field, t.spec.by_name[c.field].affects)
 

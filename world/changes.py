@@ -68,7 +68,6 @@ from .coerce import _column, _fast_floats, coerce_column, int_ids, one_id
 from .colwrite import write_floats
 from .schema import BOOL, F8, I8, STR, SWITCH_ET_KIND
 
-_INF = float("inf")
 NETWORK_FIELDS = ("sn_mva", "f_hz", "name")
 
 
@@ -173,9 +172,11 @@ def _rows_json(columns, n):
 
 # --- counters and dirty sets -----------------------------------------------------------------------
 def _note_set(w, kind, name, affects):
+    """A column was written: the counters (deprecated-internal, see World.bump) and the dirty sets."""
     w.bump(affects, kind)
     w.col_version[(kind, name)] = w._tick
-    w._mark_cols(kind, name)
+    if w._watchers:
+        w._mark_cols(kind, name)
 
 
 def _note_rows(w, kind):
@@ -198,7 +199,7 @@ def set_cell(w, kind, eid, name, value):
         if v != v:
             if not col.nan_ok:
                 raise SchemaError(f"NaN is not allowed: {value!r}", table=kind, row=eid, field=name)
-        elif (col.lo is not None and v < col.lo) or (col.hi is not None and v > col.hi):
+        elif v < col.vmin or v > col.vmax:
             coerce_column(col, [value], table=kind, ids=[eid])  # raises, naming the bound
         new = v
     else:
@@ -211,19 +212,7 @@ def set_cell(w, kind, eid, name, value):
     arr = t.cols[name]
     old = arr[r]
     arr[r] = v
-    # the counters (deprecated-internal, see World.bump) and the dirty sets, inline: the hot path
-    w._tick += 1
-    w.kind_version[kind] += 1
-    a = col.affects
-    if a == "inj":
-        w.inj_version += 1
-    elif a == "adm":
-        w.adm_version += 1
-    elif a == "topo":
-        w.topo_version += 1
-    w.col_version[(kind, name)] = w._tick
-    if w._watchers:
-        w._mark_cols(kind, name)
+    _note_set(w, kind, name, col.affects)
     if new is None:
         new = arr[r]
         new = new.item() if hasattr(new, "item") else new
@@ -238,21 +227,14 @@ def apply_set(w, kind, ids, name, values):
         ids = _ids(ids, kind, name)
     if col.dtype == F8 and col.ref is None:
         rows = None if ids is t.ids else t.rows(ids)
-        old = write_floats(t.cols[name], rows, values, -_INF if col.lo is None else col.lo,
-                           _INF if col.hi is None else col.hi, col.nan_ok)
+        old = write_floats(t.cols[name], rows, values, col.vmin, col.vmax, col.nan_ok)
         if old is not None:
             _note_set(w, kind, name, col.affects)
             return old, values
     else:
         rows = None if ids is t.ids else t.rows(ids)
     new = _coerce_many(w, t, col, ids, rows, values)
-    arr = t.cols[name]
-    if rows is None:
-        old = arr.copy()
-        arr[:] = new
-    else:
-        old = arr[rows]
-        arr[rows] = new
+    old = _put(t.cols[name], rows, new)
     _note_set(w, kind, name, col.affects)
     return old, new
 
@@ -264,19 +246,25 @@ def apply_set_rows(w, kind, rows, name, values, *, check=True):
     arr = t.cols[name]
     if check:
         if col.dtype == F8 and col.ref is None:
-            old = write_floats(arr, rows, values, -_INF if col.lo is None else col.lo,
-                               _INF if col.hi is None else col.hi, col.nan_ok)
+            old = write_floats(arr, rows, values, col.vmin, col.vmax, col.nan_ok)
             if old is not None:
                 _note_set(w, kind, name, col.affects)
                 return old
         return apply_set(w, kind, t.ids if rows is None else t.ids[rows], name, values)[0]
+    old = _put(arr, rows, values)
+    _note_set(w, kind, name, col.affects)
+    return old
+
+
+def _put(arr, rows, new):
+    """``arr[rows] = new`` (``rows`` None: every row); returns the old values (a row written twice
+    reports its original value)."""
     if rows is None:
         old = arr.copy()
-        arr[:] = values
+        arr[:] = new
     else:
         old = arr[rows]
-        arr[rows] = values
-    _note_set(w, kind, name, col.affects)
+        arr[rows] = new
     return old
 
 

@@ -26,6 +26,11 @@ def coerce_column(col: Column, values, *, table: str, file=None, ids=None) -> np
                 out[i] = None
             elif isinstance(v, (str, np.str_)):
                 out[i] = str(v)
+                if not out[i].isascii():
+                    try:
+                        out[i].encode("utf-8")
+                    except UnicodeEncodeError:
+                        bad(i, "not encodable as UTF-8 text")
             elif isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating)):
                 out[i] = str(v)
             else:
@@ -33,7 +38,14 @@ def coerce_column(col: Column, values, *, table: str, file=None, ids=None) -> np
             if col.choices is not None and out[i] is not None and out[i] not in col.choices:
                 bad(i, f"must be one of {col.choices}")
         return out
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):
+        arr = np.empty(n, dtype=object)
+        arr[:] = list(values)
+    if arr.ndim != 1:  # a list where one value belongs
+        arr = np.empty(n, dtype=object)
+        arr[:] = list(values)
     if col.dtype == BOOL:
         if arr.dtype == np.bool_:
             return arr.astype(bool, copy=True)
@@ -48,32 +60,76 @@ def coerce_column(col: Column, values, *, table: str, file=None, ids=None) -> np
             else:
                 bad(i, "not a boolean")
         return out
+    if col.dtype == I8:
+        return _ints(col, arr, bad)
     if arr.dtype == object or arr.dtype.kind in "USb":
-        try:
-            arr = np.array([_num(v) for v in arr.tolist()], dtype=float)
-        except (TypeError, ValueError):
-            for i, v in enumerate(arr.tolist()):
-                try:
-                    _num(v)
-                except (TypeError, ValueError):
-                    bad(i, "not a number")
-            raise
+        vals = arr.tolist()
+        out = np.empty(n, dtype=np.float64)
+        for i, v in enumerate(vals):
+            try:
+                out[i] = _num(v)
+            except (TypeError, ValueError, OverflowError):
+                bad(i, "not a number")
+        arr = out
     if arr.dtype.kind not in "biuf":
-        raise SchemaError(f"column of dtype {arr.dtype} is not numeric", file=file, table=table, field=col.name)
+        bad(0, f"not a number (dtype {arr.dtype})")
     f = arr.astype(float)
     nan = np.isnan(f)
     if nan.any() and not col.nan_ok:
         bad(int(np.argmax(nan)), "NaN is not allowed")
-    ok = ~nan
-    if col.lo is not None and (f[ok] < col.lo).any():
-        bad(int(np.flatnonzero(ok & (f < col.lo))[0]), f"must be >= {col.lo}")
-    if col.hi is not None and (f[ok] > col.hi).any():
-        bad(int(np.flatnonzero(ok & (f > col.hi))[0]), f"must be <= {col.hi}")
-    if col.dtype == I8:
-        if not np.isfinite(f).all() or (f != np.round(f)).any():
-            bad(int(np.flatnonzero(~np.isfinite(f) | (f != np.round(f)))[0]), "not an integer")
-        return arr.astype(np.int64, copy=True)
+    out_of = ~nan & ((f < col.vmin) | (f > col.vmax))
+    if out_of.any():
+        i = int(np.flatnonzero(out_of)[0])
+        bad(i, col.bound_error(f[i]))
     return f.astype(np.float64, copy=True)
+
+
+_I64 = 2 ** 63
+
+
+def _ints(col, arr, bad) -> np.ndarray:
+    """An int64 column's values, never through float: integral numbers within int64 and the bounds."""
+    n = len(arr)
+    if arr.dtype.kind in "iu":
+        if arr.dtype.kind == "u" and n and int(arr.max()) >= _I64:
+            bad(int(np.argmax(arr)), "out of the int64 range")
+        out = arr.astype(np.int64)
+    elif arr.dtype.kind == "b":
+        out = arr.astype(np.int64)
+    elif arr.dtype.kind == "f":
+        bad_at = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= float(_I64))
+        if bad_at.any():
+            i = int(np.flatnonzero(bad_at)[0])
+            bad(i, "NaN is not allowed" if arr[i] != arr[i] else "not an integer within the int64 range")
+        out = arr.astype(np.int64)
+    else:
+        out = np.empty(n, dtype=np.int64)
+        for i, v in enumerate(arr.tolist()):
+            if isinstance(v, str):
+                s = v.strip()
+                try:
+                    v = int(s)
+                except ValueError:
+                    try:
+                        v = float(s)
+                    except ValueError:
+                        bad(i, "not a number")
+            if isinstance(v, float):
+                if not (math.isfinite(v) and v.is_integer()):
+                    bad(i, "NaN is not allowed" if v != v else "not an integer")
+                v = int(v)
+            if v is None:
+                bad(i, "NaN is not allowed")
+            if not isinstance(v, int):
+                bad(i, "not an integer")
+            if not -_I64 <= v < _I64:
+                bad(i, "out of the int64 range")
+            out[i] = v
+    out_of = (out < col.vmin) | (out > col.vmax) if n else np.zeros(0, bool)
+    if out_of.any():
+        i = int(np.flatnonzero(out_of)[0])
+        bad(i, col.bound_error(float(out[i])))
+    return out
 
 
 def _num(v):
@@ -107,11 +163,6 @@ def _fast_floats(col: Column, values, shape):
     f = arr.astype(np.float64) if arr.shape == shape else np.full(shape, arr, dtype=np.float64)
     if not len(f):
         return f
-    if col.lo is None and col.hi is None:
-        t = f.sum()  # NaN anywhere (or inf - inf) makes the sum NaN: then check each value
-        if t == t or col.nan_ok:
-            return f
-        return None if np.isnan(f).any() else f
     lo, hi = f.min(), f.max()  # NaN propagates into both
     if lo != lo:
         if not col.nan_ok:
@@ -120,7 +171,7 @@ def _fast_floats(col: Column, values, shape):
         if not len(ok):
             return f
         lo, hi = ok.min(), ok.max()
-    if (col.lo is not None and lo < col.lo) or (col.hi is not None and hi > col.hi):
+    if lo < col.vmin or hi > col.vmax:
         return None
     return f
 

@@ -13,6 +13,8 @@ the next solve has to rebuild:
 """
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -41,6 +43,32 @@ class Column:
     ref: str | None = None  # the kind this column refers to ("bus"), if it is a reference
     choices: tuple | None = None  # allowed values of a str column (None = free text)
     doc: str = ""
+    lo_open: bool = False  # the lower bound is exclusive (vn_kv > 0)
+    #: the bounds every write is checked against (derived): a float column the power flow reads
+    #: (``affects`` not "none") must be finite unless its default is infinite (reactive limits)
+    vmin: float = field(init=False, compare=False, repr=False, default=-math.inf)
+    vmax: float = field(init=False, compare=False, repr=False, default=math.inf)
+
+    def __post_init__(self):
+        big = sys.float_info.max if self.finite else math.inf
+        lo = -big if self.lo is None else (math.nextafter(self.lo, math.inf) if self.lo_open else float(self.lo))
+        hi = big if self.hi is None else float(self.hi)
+        object.__setattr__(self, "vmin", max(lo, -big))
+        object.__setattr__(self, "vmax", min(hi, big))
+
+    @property
+    def finite(self) -> bool:
+        """Whether the values must be finite (NaN is governed by ``nan_ok``)."""
+        return (self.dtype in (F8, I8) and self.affects != "none"
+                and not (isinstance(self.default, float) and math.isinf(self.default)))
+
+    def bound_error(self, v) -> str:
+        """Why the number ``v`` is out of this column's bounds."""
+        if math.isinf(v) and self.finite:
+            return "must be finite"
+        if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+            return f"must be > {self.lo}" if self.lo_open else f"must be >= {self.lo}"
+        return f"must be <= {self.hi}"
 
     @property
     def required(self) -> bool:
@@ -79,8 +107,8 @@ class KindSpec:
 
 
 def _c(name, dtype, unit="", default=None, lo=None, hi=None, nan_ok=False, affects="none", ref=None,
-       choices=None, doc=""):
-    return Column(name, dtype, unit, default, lo, hi, nan_ok, affects, ref, choices, doc)
+       choices=None, doc="", lo_open=False):
+    return Column(name, dtype, unit, default, lo, hi, nan_ok, affects, ref, choices, doc, lo_open)
 
 
 def _name():
@@ -125,7 +153,8 @@ def _kind(name, *columns, doc=""):
 _kind(
     "bus",
     _name(),
-    _c("vn_kv", F8, "kV", lo=0.0, affects="topo", doc="nominal voltage (> 0); a write rebuilds the model (every per-unit base on the bus changes)"),
+    _c("vn_kv", F8, "kV", lo=0.0, lo_open=True, affects="topo",
+       doc="nominal voltage (> 0); a write rebuilds the model (every per-unit base on the bus changes)"),
     _c("type", STR, doc="b (busbar), n (node), m (muff)"),
     _c("zone", STR, doc="zone label"),
     _in_service(),
