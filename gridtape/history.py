@@ -23,14 +23,20 @@ from gridtape.errors import JournalError
 
 
 def open_journal(journal, author, read_only):
-    """The Journal of ``PowerGrid(journal=...)``: None (``False``), the one given, or a new one."""
+    """The Journal of ``PowerGrid(journal=...)``: None (``False``), the one given, a new in-memory
+    one (``None`` or ``True``), or the file at a path (str or os.PathLike)."""
     if journal is False:
         return None
     from gridtape.journal import Journal
 
     if isinstance(journal, Journal):
         return journal
-    return Journal(None if journal is None else str(journal), read_only=read_only, author=author)
+    if journal is None or journal is True:
+        return Journal(None, read_only=read_only, author=author)
+    if not isinstance(journal, (str, os.PathLike)):
+        raise JournalError(f"journal must be a path, a Journal, True/None (in memory) or False (none): "
+                           f"{journal!r}", field="journal")
+    return Journal(os.fspath(journal), read_only=read_only, author=author)
 
 
 class History:
