@@ -259,3 +259,14 @@ def test_a_case_that_fails_to_load_leaves_its_journal_closed(tmp_path):
     g = gt.PowerGrid(CASE14, journal=path)
     assert g.solve().converged
     g.close()
+
+
+def test_a_held_journal_says_who_holds_it(tmp_path):
+    path = str(tmp_path / "study.duckdb")
+    g = gt.PowerGrid(CASE14, journal=path)
+    with pytest.raises(JournalError) as e:
+        gt.PowerGrid(CASE14, journal=path)
+    assert "this process" in str(e.value) and "close()" in str(e.value)
+    g.close()
+    with gt.open(path) as study:  # released: a reader opens it
+        assert len(study.log()) > 0
