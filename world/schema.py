@@ -110,6 +110,9 @@ def _scaling():
 
 _TAP_TYPES = ("Ratio", "Symmetrical", "Ideal", "Tabular")
 
+#: a switch's element type (its ``et`` column) -> the kind its ``element`` column refers to
+SWITCH_ELEMENT_KINDS = MappingProxyType({"b": "bus", "l": "line", "t": "trafo", "t3": "trafo3w"})
+
 KINDS: dict[str, KindSpec] = {}
 
 
@@ -301,7 +304,7 @@ _kind(
     _name(),
     _bus(),
     _c("element", I8, lo=0, affects="topo", doc="bus id (et='b') or line/trafo/trafo3w id"),
-    _c("et", STR, choices=("b", "l", "t", "t3"), affects="topo"),
+    _c("et", STR, choices=tuple(SWITCH_ELEMENT_KINDS), affects="topo"),
     _c("type", STR),
     _c("closed", BOOL, default=True, affects="topo"),
     _c("z_ohm", F8, "ohm", default=0.0, lo=0.0, affects="topo"),
