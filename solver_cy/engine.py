@@ -220,11 +220,11 @@ class Engine:
     def results(self) -> ResultArrays:
         """The result arrays of the last solve (made at the first call after it)."""
         res = self._results
-        if res is None:
+        if res is None or res[0] is not self.V or res[1] is not self.model:  # (V: restored by an edit rollback)
             lim = self._qlim
             split = None if lim is None else self._qlim_split(lim[0], lim[1], self.slack_plan)
-            res = self._results = compute_arrays(self, self.V, self.algorithm, split)
-        return res
+            res = self._results = (self.V, self.model, compute_arrays(self, self.V, self.algorithm, split))
+        return res[2]
 
     def solve_dc(self):
         level = self.prepare()
