@@ -39,7 +39,7 @@ class Model:
     """Everything derived from one topology (see the module docstring)."""
 
     __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "none", "inj_state", "solvers", "pending",
-                 "snap", "derived", "v0")
+                 "snap", "derived", "v0", "buffers")
 
     def __init__(self, topo, ysh, indptr, indices, pos, ydata, inj_state, snap):
         self.topo, self.ysh, self.indptr, self.indices, self.pos = topo, ysh, indptr, indices, pos
@@ -49,6 +49,7 @@ class Model:
         self.pending = set()  # (kind, column) written since this model was last current
         self.derived = {}  # name -> (static table version, value): slack plan, generator splits
         self.v0 = {}  # init -> start voltages (cleared by every change)
+        self.buffers = {}  # the result arrays' buffers (result_arrays.compute_arrays)
 
     def derive(self, name, make):
         """``make()`` kept while the generator table it reads is the same."""
