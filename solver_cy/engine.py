@@ -56,7 +56,11 @@ class Engine:
         """Bring the model up to the world (model_cache.ModelCache.prepare); return the level."""
         old = self.model
         lvl = self.cache.prepare()
-        m = self.model = self.cache.model
+        m = self.cache.model
+        if m is old and lvl != "full":  # same model: only the injections (and Ybus values) moved
+            self.inj, self.ysh = m.inj_state.inj, m.ysh
+            return lvl
+        self.model = m
         self.topo, self.ysh, self.ydata = m.topo, m.ysh, m.ydata
         self.indptr, self.indices, self.pos, self._none = m.indptr, m.indices, m.pos, m.none
         self.inj = m.inj_state.inj

@@ -26,7 +26,7 @@ import numpy as np
 from gridtape.world.schema import spec
 
 from .branches import BRANCH_KINDS, fill_admittances
-from .injections import InjectionState, forget
+from .injections import SHARED_COLS, InjectionState, forget
 from .topology import NONE, build_topology
 from .ybus import ybus_build, ybus_fill
 
@@ -124,17 +124,30 @@ class ModelCache:
         lvl = self.level()
         cols, rows, network = d.cols, d.rows, d.network
         d.cols, d.rows, d.network = set(), set(), False  # (the sets handed over, not copied)
+        if lvl == "incremental" and len(self.models) == 1 and not self.model.pending \
+                and cols.isdisjoint(SHARED_COLS):
+            # the common step (injection writes, one topology): only the written injection parts
+            try:
+                self.model.inj_state.refresh(self.world, cols)
+            except BaseException:
+                self._reset()
+                raise
+            self.model.v0.clear()
+            return lvl
         try:
             self._upkeep(lvl, cols, rows, network)
         except BaseException:
-            # nothing half-done is kept: the next prepare starts from everything
-            self.model = None
-            self.models.clear()
-            self.shared.clear()
-            self.branch_params.clear()
-            d.network = True
+            self._reset()
             raise
         return lvl
+
+    def _reset(self):
+        """Nothing half-done is kept: the next prepare starts from everything."""
+        self.model = None
+        self.models.clear()
+        self.shared.clear()
+        self.branch_params.clear()
+        self.dirty.network = True
 
     def _upkeep(self, lvl, cols, rows, network):
         if rows or network:
