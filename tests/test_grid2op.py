@@ -460,7 +460,7 @@ def test_disconnect_line_of_a_missing_line_is_a_backend_error():
 
 def test_journaled_write_that_fails_leaves_world_and_journal_unchanged():
     bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
-    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=True, author="grid2op")
+    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=None, author="grid2op")  # an in-memory journal
     w, j = bk.grid.world, bk.grid.journal
     before, seq = w.copy(), j.next_seq
     rows = np.arange(2)
