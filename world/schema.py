@@ -112,6 +112,11 @@ _TAP_TYPES = ("Ratio", "Symmetrical", "Ideal", "Tabular")
 
 KINDS: dict[str, KindSpec] = {}
 
+#: a switch's ``et`` code -> the kind its ``element`` refers to (the one switch element-type map)
+SWITCH_ET_KIND = MappingProxyType({"b": "bus", "l": "line", "t": "trafo", "t3": "trafo3w"})
+#: element kind -> the ``et`` code of a switch on it
+SWITCH_ET = MappingProxyType({kind: et for et, kind in SWITCH_ET_KIND.items()})
+
 
 def _kind(name, *columns, doc=""):
     KINDS[name] = KindSpec(name, tuple(columns), doc)
@@ -301,7 +306,7 @@ _kind(
     _name(),
     _bus(),
     _c("element", I8, lo=0, affects="topo", doc="bus id (et='b') or line/trafo/trafo3w id"),
-    _c("et", STR, choices=("b", "l", "t", "t3"), affects="topo"),
+    _c("et", STR, choices=tuple(SWITCH_ET_KIND), affects="topo"),
     _c("type", STR),
     _c("closed", BOOL, default=True, affects="topo"),
     _c("z_ohm", F8, "ohm", default=0.0, lo=0.0, affects="topo"),
@@ -354,6 +359,10 @@ _kind(
 
 #: kinds in a dependency-safe order (buses first)
 KIND_ORDER = tuple(KINDS)
+
+#: kind -> its columns that refer to a bus (``ref="bus"``), for the kinds that have any
+BUS_REFS = MappingProxyType({k: tuple(c.name for c in s.columns if c.ref == "bus")
+                             for k, s in KINDS.items() if any(c.ref == "bus" for c in s.columns)})
 
 #: tables pandapower nets carry that take no part in the power flow; readers skip them
 IGNORED_TABLES = frozenset({
