@@ -481,3 +481,17 @@ def test_grid_json_tap_side_false_reads_as_no_tap_side():
     assert False in sides  # the file does carry grid2op's legacy value
     world = read_grid2op_json(os.path.join(DATA, SANDBOX, "grid.json"))
     assert [s if s in ("hv", "lv") else None for s in sides] == list(world["trafo"].cols["tap_side"])
+
+
+def test_unjournaled_write_that_fails_leaves_the_world_unchanged():
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    w = bk.grid.world
+    before = w.copy()
+    rows = np.arange(2)
+    plan = [("load", "p_mw", rows, np.array([1.0, 2.0]), True), ("line", "in_service", rows[:1], np.zeros(1, bool), False),
+            ("gen", "vm_pu", rows[:1], np.array([-1.0]), True)]  # a negative voltage set-point is refused
+    with pytest.raises(gridtape.errors.GridtapeError):
+        bk._commit(plan, "apply_action 1")
+    assert w.equals(before)
+    bk._commit(plan[:2], "apply_action 1")
+    assert list(w["load"].cols["p_mw"][:2]) == [1.0, 2.0] and not w["line"].cols["in_service"][0]

@@ -1,24 +1,20 @@
-"""The one place where the grid2op backend writes its world: a plan (see planner.py) applied as
-world writes and, journaled, recorded as one transaction."""
+"""The one place where the grid2op backend writes its world: a plan (see planner.py) applied
+through the world's change vocabulary (``world/changes.py``) and, journaled, recorded as one
+transaction of what the vocabulary applied."""
 from __future__ import annotations
 
-
-def _write(world, kind, rows, col, vals, checked):
-    """One planned write; returns the old values.  Checked entries (values from grid2op) go
-    through the world's validation (``write_rows_checked``: ``set_values``' checks at row
-    positions); the others (values the backend derived itself: busbar ids, in_service flags, the
-    initial grid) through the trusted ``write_rows``.  Both move the world's counters and mark
-    its dirty sets as ``set_values`` does."""
-    if checked:
-        return world.write_rows_checked(kind, rows, col, vals)
-    return world.write_rows(kind, rows, col, vals)
+from gridtape.world.changes import SetCol, apply, apply_set_rows
 
 
 def commit(grid, plan, message):
-    """Write ``plan`` to ``grid``'s world.  Journaled, one transaction ``message`` of one
-    ``record_many`` per written column (the old values are the ones the write returns, the new
-    ones the planned values).  A write that raises undoes the ones before it (and the transaction
-    is rolled back): world and journal are as they were."""
+    """Apply ``plan`` to ``grid``'s world: each entry ``(kind, column, rows, values, checked)`` is
+    one column change at row positions, applied by ``changes.apply_set_rows`` (the vocabulary's
+    SetCol at row positions; ``checked``: values from grid2op, validated; the others are values
+    the backend derived from the world itself: its busbar ids, in_service flags, the grid's
+    initial values).  Journaled, one transaction ``message`` recording each change as applied
+    (ids, old values as the write returned them, new values).  A change that raises is undone
+    with the inverse of the ones before it (``changes.apply``) and the transaction rolled back:
+    world and journal are as they were."""
     if not plan:
         return
     w = grid.world
@@ -27,14 +23,16 @@ def commit(grid, plan, message):
     done = []
     try:
         for kind, col, rows, vals, checked in plan:
-            old = _write(w, kind, rows, col, vals, checked)
+            old = apply_set_rows(w, kind, rows, col, vals, check=checked)
             done.append((kind, col, rows, old))
             if j is not None:
                 t = w[kind]
                 j.record_many("set", kind, t.ids if rows is None else t.ids[rows], col, old, vals)
     except BaseException:
-        for kind, col, rows, old in reversed(done):
-            w.write_rows(kind, rows, col, old)
+        if done:
+            tabs = w.tables
+            apply(w, [SetCol(kind, tabs[kind].ids if rows is None else tabs[kind].ids[rows], col, old)
+                      for kind, col, rows, old in reversed(done)], check=False)
         if j is not None:
             j.rollback()
         raise
