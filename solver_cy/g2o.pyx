@@ -1,7 +1,10 @@
-"""Kernel of the grid2op backend (gridtape.grid2op.GridtapeBackend._fetch): an AC power flow's
-bus voltages, branch results and one-bus element voltages in one pass, written into the
-backend's float32 result buffers.  Its reference is the numpy path of ``_fetch`` (kept for DC
-flows and branch lists that do not start with the lines and transformers)."""
+"""Kernels of the grid2op backend (gridtape.grid2op): the per-model constants of its result
+buffers (:func:`model_arrays`), the copy of a solve's result arrays into its float32 buffers
+(:class:`BufferPack`, :func:`fill_buffers`) and the planning of its value stores
+(:func:`plan_column`).
+
+(LinePack / ac_results / InjPack / inj_results / slack_table: the adapter's former result path,
+kept only until it has moved to fill_buffers; they are to be deleted then.)"""
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport atan2, hypot, isfinite, M_PI
@@ -12,27 +15,7 @@ from libc.string cimport memcpy
 cnp.import_array()
 
 
-cdef const void *_ptr(object a, int typenum, Py_ssize_t n, str what) except NULL:
-    """Data pointer of ``a``: a C-contiguous array of dtype ``typenum`` with ``n`` elements (n < 0:
-    any size); ValueError otherwise.  (Raw pointers, not typed memoryviews: the backend calls
-    these kernels once per step or per topology, where buffer acquisitions cost more than the
-    loops.)"""
-    if not cnp.PyArray_Check(a):
-        raise ValueError(f"{what}: not an array")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr) \
-            or (n >= 0 and cnp.PyArray_SIZE(arr) != n):
-        raise ValueError(f"{what}: wrong dtype, layout or size")
-    if cnp.PyArray_SIZE(arr) == 0:
-        return <const void *>&_EMPTY
-    return cnp.PyArray_DATA(arr)
-
-
-cdef double _EMPTY = 0.0
-
-
-cdef Py_ssize_t _size(object a):
-    return cnp.PyArray_SIZE(<cnp.ndarray>a) if cnp.PyArray_Check(a) else -1
+include "ptr.pxi"
 
 
 cdef class LinePack:
@@ -560,3 +543,136 @@ def plan_column(changed, values, divide, column, bint every):
     finally:
         free(rw)
         free(xv)
+
+
+cdef class BufferPack:
+    """The constants of one model that :func:`fill_buffers` reads, checked once when the model is
+    new: the backend's float32 buffers ``lbuf`` (5 x 2n: rows p, q, v, a, theta; columns the
+    origin ends of its n powerlines, then their extremity ends) and ``ebuf`` (4 x ne: rows p, q,
+    v, theta; columns ``sizes`` = (generators, loads, storage units, shunts) in that order);
+    ``sel``: the model branch of each powerline (int64, n); ``b2``, ``kv2_on``, ``amp_den``,
+    ``off2``, ``eb``, ``eon``: as :func:`model_arrays` returns them; ``base_kv``: the model's
+    base voltages.  The arrays are held."""
+    cdef float *L
+    cdef float *E
+    cdef const int64_t *sel
+    cdef const int64_t *b2
+    cdef const double *kv2_on
+    cdef const double *amp_den
+    cdef const double *off2
+    cdef const int64_t *eb
+    cdef const double *eon
+    cdef const double *base_kv
+    cdef readonly Py_ssize_t n, ne, nb, nbr, ng, nl, ns, nsh
+    cdef object _keep
+
+    def __init__(self, lbuf, ebuf, tuple sizes, sel, b2, kv2_on, amp_den, off2, eb, eon, base_kv, Py_ssize_t nbr):
+        cdef Py_ssize_t i, nb = _size(base_kv)
+        if not cnp.PyArray_Check(lbuf) or not cnp.PyArray_Check(ebuf) or nb < 0 or nbr < 0 or len(sizes) != 4 \
+                or cnp.PyArray_NDIM(<cnp.ndarray>lbuf) != 2 or cnp.PyArray_NDIM(<cnp.ndarray>ebuf) != 2 \
+                or cnp.PyArray_DIM(<cnp.ndarray>lbuf, 0) != 5 or cnp.PyArray_DIM(<cnp.ndarray>ebuf, 0) != 4:
+            raise ValueError("BufferPack: inconsistent buffers")
+        self.n = cnp.PyArray_DIM(<cnp.ndarray>lbuf, 1) // 2
+        self.ne = cnp.PyArray_DIM(<cnp.ndarray>ebuf, 1)
+        self.ng, self.nl, self.ns, self.nsh = sizes
+        if 2 * self.n != cnp.PyArray_DIM(<cnp.ndarray>lbuf, 1) or self.ng + self.nl + self.ns + self.nsh != self.ne \
+                or min(sizes) < 0:
+            raise ValueError("BufferPack: inconsistent buffers")
+        self.nb, self.nbr = nb, nbr
+        self.L = <float *>_ptr(lbuf, cnp.NPY_FLOAT32, 10 * self.n, "line buffer")
+        self.E = <float *>_ptr(ebuf, cnp.NPY_FLOAT32, 4 * self.ne, "element buffer")
+        self.sel = <const int64_t *>_ptr(sel, cnp.NPY_INT64, self.n, "sel")
+        self.b2 = <const int64_t *>_ptr(b2, cnp.NPY_INT64, 2 * self.n, "b2")
+        self.kv2_on = <const double *>_ptr(kv2_on, cnp.NPY_DOUBLE, 2 * self.n, "kv2_on")
+        self.amp_den = <const double *>_ptr(amp_den, cnp.NPY_DOUBLE, 2 * self.n, "amp_den")
+        self.off2 = <const double *>_ptr(off2, cnp.NPY_DOUBLE, 2 * self.n, "off2")
+        self.eb = <const int64_t *>_ptr(eb, cnp.NPY_INT64, self.ne, "eb")
+        self.eon = <const double *>_ptr(eon, cnp.NPY_DOUBLE, self.ne, "eon")
+        self.base_kv = <const double *>_ptr(base_kv, cnp.NPY_DOUBLE, nb, "base_kv")
+        for i in range(self.n):
+            if not 0 <= self.sel[i] < nbr:
+                raise ValueError("BufferPack: branch index out of range")
+        for i in range(2 * self.n):
+            if not 0 <= self.b2[i] < nb:
+                raise ValueError("BufferPack: bus index out of range")
+        for i in range(self.ne):
+            if not 0 <= self.eb[i] < nb:
+                raise ValueError("BufferPack: bus index out of range")
+        self._keep = (lbuf, ebuf, sel, b2, kv2_on, amp_den, off2, eb, eon, base_kv)
+
+
+cdef inline double _z(double x) noexcept nogil:
+    return x if isfinite(x) else 0.0
+
+
+def fill_buffers(BufferPack k, vm_in, va_in, sf_in, st_in, gen_pos, gen_p, gen_q, load_p, load_q, sto_p, sto_q,
+                 sh_p, sh_q, bint dc):
+    """Copy one solve's result arrays (result_arrays.ResultArrays: ``vm``, ``va``, ``sf``,
+    ``st``, ``gen_p``, ``gen_q``, ``element("load")``, ``element("shunt")``) into the pack's
+    float32 buffers; return whether every line value is finite.
+
+    Unsupplied buses (NaN magnitude or angle) read 0.  Lines: P, Q at both ends, V (kV, 0 when
+    switched off), current (A, 0 when switched off), angle.  Elements: V (kV) and angle where
+    active (0 elsewhere); generators' P, Q through ``gen_pos`` (each gen row's entry of the
+    generator table, -1: none, reads 0); loads', storage units' (``sto_p``, ``sto_q``: what the
+    backend reports for them) and shunts' P, Q.  ``dc``: loads, generators and storage units
+    report no Q.  ``vm``: the caller's magnitudes (the result arrays' in AC)."""
+    cdef Py_ssize_t nb = k.nb, n = k.n, n2 = 2 * k.n, ne = k.ne, nbr = k.nbr, ng = k.ng, nl = k.nl
+    cdef Py_ssize_t ns = k.ns, nsh = k.nsh, ngt = _size(gen_p), i, j, c
+    cdef const double *vm = <const double *>_ptr(vm_in, cnp.NPY_DOUBLE, nb, "vm")
+    cdef const double *va = <const double *>_ptr(va_in, cnp.NPY_DOUBLE, nb, "va")
+    cdef const double complex *sf = <const double complex *>_ptr(sf_in, cnp.NPY_COMPLEX128, nbr, "sf")
+    cdef const double complex *st = <const double complex *>_ptr(st_in, cnp.NPY_COMPLEX128, nbr, "st")
+    cdef const int64_t *gpos = <const int64_t *>_ptr(gen_pos, cnp.NPY_INT64, ng, "gen_pos")
+    cdef const double *gp = <const double *>_ptr(gen_p, cnp.NPY_DOUBLE, ngt, "gen_p")
+    cdef const double *gq = <const double *>_ptr(gen_q, cnp.NPY_DOUBLE, ngt, "gen_q")
+    cdef const double *lp = <const double *>_ptr(load_p, cnp.NPY_DOUBLE, nl, "load p")
+    cdef const double *lq = <const double *>_ptr(load_q, cnp.NPY_DOUBLE, nl, "load q")
+    cdef const double *sp = <const double *>_ptr(sto_p, cnp.NPY_DOUBLE, ns, "storage p")
+    cdef const double *sq = <const double *>_ptr(sto_q, cnp.NPY_DOUBLE, ns, "storage q")
+    cdef const double *hp = <const double *>_ptr(sh_p, cnp.NPY_DOUBLE, nsh, "shunt p")
+    cdef const double *hq = <const double *>_ptr(sh_q, cnp.NPY_DOUBLE, nsh, "shunt q")
+    for i in range(ng):
+        if not -1 <= gpos[i] < ngt:
+            raise ValueError("fill_buffers: generator position out of range")
+    cdef float *L = k.L
+    cdef float *E = k.E
+    cdef double complex s
+    cdef double x
+    cdef int64_t b
+    cdef bint finite = True
+    with nogil:
+        for i in range(n2):
+            j = k.sel[i % n] if n else 0
+            s = sf[j] if i < n else st[j]
+            b = k.b2[i]
+            x = _z(vm[b])
+            L[i] = <float>s.real
+            L[n2 + i] = <float>s.imag
+            L[2 * n2 + i] = <float>(x * k.kv2_on[i])
+            L[3 * n2 + i] = <float>(hypot(s.real, s.imag) / (x * k.amp_den[i] + k.off2[i]))
+            L[4 * n2 + i] = <float>_z(va[b])
+            if finite and not (isfinite(L[i]) and isfinite(L[n2 + i]) and isfinite(L[2 * n2 + i])
+                               and isfinite(L[3 * n2 + i]) and isfinite(L[4 * n2 + i])):
+                finite = False
+        for i in range(ne):
+            b = k.eb[i]
+            E[2 * ne + i] = <float>(_z(vm[b]) * k.base_kv[b] * k.eon[i])
+            E[3 * ne + i] = <float>(_z(va[b]) * k.eon[i])
+        for i in range(ng):
+            j = gpos[i]
+            E[i] = <float>(gp[j] if j >= 0 else 0.0)
+            E[ne + i] = <float>(gq[j] if j >= 0 and not dc else 0.0)
+        c = ng
+        for i in range(nl):
+            E[c + i] = <float>lp[i]
+            E[ne + c + i] = <float>(0.0 if dc else lq[i])
+        c = ng + nl
+        for i in range(ns):
+            E[c + i] = <float>sp[i]
+            E[ne + c + i] = <float>(0.0 if dc else sq[i])
+        c = ng + nl + ns
+        for i in range(nsh):
+            E[c + i] = <float>hp[i]
+            E[ne + c + i] = <float>hq[i]
+    return finite
