@@ -84,8 +84,7 @@ class GridtapeBackend(Backend):
                                author="grid2op")
         self._initial = {(k, c): world[k].cols[c].copy() for k, c in WRITTEN}
         self._out = Buffers(self.n_line, (self.n_gen, self.n_load, self.n_storage, self.n_shunt))
-        self._copy = self._result_copy(self._out, self._dist_slack)
-        self._copy.watch(world)
+        self._copy = self._result_copy(self._out)
         self._bind_rows()
         self._topo.refresh(world)
         if not self.runpf(is_dc=False)[0]:
@@ -236,8 +235,7 @@ class GridtapeBackend(Backend):
         out._out = self._out.copy()
         out._grid = PowerGrid(world=self._grid.world.copy(), max_iteration=self._max_iter, tolerance_mva=self._tol,
                               distributed_slack=self._dist_slack, journal=False)
-        out._copy = self._result_copy(out._out, self._dist_slack)
-        out._copy.watch(out._grid.world)
+        out._copy = self._result_copy(out._out)
         out._bind_rows()
         return out
 
@@ -246,5 +244,3 @@ class GridtapeBackend(Backend):
         if self._grid is not None:
             self._grid.close()
         self._grid = None
-        if getattr(self, "_copy", None) is not None:
-            self._copy.forget()

@@ -3,18 +3,22 @@ that compare the kernels with them (tests/test_grid2op_fastpaths.py, tests/test_
 
 - :func:`plan_values` for ``planner.plan_values`` (``g2o.plan_column``);
 - :func:`new_model` for ``ResultCopy._new_model`` (``g2o.model_arrays``);
-- :func:`fetch` for ``ResultCopy.fetch`` of an AC flow (``g2o.ac_results`` and ``g2o.inj_results``),
-  and :class:`NumpyFetchBackend`, a backend reading its results that way.
+- :func:`fetch` for ``ResultCopy.fetch`` of an AC flow (the solver's result arrays and
+  ``g2o.fill_buffers``), from the engine's voltages with numpy and the generator split of
+  ``reference.results``; and :class:`NumpyFetchBackend`, a backend reading its results that way.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from gridtape.grid2op import GridtapeBackend
-from gridtape.grid2op.results import ResultCopy, islanded_message, slack_shares
-from gridtape.solver_cy.flows import branch_flows, bus_injection
+from gridtape.grid2op.results import ResultCopy, islanded_message
+from gridtape.solver_cy.flows import branch_flows
+
+from .results import gen_pq_reference
 
 SQRT3 = np.sqrt(3.0)
+GROUPS = ("gen", "load", "storage", "shunt")
 
 
 def plan_values(plan, t, kind, col, store, divide=None, every=False):
@@ -39,17 +43,15 @@ def plan_values(plan, t, kind, col, store, divide=None, every=False):
 
 
 def new_model(rc, grid, topo) -> dict:
-    """``ResultCopy._new_model``'s arrays in numpy (the keys the kernel fills)."""
-    st = rc._static(grid)
+    """``ResultCopy._new_model``'s index arrays in numpy."""
     w = grid.world
     br = topo.branches
-    sel = st["sel"]
-    n = len(sel)
+    n = len(w["line"]) + len(w["trafo"])
+    sel = np.arange(n)
     b2 = np.concatenate((br.f[:n], br.t[:n])).astype(np.int64)
     act = topo.active
-    groups = ("gen", "load", "storage", "shunt")
-    eb = topo.lookup[np.concatenate([topo.elem_bus_row[g] for g in groups])]
-    eon = np.concatenate([act[g] for g in groups])
+    eb = topo.lookup[np.concatenate([topo.elem_bus_row[g] for g in GROUPS])]
+    eon = np.concatenate([act[g] for g in GROUPS])
     on = np.concatenate((w["line"].cols["in_service"], w["trafo"].cols["in_service"]))
     on2 = np.concatenate((on, on))
     kv2 = topo.base_kv[b2]
@@ -60,12 +62,13 @@ def new_model(rc, grid, topo) -> dict:
 
 
 def fetch(rc: ResultCopy, grid, mc, is_dc):
-    """``rc.fetch`` in numpy for an AC flow (a DC flow has only the numpy copy)."""
+    """``rc.fetch`` in numpy for an AC flow (a DC flow is left to ``rc.fetch``)."""
     if is_dc:
-        rc._fetch_dc(grid, mc)
+        rc.fetch(grid, mc, is_dc)
         return
     eng = grid._engine
-    sn = grid.world.sn_mva
+    w = grid.world
+    sn = w.sn_mva
     topo = eng.topo
     br = topo.branches
     V = eng.V.copy()
@@ -74,7 +77,6 @@ def fetch(rc: ResultCopy, grid, mc, is_dc):
     va *= 180.0 / np.pi
     vm = np.abs(V)
     sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, V)
-    S = bus_injection(eng.indptr, eng.indices, eng.ydata, V) * sn
     n = len(mc["sel"])
     s = np.concatenate((sf[:n], st[:n])) * sn
     b2 = mc["b2"]
@@ -87,25 +89,34 @@ def fetch(rc: ResultCopy, grid, mc, is_dc):
     E = rc.out.buf["inj"]
     E[2] = vkv[mc["eb"]] * mc["eon"]
     E[3] = va[mc["eb"]] * mc["eon"]
-    # generators: Q of each bus split by reactive range (pfsoln), P at the set-points but at slack buses
-    G = rc.out.grp["gen"]
-    gs = mc["gen_ds"] if rc.dist_slack else mc["gen"]
-    gb = gs["bus"]
-    qtot = S.imag[gb] + eng.inj.qd[gb]
-    q = gs["qmin"] + (qtot - gs["qmn"]) * gs["scale"]
-    same = gs["same"]
-    q[same] = qtot[same] / gs["cnt"][same]
-    G[1] = 0.0
-    G[1, gs["rows"]] = q
-    c = grid.world["gen"].cols
-    G[0] = slack_shares(c["p_mw"] * c["scaling"] * mc["act"]["gen"], gs["ref"], S.real + eng.inj.pd)
-    rc._loads(grid.world, mc, vm, vkv, False)
+    grp = rc.out.grp
+    pg, qg = gen_pq_reference(eng)  # pfsoln's split, in the engine's generator table order
+    pos = eng.inj.gens["gen_pos"]
+    grp["gen"][0] = np.where(pos >= 0, pg[pos], 0.0)
+    grp["gen"][1] = np.where(pos >= 0, qg[pos], 0.0)
+    act, bus = topo.active, mc["bus"]
+    c = w["load"].cols
+    u = vm[bus["load"]]
+    sc = c["scaling"] * act["load"]
+    zp, ip = c["const_z_p_percent"] / 100, c["const_i_p_percent"] / 100
+    zq, iq = c["const_z_q_percent"] / 100, c["const_i_q_percent"] / 100
+    grp["load"][0] = c["p_mw"] * sc * (1 - zp - ip + ip * u + zp * u * u)
+    grp["load"][1] = c["q_mvar"] * sc * (1 - zq - iq + iq * u + zq * u * u)
+    c = w["storage"].cols
+    grp["storage"][0], grp["storage"][1] = c["p_mw"], c["q_mvar"]
+    c = w["shunt"].cols
+    if len(c["p_mw"]):
+        vb = vkv[bus["shunt"]]
+        k = vb * vb * c["step"] / c["vn_kv"] ** 2 * act["shunt"]
+        grp["shunt"][0], grp["shunt"][1] = k * c["p_mw"], k * c["q_mvar"]
 
 
 class NumpyCopy(ResultCopy):
     """A result copy that always reads results by :func:`fetch`."""
 
     def fetch(self, grid, mc, is_dc):
+        if is_dc:
+            return super().fetch(grid, mc, is_dc)
         fetch(self, grid, mc, is_dc)
         return bool(np.isfinite(self.out.buf["line"]).all())
 
