@@ -17,25 +17,25 @@ from .topology import TOPO_CODES, TOPO_COLUMNS, TOPO_TABLES, Layout
 #: above this many positions set by one action, the vectorized planning (a reset sets them all)
 SMALL_TOPO = 48
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-
 
 def plan_values(plan, t, kind, col, store, divide=None, every=False):
     """The entries of a grid2op ValueStore marked changed whose value differs from the column
     (``every``: all entries marked changed), in one kernel pass (``g2o.plan_column``).  Values of
     unchanged entries are meaningless; they are masked out, never read.  ``divide`` (float32, as
-    grid2op's backends divide voltage set-points by kV) is applied before the kernel."""
+    grid2op's backends divide voltage set-points by kV) is applied before the kernel.  Arrays the
+    kernel does not take as they are (it checks dtypes and layout first) are converted for it."""
     ch, vals = store.changed, store.values
     if divide is not None:
         if not np.count_nonzero(ch):
             return
         vals = vals / divide
-    if ch.dtype != np.bool_ or vals.dtype not in (_F32, _F64) or not (ch.flags.c_contiguous and vals.flags.c_contiguous):
-        ch = np.ascontiguousarray(ch, dtype=np.bool_)
-        vals = np.ascontiguousarray(vals, dtype=np.float64)
-    r = plan_column(ch, vals, None, t.cols[col], every)
-    if r is NotImplemented:  # the arrays were made to fit above: the column is not a float64 one
-        raise TypeError(f"{kind}.{col}: not a float64 column")
+    column = t.cols[col]
+    r = plan_column(ch, vals, None, column, every)
+    if r is NotImplemented:
+        r = plan_column(np.ascontiguousarray(ch, dtype=np.bool_), np.ascontiguousarray(vals, dtype=np.float64), None,
+                        column, every)
+        if r is NotImplemented:
+            raise TypeError(f"{kind}.{col}: not a float64 column")
     if r is not None:
         plan.append((kind, col, r[0], r[1], True))
 
