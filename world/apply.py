@@ -83,13 +83,26 @@ def _prep_set(w, sh, c, check):
         return out
     col = _column(t, name)
     if check:
-        if live is None:
+        if not sh.live:  # no rows added or removed so far in this list: the world is the reference
             vals = _coerce_many(w, t, col, ids, rows, c.values)
-        else:  # rows added earlier in this list: references against the shadow
-            vals = np.broadcast_to(np.asarray(c.values, dtype=object if col.dtype == "str" else None), ids.shape)
+        else:  # references against the shadow
+            try:
+                vals = np.broadcast_to(np.asarray(c.values, dtype=object if col.dtype == "str" else None),
+                                       ids.shape)
+            except (ValueError, TypeError):
+                raise SchemaError(f"{len(ids)} ids but values of another shape", table=kind, field=name) from None
             vals = coerce_column(col, vals, table=kind, ids=ids)
             if col.ref:
                 _check_refs(w, col.ref, vals, kind, name, ids, live=sh.ids(col.ref))
+            if kind == "switch" and name in ("et", "element"):
+                pos = t.positions  # rows added in this list were checked when added
+                old = [(i, pos[e]) for i, e in enumerate(ids.tolist()) if e in pos]
+                if old:
+                    k = np.array([i for i, _ in old])
+                    r = np.array([p for _, p in old], dtype=np.int64)
+                    et = vals[k] if name == "et" else t.cols["et"][r]
+                    el = vals[k] if name == "element" else t.cols["element"][r]
+                    check_switch_elements(w, list(et), list(el), ids[k], live=sh.live)
     else:
         vals = np.broadcast_to(np.asarray(c.values, dtype=col.np_dtype), ids.shape).copy()
     out = SetCol(kind, ids, name, vals)

@@ -211,7 +211,19 @@ def set_cell(w, kind, eid, name, value):
     arr = t.cols[name]
     old = arr[r]
     arr[r] = v
-    _note_set(w, kind, name, col.affects)
+    # the counters (deprecated-internal, see World.bump) and the dirty sets, inline: the hot path
+    w._tick += 1
+    w.kind_version[kind] += 1
+    a = col.affects
+    if a == "inj":
+        w.inj_version += 1
+    elif a == "adm":
+        w.adm_version += 1
+    elif a == "topo":
+        w.topo_version += 1
+    w.col_version[(kind, name)] = w._tick
+    if w._watchers:
+        w._mark_cols(kind, name)
     if new is None:
         new = arr[r]
         new = new.item() if hasattr(new, "item") else new
