@@ -495,3 +495,16 @@ def test_unjournaled_write_that_fails_leaves_the_world_unchanged():
     assert w.equals(before)
     bk._commit(plan[:2], "apply_action 1")
     assert list(w["load"].cols["p_mw"][:2]) == [1.0, 2.0] and not w["line"].cols["in_service"][0]
+
+
+def test_journaled_commit_counts_its_events_for_the_checkpoints():
+    """A journaled apply_action's transaction is counted by the grid's history (automatic
+    checkpoints fall due by event count), as every other committed write is."""
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=None, author="grid2op")
+    h, j = bk.grid._history, bk.grid.journal
+    rows = np.arange(3)
+    before, seq = h.counted, j.next_seq
+    bk._commit([("load", "p_mw", rows, np.array([1.0, 2.0, 3.0]), True),
+                ("line", "in_service", rows[:1], np.zeros(1, bool), False)], "apply_action 1")
+    assert j.next_seq - seq == 5 and h.counted - before == 5  # 4 sets + the commit

@@ -12,7 +12,8 @@ def commit(grid, plan, message):
     SetCol at row positions; ``checked``: values from grid2op, validated; the others are values
     the backend derived from the world itself: its busbar ids, in_service flags, the grid's
     initial values).  Journaled, one transaction ``message`` recording each change as applied
-    (ids, old values as the write returned them, new values).  A change that raises is undone
+    (ids, old values as the write returned them, new values), counted by the grid's history (an
+    automatic checkpoint falls due by event count).  A change that raises is undone
     with the inverse of the ones before it (``changes.apply``) and the transaction rolled back:
     world and journal are as they were."""
     if not plan:
@@ -21,6 +22,7 @@ def commit(grid, plan, message):
     j = grid.journal
     tx = None if j is None else j.begin(message=message)
     done = []
+    n = 1  # events: the sets and the commit
     try:
         for kind, col, rows, vals, checked in plan:
             old = apply_set_rows(w, kind, rows, col, vals, check=checked)
@@ -28,6 +30,7 @@ def commit(grid, plan, message):
             if j is not None:
                 t = w[kind]
                 j.record_many("set", kind, t.ids if rows is None else t.ids[rows], col, old, vals)
+                n += len(old)
     except BaseException:
         if done:
             tabs = w.tables
@@ -41,3 +44,4 @@ def commit(grid, plan, message):
     if j is not None:
         j.commit()
         grid._pushed_tx(tx)
+        grid._history.committed(n)  # automatic checkpoints fall due by event count
