@@ -77,7 +77,10 @@ class Engine:
     def _newton(self, pv, pq, plan=None):
         m = self.model
         if plan is None:
-            return m.solver(("nr", pv, pq), lambda: NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq))
+            if pv is self.topo.pv and pq is self.topo.pq and m.solvers and m.solvers[0][0][0] == "base":
+                return m.solvers[0][1]  # the model's own bus types (every solve without Q limits)
+            key = ("base" if pv is self.topo.pv and pq is self.topo.pq else "nr", pv, pq)
+            return m.solver(key, lambda: NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq))
         return m.solver(("ds", plan.token, pv, pq), lambda: DistributedSlackSolver(
             self.indptr, self.indices, plan.fixed_ref, np.union1d(pv, plan.demoted).astype(np.int32), pq,
             plan.dsref, plan.weight, plan.island))
@@ -220,11 +223,11 @@ class Engine:
     def results(self) -> ResultArrays:
         """The result arrays of the last solve (made at the first call after it)."""
         res = self._results
-        if res is None:
+        if res is None or res[0] is not self.V or res[1] is not self.model:  # (V: restored by an edit rollback)
             lim = self._qlim
             split = None if lim is None else self._qlim_split(lim[0], lim[1], self.slack_plan)
-            res = self._results = compute_arrays(self, self.V, self.algorithm, split)
-        return res
+            res = self._results = (self.V, self.model, compute_arrays(self, self.V, self.algorithm, split))
+        return res[2]
 
     def solve_dc(self):
         level = self.prepare()

@@ -63,6 +63,9 @@ def _shared(shared, key, compute, place=None):
 def forget(shared: dict, cols, rows) -> None:
     """Drop the shared values that read a column of ``cols`` ({(kind, column)}) or a kind of
     ``rows`` ({kind}: rows added or removed)."""
+    if not shared or (not rows and cols.isdisjoint(_SHARED_COLS)):
+        return
+
     def stale(key):
         return any(k in cols or k[0] in rows for k in key)
 
@@ -201,6 +204,8 @@ _SETPOINT_KEYS = (("gen", "vm_pu"), ("ext_grid", "vm_pu"), ("ext_grid", "va_degr
 _GEN_P_KEYS = (("gen", "p_mw"), ("gen", "scaling"))
 _ZI_COLS = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
 _ZI_KEYS = tuple(("load", c) for c in _ZI_COLS)
+#: every column a shared value reads (forget has nothing to do for the others)
+_SHARED_COLS = frozenset(_ZI_KEYS + _Q_KEYS + _GEN_STATIC_KEYS + _SETPOINT_KEYS)
 
 
 class InjectionState:

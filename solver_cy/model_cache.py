@@ -39,7 +39,7 @@ class Model:
     """Everything derived from one topology (see the module docstring)."""
 
     __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "none", "inj_state", "solvers", "pending",
-                 "snap", "derived", "v0")
+                 "snap", "derived", "v0", "buffers")
 
     def __init__(self, topo, ysh, indptr, indices, pos, ydata, inj_state, snap):
         self.topo, self.ysh, self.indptr, self.indices, self.pos = topo, ysh, indptr, indices, pos
@@ -49,6 +49,7 @@ class Model:
         self.pending = set()  # (kind, column) written since this model was last current
         self.derived = {}  # name -> (static table version, value): slack plan, generator splits
         self.v0 = {}  # init -> start voltages (cleared by every change)
+        self.buffers = {}  # the result arrays' buffers (result_arrays.compute_arrays)
 
     def derive(self, name, make):
         """``make()`` kept while the generator table it reads is the same."""
@@ -64,13 +65,15 @@ class Model:
             if len(k) == len(key) and all(_same(a, b) for a, b in zip(k, key)):
                 return s
         if len(self.solvers) > 8:
-            del self.solvers[1:]  # the first one is the base solver of the model's bus types
+            del self.solvers[1:]  # the first one is (usually) the base solver of the model's bus types
         s = make()
         self.solvers.append((key, s))
         return s
 
 
 def _same(a, b):
+    if a is b:
+        return True
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
             and np.array_equal(a, b)
@@ -89,6 +92,7 @@ class ModelCache:
         self.shared: dict = {}  # injection parts no topology changes (injections.forget prunes it)
         self.branch_params: dict = {}  # per-unit branch parameters (branches.fill_admittances)
         self._affects: dict = {}
+        self._params: dict = {}
 
     # --- the level ---------------------------------------------------------------------------
     def affects(self, key) -> str:
@@ -118,8 +122,8 @@ class ModelCache:
         if self.model is not None and not d:
             return "none"
         lvl = self.level()
-        cols, rows, network = set(d.cols), set(d.rows), d.network
-        d.clear()
+        cols, rows, network = d.cols, d.rows, d.network
+        d.cols, d.rows, d.network = set(), set(), False  # (the sets handed over, not copied)
         try:
             self._upkeep(lvl, cols, rows, network)
         except BaseException:
@@ -139,10 +143,13 @@ class ModelCache:
             self.branch_params.clear()
         else:
             forget(self.shared, cols, ())
-            if any(k[0] in BRANCH_KINDS and self._param_column(k) for k in cols):
+            # (branch parameters are read from "adm" and "topo" columns only)
+            if lvl in ("admittance", "full") and self.branch_params and \
+                    any(k[0] in BRANCH_KINDS and self._param_column(k) for k in cols):
                 self.branch_params.clear()
             for m in self.models:
-                m.pending |= cols
+                if m is not self.model or lvl != "incremental":
+                    m.pending |= cols
         if lvl == "full":
             m = self._find()
             if m is None:
@@ -155,13 +162,24 @@ class ModelCache:
                 self.models.append(m)  # most recently used last
                 self._catch_up(m)
             self.model = m
+        elif lvl == "incremental":  # injection columns only: nothing else to catch up
+            m = self.model
+            if m.pending:
+                m.pending |= cols
+                self._catch_up(m)
+            else:
+                m.inj_state.refresh(self.world, cols)
         else:
             self._catch_up(self.model)
         self.model.v0.clear() if lvl != "none" else None
 
     def _param_column(self, key):
-        c = spec(key[0]).by_name.get(key[1])
-        return c is None or (c.ref is None and c.name != "in_service" and c.affects != "none")
+        """Whether the kept branch parameters read column ``key`` (not a bus, not in_service)."""
+        p = self._params.get(key)
+        if p is None:
+            c = spec(key[0]).by_name.get(key[1])
+            p = self._params[key] = c is None or (c.ref is None and c.name != "in_service" and c.affects != "none")
+        return p
 
     def _find(self):
         """A cached model whose topology columns equal the world's (most recent first)."""
@@ -176,8 +194,13 @@ class ModelCache:
     def _catch_up(self, m):
         """Model ``m`` after the writes in its ``pending`` set (no topology column among them)."""
         pending = m.pending
-        if any(self.affects(k) == "adm" for k in pending):
-            self._refill(m)
+        if not pending:
+            return
+        aff = self.affects
+        for k in pending:
+            if aff(k) == "adm":
+                self._refill(m)
+                break
         m.inj_state.refresh(self.world, pending)
         pending.clear()
 

@@ -26,3 +26,13 @@ cdef Py_ssize_t _size(object a):
 cdef object _new(Py_ssize_t n, int typenum):
     cdef cnp.npy_intp dim = n
     return cnp.PyArray_EMPTY(1, &dim, typenum, 0)
+
+
+cdef object _out(object out, int i, Py_ssize_t n, int typenum):
+    """``out[i]`` (checked: C-contiguous, dtype ``typenum``, ``n`` elements) or, with ``out`` None,
+    a new array."""
+    if out is None:
+        return _new(n, typenum)
+    a = out[i]
+    _ptr(a, typenum, n, "out")
+    return a

@@ -1,5 +1,8 @@
 """Result kernels: a solve's voltages -> the result arrays (solver_cy/result_arrays.py).
 
+Every kernel returns new arrays, or fills the arrays of its ``out`` tuple (checked) and returns
+those.
+
 Each formula stands here once: bus voltages in polar form, branch flows (AC from the branch
 admittances, DC from the branch susceptances), bus injections, pandapower's generator P/Q split
 (pfsoln) and the P/Q of one-bus elements (loads with constant-current / constant-impedance
@@ -22,7 +25,7 @@ cdef inline double complex _fin(double complex v) noexcept nogil:
     return v if (isfinite(v.real) and isfinite(v.imag)) else 0.0
 
 
-def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn):
+def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn, out=None):
     """AC results of the voltages ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``:
     magnitudes (p.u.) and angles (degrees), NaN where V is; the complex power (MVA) entering
     every branch at its from and to end and injected at every bus, with unsupplied buses at 0 V."""
@@ -50,9 +53,9 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     for q in range(yp[nb]):
         if not 0 <= yi[q] < nb:
             raise ValueError("ac_arrays: Ybus column out of range")
-    vm_a, va_a = _new(nb, cnp.NPY_DOUBLE), _new(nb, cnp.NPY_DOUBLE)
-    sf_a, st_a = _new(nbr, cnp.NPY_COMPLEX128), _new(nbr, cnp.NPY_COMPLEX128)
-    sb_a = _new(nb, cnp.NPY_COMPLEX128)
+    vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
+    sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
+    sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
     cdef double *vm = <double *>cnp.PyArray_DATA(<cnp.ndarray>vm_a)
     cdef double *va = <double *>cnp.PyArray_DATA(<cnp.ndarray>va_a)
     cdef double complex *sf = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sf_a)
@@ -78,7 +81,7 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     return vm_a, va_a, sf_a, st_a, sb_a
 
 
-def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double sn):
+def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double sn, out=None):
     """DC results of the angles of ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``
     as :func:`ac_arrays`, with pandapower's rundcpp conventions: magnitudes 1 p.u., lossless
     branch flows ``P = (va_f - va_t - shift) /
@@ -98,9 +101,9 @@ def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double
     for k in range(nbr):
         if not (0 <= f[k] < nb and 0 <= t[k] < nb):
             raise ValueError("dc_arrays: branch bus out of range")
-    vm_a, va_a = _new(nb, cnp.NPY_DOUBLE), _new(nb, cnp.NPY_DOUBLE)
-    sf_a, st_a = _new(nbr, cnp.NPY_COMPLEX128), _new(nbr, cnp.NPY_COMPLEX128)
-    sb_a = _new(nb, cnp.NPY_COMPLEX128)
+    vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
+    sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
+    sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
     cdef double *vm = <double *>cnp.PyArray_DATA(<cnp.ndarray>vm_a)
     cdef double *va = <double *>cnp.PyArray_DATA(<cnp.ndarray>va_a)
     cdef double complex *sf = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sf_a)
@@ -197,7 +200,7 @@ cdef class GenSplit:
         self._keep = (on, bus, qmin, qmn, den, rng, cnt, same, rbus, rmode, rsp, rfp, rsl, rfx, rshare)
 
 
-def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero):
+def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=None):
     """``(pg, qg)`` (MW, MVAr) of every generator-table entry from the bus injections ``sbus``
     (MVA), the bus loads ``pd`` / ``qd`` (MW, MVAr) and the P set-points ``p_set``.  ``qoff``
     (MVAr per bus, or None): Q already taken at the bus by generators outside ``on`` (held at a
@@ -210,7 +213,7 @@ def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero):
     cdef const double *qo = NULL
     if qoff_in is not None:
         qo = <const double *>_ptr(qoff_in, cnp.NPY_DOUBLE, nb, "qoff")
-    pg_a, qg_a = _new(ng, cnp.NPY_DOUBLE), _new(ng, cnp.NPY_DOUBLE)
+    pg_a, qg_a = _out(out, 0, ng, cnp.NPY_DOUBLE), _out(out, 1, ng, cnp.NPY_DOUBLE)
     cdef double *p = <double *>cnp.PyArray_DATA(<cnp.ndarray>pg_a)
     cdef double *q = <double *>cnp.PyArray_DATA(<cnp.ndarray>qg_a)
     cdef double x, bal, fixed, tot
@@ -256,7 +259,7 @@ cdef inline double _u(const double *vm, int64_t b) noexcept nogil:
 
 
 def element_pq(int code, eb_in, act_in, vm_in, base_kv, c0, c1, c2=None, c3=None, c4=None, c5=None,
-               c6=None):
+               c6=None, out=None):
     """P and Q (MW, MVAr) of the rows of one one-bus element table at their internal buses
     ``eb`` (unsupplied: |V| read as 0), active rows only (``act``):
 
@@ -282,7 +285,7 @@ def element_pq(int code, eb_in, act_in, vm_in, base_kv, c0, c1, c2=None, c3=None
     for i in range(n):
         if not 0 <= eb[i] < nb:
             raise ValueError("element_pq: bus index out of range")
-    p_a, q_a = _new(n, cnp.NPY_DOUBLE), _new(n, cnp.NPY_DOUBLE)
+    p_a, q_a = _out(out, 0, n, cnp.NPY_DOUBLE), _out(out, 1, n, cnp.NPY_DOUBLE)
     cdef double *p = <double *>cnp.PyArray_DATA(<cnp.ndarray>p_a)
     cdef double *q = <double *>cnp.PyArray_DATA(<cnp.ndarray>q_a)
     cdef double u, a, zp, ip, zq, iq, r

@@ -38,10 +38,13 @@ class ResultArrays:
     - ``sbus``: complex power (MVA) each bus injects into the branches and bus shunts;
     - ``gen_p``, ``gen_q``: P (MW) and Q (MVAr) of each generator-table entry (``gens``);
     - :meth:`element`: P and Q of the rows of one element table;
-    - ``topo``, ``inj``, ``world``, ``plan``, ``ps``: what they were computed from."""
+    - ``topo``, ``inj``, ``world``, ``plan``, ``ps``: what they were computed from.
+
+    The arrays are the model's result buffers: the next result arrays of the same model
+    overwrite them (copy what you keep; the result tables do)."""
 
     __slots__ = ("algorithm", "world", "topo", "inj", "plan", "ps", "vm", "va", "sf", "st", "sbus", "gens",
-                 "gen_p", "gen_q", "_elem")
+                 "gen_p", "gen_q", "_elem", "_buf")
 
     def element(self, kind: str, vm=None):
         """``(p, q)`` of every row of ``kind`` (MW, MVAr; 0 for inactive rows): load, sgen,
@@ -69,8 +72,13 @@ class ResultArrays:
             return np.zeros(0), np.zeros(0)
         c = self.world[kind].cols
         topo = self.topo
+        out = None
+        if vm is self.vm and self._buf is not None:
+            out = self._buf.get(kind)
+            if out is None:
+                out = self._buf[kind] = (np.empty(n), np.empty(n))
         return element_pq(code, topo.elem_bus(kind), topo.active[kind], vm, topo.base_kv,
-                          *[c[k] for k in names])
+                          *[c[k] for k in names], out=out)
 
 
 def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
@@ -83,18 +91,28 @@ def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
     r.algorithm, r.world, r.topo, r.inj, r.gens = algorithm, engine.world, topo, inj, inj.gens
     r.plan, r.ps = engine.slack_plan, engine.ps
     r._elem = {}
+    buf = r._buf = engine.model.buffers
+    out = buf.get("bus")
+    if out is None:
+        nb, nbr = topo.nb, len(br.f)
+        out = buf["bus"] = (np.empty(nb), np.empty(nb), np.empty(nbr, complex), np.empty(nbr, complex),
+                            np.empty(nb, complex))
     dc = algorithm == "dc"
     if dc:
         r.vm, r.va, r.sf, r.st, r.sbus = dc_arrays(V, br.f, br.t, br.status, br.x, br.ratio,
-                                                   br.shift_deg, engine.ysh, sn)
+                                                   br.shift_deg, engine.ysh, sn, out)
     else:
         r.vm, r.va, r.sf, r.st, r.sbus = ac_arrays(V, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
-                                                   engine.indices, engine.ydata, sn)
+                                                   engine.indices, engine.ydata, sn, out)
     if qlim is None:
         split, qoff = engine.gen_split(None if dc else engine.slack_plan), None
     else:
         split, qoff = qlim[0], qlim[1]
-    r.gen_p, r.gen_q = gen_pq(split, r.sbus, inj.pd, inj.qd, inj.gens["p"], qoff, dc)
+    ng = len(inj.gens["bus"])
+    out = buf.get("gen")
+    if out is None or len(out[0]) != ng:
+        out = buf["gen"] = (np.empty(ng), np.empty(ng))
+    r.gen_p, r.gen_q = gen_pq(split, r.sbus, inj.pd, inj.qd, inj.gens["p"], qoff, dc, out)
     if qlim is not None:
         limited, fixed = qlim[2], qlim[3]
         r.gen_q[limited] = fixed[limited]

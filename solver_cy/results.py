@@ -182,5 +182,5 @@ def _xward_slack_share(res):
 def _frame(kind, index, cols):
     df = pd.DataFrame(index=index, columns=COLUMNS[kind], dtype=float)
     for k, v in cols.items():
-        df[k] = np.asarray(v, dtype=float)
+        df[k] = np.array(v, dtype=float)  # a copy: the result arrays are the model's buffers
     return df

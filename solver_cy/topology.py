@@ -18,7 +18,7 @@ import numpy as np
 from gridtape.errors import BadReferenceError, SchemaError, TopologyError
 from gridtape.world.schema import SWITCH_ELEMENT_KINDS, spec
 
-from .topo import ELEM_KINDS, Fallback, build_core
+from .topo import ELEM_KINDS, Refused, build_core
 
 PQ, PV, REF, NONE = 1, 2, 3, 4
 Q_LIM_DEFAULT = 1e9
@@ -107,7 +107,7 @@ def build_topology(world) -> Topology:
     try:
         out = (build_core(cols, row_map, fuse_a, fuse_b, swi_a, swi_b, so_kind, so_el, so_bus) if len(sw)
                else build_core(cols, row_map))
-    except Fallback as e:
+    except Refused as e:
         _name_refused(world, str(e))
         raise SchemaError(f"the topology kernel refused column {e}", field=str(e)) from None
     btype = out["bus_type"]

@@ -453,3 +453,21 @@ def test_branch_flows_and_injection(name):
     indptr, indices, ydata = sorted_csr(ppi["Ybus"])
     S = flows.bus_injection(indptr, indices, ydata, V)
     assert np.abs(S - V * np.conj(ppi["Ybus"] @ V)).max() < 1e-12
+
+
+def test_klu_binding_refuses_an_unverified_nbklu():
+    """The binding hand-copies nbklu's private klu_common: with any nbklu version it was not
+    verified against, gridtape refuses to import (a clear ImportError, not memory corruption)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.metadata as m\n"
+            "real = m.version\n"
+            "m.version = lambda name: '9.9.9' if name == 'nbklu' else real(name)\n"
+            "try:\n"
+            "    import gridtape\n"
+            "except ImportError as e:\n"
+            "    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "refused:" in out.stdout and "nbklu 9.9.9" in out.stdout, out.stdout + out.stderr
+    assert newton.NBKLU_VERIFIED and newton._check_layout() is None  # the installed one passes
