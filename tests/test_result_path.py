@@ -55,11 +55,11 @@ from gridtape.solver_cy.result_arrays import fill_grid2op  # noqa: E402
 def _fill_like_backend(bk):
     """The backend's buffers, filled again from the engine's result arrays."""
     eng = bk.grid._engine
-    mc = bk._model_cache()
-    lbuf = np.full_like(bk._buf["line"], np.nan)
-    ebuf = np.full_like(bk._buf["inj"], np.nan)
+    mc = bk._copy.model(bk.grid)
+    lbuf = np.full_like(bk._out.buf["line"], np.nan)
+    ebuf = np.full_like(bk._out.buf["inj"], np.nan)
     sel = np.ascontiguousarray(mc["sel"], dtype=np.int64)
-    pack = BufferPack(lbuf, ebuf, tuple(bk._inj_sizes), sel, mc["b2"], mc["kv2_on"], mc["amp_den"], mc["off2"],
+    pack = BufferPack(lbuf, ebuf, tuple(bk._out.inj_sizes), sel, mc["b2"], mc["kv2_on"], mc["amp_den"], mc["off2"],
                       mc["eb"], mc["eon"], eng.topo.base_kv, len(eng.topo.branches.f))
     sto = bk.grid.world["storage"].cols
     finite = fill_grid2op(eng.results(), pack, sto["p_mw"], sto["q_mvar"])
@@ -86,8 +86,8 @@ def test_fill_grid2op_gives_the_backend_buffers():
         bk = env.backend
         finite, lbuf, ebuf = _fill_like_backend(bk)
         assert finite
-        np.testing.assert_allclose(lbuf, bk._buf["line"], rtol=2e-6, atol=2e-4)
-        np.testing.assert_allclose(ebuf, bk._buf["inj"], rtol=2e-6, atol=2e-4)
+        np.testing.assert_allclose(lbuf, bk._out.buf["line"], rtol=2e-6, atol=2e-4)
+        np.testing.assert_allclose(ebuf, bk._out.buf["inj"], rtol=2e-6, atol=2e-4)
         checked += 1
     assert checked >= 20
     env.close()
