@@ -144,7 +144,6 @@ KINDS: dict[str, KindSpec] = {}
 SWITCH_ET_KIND = MappingProxyType({"b": "bus", "l": "line", "t": "trafo", "t3": "trafo3w"})
 #: element kind -> the ``et`` code of a switch on it
 SWITCH_ET = MappingProxyType({kind: et for et, kind in SWITCH_ET_KIND.items()})
-SWITCH_ELEMENT_KINDS = SWITCH_ET_KIND  # the solver branch's name of the same map (merge of vocab and solver)
 
 
 def _kind(name, *columns, doc=""):
