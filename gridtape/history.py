@@ -46,7 +46,7 @@ class History:
     settle_timeout = 5.0
 
     def __init__(self, grid, journal, *, snapshots, checkpoint_every, checkpoint_background):
-        from gridtape.replay.study import snapshot_dir
+        from gridtape.replay.materialize import snapshot_dir
 
         self._grid = grid
         self.journal = journal
@@ -151,7 +151,7 @@ class History:
 
     def snapshot(self, message=None, author=None):
         from gridtape.replay.snapshot import write_snapshot
-        from gridtape.replay.study import _resolve
+        from gridtape.replay.materialize import _resolve
 
         g = self._grid
         g._check_writable()
@@ -230,7 +230,7 @@ class History:
         """An automatic checkpoint off the main thread: copy the world now (the journal's last seq
         is what it covers), write it in a thread; :meth:`_settle_checkpoint` records it later."""
         from gridtape.replay import background
-        from gridtape.replay.study import _resolve
+        from gridtape.replay.materialize import _resolve
 
         covers = j.last_seq
         self._bg = background.BackgroundSnapshot(

@@ -207,7 +207,7 @@ def test_ext_grid_slack_weighs_like_pandapowers_added_generator(tmp_path):
 
 
 def test_results_kernel_shares_the_slack_as_the_numpy_path(weighted):
-    """g2o.inj_results (weighted slack shares, Q split by reactive range) writes the element
+    """the one result path (weighted slack shares, Q split by reactive range) writes the element
     results the numpy reference writes, over random topologies and redispatching."""
     envs = [make(weighted, cls(dist_slack=True)) for cls in (GridtapeBackend, ref.NumpyFetchBackend)]
     space = envs[0].action_space

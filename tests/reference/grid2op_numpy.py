@@ -13,7 +13,6 @@ import numpy as np
 
 from gridtape.grid2op import GridtapeBackend
 from gridtape.grid2op.results import ResultCopy, islanded_message
-from gridtape.solver_cy.flows import branch_flows
 
 from .results import gen_pq_reference
 
@@ -76,7 +75,9 @@ def fetch(rc: ResultCopy, grid, mc, is_dc):
     va = np.arctan2(V.imag, V.real)
     va *= 180.0 / np.pi
     vm = np.abs(V)
-    sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, V)
+    vf, vt = V[br.f], V[br.t]
+    sf = vf * np.conj(br.yff * vf + br.yft * vt)
+    st = vt * np.conj(br.ytf * vf + br.ytt * vt)
     n = len(mc["sel"])
     s = np.concatenate((sf[:n], st[:n])) * sn
     b2 = mc["b2"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridtape.solver_cy.flows import bus_injection
+import scipy.sparse as sp
 from gridtape.solver_cy.topology import REF
 
 
@@ -36,7 +36,9 @@ def gen_pq_reference(engine):
     if not len(g["bus"]):
         return np.zeros(0), np.zeros(0)
     Vz = np.where(np.isfinite(engine.V), engine.V, 0)
-    S = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz)
+    nb = len(Vz)
+    Y = sp.csr_matrix((engine.ydata, engine.indices, engine.indptr), shape=(nb, nb))
+    S = Vz * np.conj(Y @ Vz)
     gb = g["bus"]
     qg = S[gb].imag * sn + inj.qd[gb]
     if len(gb) > 1:
