@@ -175,6 +175,10 @@ class Table:
         return True
 
 
+#: the counter each ``affects`` class moves (deprecated-internal, see World.bump)
+_COUNTER = {"inj": "inj_version", "adm": "adm_version", "topo": "topo_version"}
+
+
 class World:
     """Every element table of one network plus its network-wide values."""
 
@@ -253,21 +257,30 @@ class World:
         Deprecated-internal: the counters (topo/adm/inj/kind/col_version, _tick, :meth:`stamp`)
         are what solver_cy and the grid2op adapter read before the dirty sets; the change
         vocabulary moves them as before until every reader has moved to :meth:`watch`."""
-        kv = self.kind_version
         self._tick += 1
         if kind is None:
             self._tick_all = self._tick
-            for k in kv:
-                kv[k] += 1
+            for k in self.kind_version:
+                self.kind_version[k] += 1
             self._mark_rows(None)
         else:
-            kv[kind] += 1
+            self.kind_version[kind] += 1
+        c = _COUNTER.get(affects)
+        if c is not None:
+            self.__dict__[c] += 1
+
+    def _wrote(self, kind: str, name: str, affects: str) -> None:
+        """Column ``name`` of ``kind`` was written (world/changes.py only): the counters, the
+        column's write stamp and the dirty sets.  One call: the handle-write hot path."""
+        self._tick += 1
+        self.kind_version[kind] += 1
         if affects == "inj":
             self.inj_version += 1
-        elif affects == "adm":
-            self.adm_version += 1
-        elif affects == "topo":
-            self.topo_version += 1
+        elif affects != "none":
+            self.__dict__[_COUNTER[affects]] += 1
+        self.col_version[(kind, name)] = self._tick
+        if self._watchers:
+            self._mark_cols(kind, name)
 
     # --- conveniences over the change vocabulary (world/changes.py) ---------------------------
     def set_value(self, kind: str, eid, name: str, value):
