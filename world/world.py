@@ -138,6 +138,17 @@ class Table:
             self.extra[name] = self.extra[name][keep]
         self._pos = None
 
+    @classmethod
+    def from_arrays(cls, kind: str, ids, cols: dict, extra: dict, next_id: int) -> "Table":
+        """A table built from arrays already of the schema's dtypes (a decoded snapshot): every
+        schema column given, one value per id; trusted like an inverse (``apply(check=False)``)."""
+        t = cls(kind)
+        t.ids = np.asarray(ids, dtype=np.int64)
+        t.cols = {c.name: cols[c.name] for c in t.spec.columns}
+        t.extra = dict(extra)
+        t.next_id = int(next_id)
+        return t
+
     def copy(self) -> "Table":
         t = Table.__new__(Table)
         t.kind, t.spec, t.next_id, t._pos, t._dense_ids = self.kind, self.spec, self.next_id, None, None
