@@ -237,6 +237,16 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_recover(args) -> int:
+    from gridtape.journal import Journal
+
+    r = Journal.recover(args.journal, args.out, in_place=args.in_place)
+    emit(r) if args.json else print(f"{args.journal}: {r['events_kept']} events salvaged into {r['recovered']}, "
+                                    f"{r['events_lost']} lost, {len(r['damaged'])} damaged ranges; report: "
+                                    f"{r['recovered']}.recovery.json")
+    return 0 if r["ok"] else 1
+
+
 def cmd_bisect(args) -> int:
     from gridtape import reprs, verbs
 
@@ -330,6 +340,11 @@ def _parser():
     br.add_argument("--at", help="the branch point (default: the head)")
     br.add_argument("--author")
     verb("verify", cmd_verify, "check the journal's hash chain; exit 1 if it is broken")
+    rc = verb("recover", cmd_recover, "salvage every event that verifies into a new journal and report what "
+              "was lost; exit 1 if anything was")
+    rc.add_argument("-o", "--out", help="the new journal (default: JOURNAL.recovered)")
+    rc.add_argument("--in-place", action="store_true", help="rename the journal's files to *.damaged-TIME "
+                    "backups and write the recovered journal under its name")
     b = verb("bisect", cmd_bisect, "the first transaction after which a condition appears; exit 1 when found")
     b.add_argument("--until", nargs="+", default=["diverges"], metavar="COND",
                    help="diverges (default) | vm-outside LO HI | overload PCT | unsupplied")

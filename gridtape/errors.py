@@ -21,7 +21,8 @@ keeps working::
     │   ├── JournalLockedError                           held by another writer
     │   └── JournalCorruptError      + ValueError        damaged bytes
     ├── ReadOnlyError                PermissionError     a write to a read-only grid or journal
-    └── SnapshotCorruptError         ValueError          damaged snapshot bytes
+    ├── SnapshotCorruptError         ValueError          damaged snapshot bytes
+    └── SnapshotError                OSError             a snapshot cannot be written (disk full, read-only)
 
 BadReferenceError is a ``LookupError`` (the thing looked up is missing) and not a ``KeyError``,
 whose ``str()`` would print the message as a quoted repr; it is also a ``ValueError`` because it
@@ -140,7 +141,18 @@ class JournalLockedError(JournalError):
 
 
 class JournalCorruptError(JournalError, ValueError):
-    """The journal's hash chain or framing is broken; ``row`` is the first bad seq."""
+    """The journal's hash chain or framing is broken; ``row`` is the first bad seq, ``offset``
+    the byte offset in a segment file (when known; also in the message)."""
+
+    def __init__(self, message: str, *, file=None, table=None, row=None, field=None, offset=None):
+        self.offset = offset
+        super().__init__(message, file=file, table=table, row=row, field=field)
+
+    def _where(self) -> list:
+        where = super()._where()
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return where
 
 
 class ReadOnlyError(GridtapeError, PermissionError):
@@ -149,6 +161,11 @@ class ReadOnlyError(GridtapeError, PermissionError):
 
 class SnapshotCorruptError(GridtapeError, ValueError):
     """A snapshot file is missing or its bytes do not match the manifest; ``file`` names it."""
+
+
+class SnapshotError(GridtapeError, OSError):
+    """A snapshot cannot be written (full filesystem, read-only directory, ...); ``file`` names the
+    directory.  Nothing partial is left behind."""
 
 
 class CheckpointWarning(UserWarning):
@@ -172,5 +189,6 @@ __all__ = [
     "JournalCorruptError",
     "ReadOnlyError",
     "SnapshotCorruptError",
+    "SnapshotError",
     "CheckpointWarning",
 ]

@@ -186,7 +186,8 @@ class History:
         if j.path is not None and not ("://" in where) and os.path.isabs(where):
             rel = os.path.relpath(where, os.path.dirname(os.path.abspath(j.path)))
             where = rel if not rel.startswith("..") else where
-        info = json.dumps({"id": m.snapshot_id, "dir": where, "covers": covers}, separators=(",", ":"))
+        info = json.dumps({"id": m.snapshot_id, "dir": where, "covers": covers, "manifest": m.digest},
+                          separators=(",", ":"))
         j.begin(author=author, message=message or "snapshot")
         j.record("snapshot", None, None, None, None, None, info)
         j.commit()

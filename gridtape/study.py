@@ -18,7 +18,7 @@ import pandas as pd
 
 from gridtape.errors import JournalError
 
-from gridtape.replay.materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir  # noqa: F401
+from gridtape.replay.materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir, tx_end  # noqa: F401
 
 @dataclass
 class BisectResult:
@@ -70,6 +70,12 @@ class Study:
         return self.journal.last_seq
 
     def seq_of(self, seq=None, time=None, tag=None) -> int:
+        """The point of history named by a seq, a time or a tag: the last seq of the transaction
+        that holds it (points are transaction boundaries, never half an edit block)."""
+        s = self._named(seq, time, tag)
+        return tx_end(self.journal, s) if 0 <= s <= self.head else s
+
+    def _named(self, seq, time, tag) -> int:
         j = self.journal
         if sum(x is not None for x in (seq, time, tag)) > 1:
             raise JournalError("give one of seq, time, tag", field="seq")
@@ -106,7 +112,8 @@ class Study:
         seq, tx, time, author, message (the transaction's), event, old, new."""
         h = self.journal.history(kind, int(eid), field)
         if seq is not None:
-            h = h[h.seq <= int(seq)]
+            seq = tx_end(self.journal, int(seq))  # as of the end of the transaction containing seq
+            h = h[h.seq <= seq]
         h = h[h.event.isin(("set", "add"))]
         if not len(h):  # never written since the case was loaded
             loads = self.journal.log(event="load", until=seq)

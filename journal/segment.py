@@ -21,12 +21,51 @@ from . import frames as _frames
 
 MAGICS = (_frames.MAGIC,) + _frames.OLD_MAGICS  # GTJ4; GTJ3 (gridtape 0.4), GTJ2 (0.3)
 OLD_MAGIC = b"GTJ1"  # gridtape <= 0.2 (marshal frames)
+#: an append cut short by a kill stops where the kernel stopped copying pages (a page boundary of
+#: the file), one cut by a power loss at a block boundary: a short frame ending anywhere else
+#: was truncated, not torn (512: the smallest block size of the disks and filesystems we know)
+TEAR_ALIGN = 512
+
+
+def _damage(name, off, why, found):
+    return JournalCorruptError(f"damaged frame at byte {off} of the segment: {why}; nothing was changed "
+                               "(`gridtape recover` salvages every frame that verifies)",
+                               file=name, row=found[-1][0][1] + 1 if found else None, offset=off)
+
+
+def _tail(data: bytes, off: int, name, found):
+    """What the bytes from ``off`` (where the whole frames end) are: a torn append (returns the
+    seq its frame starts at, or None when the header is not all there) or damage (raises).
+
+    A torn append is the start of one frame cut short: a known magic (or a prefix of one) whose
+    declared length runs past the end of the file, or bytes that were never written (all zero).
+    A frame whose full length is there but does not verify is damage, and so is anything that
+    does not start like a frame."""
+    rest = data[off:]
+    if not rest.strip(b"\0"):
+        return None  # never written (a power loss during an unacknowledged append)
+    if len(rest) >= 8 and rest[:4] in MAGICS:
+        plen = int.from_bytes(rest[4:8], "little")
+        if 8 + plen <= len(rest):
+            raise _damage(name, off, "its full length is there but its checksum or rows do not verify", found)
+        first = int.from_bytes(rest[12:20], "little", signed=True) if len(rest) >= 20 else None
+    elif len(rest) < 8 and any(m.startswith(rest[:4]) for m in MAGICS):
+        first = None
+    else:
+        raise _damage(name, off, "these bytes are not a frame", found)
+    if len(data) % TEAR_ALIGN:
+        raise _damage(name, off, f"cut short at byte {len(data)}, which is not where an interrupted append "
+                      f"stops (a multiple of {TEAR_ALIGN}): the file was truncated into its frames", found)
+    return first
 
 
 def parse(data: bytes, name):
-    """Frames of a segment's bytes: ``(found, good_end)`` with ``found`` a list of
+    """Frames of a segment's bytes: ``(found, good_end, torn_first)`` with ``found`` a list of
     ``((first_seq, last_seq, last_tx, last_ts, prev_hash, last_hash, n), frame_bytes)`` (the
-    hashes are None for GTJ4/GTJ3 frames); ``good_end < len(data)`` means a torn tail."""
+    hashes are None for GTJ4/GTJ3 frames); ``good_end < len(data)`` means a torn append after
+    the whole frames (``torn_first``: the seq its header names, or None).  Damage raises
+    JournalCorruptError naming the file and the byte offset; this reads only, the caller decides
+    (journal/store.py) and truncates a tear only once every check passed."""
     if data.startswith(OLD_MAGIC):
         raise JournalError("the segment was written by gridtape 0.2 or older and still holds events; "
                            "open and close the journal once with that version to move them into DuckDB",
@@ -40,15 +79,13 @@ def parse(data: bytes, name):
                 at = data.find(magic, off + 1)
                 while at != -1:
                     if _frames.scan(mv, at) is not None:
-                        raise JournalCorruptError(
-                            f"damaged frame at byte {off} of the segment, followed by intact frames",
-                            file=name, row=found[-1][0][1] + 1 if found else None)
+                        raise _damage(name, off, "followed by intact frames", found)
                     at = data.find(magic, at + 1)
-            return found, off
+            return found, off, _tail(data, off, name, found)
         end, n, first, last, last_tx, last_ts, prev, last_hash = got
         found.append(((first, last, last_tx, last_ts, prev, last_hash, n), data[off:end]))
         off = end
-    return found, off
+    return found, off, None
 
 
 class Segment:
@@ -74,13 +111,13 @@ class Segment:
             raise JournalError(f"cannot lock the journal segment: {e.strerror}", file=path) from None
 
     def read(self):
-        """``(frames, good_end, size)`` of the whole file."""
+        """``(frames, good_end, size, torn_first)`` of the whole file (reads only)."""
         if self._f is None:
-            return [], 0, 0
+            return [], 0, 0, None
         data = os.pread(self._f.fileno(), os.fstat(self._f.fileno()).st_size, 0)
-        frames, good = parse(data, self.path)
+        frames, good, torn = parse(data, self.path)
         self.size = len(data)
-        return frames, good, len(data)
+        return frames, good, len(data), torn
 
     @property
     def fd(self) -> int:

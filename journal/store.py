@@ -92,28 +92,41 @@ class Journal(Recorder):
         self._next_seq, self._next_tx, self._last_ts, mv.chain = \
             (0, 0, 0, ZERO) if last is None else (last[0] + 1, last[1] + 1, last[2], bytes(last[3]))
         head = mv.chain  # GTJ2 frames (gridtape 0.3) carry their hashes: they must chain on it
-        found, size = [], 0
-        for seg in self._segs:  # frames of both segment files, in seq order
-            got, good, n = seg.read()
-            if good < n and not self.read_only:
-                seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged frame
-            found += got
-            size += n
-        found.sort(key=lambda f: f[0][0])
+        reads = [(seg,) + seg.read() for seg in self._segs]  # reads only: decide before any change
+        found = sorted((f for r in reads for f in r[1]), key=lambda f: f[0][0])
+        size = sum(r[3] for r in reads)
+        torn = [r for r in reads if r[2] < r[3]]
+        for seg, got, good, n, first in torn:  # a tear is only the newest append, acknowledged by no one
+            newer = [f for r in reads if r[0] is not seg for f in r[1]]
+            if len(torn) > 1 or (got and newer and max(f[0][1] for f in newer) > got[-1][0][1]):
+                self._torn_damage(seg, good, "acknowledged frames follow it in the other segment")
         for (first, last_seq, last_tx, last_ts, prev, last, n), frame in found:
             if last_seq < self._next_seq:
                 continue  # already moved into DuckDB before a crash emptied the segment
             if first != self._next_seq or (prev is not None and prev != head):
+                for seg, got, good, n_, tfirst in torn:
+                    self._torn_damage(seg, good, f"the frames after it (from seq {first}) need the seqs it held")
                 raise JournalCorruptError(f"segment frame starts at seq {first} (expected {self._next_seq}) or "
                                           "does not chain on the previous row", file=self.path, row=self._next_seq)
             head = last  # None after a GTJ3 frame: a GTJ2 frame cannot follow one
             self._append_mirror(frame, n, last_seq, last_tx, last_ts)
+        for seg, got, good, n, first in torn:
+            if first is not None and first != self._next_seq:
+                self._torn_damage(seg, good, f"its header names seq {first}, the next append is seq {self._next_seq}")
+        if not self.read_only:
+            for seg, got, good, n, first in torn:
+                seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged append
         self._durable = self._next_seq - 1
         if self.read_only:
             self._tail, mv.chain = db.frames_table(self._mirror, mv.chain)
             self._con.register("_gt_tail", self._tail)
         elif found or size:
             mv.ingest(self)
+
+    def _torn_damage(self, seg, offset, why):
+        raise JournalCorruptError(f"damaged frame at byte {offset} of the segment: cut short, but it is not the "
+                                  f"newest append ({why}); nothing was changed (`gridtape recover` salvages every "
+                                  "frame that verifies)", file=seg.path, row=self._next_seq, offset=offset)
 
     # --- flushing and ingest ----------------------------------------------------------------------
     # record(), record_many(), record_solve(), begin(), commit(), rollback(), flush(): Recorder
@@ -259,6 +272,15 @@ class Journal(Recorder):
     def meta(self) -> dict:
         self._open()
         return db.meta(self._con)
+
+    @staticmethod
+    def recover(path, out=None, *, in_place=False) -> dict:
+        """Salvage every event of a damaged journal that verifies into a new journal (``out``,
+        default ``<path>.recovered``; ``in_place=True``: under ``path`` after renaming its files to
+        ``*.damaged-<time>`` backups) and write a report of what was lost to
+        ``<out>.recovery.json``; returns the report (journal/recover.py)."""
+        from .recover import recover
+        return recover(path, out, in_place=in_place)
 
     # --- verification -----------------------------------------------------------------------------
     def verify(self, batch=262144) -> int:

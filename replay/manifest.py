@@ -64,6 +64,11 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
+    @property
+    def digest(self) -> str:
+        """The manifest's ``manifest_sha256`` (what the journal's snapshot event records)."""
+        return hashlib.sha256(_canonical(asdict(self)).encode()).hexdigest()
+
     def to_json(self) -> str:
         body = asdict(self)
         body[_CHECK] = hashlib.sha256(_canonical(body).encode()).hexdigest()

@@ -34,14 +34,23 @@ def _fetch(j, sql, params=()):
     return j._con.execute(sql.format(events=src), list(params)).fetchall()
 
 
+def tx_end(j, seq: int) -> int:
+    """The last seq of the transaction that contains ``seq``: points of history are transaction
+    boundaries, so a seq inside an edit block stands for the state after the whole block."""
+    got = _fetch(j, "SELECT max(seq) FROM {events} WHERE tx = (SELECT tx FROM {events} WHERE seq = ?)", [int(seq)])
+    return int(got[0][0]) if got and got[0][0] is not None else int(seq)
+
+
 def materialize(j, seq=None, *, use_snapshots=True):
-    """The world of journal ``j`` after event ``seq`` (None: the head) and the seq it reflects."""
+    """The world of journal ``j`` after event ``seq`` (None: the head) and the seq it reflects:
+    the last seq of the transaction containing ``seq`` (never half a transaction)."""
     head = j.last_seq
     if head < 0:
         raise JournalError("the journal is empty", file=j.path)
     seq = head if seq is None else int(seq)
     if seq < 0 or seq > head:
         raise JournalError(f"seq {seq} is outside the journal (0..{head})", file=j.path, field="seq")
+    seq = tx_end(j, seq)
     got = _fetch(j, "SELECT max(seq) FROM {events} WHERE event = 'load' AND seq <= ?", [seq])
     if not got or got[0][0] is None:
         raise JournalError(f"no case load at or before seq {seq}", file=j.path, row=seq)
@@ -57,7 +66,9 @@ def materialize(j, seq=None, *, use_snapshots=True):
             try:
                 from .snapshot import read_snapshot
 
-                world, _ = read_snapshot(_resolve(meta["dir"], j.path), meta["id"])
+                # trusted only as the journal committed it (its manifest's sha256; older journals
+                # did not record it: trusted on its own checksums, as before)
+                world, _ = read_snapshot(_resolve(meta["dir"], j.path), meta["id"], expect=meta.get("manifest"))
                 base = int(meta["covers"])
                 break
             except (SnapshotCorruptError, GridtapeError, OSError) as e:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import gridtape
-from gridtape.errors import CaseError, GridtapeError, SchemaError, SnapshotCorruptError
+from gridtape.errors import CaseError, GridtapeError, SchemaError, SnapshotCorruptError, SnapshotError
 from gridtape.world.schema import KIND_ORDER, KINDS, SCHEMA_VERSION, fingerprint
 from gridtape.world.world import World
 
@@ -164,14 +164,25 @@ def write_snapshot(world: World, directory, *, parent=None, seq=None, author=Non
                      message=message, compression=compression, snapshot_id=snapshot_id)
     store = open_store(directory, filesystem)
     sid = m.snapshot_id
-    store.makedirs("")
-    if any(name in (sid, sid + MANIFEST_SUFFIX) for name, _ in store.listdir("")):
-        raise GridtapeError("a snapshot with this id already exists", file=store.path(sid + MANIFEST_SUFFIX))
-    store.makedirs(sid, exist_ok=False)
-    store.write_all_atomic([(f"{sid}/{entry.name}", data) for entry, data in files])
-    store.sync_dir(sid)
-    store.sync_dir("")
-    store.write_atomic(sid + MANIFEST_SUFFIX, m.to_json().encode("ascii"))
+    made = False
+    try:
+        store.makedirs("")
+        if any(name in (sid, sid + MANIFEST_SUFFIX) for name, _ in store.listdir("")):
+            raise GridtapeError("a snapshot with this id already exists", file=store.path(sid + MANIFEST_SUFFIX))
+        store.makedirs(sid, exist_ok=False)
+        made = True
+        store.write_all_atomic([(f"{sid}/{entry.name}", data) for entry, data in files])
+        store.sync_dir(sid)
+        store.sync_dir("")
+        store.write_atomic(sid + MANIFEST_SUFFIX, m.to_json().encode("ascii"))  # the commit point
+    except OSError as e:  # full filesystem, read-only or missing directory, I/O error
+        if made:
+            try:
+                store.rmtree(sid)  # nothing partial: the snapshot's directory goes with what it held
+            except OSError:
+                pass
+        why = getattr(e, "strerror", None) or str(e)
+        raise SnapshotError(f"cannot write snapshot {sid!r}: {why}", file=store.path("")) from e
     store.sync_dir("")
     return m
 
@@ -207,12 +218,18 @@ def read_manifest(store, sid: str) -> Manifest:
     return m
 
 
-def read_snapshot(path, snapshot_id=None, *, verify: bool = True, filesystem=None) -> tuple:
+def read_snapshot(path, snapshot_id=None, *, verify: bool = True, filesystem=None, expect=None) -> tuple:
     """``(World, Manifest)`` of one snapshot.  ``path`` is the snapshot directory with ``snapshot_id``
     (None = the latest), or the path of a ``.manifest.json``.  With ``verify`` every file's size,
-    sha256 and data hash are checked; any mismatch or missing file raises SnapshotCorruptError."""
+    sha256 and data hash are checked; any mismatch or missing file raises SnapshotCorruptError.
+    ``expect``: the manifest's sha256 as someone else recorded it (the journal's snapshot event);
+    a manifest that checks itself but is not that one raises SnapshotCorruptError too."""
     store, sid = _locate(path, snapshot_id, filesystem)
     m = read_manifest(store, sid)
+    if expect is not None and m.digest != expect:
+        raise SnapshotCorruptError("the manifest is not the one the journal committed (its sha256 differs from the "
+                                   "snapshot event's): it was changed after it was written",
+                                   file=store.path(sid + MANIFEST_SUFFIX))
     w = world_from_files(m, lambda name: store.read(f"{sid}/{name}"),
                          lambda name: store.path(f"{sid}/{name}") if name else store.path(sid + MANIFEST_SUFFIX),
                          verify=verify)

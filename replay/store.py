@@ -28,6 +28,13 @@ def tmp_name(final: str) -> str:
     return f"{final}{TMP_MARK}{secrets.token_hex(4)}"
 
 
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class LocalStore:
     def __init__(self, root: str):
         self.root = root
@@ -44,34 +51,43 @@ class LocalStore:
         tmp = tmp_name(final)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            _unlink(tmp)  # a full disk or an I/O error leaves no temporary file behind
+            raise
 
     def write_all_atomic(self, items) -> None:
         """:meth:`write_atomic` for many ``(rel, data)`` at once: all temporary files are written
         first, then fsynced, then renamed (one journal commit serves most of the fsyncs)."""
         opened = []
         try:
-            for rel, data in items:
-                final = self.path(rel)
-                tmp = tmp_name(final)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                opened.append([fd, tmp, final])
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            for item in opened:
-                os.fsync(item[0])
-        finally:
-            for item in opened:
-                os.close(item[0])
-        for _, tmp, final in opened:
-            os.replace(tmp, final)
+            try:
+                for rel, data in items:
+                    final = self.path(rel)
+                    tmp = tmp_name(final)
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    opened.append([fd, tmp, final])
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                for item in opened:
+                    os.fsync(item[0])
+            finally:
+                for item in opened:
+                    os.close(item[0])
+            for _, tmp, final in opened:
+                os.replace(tmp, final)
+        except BaseException:
+            for _, tmp, _final in opened:
+                _unlink(tmp)
+            raise
 
     def sync_dir(self, rel: str = "") -> None:
         try:

@@ -93,7 +93,10 @@ def test_a_gtj3_segment_left_by_0_4_is_resumed(jpath):
         data += body + frames.sum64(body).to_bytes(8, "little")
         seq, tx = last + 1, last_tx + 1
     with open(jpath + ".seg", "wb") as f:
-        f.write(data + data[:40])  # and a torn frame after them
+        pad = 512 - len(data) % 512
+        head = b"GTJ3" + (10000).to_bytes(4, "little") + (1).to_bytes(4, "little") + (33).to_bytes(8, "little")
+        f.write(data + (head + bytes(pad))[:pad])
+        # and a torn frame after them (its header cut where the kill stopped the write: a block boundary)
     with Journal(jpath, read_only=True) as r:
         assert r.count() == 1 + 32 and r.verify() == 33
     with Journal(jpath) as j:

@@ -496,21 +496,32 @@ def _write_and_die(path, n=5, extra=""):
 
 
 def test_a_torn_last_frame_is_dropped_and_the_journal_continues(jpath):
-    _write_and_die(jpath, n=5)
+    from gridtape.journal.segment import TEAR_ALIGN
+
+    _write_and_die(jpath, n=5, extra="j.record_many('set', 'load', list(range(300)), 'p_mw', [0.0] * 300, "
+                                     "[1.0] * 300); j.flush()")
     seg = jpath + ".seg"
-    good = open(seg, "rb").read()
-    assert good.startswith(b"GTJ4")
-    first_frame = good[:len(good) // 5]
-    with open(seg, "ab") as f:
-        f.write(first_frame[:len(first_frame) - 3])  # a frame cut short by the kill
+    whole = open(seg, "rb").read()
+    five = whole.index(b"GTJ4", 1)
+    for _ in range(4):
+        five = whole.index(b"GTJ4", five + 1)  # where the sixth frame (the 300 rows) starts
+    cut = (five // TEAR_ALIGN + 1) * TEAR_ALIGN  # the kill stopped its write at a page boundary
+    assert five < cut < len(whole)
+    open(seg, "wb").write(whole[:cut])
     with Journal(jpath, read_only=True) as j:  # the reader ignores the torn tail, writes nothing
         assert j.count() == 5
-    assert os.path.getsize(seg) == len(good) + len(first_frame) - 3
+    assert os.path.getsize(seg) == cut
     with Journal(jpath) as j:
         assert j.count() == 5 and os.path.getsize(seg) == 0
         j.record("after")
     with Journal(jpath) as j:
         assert j.log()["event"].tolist() == ["set"] * 5 + ["after"] and j.verify() == 6
+    with open(seg, "ab") as f:  # a short copy of an old frame is not the newest append: damage
+        f.write(whole[:five][: five // 5 - 3])
+    size = os.path.getsize(seg)
+    with pytest.raises(JournalCorruptError):
+        Journal(jpath)
+    assert os.path.getsize(seg) == size
 
 
 def test_a_damaged_frame_before_intact_ones_is_corruption_not_a_torn_tail(jpath):

@@ -37,7 +37,7 @@ BUILTINS = {
     "SolverError": (RuntimeError,), "NotSolvedError": (RuntimeError,), "DependencyError": (ImportError,),
     "JournalError": (RuntimeError,), "JournalLockedError": (RuntimeError,),
     "JournalCorruptError": (RuntimeError, ValueError), "ReadOnlyError": (PermissionError,),
-    "SnapshotCorruptError": (ValueError,),
+    "SnapshotCorruptError": (ValueError,), "SnapshotError": (OSError,),
 }
 
 
