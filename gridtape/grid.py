@@ -176,6 +176,13 @@ class PowerGrid:
                 self._done.append(j.next_tx - 1)
                 self._undone = array("q")
 
+    def timeseries(self, profiles, outputs=None, *, independent=False, executor=None, progress=None, **kw):
+        """A time series or scenario sweep from this point (docs/studies.md): gridtape.studies."""
+        from gridtape.studies import run_timeseries
+
+        return run_timeseries(self, profiles, outputs, independent=independent, executor=executor,
+                              progress=progress, **kw)
+
     def edit(self, author: str | None = None, message: str | None = None):
         """``with grid.edit(author=..., message=...) as e:`` -- an atomic transaction (GridEditor)."""
         from .editor import GridEditor

@@ -1,0 +1,123 @@
+"""Which results a study keeps per step, and how they are read off a solved engine.
+
+An output is a ``(kind, column)`` pair of a result table (``("bus", "vm_pu")``, also written
+``"res_bus.vm_pu"``).  Per step only the requested ones are computed, as one row of floats in the
+order of the kind's element ids.  The default is :data:`DEFAULT`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gridtape.errors import SchemaError
+from gridtape.solver_cy import results as R
+
+DEFAULT = (("bus", "vm_pu"), ("bus", "va_degree"), ("line", "loading_percent"), ("line", "p_from_mw"),
+           ("trafo", "loading_percent"), ("trafo", "p_hv_mw"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
+           ("gen", "q_mvar"))
+
+
+def parse_outputs(outputs, world) -> tuple:
+    """The requested outputs as a tuple of (kind, column), checked against the result tables.
+    ``None`` is the default set, restricted to kinds the world has elements of."""
+    if outputs is None:
+        return tuple((k, c) for k, c in DEFAULT if len(world[k]))
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if isinstance(outputs, dict):
+        outputs = [(k, c) for k, cols in outputs.items() for c in ([cols] if isinstance(cols, str) else cols)]
+    out = []
+    for o in outputs:
+        if isinstance(o, str):
+            kind, _, col = o.partition(".")
+        else:
+            kind, col = o
+        kind = kind[4:] if kind.startswith("res_") else kind
+        if kind not in R.COLUMNS or col not in R.COLUMNS[kind]:
+            raise SchemaError(f"no result column res_{kind}.{col}", table=f"res_{kind}", field=col)
+        if (kind, col) not in out:
+            out.append((kind, col))
+    if not out:
+        raise SchemaError("no outputs requested", field="outputs")
+    return tuple(out)
+
+
+def output_name(kind, col) -> str:
+    return f"res_{kind}.{col}"
+
+
+class Extractor:
+    """Reads the requested outputs off an engine after a converged solve.  The common columns
+    (bus voltages, line and trafo flows and loading, generator and ext_grid powers) come from
+    the voltages through the flow kernels; any other result column through the result tables."""
+
+    _FAST = {("bus", "vm_pu"), ("bus", "va_degree"), ("line", "p_from_mw"), ("line", "loading_percent"),
+             ("trafo", "p_hv_mw"), ("trafo", "loading_percent"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
+             ("gen", "p_mw"), ("gen", "q_mvar")}
+
+    def __init__(self, world, outputs):
+        self.world = world
+        self.outputs = outputs
+        self.sizes = [len(world[k]) for k, _ in outputs]
+        self._slow = any(o not in self._FAST for o in outputs)
+        self._branch = any(k in ("line", "trafo") for k, _ in outputs)
+        self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
+
+    def rows(self, engine) -> list:
+        """One float64 array per output (the element ids' order)."""
+        w = self.world
+        V = engine.V
+        topo = engine.topo
+        sn = w.sn_mva
+        sf = st = pg = qg = None
+        if self._branch:
+            from gridtape.solver_cy.flows import branch_flows
+
+            br = topo.branches
+            Vz = np.where(np.isfinite(V), V, 0)
+            sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz)
+            sf = sf * sn
+            st = st * sn
+        if self._gens:
+            pg, qg = R._gen_pq(engine)
+        tables = R.compute(engine) if self._slow else None
+        out = []
+        for kind, col in self.outputs:
+            if tables is not None and (kind, col) not in self._FAST:
+                out.append(tables[kind][col].to_numpy(dtype=float))
+            elif kind == "bus":
+                v = V[topo.lookup]
+                out.append(np.abs(v) if col == "vm_pu" else np.rad2deg(np.angle(v)))
+            elif kind in ("line", "trafo"):
+                out.append(_branch_column(w, topo, kind, col, V, sf, st))
+            else:
+                g = engine.inj.gens
+                vals = np.zeros(len(w[kind]))
+                m = g["kind"] == (0 if kind == "ext_grid" else 1)
+                vals[g["row"][m]] = (pg if col == "p_mw" else qg)[m]
+                out.append(vals)
+        return out
+
+
+def _branch_column(w, topo, kind, col, V, sf, st):
+    """A line or trafo result column from the branch flows (MVA) -- the same quantities as
+    solver_cy/results.py computes for res_line / res_trafo."""
+    br = topo.branches
+    n = len(w[kind])
+    if kind not in br.slices:
+        return np.full(n, np.nan)
+    s0, s1 = br.slices[kind]
+    if col in ("p_from_mw", "p_hv_mw"):
+        return sf[s0:s1].real.copy()
+    f, t = br.f[s0:s1], br.t[s0:s1]
+    vm = np.abs(V)
+    kv = topo.base_kv
+    with np.errstate(invalid="ignore", divide="ignore"):
+        i_f = np.abs(sf[s0:s1]) / (vm[f] * kv[f]) / R.SQRT3
+        i_t = np.abs(st[s0:s1]) / (vm[t] * kv[t]) / R.SQRT3
+        c = w[kind].cols
+        if kind == "line":
+            i_ka = np.where(np.isnan(i_f) | np.isnan(i_t), np.nan, np.fmax(i_f, i_t))
+            i_max = c["max_i_ka"] * c["df"] * c["parallel"]
+            return np.where(i_max != 0, i_ka / i_max, np.inf) * 100
+        ld = np.maximum(i_f * c["vn_hv_kv"], i_t * c["vn_lv_kv"]) * R.SQRT3 / c["sn_mva"] * 100
+        return ld / c["parallel"] / c["df"]

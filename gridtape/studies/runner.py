@@ -1,0 +1,164 @@
+"""The step loop of a study: one private copy of the base world, one engine, chunks of steps.
+
+A :class:`Runner` holds a copy of the base world (never the user's grid: the user's world and
+journal are left as they are), solves the base point once, then runs chunks of steps.  Per step
+it writes the profiled columns through the world's write path, solves, and keeps the requested
+outputs, or NaN when the step does not converge.
+
+Two modes:
+
+- chained (a time series): each step warm-starts from the previous converged one (with the LU
+  reuse of incremental solves); after a step that does not converge, the next starts again from
+  the base state.  A chunk that does not begin the series first runs ``overlap`` steps before
+  it (their outputs dropped), starting from the base state, so it is warm when it reaches its
+  first own step: equal to the one-chunk run to the solver tolerance.
+- independent (a sweep): every step starts from the base point's voltages with a full Newton
+  step.  The KLU numeric factorization is always the one of the *priming* solve (a fixed solve
+  of the base point, done when the runner is built) refactored with this step's values; a step
+  that needed a fresh factorization (or diverged) is followed by a new priming.  So a step's
+  result is a function of the base point and that step's values alone: bit-identical whatever
+  the chunking, the executor and the order of the chunks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .outputs import Extractor
+
+
+class ChunkResult:
+    """The outputs of steps ``start`` .. ``start + n``: converged, iterations, mismatch, and
+    one (n x elements) float64 array per output."""
+
+    __slots__ = ("start", "converged", "iterations", "mismatch", "values", "seconds")
+
+    def __init__(self, start, n, sizes):
+        self.start = start
+        self.converged = np.zeros(n, bool)
+        self.iterations = np.zeros(n, np.int32)
+        self.mismatch = np.full(n, np.nan)
+        self.values = [np.full((n, m), np.nan) for m in sizes]
+        self.seconds = 0.0
+
+    def __len__(self):
+        return len(self.converged)
+
+
+class Runner:
+    """Runs chunks of one study's steps on a private world.  ``options``: tolerance_mva,
+    max_iteration, init, trafo_model, reuse_lu, qlim, distributed_slack."""
+
+    def __init__(self, world, outputs, options: dict):
+        from gridtape.solver_cy.engine import Engine
+
+        self.world = world
+        self.opt = dict(options)
+        self.engine = Engine(world, trafo_model=self.opt.get("trafo_model", "t"))
+        self.engine.reuse_lu = bool(self.opt.get("reuse_lu", True))
+        self.extract = Extractor(world, outputs)
+        self._base_values = None  # the base world's values of the profiled columns
+        eng = self.engine
+        eng.prepare()
+        init = self.opt.get("init", "auto")
+        self._v_start = eng.initial_voltage("flat" if init == "results" else init)
+        conv, *_ = self._solve(v_init=self._v_start)
+        self.base_converged = bool(conv)
+        self.v_base = eng.V.copy() if conv else None
+        inj = eng.inj
+        self._prime_args = (eng.ydata.copy(), inj.s0.copy(), inj.si.copy(), inj.sz.copy())
+        self._plain = not (self.opt.get("qlim") or self.opt.get("distributed_slack"))
+        self._prime()
+
+    # --- solving ---------------------------------------------------------------------------
+    def _solve(self, v_init=None, init=None):
+        o = self.opt
+        return self.engine.solve(init=init, tol=float(o.get("tolerance_mva", 1e-8)),
+                                 max_iter=int(o.get("max_iteration", 10)), qlim=bool(o.get("qlim", False)),
+                                 v_init=v_init, distributed_slack=bool(o.get("distributed_slack", False)))
+
+    def _solver(self):
+        eng = self.engine
+        return eng._newton(eng.topo.pv, eng.topo.pq)
+
+    def _prime(self):
+        """A new Newton solver whose numeric factorization comes from one fixed solve of the base
+        point (from its start voltages): the state every independent step starts from."""
+        self.engine._solvers.clear()
+        s = self._solver()
+        y, s0, si, sz = self._prime_args
+        s.solve(y, s0, si, sz, self._v_start.copy(), float(self.opt.get("tolerance_mva", 1e-8)),
+                int(self.opt.get("max_iteration", 10)))
+        self._primed = (s, s.n_factor)
+
+    def _start_state(self):
+        """The base state a step (re)starts from: the base point's voltages, or its start
+        voltages when the base point itself does not converge."""
+        return self.v_base if self.v_base is not None else self._v_start
+
+    # --- chunks ------------------------------------------------------------------------------
+    def run(self, profiles, start: int, stop: int, independent: bool, overlap: int = 0,
+            fresh: bool = True, progress=None) -> ChunkResult:
+        """Steps ``start`` .. ``stop`` of ``profiles``.  Chained: ``fresh`` restarts from the base
+        state (after ``overlap`` warm-up steps before ``start``); ``fresh=False`` continues from
+        where the previous chunk of this runner ended."""
+        import time
+
+        t0 = time.perf_counter()
+        res = ChunkResult(start, stop - start, self.extract.sizes)
+        if independent:
+            self._run_independent(profiles, start, stop, res, progress)
+        else:
+            if fresh:
+                self._prime()
+                warm = False
+                for k in range(max(0, start - overlap), start):
+                    profiles.write_step(self.world, k)
+                    warm = self._chained_step(warm)[0]
+                self._warm = warm
+            self._run_chained(profiles, start, stop, res, progress)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _chained_step(self, warm):
+        if warm:
+            return self._solve(init="results")
+        return self._solve(v_init=self._start_state())
+
+    def _run_chained(self, profiles, start, stop, res, progress):
+        warm = self._warm
+        world, eng, rows = self.world, self.engine, self.extract.rows
+        vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
+        for k in range(start, stop):
+            profiles.write_step(world, k)
+            conv, it, norm, _ = self._chained_step(warm)
+            i = k - start
+            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+            if conv:
+                for a, r in zip(vals, rows(eng)):
+                    a[i] = r
+            warm = conv
+            if progress is not None and (i & 63) == 63:
+                progress(64)
+        self._warm = warm
+        if progress is not None:
+            progress((stop - start) & 63)
+
+    def _run_independent(self, profiles, start, stop, res, progress):
+        world, eng, rows = self.world, self.engine, self.extract.rows
+        vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
+        v0 = self._start_state()
+        for k in range(start, stop):
+            profiles.write_step(world, k)
+            conv, it, norm, _ = self._solve(v_init=v0)
+            i = k - start
+            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+            if conv:
+                for a, r in zip(vals, rows(eng)):
+                    a[i] = r
+            s, nf = self._primed
+            if not conv or not self._plain or self._solver() is not s or s.n_factor != nf:
+                self._prime()  # its pivot order changed: back to the primed factorization
+            if progress is not None and (i & 63) == 63:
+                progress(64)
+        if progress is not None:
+            progress((stop - start) & 63)
