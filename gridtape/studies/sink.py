@@ -25,7 +25,8 @@ from .outputs import output_name
 ROW_GROUP = 1024
 STEPS_FILE = "steps.parquet"
 MANIFEST = "manifest.json"
-_WRITE = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# lz4 without dictionaries: floats rarely repeat, and dictionary attempts cost more than they save
+_WRITE = {"compression": "lz4", "use_dictionary": False, "write_statistics": True}
 
 
 def step_array(index) -> pa.Array:
@@ -43,32 +44,37 @@ def sha256_file(path) -> str:
 
 
 class _File:
-    """One Parquet file fed with rows, flushed in row groups of ROW_GROUP rows."""
+    """One Parquet file fed with blocks of rows (steps x columns), written in row groups of
+    ROW_GROUP rows."""
 
     def __init__(self, path, names):
         self.path = path
         self.names = names
-        self.parts = []  # pending column blocks (lists of arrays), len(rows) each
+        self.steps = []  # pending step labels (Arrow arrays) and value blocks (n x columns)
+        self.blocks = []
         self.pending = 0
         self.writer = None
+        self.pending_tables = None
 
-    def add(self, arrays):
-        self.parts.append(arrays)
-        self.pending += len(arrays[0])
+    def add(self, steps, block):
+        self.steps.append(steps)
+        self.blocks.append(block)
+        self.pending += len(block)
         while self.pending >= ROW_GROUP:
             self._flush(ROW_GROUP)
 
     def _flush(self, n):
-        cols = [pa.concat_arrays([pa.array(p[j]) if not isinstance(p[j], pa.Array) else p[j] for p in self.parts])
-                for j in range(len(self.names))]
-        tb = pa.Table.from_arrays(cols, names=self.names)
-        head, rest = tb.slice(0, n), tb.slice(n)
+        steps = pa.concat_arrays(self.steps)
+        block = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+        cols = np.ascontiguousarray(block[:n].T)  # one contiguous row per column: zero-copy arrays
+        tb = pa.Table.from_arrays([steps.slice(0, n)] + [pa.array(c) for c in cols], names=self.names)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, head.schema, **_WRITE)
-        self.writer.write_table(head, row_group_size=ROW_GROUP)
-        self.parts = [[c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in rest.columns]] \
-            if rest.num_rows else []
-        self.pending = rest.num_rows
+            self.writer = pq.ParquetWriter(self.path, tb.schema, **_WRITE)
+        self.writer.write_table(tb, row_group_size=ROW_GROUP)
+        rest = len(block) - n
+        self.steps = [steps.slice(n)] if rest else []
+        self.blocks = [block[n:]] if rest else []
+        self.pending = rest
 
     def close(self):
         if self.pending:
@@ -81,31 +87,86 @@ class _File:
 
 
 class ParquetSink:
-    """Writes chunks (in step order) to the Parquet files of one run in ``directory``."""
+    """Writes chunks (in step order) to the Parquet files of one run in ``directory``.  The
+    encoding and writing run in a background thread (pyarrow releases the GIL while it writes),
+    at most two chunks behind the solves; an error there is raised by the next add() or close()."""
 
     def __init__(self, directory, outputs, world, index):
+        import queue
+        import threading
+
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.outputs = outputs
         self.index = index
         self.steps = _File(os.path.join(directory, STEPS_FILE), ["step", "converged", "iterations", "mismatch"])
+        self.steps.pending_tables = []  # the status file: typed columns, written as whole tables
         self.files = []
         for kind, col in outputs:
             names = ["step"] + [str(i) for i in world[kind].ids.tolist()]
             self.files.append(_File(os.path.join(directory, output_name(kind, col) + ".parquet"), names))
+        self._q = queue.Queue(maxsize=2)
+        self._error = None
+        self._thread = threading.Thread(target=self._work, name="gridtape-study-writer", daemon=True)
+        self._thread.start()
 
-    def add(self, chunk):
+    def _work(self):
+        while True:
+            chunk = self._q.get()
+            if chunk is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._write(chunk)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                self._error = e
+
+    def _write(self, chunk):
         n = len(chunk)
         steps = step_array(self.index[chunk.start:chunk.start + n])
-        self.steps.add([steps, chunk.converged, chunk.iterations, chunk.mismatch])
+        st = pa.Table.from_arrays([steps, pa.array(chunk.converged), pa.array(chunk.iterations),
+                                   pa.array(chunk.mismatch)], names=self.steps.names)
+        if self.steps.writer is None:
+            self.steps.writer = pq.ParquetWriter(self.steps.path, st.schema, **_WRITE)
+        self.steps.pending_tables.append(st)
+        self._flush_status(False)
         for f, v in zip(self.files, chunk.values):
-            f.add([steps] + [v[:, j] for j in range(v.shape[1])])
+            f.add(steps, v)
+
+    def _flush_status(self, last):
+        f = self.steps
+        tb = pa.concat_tables(f.pending_tables) if f.pending_tables else None
+        while tb is not None and (tb.num_rows >= ROW_GROUP or (last and tb.num_rows)):
+            k = min(ROW_GROUP, tb.num_rows)
+            f.writer.write_table(tb.slice(0, k), row_group_size=ROW_GROUP)
+            tb = tb.slice(k)
+        f.pending_tables = [tb] if tb is not None and tb.num_rows else []
+
+    def _raise(self):
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
+    def add(self, chunk):
+        self._raise()
+        self._q.put(chunk)
 
     def close(self) -> dict:
         """Close every file; returns the manifest ({file name: sha256}) also written as manifest.json."""
-        files = [self.steps] + self.files
-        for f in files:
+        self._q.put(None)
+        self._thread.join()
+        self._raise()
+        if self.steps.writer is None:
+            pq.write_table(pa.table({"step": pa.array([], pa.int64()), "converged": pa.array([], pa.bool_()),
+                                     "iterations": pa.array([], pa.int32()),
+                                     "mismatch": pa.array([], pa.float64())}), self.steps.path, **_WRITE)
+        else:
+            self._flush_status(True)
+            self.steps.writer.close()
+        for f in self.files:
             f.close()
+        files = [self.steps] + self.files
         manifest = {os.path.basename(f.path): sha256_file(f.path) for f in files}
         with open(os.path.join(self.directory, MANIFEST), "w", encoding="utf-8") as fh:
             json.dump({"files": manifest}, fh, indent=1, sort_keys=True)
