@@ -61,6 +61,7 @@ class Extractor:
         self._slow = any(o not in self._FAST for o in outputs)
         self._branch = any(k in ("line", "trafo") for k, _ in outputs)
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
+        self._genmap = None  # (topology, solver_cy.batch.GenMap) of the batch path
 
     def rows(self, engine) -> list:
         """One float64 array per output (the element ids' order)."""
@@ -98,6 +99,77 @@ class Extractor:
         return out
 
 
+    def rows_batch(self, engine, Vs, ok, inj):
+        """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
+        buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
+        injection arrays from solver_cy.batch.InjectionMap.chunk).  One (steps x elements) array
+        per output, NaN rows where a step did not converge.  Per step only the flow kernels run;
+        the rest is done on the whole chunk."""
+        from gridtape.solver_cy.flows import branch_flows, bus_injection
+
+        n = len(Vs)
+        out = [np.full((n, m), np.nan) for m in self.sizes]
+        w, topo = self.world, engine.topo
+        sn = w.sn_mva
+        good = np.flatnonzero(ok)
+        if not len(good):
+            return out
+        V = Vs[good]
+        Vz = np.where(np.isfinite(V), V, 0)
+        br = topo.branches
+        sf = st = pg = qg = None
+        if self._branch:
+            sf = np.empty((len(good), len(br.f)), complex)
+            st = np.empty_like(sf)
+            for i in range(len(good)):
+                sf[i], st[i], _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz[i])
+            sf *= sn
+            st *= sn
+        if self._gens:
+            if self._genmap is None or self._genmap[0] is not engine.topo:
+                from gridtape.solver_cy.batch import GenMap
+
+                self._genmap = (engine.topo, GenMap(engine, _split))
+            S = np.empty_like(Vz)
+            for i in range(len(good)):
+                S[i] = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz[i])
+            pg, qg = self._genmap[1].apply(S.real * sn + inj["pd"][good], S.imag * sn + inj["qd"][good],
+                                           inj["gp"][good])
+        g = engine.inj.gens
+        vb = V[:, topo.lookup] if any(k == "bus" for k, _ in self.outputs) else None
+        for a, (kind, col) in zip(out, self.outputs):
+            if kind == "bus":
+                a[good] = np.abs(vb) if col == "vm_pu" else np.rad2deg(np.angle(vb))
+            elif kind in ("line", "trafo"):
+                a[good] = _branch_column(w, topo, kind, col, V, sf, st)
+            else:
+                m = g["kind"] == (0 if kind == "ext_grid" else 1)
+                sub = np.zeros((len(good), a.shape[1]))
+                sub[:, g["row"][m]] = (pg if col == "p_mw" else qg)[:, m]
+                a[good] = sub
+        return out
+
+
+def _split(engine, inj, V):
+    """results._gen_pq (the generator split) of ``engine``'s model with other injection arrays
+    and voltages."""
+    return R._gen_pq(_EngineView(engine, inj, V))
+
+
+class _EngineView:
+    """What the generator split of the result path reads of an engine, for one step of a batch
+    (its voltages and injection arrays) -- the engine itself keeps the model's."""
+
+    def __init__(self, engine, inj, V):
+        self.topo, self.world, self.inj, self.V = engine.topo, engine.world, inj, V
+        self.indptr, self.indices, self.ydata = engine.indptr, engine.indices, engine.ydata
+        self.slack_plan, self._qlim_active = None, False
+        self._engine = engine
+
+    def _gen_q(self, V, limited=None, fixed_q=None):
+        return type(self._engine)._gen_q(self, V, limited, fixed_q)
+
+
 def _branch_column(w, topo, kind, col, V, sf, st):
     """A line or trafo result column from the branch flows (MVA) -- the same quantities as
     solver_cy/results.py computes for res_line / res_trafo."""
@@ -107,13 +179,13 @@ def _branch_column(w, topo, kind, col, V, sf, st):
         return np.full(n, np.nan)
     s0, s1 = br.slices[kind]
     if col in ("p_from_mw", "p_hv_mw"):
-        return sf[s0:s1].real.copy()
+        return sf[..., s0:s1].real.copy()
     f, t = br.f[s0:s1], br.t[s0:s1]
     vm = np.abs(V)
     kv = topo.base_kv
     with np.errstate(invalid="ignore", divide="ignore"):
-        i_f = np.abs(sf[s0:s1]) / (vm[f] * kv[f]) / R.SQRT3
-        i_t = np.abs(st[s0:s1]) / (vm[t] * kv[t]) / R.SQRT3
+        i_f = np.abs(sf[..., s0:s1]) / (vm[..., f] * kv[f]) / R.SQRT3
+        i_t = np.abs(st[..., s0:s1]) / (vm[..., t] * kv[t]) / R.SQRT3
         c = w[kind].cols
         if kind == "line":
             i_ka = np.where(np.isnan(i_f) | np.isnan(i_t), np.nan, np.fmax(i_f, i_t))

@@ -68,6 +68,24 @@ class Runner:
         self._prime_args = (eng.ydata.copy(), inj.s0.copy(), inj.si.copy(), inj.sz.copy())
         self._plain = not (self.opt.get("qlim") or self.opt.get("distributed_slack"))
         self._prime()
+        self._map = None  # (profiles, solver_cy.batch.InjectionMap or None), built on first run
+        self._vwarm = None  # the last converged voltages of a chained batch run
+
+    def _batch_map(self, profiles):
+        """The injection map of ``profiles`` when its steps can take the batch path (see
+        solver_cy/batch.py), else None.  Built once, on the base world."""
+        if self._map is not None and self._map[0] is profiles:
+            return self._map[1]
+        from gridtape.solver_cy import batch
+
+        m = None
+        if self._plain and not self.extract._slow and batch.linear(profiles.columns):
+            try:
+                m = batch.InjectionMap(self.engine, self.world, [(e.kind, e.field, e.rows) for e in profiles.entries])
+            except ValueError:
+                m = None
+        self._map = (profiles, m)
+        return m
 
     # --- solving ---------------------------------------------------------------------------
     def _solve(self, v_init=None, init=None):
@@ -105,7 +123,17 @@ class Runner:
 
         t0 = time.perf_counter()
         res = ChunkResult(start, stop - start, self.extract.sizes)
-        if independent:
+        bmap = self._batch_map(profiles)
+        if bmap is not None:
+            if fresh and not independent:
+                self._prime()
+                self._vwarm = None
+                if start > 0 and overlap > 0:
+                    self._run_batch(bmap, profiles, max(0, start - overlap), start, False, None)
+            self._run_batch(bmap, profiles, start, stop, independent, res)
+            if progress is not None:
+                progress(stop - start)
+        elif independent:
             self._run_independent(profiles, start, stop, res, progress)
         else:
             if fresh:
@@ -118,6 +146,59 @@ class Runner:
             self._run_chained(profiles, start, stop, res, progress)
         res.seconds = time.perf_counter() - t0
         return res
+
+    def _run_batch(self, bmap, profiles, start, stop, independent, res):
+        """Steps ``start`` .. ``stop`` on the batch path: injection arrays from the map, the Newton
+        solver called directly (warm start and LU reuse when chained), outputs per chunk."""
+        import numpy as np
+
+        n = stop - start
+        inj = bmap.chunk([e.values[start:stop] for e in profiles.entries])
+        eng = self.engine
+        base = eng.inj
+        nb = eng.topo.nb
+        s0s, sis, szs = inj["s0"], inj["si"], inj["sz"]
+        y = self._prime_args[0]
+        tol, mi = float(self.opt.get("tolerance_mva", 1e-8)), int(self.opt.get("max_iteration", 10))
+        reuse_lu = bool(self.opt.get("reuse_lu", True))
+        v0 = self._start_state().copy()
+        from gridtape.solver_cy.batch import none_buses
+
+        none = none_buses(eng.topo)
+        v0[none] = 1.0
+        Vs = np.full((n, nb), np.nan + 0j)
+        ok = np.zeros(n, bool)
+        its = np.zeros(n, np.int32)
+        norms = np.full(n, np.nan)
+        V = None if independent else self._vwarm
+        solver = self._solver()
+        for i in range(n):
+            if V is None:
+                V = v0.copy()
+                reuse = False
+            else:
+                reuse = reuse_lu
+            c, it, nm = solver.solve(y, s0s[i], base.si if sis is None else sis[i], base.sz if szs is None else szs[i],
+                                     V, tol, mi, reuse)
+            ok[i], its[i], norms[i] = c, it, nm
+            if c:
+                Vs[i] = V
+            if independent:
+                V = None
+                s, nf = self._primed
+                if not c or s.n_factor != nf:
+                    self._prime()
+                    solver = self._solver()
+            elif not c:
+                V = None
+        self._vwarm = V
+        profiles.write_step(self.world, stop - 1)  # the world follows once per chunk
+        if res is None:
+            return
+        Vs[:, none] = np.nan
+        res.converged[:], res.iterations[:], res.mismatch[:] = ok, its, norms
+        for a, r in zip(res.values, self.extract.rows_batch(eng, Vs, ok, inj)):
+            a[:] = r
 
     def _chained_step(self, warm):
         if warm:
