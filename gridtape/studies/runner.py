@@ -106,7 +106,12 @@ class Runner:
         y, s0, si, sz = self._prime_args
         s.solve(y, s0, si, sz, self._v_start.copy(), float(self.opt.get("tolerance_mva", 1e-8)),
                 int(self.opt.get("max_iteration", 10)))
-        self._primed = (s, s.n_factor)
+        self._primed = (s, s.n_factor, s.n_refactor)
+
+    def _moved(self, s):
+        """Whether solver ``s`` left its primed state (new factors, a chord back-off)."""
+        p = self._primed
+        return s is not p[0] or s.n_factor != p[1] or s.n_refactor != p[2] or s.chord_backoff or s.chord_wait
 
     def _start_state(self):
         """The base state a step (re)starts from: the base point's voltages, or its start
@@ -175,7 +180,9 @@ class Runner:
         for i in range(n):
             if V is None:
                 V = v0.copy()
-                reuse = False
+                # an independent step starts with the primed factors (chord steps): the same
+                # state for every step, as the solver is primed again after any step that moved it
+                reuse = independent and reuse_lu
             else:
                 reuse = reuse_lu
             c, it, nm = solver.solve(y, s0s[i], base.si if sis is None else sis[i], base.sz if szs is None else szs[i],
@@ -185,8 +192,7 @@ class Runner:
                 Vs[i] = V
             if independent:
                 V = None
-                s, nf = self._primed
-                if not c or s.n_factor != nf:
+                if not c or self._moved(solver):
                     self._prime()
                     solver = self._solver()
             elif not c:
@@ -236,8 +242,7 @@ class Runner:
             if conv:
                 for a, r in zip(vals, rows(eng)):
                     a[i] = r
-            s, nf = self._primed
-            if not conv or not self._plain or self._solver() is not s or s.n_factor != nf:
+            if not conv or not self._plain or self._moved(self._solver()):
                 self._prime()  # its pivot order changed: back to the primed factorization
             if progress is not None and (i & 63) == 63:
                 progress(64)
