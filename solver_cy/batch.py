@@ -97,25 +97,65 @@ class InjectionMap:
                                 (np.concatenate(cols_i) if cols_i else np.zeros(0, np.int64),
                                  np.concatenate(cols_j) if cols_j else np.zeros(0, np.int64))),
                                shape=(len(x0), j0))
-        touched = np.zeros(len(x0), bool)
-        touched[self.M.indices if False else self.M.tocoo().row] = True
-        self.voltage_dependent = bool(touched[2 * nb:6 * nb].any())
+        self.rows = np.unique(self.M.tocoo().row)  # the entries of x any profiled value moves
+        self.Msub = self.M[self.rows]
+        self.voltage_dependent = bool(((self.rows >= 2 * nb) & (self.rows < 6 * nb)).any())
 
-    def chunk(self, values) -> dict:
-        """The injection arrays of a chunk of steps: ``values`` is one (steps x elements) array per
-        entry.  Returns s0, si, sz (steps x nb complex; si / sz None when no step changes them),
-        pd, qd (steps x nb) and gp (steps x generators)."""
-        D = np.concatenate([v - b for v, b in zip(values, self.base)], axis=1) if values else None
-        X = self.x0[None, :] + (self.M @ D.T).T
-        nb = self.nb
-        blk = [X[:, k * nb:(k + 1) * nb] for k in range(len(_BLOCKS))]
-        out = {"s0": np.ascontiguousarray(blk[0] + 1j * blk[1]), "pd": blk[6], "qd": blk[7],
-               "gp": X[:, len(_BLOCKS) * nb:]}
-        if self.voltage_dependent:
-            out["si"] = np.ascontiguousarray(blk[2] + 1j * blk[3])
-            out["sz"] = np.ascontiguousarray(blk[4] + 1j * blk[5])
-        else:
-            out["si"] = out["sz"] = None
+    def chunk(self, values) -> "ChunkInjections":
+        """The injection arrays of a chunk of steps (``values``: one steps x elements array per
+        entry), computed as one sparse product; see :class:`ChunkInjections`."""
+        D = np.concatenate([v - b for v, b in zip(values, self.base)], axis=1)
+        return ChunkInjections(self, np.ascontiguousarray((self.Msub @ D.T).T))
+
+
+class ChunkInjections:
+    """A chunk's injection arrays: ``s0(i)``, ``si(i)``, ``sz(i)`` (step ``i``, complex per bus;
+    si / sz are the base arrays' when no profiled value moves them) and ``at(name, cols)``: the
+    steps x ``cols`` values of ``pd``, ``qd`` (per bus) or ``gp`` (per generator)."""
+
+    def __init__(self, m, delta):
+        self.m, self.delta, self.n = m, delta, len(delta)
+        nb, x0, rows = m.nb, m.x0, m.rows
+        self._parts = {}
+        for k, name in enumerate(_BLOCKS + ("gp",)):
+            lo = k * nb
+            hi = len(x0) if name == "gp" else lo + nb
+            sel = np.flatnonzero((rows >= lo) & (rows < hi))
+            self._parts[name] = (x0[lo:hi], rows[sel] - lo, sel)
+        self._si = self._complex_base("si")
+        self._sz = self._complex_base("sz")
+
+    def _complex_base(self, name):
+        return self._parts[name + "r"][0] + 1j * self._parts[name + "i"][0]
+
+    def _step(self, name, i):
+        re, im = self._parts[name + "r"], self._parts[name + "i"]
+        v = re[0] + 1j * im[0]
+        d = self.delta[i]
+        if len(re[1]):
+            v.real[re[1]] += d[re[2]]
+        if len(im[1]):
+            v.imag[im[1]] += d[im[2]]
+        return v
+
+    def s0(self, i):
+        return self._step("s0", i)
+
+    def si(self, i):
+        return self._step("si", i) if self.m.voltage_dependent else self._si
+
+    def sz(self, i):
+        return self._step("sz", i) if self.m.voltage_dependent else self._sz
+
+    def at(self, name, cols, steps=None):
+        base, pos, sel = self._parts[name]
+        d = self.delta if steps is None else self.delta[steps]
+        out = np.empty((len(d), len(cols)))
+        out[:] = base[cols]
+        where = np.full(len(base), -1, np.int64)
+        where[cols] = np.arange(len(cols))
+        hit = where[pos] >= 0
+        out[:, where[pos[hit]]] += d[:, sel[hit]]
         return out
 
 
@@ -172,11 +212,14 @@ class GenMap:
         import scipy.sparse as sp
 
         self.b = b
-        self.A = sp.csr_matrix((vals, (rows, cols)), shape=(2 * ng, 2 * nb + ng))
+        A = sp.csr_matrix((vals, (rows, cols)), shape=(2 * ng, 2 * nb + ng))
         rng = np.random.default_rng(0)
         z = rng.uniform(-1, 1, len(z0)) * 100
-        if not np.allclose(self.A @ z + b, self._f(z), rtol=1e-12, atol=1e-9):
+        if not np.allclose(A @ z + b, self._f(z), rtol=1e-12, atol=1e-9):
             raise ValueError("the generator split is not affine here: no generator map")
+        self._buses = np.unique(gb)
+        keep = np.concatenate([self._buses, nb + self._buses, 2 * nb + np.arange(ng)])
+        self.A = A[:, keep].tocsr()
 
     def _f(self, z):
         import dataclasses
@@ -188,7 +231,13 @@ class GenMap:
         pg, qg = self.split(e, inj, np.zeros(nb, complex))
         return np.concatenate([pg, qg])
 
+    @property
+    def buses(self) -> np.ndarray:
+        """The buses whose totals the split reads (``apply`` takes Pb, Qb at these only)."""
+        return self._buses
+
     def apply(self, Pb, Qb, gp):
+        """(pg, qg), steps x generators, of the bus totals at :attr:`buses` and the generators' p."""
         Z = np.concatenate([Pb, Qb, gp], axis=1)
         out = (self.A @ Z.T).T + self.b[None, :]
         return out[:, :self.ng], out[:, self.ng:]

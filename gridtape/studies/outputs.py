@@ -130,11 +130,13 @@ class Extractor:
                 from gridtape.solver_cy.batch import GenMap
 
                 self._genmap = (engine.topo, GenMap(engine, _split))
-            S = np.empty_like(Vz)
+            gm = self._genmap[1]
+            gbs = gm.buses
+            S = np.empty((len(good), len(gbs)), complex)
             for i in range(len(good)):
-                S[i] = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz[i])
-            pg, qg = self._genmap[1].apply(S.real * sn + inj["pd"][good], S.imag * sn + inj["qd"][good],
-                                           inj["gp"][good])
+                S[i] = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz[i])[gbs]
+            pg, qg = gm.apply(S.real * sn + inj.at("pd", gbs, good), S.imag * sn + inj.at("qd", gbs, good),
+                              inj.at("gp", np.arange(gm.ng), good))
         g = engine.inj.gens
         vb = V[:, topo.lookup] if any(k == "bus" for k, _ in self.outputs) else None
         for a, (kind, col) in zip(out, self.outputs):

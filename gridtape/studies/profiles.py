@@ -76,7 +76,8 @@ class Profiles:
     def to_parquet_bytes(self) -> bytes:
         """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob)."""
         buf = io.BytesIO()
-        pq.write_table(self.to_arrow(), buf, compression="lz4", use_dictionary=False, store_schema=False)
+        pq.write_table(self.to_arrow(), buf, compression="lz4", use_dictionary=False, use_byte_stream_split=True,
+                       store_schema=False)
         return buf.getvalue()
 
 

@@ -160,9 +160,7 @@ class Runner:
         n = stop - start
         inj = bmap.chunk([e.values[start:stop] for e in profiles.entries])
         eng = self.engine
-        base = eng.inj
         nb = eng.topo.nb
-        s0s, sis, szs = inj["s0"], inj["si"], inj["sz"]
         y = self._prime_args[0]
         tol, mi = float(self.opt.get("tolerance_mva", 1e-8)), int(self.opt.get("max_iteration", 10))
         reuse_lu = bool(self.opt.get("reuse_lu", True))
@@ -185,8 +183,7 @@ class Runner:
                 reuse = independent and reuse_lu
             else:
                 reuse = reuse_lu
-            c, it, nm = solver.solve(y, s0s[i], base.si if sis is None else sis[i], base.sz if szs is None else szs[i],
-                                     V, tol, mi, reuse)
+            c, it, nm = solver.solve(y, inj.s0(i), inj.si(i), inj.sz(i), V, tol, mi, reuse)
             ok[i], its[i], norms[i] = c, it, nm
             if c:
                 Vs[i] = V

@@ -26,7 +26,7 @@ ROW_GROUP = 1024
 STEPS_FILE = "steps.parquet"
 MANIFEST = "manifest.json"
 # lz4 without dictionaries: floats rarely repeat, and dictionary attempts cost more than they save
-_WRITE = {"compression": "lz4", "use_dictionary": False, "write_statistics": True}
+_WRITE = {"compression": "lz4", "use_dictionary": False, "use_byte_stream_split": True, "write_statistics": True}
 
 
 def step_array(index) -> pa.Array:
