@@ -27,6 +27,7 @@ STEPS_FILE = "steps.parquet"
 MANIFEST = "manifest.json"
 # lz4 without dictionaries: floats rarely repeat, and dictionary attempts cost more than they save
 _WRITE = {"compression": "lz4", "use_dictionary": False, "use_byte_stream_split": True, "write_statistics": True}
+_WRITE_STATUS = {**_WRITE, "use_byte_stream_split": False}  # converged is a bool column
 
 
 def step_array(index) -> pa.Array:
@@ -128,7 +129,7 @@ class ParquetSink:
         st = pa.Table.from_arrays([steps, pa.array(chunk.converged), pa.array(chunk.iterations),
                                    pa.array(chunk.mismatch)], names=self.steps.names)
         if self.steps.writer is None:
-            self.steps.writer = pq.ParquetWriter(self.steps.path, st.schema, **_WRITE)
+            self.steps.writer = pq.ParquetWriter(self.steps.path, st.schema, **_WRITE_STATUS)
         self.steps.pending_tables.append(st)
         self._flush_status(False)
         for f, v in zip(self.files, chunk.values):
@@ -160,7 +161,7 @@ class ParquetSink:
         if self.steps.writer is None:
             pq.write_table(pa.table({"step": pa.array([], pa.int64()), "converged": pa.array([], pa.bool_()),
                                      "iterations": pa.array([], pa.int32()),
-                                     "mismatch": pa.array([], pa.float64())}), self.steps.path, **_WRITE)
+                                     "mismatch": pa.array([], pa.float64())}), self.steps.path, **_WRITE_STATUS)
         else:
             self._flush_status(True)
             self.steps.writer.close()
