@@ -60,15 +60,12 @@ class InjectionMap:
             ibus = topo.lookup[topo.elem_bus_row[kind][rows]]
             gpos = np.full(len(rows), -1, np.int64)
             if kind == "gen":
-                at = {int(r): k for k, r in enumerate(gens["row"]) if gens["kind"][k] == 1}
-                gpos = np.array([at.get(int(r), -1) for r in rows], np.int64)
+                isgen = np.flatnonzero(np.asarray(gens["kind"]) == 1)
+                where = np.full(len(world[kind]), -1, np.int64)
+                where[np.asarray(gens["row"])[isgen]] = isgen
+                gpos = where[rows]
             # rounds: elements at distinct internal buses, so each bus slot has one owner
-            order = np.argsort(ibus, kind="stable")
-            rank = np.zeros(len(rows), np.int64)
-            sb = ibus[order]
-            for k in range(1, len(sb)):
-                if sb[k] == sb[k - 1]:
-                    rank[order[k]] = rank[order[k - 1]] + 1
+            rank = _rank_within(ibus)
             for r in range(int(rank.max(initial=-1)) + 1):
                 sel = np.flatnonzero(rank == r)
                 world.write_rows(kind, rows[sel], field, base[sel] + 1.0)
@@ -76,17 +73,17 @@ class InjectionMap:
                 d = _vector(engine.inj) - x0
                 world.write_rows(kind, rows[sel], field, base[sel])
                 got = np.zeros_like(d)
-                for e in sel:
-                    pos = [blk * nb + ibus[e] for blk in range(len(_BLOCKS))]
-                    if gpos[e] >= 0:
-                        pos.append(len(_BLOCKS) * nb + gpos[e])
-                    pos = np.asarray(pos)
-                    v = d[pos]
-                    nz = v != 0
-                    cols_i.append(pos[nz])
-                    cols_j.append(np.full(int(nz.sum()), j0 + e))
-                    cols_v.append(v[nz])
-                    got[pos] = v
+                P = np.arange(len(_BLOCKS))[:, None] * nb + ibus[sel][None, :]  # blocks x elements
+                C = np.broadcast_to(j0 + sel, P.shape)
+                hasg = gpos[sel] >= 0
+                P = np.concatenate([P.ravel(), len(_BLOCKS) * nb + gpos[sel][hasg]])
+                C = np.concatenate([C.ravel(), (j0 + sel)[hasg]])
+                v = d[P]
+                nz = v != 0
+                cols_i.append(P[nz])
+                cols_j.append(C[nz])
+                cols_v.append(v[nz])
+                got[P] = v
                 if not np.allclose(got, d, rtol=0, atol=1e-12 * max(1.0, float(np.abs(x0).max(initial=0)))):
                     raise ValueError(f"{kind}.{field} does not act on its own bus alone: no injection map")
             j0 += len(rows)
@@ -159,6 +156,20 @@ class ChunkInjections:
         return out
 
 
+def _rank_within(keys) -> np.ndarray:
+    """For each entry, how many entries before it (in order) have the same key: probing rounds in
+    which every key appears once."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    start = np.r_[0, np.flatnonzero(sk[1:] != sk[:-1]) + 1] if len(sk) else np.zeros(0, np.int64)
+    first = np.zeros(len(sk), np.int64)
+    first[start] = start
+    first = np.maximum.accumulate(first) if len(sk) else first
+    rank = np.empty(len(keys), np.int64)
+    rank[order] = np.arange(len(sk)) - first
+    return rank
+
+
 def none_buses(topo) -> np.ndarray:
     """Internal buses that take no part (their voltages read NaN)."""
     return np.flatnonzero(topo.bus_type == M.NONE)
@@ -198,11 +209,7 @@ class GenMap:
             z = z0.copy()
             z[blk * nb + gb] = 1.0
             add(self._f(z), lambda k, blk=blk: blk * nb + gb[k])
-        order = np.argsort(gb, kind="stable")
-        rank = np.zeros(ng, np.int64)
-        for k in range(1, ng):
-            if gb[order[k]] == gb[order[k - 1]]:
-                rank[order[k]] = rank[order[k - 1]] + 1
+        rank = _rank_within(gb)
         for r in range(int(rank.max(initial=-1)) + 1):
             sel = np.flatnonzero(rank == r)
             owner = dict(zip(gb[sel].tolist(), sel.tolist()))

@@ -62,6 +62,7 @@ class Extractor:
         self._branch = any(k in ("line", "trafo") for k, _ in outputs)
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
         self._genmap = None  # (topology, solver_cy.batch.GenMap) of the batch path
+        self._const = {}  # kind -> (topology, loading constants)
 
     def rows(self, engine) -> list:
         """One float64 array per output (the element ids' order)."""
@@ -89,7 +90,7 @@ class Extractor:
                 v = V[topo.lookup]
                 out.append(np.abs(v) if col == "vm_pu" else np.rad2deg(np.angle(v)))
             elif kind in ("line", "trafo"):
-                out.append(_branch_column(w, topo, kind, col, V, sf, st))
+                out.append(_branch_column(w, topo, kind, col, V, sf, st, self._const))
             else:
                 g = engine.inj.gens
                 vals = np.zeros(len(w[kind]))
@@ -143,7 +144,7 @@ class Extractor:
             if kind == "bus":
                 a[good] = np.abs(vb) if col == "vm_pu" else np.rad2deg(np.angle(vb))
             elif kind in ("line", "trafo"):
-                a[good] = _branch_column(w, topo, kind, col, V, sf, st)
+                a[good] = _branch_column(w, topo, kind, col, V, sf, st, self._const)
             else:
                 m = g["kind"] == (0 if kind == "ext_grid" else 1)
                 sub = np.zeros((len(good), a.shape[1]))
@@ -172,26 +173,51 @@ class _EngineView:
         return type(self._engine)._gen_q(self, V, limited, fixed_q)
 
 
-def _branch_column(w, topo, kind, col, V, sf, st):
-    """A line or trafo result column from the branch flows (MVA) -- the same quantities as
-    solver_cy/results.py computes for res_line / res_trafo."""
+def _branch_column(w, topo, kind, col, V, sf, st, cache):
+    """A line or trafo result column from the branch flows (MVA, one step or steps x branches):
+    the quantities solver_cy/results.py computes for res_line / res_trafo, the loading written as
+    ``max(|s_f| / vm_f * c_f, |s_t| / vm_t * c_t)`` with the per-branch constants of
+    :func:`_loading_constants`."""
     br = topo.branches
     n = len(w[kind])
     if kind not in br.slices:
-        return np.full(n, np.nan)
+        return np.full(sf.shape[:-1] + (n,), np.nan)
     s0, s1 = br.slices[kind]
     if col in ("p_from_mw", "p_hv_mw"):
         return sf[..., s0:s1].real.copy()
-    f, t = br.f[s0:s1], br.t[s0:s1]
+    f, t, cf, ct, zero = _loading_constants(w, topo, kind, cache)
     vm = np.abs(V)
-    kv = topo.base_kv
     with np.errstate(invalid="ignore", divide="ignore"):
-        i_f = np.abs(sf[..., s0:s1]) / (vm[..., f] * kv[f]) / R.SQRT3
-        i_t = np.abs(st[..., s0:s1]) / (vm[..., t] * kv[t]) / R.SQRT3
-        c = w[kind].cols
-        if kind == "line":
-            i_ka = np.where(np.isnan(i_f) | np.isnan(i_t), np.nan, np.fmax(i_f, i_t))
+        out = np.maximum(np.abs(sf[..., s0:s1]) / vm[..., f] * cf, np.abs(st[..., s0:s1]) / vm[..., t] * ct)
+    if zero is not None:
+        out[..., zero] = np.inf
+    return out
+
+
+def _loading_constants(w, topo, kind, cache):
+    """(f, t, c_f, c_t, zero): the branch ends and the factors that turn |S| / |V| (MVA, p.u.) at
+    each end into percent of the rating; ``zero``: lines rated 0 kA (loading inf), or None.  Kept
+    in ``cache`` (the extractor's) for the topology they were made for (ratings cannot be
+    profiled)."""
+    hit = cache.get(kind)
+    if hit is not None and hit[0] is topo:
+        return hit[1]
+    br = topo.branches
+    s0, s1 = br.slices[kind]
+    f, t = br.f[s0:s1], br.t[s0:s1]
+    kv = topo.base_kv
+    c = w[kind].cols
+    zero = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "line":  # i = |S| / (|V| kV sqrt3), loading = i / (max_i_ka df parallel) 100
             i_max = c["max_i_ka"] * c["df"] * c["parallel"]
-            return np.where(i_max != 0, i_ka / i_max, np.inf) * 100
-        ld = np.maximum(i_f * c["vn_hv_kv"], i_t * c["vn_lv_kv"]) * R.SQRT3 / c["sn_mva"] * 100
-        return ld / c["parallel"] / c["df"]
+            cf = 100.0 / (kv[f] * R.SQRT3 * i_max)
+            ct = 100.0 / (kv[t] * R.SQRT3 * i_max)
+            zero = np.flatnonzero(i_max == 0) if (i_max == 0).any() else None
+        else:  # loading = max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 / parallel / df
+            d = c["sn_mva"] * c["parallel"] * c["df"]
+            cf = c["vn_hv_kv"] / (kv[f] * d) * 100.0
+            ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
+    val = (f, t, cf, ct, zero)
+    cache[kind] = (topo, val)
+    return val

@@ -101,7 +101,7 @@ class Runner:
     def _prime(self):
         """A new Newton solver whose numeric factorization comes from one fixed solve of the base
         point (from its start voltages): the state every independent step starts from."""
-        self.engine._solvers.clear()
+        _drop_solvers(self.engine)
         s = self._solver()
         y, s0, si, sz = self._prime_args
         s.solve(y, s0, si, sz, self._v_start.copy(), float(self.opt.get("tolerance_mva", 1e-8)),
@@ -245,3 +245,11 @@ class Runner:
                 progress(64)
         if progress is not None:
             progress((stop - start) & 63)
+
+
+def _drop_solvers(engine):
+    """Forget the engine's Newton solvers of its current model (the next solve makes new ones)."""
+    solvers = getattr(engine, "_solvers", None)
+    if solvers is None:
+        solvers = engine.model.solvers
+    solvers.clear()
