@@ -213,3 +213,13 @@ def test_result_views():
     assert tb.num_rows == 10 and "res_bus.vm_pu/0" in tb.column_names
     df = res.to_pandas()
     assert df[("res_bus.vm_pu", 0)].equals(vm[0].rename(("res_bus.vm_pu", 0)))
+
+
+def test_progress_bar_on_request(capsys):
+    pytest.importorskip("tqdm")
+    g = case("IEEE14")
+    g.timeseries(load_profiles(g.world, 20), progress=True)
+    err = capsys.readouterr().err
+    assert "20/20" in err
+    g.timeseries(load_profiles(g.world, 5), progress=False)
+    assert capsys.readouterr().err == ""
