@@ -54,8 +54,8 @@ def _abs(j, d):
     return os.path.join(os.path.dirname(os.path.abspath(str(j.path))), d)
 
 
-def record_study(j, base_seq, blob, prof, outs, opts, independent, size, overlap, executor, res) -> int:
-    """Store the profiles blob and append the ``study`` event; returns its seq."""
+def record_study(j, base_seq, sha, prof, outs, opts, independent, size, overlap, executor, res) -> int:
+    """Append the ``study`` event (the profiles blob ``sha`` is stored); returns its seq."""
     from gridtape import __version__
 
     from .outputs import output_name
@@ -64,7 +64,6 @@ def record_study(j, base_seq, blob, prof, outs, opts, independent, size, overlap
     if manifest is None:  # kept in memory: the hashes of the files it would write
         with tempfile.TemporaryDirectory() as tmp:
             manifest = res.to_parquet(tmp)
-    sha = j.put_blob(blob, name="profiles")
     info = {"type": "timeseries", "base_seq": int(base_seq), "steps": len(prof), "independent": bool(independent),
             "profiles": sha, "columns": [[e.kind, e.field, len(e.ids)] for e in prof.entries],
             "outputs": [output_name(*o) for o in outs],

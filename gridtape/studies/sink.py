@@ -153,6 +153,12 @@ class ParquetSink:
         self._raise()
         self._q.put(chunk)
 
+    def abort(self):
+        """Stop the writer thread (the run failed); the files are left incomplete."""
+        self._error = self._error or RuntimeError("aborted")
+        self._q.put(None)
+        self._thread.join()
+
     def close(self) -> dict:
         """Close every file; returns the manifest ({file name: sha256}) also written as manifest.json."""
         self._q.put(None)
@@ -186,6 +192,9 @@ class MemorySink:
 
     def close(self):
         return None
+
+    def abort(self):
+        self.chunks = []
 
     def arrays(self):
         cs = self.chunks

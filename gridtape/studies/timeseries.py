@@ -71,6 +71,7 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
         blob = prof.to_parquet_bytes()
         if out_dir is None:
             out_dir = default_dir(j, base_seq, blob)
+        stored = _store_blob(j, blob)  # while the steps run: nothing else uses the journal meanwhile
     n = len(prof)
     base_copy = world.copy()
     sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
@@ -93,16 +94,42 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             from .parallel import run_chunks
 
             base = case_zip_bytes(world)
-            pbytes = prof.to_parquet_bytes()
+            pbytes = blob if j is not None else prof.to_parquet_bytes()
             key = hashlib.sha256(base + pbytes + repr((outs, sorted(opts.items()))).encode()).hexdigest()
             run_chunks(executor, key, base, pbytes, outs, opts, chunks_of(n, size), independent, ov, sink, tick)
+    except BaseException:
+        sink.abort()
+        raise
     finally:
         if bar is not None:
             bar.close()
+        if j is not None:
+            stored.join()
     res = result_from_sink(sink, prof.index, outs, base_copy, prof, opts, time.perf_counter() - t0)
     if j is not None:
         from .record import record_study
 
-        res.seq = record_study(j, base_seq, blob, prof, outs, opts, independent, size, ov, executor, res)
+        if stored.error is not None:
+            raise stored.error
+        res.seq = record_study(j, base_seq, stored.sha, prof, outs, opts, independent, size, ov, executor, res)
     return res
+
+
+def _store_blob(j, blob):
+    """``j.put_blob(blob)`` in a thread (a DuckDB insert, mostly I/O); ``.join()``, then ``.sha``
+    or ``.error``."""
+    import threading
+
+    t = threading.Thread(target=_put, args=(j, blob), name="gridtape-study-blob", daemon=True)
+    t.sha = t.error = None
+    t.start()
+    return t
+
+
+def _put(j, blob):
+    t = __import__("threading").current_thread()
+    try:
+        t.sha = j.put_blob(blob, name="profiles")
+    except BaseException as e:  # noqa: BLE001 - raised by the caller
+        t.error = e
 
