@@ -173,6 +173,7 @@ def main(argv=None):
         path = os.path.join(ROOT, "cases", CASES[name])
         grid = gt.PowerGrid(path, journal=False)
         prof = profiles(grid.world, a.steps)
+        bench_gridtape(path, {k: v.iloc[:8] for k, v in prof.items()}, journal=True)  # imports, first-use costs
         rec, r = bench_gridtape(path, prof, journal=True)
         mem, _ = bench_gridtape(path, prof, journal=False)
         ind, _ = bench_gridtape(path, prof, independent=True, journal=False)

@@ -67,11 +67,14 @@ class Profiles:
     # --- the stored form ----------------------------------------------------------------------
     def to_arrow(self) -> pa.Table:
         """One wide table: a ``step`` column (the index) and a column ``kind/field/id`` per element."""
-        cols = {STEP: _index_array(self.index)}
+        from .sink import column_arrays
+
+        names, arrays = [STEP], [_index_array(self.index)]
         for e in self.entries:
-            for j, i in enumerate(e.ids.tolist()):
-                cols[f"{e.kind}/{e.field}/{i}"] = pa.array(np.ascontiguousarray(e.values[:, j]))
-        return pa.table(cols)
+            names += [f"{e.kind}/{e.field}/{i}" for i in e.ids.tolist()]
+            arrays += column_arrays(e.values.astype(np.float64, copy=False)) if e.values.dtype.kind == "f" \
+                else [pa.array(c) for c in np.ascontiguousarray(e.values.T)]
+        return pa.Table.from_arrays(arrays, names=names)
 
     def to_parquet_bytes(self) -> bytes:
         """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob)."""
