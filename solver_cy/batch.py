@@ -119,30 +119,30 @@ class ChunkInjections:
             hi = len(x0) if name == "gp" else lo + nb
             sel = np.flatnonzero((rows >= lo) & (rows < hi))
             self._parts[name] = (x0[lo:hi], rows[sel] - lo, sel)
-        self._si = self._complex_base("si")
-        self._sz = self._complex_base("sz")
-
-    def _complex_base(self, name):
-        return self._parts[name + "r"][0] + 1j * self._parts[name + "i"][0]
+        self._complex = {}
+        for name in ("s0", "si", "sz"):
+            re, im = self._parts[name + "r"], self._parts[name + "i"]
+            base = re[0] + 1j * im[0]
+            pos = np.union1d(re[1], im[1])
+            dc = np.zeros((self.n, len(pos)), complex)
+            dc.real[:, np.searchsorted(pos, re[1])] = delta[:, re[2]]
+            dc.imag[:, np.searchsorted(pos, im[1])] = delta[:, im[2]]
+            self._complex[name] = (base, pos, dc)
 
     def _step(self, name, i):
-        re, im = self._parts[name + "r"], self._parts[name + "i"]
-        v = re[0] + 1j * im[0]
-        d = self.delta[i]
-        if len(re[1]):
-            v.real[re[1]] += d[re[2]]
-        if len(im[1]):
-            v.imag[im[1]] += d[im[2]]
+        base, pos, dc = self._complex[name]
+        v = base.copy()
+        v[pos] += dc[i]
         return v
 
     def s0(self, i):
         return self._step("s0", i)
 
     def si(self, i):
-        return self._step("si", i) if self.m.voltage_dependent else self._si
+        return self._step("si", i) if self.m.voltage_dependent else self._complex["si"][0]
 
     def sz(self, i):
-        return self._step("sz", i) if self.m.voltage_dependent else self._sz
+        return self._step("sz", i) if self.m.voltage_dependent else self._complex["sz"][0]
 
     def at(self, name, cols, steps=None):
         base, pos, sel = self._parts[name]
