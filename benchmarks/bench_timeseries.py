@@ -40,18 +40,9 @@ CLOCK = time.process_time
 
 
 def profiles(world, n, seed=0):
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2026-01-01", periods=n, freq="h")
-    out = {}
-    for kind, fields in (("load", ("p_mw", "q_mvar")), ("gen", ("p_mw",)), ("sgen", ("p_mw",))):
-        t = world[kind]
-        if not len(t):
-            continue
-        for f in fields:
-            base = t.cols[f]
-            out[(kind, f)] = pd.DataFrame(base * (1 + 0.05 * rng.uniform(-1, 1, (n, len(t)))), index=idx,
-                                          columns=t.ids)
-    return out
+    from gridtape.studies.profiles import jitter
+
+    return jitter(world, n, 0.05, seed)
 
 
 def bench_gridtape(path, prof, independent=False, journal=True, executor=None, chunk_size=None):

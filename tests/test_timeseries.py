@@ -11,6 +11,7 @@ import pytest
 
 import gridtape as gt
 from gridtape.errors import BadReferenceError, SchemaError
+from gridtape.studies.profiles import jitter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-11  # solver tolerance of the compared runs: outputs meet 1e-9 p.u. with room to spare
@@ -23,19 +24,10 @@ def case(name, **kw):
 
 def load_profiles(world, n, spread=0.05, seed=0, diverge=()):
     """Load p/q and gen p moved by +-spread; steps in ``diverge`` scale every load tenfold."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for kind, fields in (("load", ("p_mw", "q_mvar")), ("gen", ("p_mw",)), ("sgen", ("p_mw",))):
-        t = world[kind]
-        if not len(t):
-            continue
-        for f in fields:
-            v = t.cols[f] * (1 + spread * rng.uniform(-1, 1, (n, len(t))))
-            if kind == "load":
-                for k in diverge:
-                    v[k] *= 10.0
-            out[(kind, f)] = pd.DataFrame(v, index=pd.date_range("2026-03-01", periods=n, freq="15min"),
-                                          columns=t.ids)
+    out = jitter(world, n, spread, seed, index=pd.date_range("2026-03-01", periods=n, freq="15min"))
+    for k in diverge:
+        for f in ("p_mw", "q_mvar"):
+            out[("load", f)].iloc[k] *= 10.0
     return out
 
 

@@ -84,6 +84,23 @@ class Profiles:
         return buf.getvalue()
 
 
+def jitter(world, n, spread=0.05, seed=0, columns=(("load", "p_mw"), ("load", "q_mvar"), ("gen", "p_mw"),
+                                                   ("sgen", "p_mw")), index=None) -> dict:
+    """Profiles that move each of ``columns`` by an independent uniform +-``spread`` (relative)
+    around the world's values, per element and step: ``{(kind, field): DataFrame}`` (kinds without
+    elements are left out).  For sweeps, tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    if index is None:
+        index = pd.date_range("2026-01-01", periods=n, freq="h")
+    out = {}
+    for kind, field in columns:
+        t = world[kind]
+        if len(t):
+            out[(kind, field)] = pd.DataFrame(t.cols[field] * (1 + spread * rng.uniform(-1, 1, (n, len(t)))),
+                                              index=index, columns=t.ids)
+    return out
+
+
 def _index_array(index: pd.Index) -> pa.Array:
     if isinstance(index, pd.DatetimeIndex):
         return pa.array(index.values if index.tz is None else index.tz_convert("UTC").tz_localize(None).values)
