@@ -7,8 +7,10 @@ Files of one run (``dir``):
   (named by the id);
 - ``manifest.json``: the sha256 of every file above.
 
-Row groups hold :data:`ROW_GROUP` steps whatever the chunking of the run, so the bytes of a file
-depend on the values only: a rerun that computes the same numbers writes the same bytes.
+Row groups hold a number of steps fixed by the file's width alone (:func:`group_rows`: about
+:data:`GROUP_VALUES` values, at most :data:`ROW_GROUP` steps), whatever the chunking of the run, so
+the bytes of a file depend on the values only (a rerun that computes the same numbers writes the
+same bytes) and the memory a file holds is bounded (a case9241pegase res_line file: 256 steps).
 """
 from __future__ import annotations
 
@@ -23,6 +25,13 @@ import pyarrow.parquet as pq
 from .outputs import output_name
 
 ROW_GROUP = 1024
+GROUP_VALUES = 4_000_000  # values per row group (32 MB of float64) for wide files
+
+
+def group_rows(width: int) -> int:
+    """Steps per row group of a file with ``width`` columns."""
+    return int(min(ROW_GROUP, max(64, GROUP_VALUES // max(width, 1))))
+
 STEPS_FILE = "steps.parquet"
 MANIFEST = "manifest.json"
 # lz4 without dictionaries: floats rarely repeat, and dictionary attempts cost more than they save
@@ -54,11 +63,12 @@ def sha256_file(path) -> str:
 
 class _File:
     """One Parquet file fed with blocks of rows (steps x columns), written in row groups of
-    ROW_GROUP rows."""
+    the file's row-group size (group_rows)."""
 
     def __init__(self, path, names):
         self.path = path
         self.names = names
+        self.group = group_rows(len(names))
         self.steps = []  # pending step labels (Arrow arrays) and value blocks (n x columns)
         self.blocks = []
         self.pending = 0
@@ -69,8 +79,8 @@ class _File:
         self.steps.append(steps)
         self.blocks.append(block)
         self.pending += len(block)
-        while self.pending >= ROW_GROUP:
-            self._flush(ROW_GROUP)
+        while self.pending >= self.group:
+            self._flush(self.group)
 
     def _flush(self, n):
         steps = pa.concat_arrays(self.steps)
@@ -78,7 +88,7 @@ class _File:
         tb = pa.Table.from_arrays([steps.slice(0, n)] + column_arrays(block[:n]), names=self.names)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, tb.schema, **_WRITE)
-        self.writer.write_table(tb, row_group_size=ROW_GROUP)
+        self.writer.write_table(tb, row_group_size=self.group)
         rest = len(block) - n
         self.steps = [steps.slice(n)] if rest else []
         self.blocks = [block[n:]] if rest else []
