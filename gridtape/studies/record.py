@@ -18,6 +18,7 @@ import os
 import tempfile
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from gridtape.errors import JournalError
 
@@ -222,12 +223,14 @@ def outputs_view(source, name="study_outputs", con=None) -> str:
         if d is None:
             continue
         for out in row["info"]["outputs"]:
-            p = os.path.join(d, out + ".parquet").replace("'", "''")
+            p = os.path.join(d, out + ".parquet")
             if not os.path.exists(p):
                 continue
+            ids = json.loads(pq.read_schema(p).metadata[b"gridtape.ids"])
+            q = p.replace("'", "''")
             parts.append(f"SELECT {int(row['seq'])}::BIGINT AS study, '{out}' AS output, step, "
-                         f"CAST(id AS BIGINT) AS id, value FROM (UNPIVOT read_parquet('{p}') "
-                         f"ON COLUMNS(* EXCLUDE (step)) INTO NAME id VALUE value)")
+                         f"UNNEST({[int(i) for i in ids]}::BIGINT[]) AS id, UNNEST(\"values\") AS value "
+                         f"FROM read_parquet('{q}')")
     if not parts:
         sql = "SELECT NULL::BIGINT AS study, NULL::VARCHAR AS output, NULL::BIGINT AS step, NULL::BIGINT AS id, " \
               "NULL::DOUBLE AS value WHERE false"

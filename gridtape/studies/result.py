@@ -86,10 +86,10 @@ class TimeSeriesResult:
                 ids = self._base[key[0]].ids
                 fr = pd.DataFrame(self._values[key], index=self.index, columns=pd.Index(ids, name=key[0]))
             else:
-                tb = pq.read_table(os.path.join(self.directory, output_name(*key) + ".parquet"))
-                fr = tb.drop(["step"]).to_pandas()
-                fr.index = self.index
-                fr.columns = pd.Index([int(c) for c in fr.columns], name=key[0])
+                from .sink import read_output
+
+                _, ids, vals = read_output(os.path.join(self.directory, output_name(*key) + ".parquet"))
+                fr = pd.DataFrame(vals, index=self.index, columns=pd.Index(ids, name=key[0]))
             self._frames[key] = fr
         return fr
 
