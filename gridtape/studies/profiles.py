@@ -77,10 +77,21 @@ class Profiles:
         return pa.Table.from_arrays(arrays, names=names)
 
     def to_parquet_bytes(self) -> bytes:
-        """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob)."""
+        """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob),
+        written in row groups of a size fixed by the width, so only one group is ever copied."""
+        from .sink import group_rows
+
         buf = io.BytesIO()
-        pq.write_table(self.to_arrow(), buf, compression="lz4", use_dictionary=False, use_byte_stream_split=True,
-                       store_schema=False)
+        width = sum(len(e.ids) for e in self.entries)
+        step = group_rows(width)
+        writer = None
+        for a in range(0, max(len(self), 1), step):
+            tb = self.slice(a, a + step).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(buf, tb.schema, compression="lz4", use_dictionary=False,
+                                          use_byte_stream_split=True, store_schema=False)
+            writer.write_table(tb, row_group_size=step)
+        writer.close()
         return buf.getvalue()
 
 

@@ -32,12 +32,12 @@ class ChunkResult:
 
     __slots__ = ("start", "converged", "iterations", "mismatch", "values", "seconds")
 
-    def __init__(self, start, n, sizes):
+    def __init__(self, start, n, sizes, batch=False):
         self.start = start
         self.converged = np.zeros(n, bool)
         self.iterations = np.zeros(n, np.int32)
         self.mismatch = np.full(n, np.nan)
-        self.values = [np.full((n, m), np.nan) for m in sizes]
+        self.values = None if batch else [np.full((n, m), np.nan) for m in sizes]  # batch: set by the run
         self.seconds = 0.0
 
     def __len__(self):
@@ -127,8 +127,8 @@ class Runner:
         import time
 
         t0 = time.perf_counter()
-        res = ChunkResult(start, stop - start, self.extract.sizes)
         bmap = self._batch_map(profiles)
+        res = ChunkResult(start, stop - start, self.extract.sizes, batch=bmap is not None)
         if bmap is not None:
             if fresh and not independent:
                 self._prime()
@@ -200,8 +200,7 @@ class Runner:
             return
         Vs[:, none] = np.nan
         res.converged[:], res.iterations[:], res.mismatch[:] = ok, its, norms
-        for a, r in zip(res.values, self.extract.rows_batch(eng, Vs, ok, inj)):
-            a[:] = r
+        res.values = self.extract.rows_batch(eng, Vs, ok, inj)
 
     def _chained_step(self, warm):
         if warm:

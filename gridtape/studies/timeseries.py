@@ -18,6 +18,7 @@ from .sink import MemorySink, ParquetSink
 
 CHUNK = 256  # steps per chunk (a task of an executor; a Parquet flush unit of a streamed run)
 OVERLAP = 8  # warm-up steps before a chunk of a chained series run on an executor
+STEP_VALUES = 2_000_000  # output values per chunk in one process (16 MB; case9241pegase: 36 steps)
 OPTIONS = ("tolerance_mva", "max_iteration", "init", "qlim", "distributed_slack", "reuse_lu")
 
 
@@ -84,7 +85,11 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             from .runner import Runner
 
             runner = Runner(world.copy(), outs, opts)
-            for i, (a, b) in enumerate(chunks_of(n, size)):
+            # in one process the chunks only bound memory (the runner goes on from one to the next):
+            # about STEP_VALUES output values a chunk, whatever chunk_size says
+            width = sum(runner.extract.sizes) or 1
+            block = max(8, min(size, STEP_VALUES // width))
+            for i, (a, b) in enumerate(chunks_of(n, block)):
                 sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick))
         else:
             import hashlib
