@@ -48,9 +48,9 @@ def test_study_event_blob_and_hashes(journaled, independent):
     info = json.loads(ev["info"].iloc[0])
     assert info["base_seq"] == base and info["steps"] == 30 and info["independent"] is independent
     assert info["version"] == gt.__version__ and info["options"]["tolerance_mva"] == g.tolerance_mva
-    blob = j.get_blob(info["profiles"])
-    assert hashlib.sha256(blob).hexdigest() == info["profiles"]
-    assert blob == read_profiles(prof, g.world).to_parquet_bytes()  # the profiles, stored once
+    parts = [j.get_blob(sha) for sha in info["profiles"]]
+    assert [hashlib.sha256(b).hexdigest() for b in parts] == info["profiles"]
+    assert parts == read_profiles(prof, g.world).to_parquet_parts()  # the profiles, stored once
     d = os.path.join(os.path.dirname(path), info["dir"])
     assert os.path.abspath(d) == os.path.abspath(res.directory)
     for name, sha in info["manifest"].items():
@@ -62,8 +62,27 @@ def test_study_event_blob_and_hashes(journaled, independent):
     assert set(j.log(since=base + 1).event) <= {"study", "commit"}
     # the same profiles again: the blob is stored once
     g.timeseries(prof, independent=independent)
-    assert j._con.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", [info["profiles"]]).fetchone()[0] == 1
+    assert j._con.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", [info["profiles"][0]]).fetchone()[0] == 1
     assert len(studies(j)) == 2
+
+
+def test_long_profiles_are_stored_in_parts(journaled, monkeypatch):
+    from gridtape.studies import profiles as P
+
+    g, _ = journaled
+    monkeypatch.setattr(P, "PART_VALUES", 100)  # a few steps of p and q of every load a part
+    prof = profiles(g.world, 10)
+    res = g.timeseries(prof)
+    info = json.loads(g.journal.log(event="study")["info"].iloc[-1])
+    per = 100 // (2 * len(g.world["load"]))
+    assert len(info["profiles"]) == -(-10 // per) > 1
+    again = rerun_study(g.journal, res.seq)
+    for o in res.outputs:
+        assert np.array_equal(res[o].to_numpy(), again[o].to_numpy(), equal_nan=True)
+    with g.journal._con.cursor() as c:  # a missing part is named by verify
+        c.execute("DELETE FROM blobs WHERE sha256 = ?", [info["profiles"][1]])
+    chk = verify_study(g.journal, res.seq)
+    assert not chk.ok and info["profiles"][1] in repr(chk)
 
 
 def test_tampered_output_is_named(journaled):

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from gridtape.errors import BadReferenceError, SchemaError
 
+PART_VALUES = 2_000_000  # values per stored part of the profiles (16 MB of float64)
 PROFILABLE = ("inj", "adm")  # what a profiled column may affect: no topology change per step
 STEP = "step"
 
@@ -76,6 +77,14 @@ class Profiles:
                 else [pa.array(c) for c in np.ascontiguousarray(e.values.T)]
         return pa.Table.from_arrays(arrays, names=names)
 
+    def to_parquet_parts(self) -> list:
+        """The stored form cut into parts of about PART_VALUES values (consecutive steps), each
+        its own Parquet bytes: the journal stores each as a blob (a DuckDB insert of one big blob
+        holds several times its size in memory), ``read_profiles`` takes the list back."""
+        width = max(1, sum(len(e.ids) for e in self.entries))
+        step = max(1, PART_VALUES // width)
+        return [self.slice(a, a + step).to_parquet_bytes() for a in range(0, max(len(self), 1), step)]
+
     def to_parquet_bytes(self) -> bytes:
         """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob),
         written in row groups of a size fixed by the width, so only one group is ever copied."""
@@ -124,6 +133,8 @@ def read_profiles(obj, world) -> Profiles:
         frames = {(e.kind, e.field): pd.DataFrame(e.values, index=obj.index, columns=e.ids) for e in obj.entries}
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         frames = _split_wide(pq.read_table(io.BytesIO(bytes(obj))))
+    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(b, (bytes, bytearray)) for b in obj):
+        frames = _split_wide(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
     elif isinstance(obj, pa.Table):
         frames = _split_wide(obj)
     elif isinstance(obj, pd.DataFrame):

@@ -4,7 +4,8 @@ One run is one ``study`` event (its own transaction) whose ``info`` (JSON) holds
 
 - ``type`` ("timeseries"), ``base_seq`` (the point of history the steps start from: the journal's
   last event when the run began), ``steps``, ``independent``;
-- ``profiles``: the sha256 of the profiles' Parquet bytes, stored once as a journal blob
+- ``profiles``: the sha256 of each part of the profiles' Parquet form (consecutive steps, about
+  16 MB each; one part for most studies), each stored once as a journal blob
   (``Journal.put_blob``), and ``columns``: the profiled (kind, field, number of elements);
 - ``outputs`` (``res_<kind>.<column>``), ``options`` (the solver options, chunk size, overlap,
   executor kind), ``version`` (gridtape's);
@@ -56,7 +57,7 @@ def _abs(j, d):
 
 
 def record_study(j, base_seq, sha, prof, outs, opts, independent, size, overlap, executor, res) -> int:
-    """Append the ``study`` event (the profiles blob ``sha`` is stored); returns its seq."""
+    """Append the ``study`` event (the profiles blobs ``sha`` are stored); returns its seq."""
     from gridtape import __version__
 
     from .outputs import output_name
@@ -165,12 +166,12 @@ def verify_study(source, seq=None) -> StudyCheck:
     try:
         seq, info = study_info(j, seq)
         problems = []
-        try:
-            blob = j.get_blob(info["profiles"])
-            if hashlib.sha256(blob).hexdigest() != info["profiles"]:
-                problems.append(f"profiles blob {info['profiles']}: content does not hash to its name")
-        except JournalError as e:
-            problems.append(f"profiles blob: {e}")
+        for sha in info["profiles"]:
+            try:
+                if hashlib.sha256(j.get_blob(sha)).hexdigest() != sha:
+                    problems.append(f"profiles blob {sha}: content does not hash to its name")
+            except JournalError as e:
+                problems.append(f"profiles blob: {e}")
         d = _abs(j, info.get("dir"))
         if d is None:
             chk = StudyCheck(None, [], [], problems)
@@ -194,7 +195,7 @@ def rerun_study(source, seq=None, out_dir=None, executor=None):
     j, close = _journal(source)
     try:
         seq, info = study_info(j, seq)
-        blob = j.get_blob(info["profiles"])
+        blob = [j.get_blob(sha) for sha in info["profiles"]]
         grid = Study(j).at(info["base_seq"])
         o = dict(info["options"])
         size, ov = o.pop("chunk_size"), o.pop("overlap")

@@ -69,10 +69,10 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
 
         j.flush()
         base_seq = j.last_seq
-        blob = prof.to_parquet_bytes()
+        blobs = prof.to_parquet_parts()
         if out_dir is None:
-            out_dir = default_dir(j, base_seq, blob)
-        stored = _store_blob(j, blob)  # while the steps run: nothing else uses the journal meanwhile
+            out_dir = default_dir(j, base_seq, blobs[0])
+        stored = _store_blob(j, blobs)  # while the steps run: nothing else uses the journal meanwhile
     n = len(prof)
     base_copy = world.copy()
     sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
@@ -99,7 +99,7 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             from .parallel import run_chunks
 
             base = case_zip_bytes(world)
-            pbytes = blob if j is not None else prof.to_parquet_bytes()
+            pbytes = prof.to_parquet_bytes()
             key = hashlib.sha256(base + pbytes + repr((outs, sorted(opts.items()))).encode()).hexdigest()
             run_chunks(executor, key, base, pbytes, outs, opts, chunks_of(n, size), independent, ov, sink, tick)
     except BaseException:
@@ -120,21 +120,21 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
     return res
 
 
-def _store_blob(j, blob):
-    """``j.put_blob(blob)`` in a thread (a DuckDB insert, mostly I/O); ``.join()``, then ``.sha``
-    or ``.error``."""
+def _store_blob(j, blobs):
+    """``j.put_blob`` of each part in a thread (DuckDB inserts, mostly I/O); ``.join()``, then
+    ``.sha`` (the list of sha256) or ``.error``."""
     import threading
 
-    t = threading.Thread(target=_put, args=(j, blob), name="gridtape-study-blob", daemon=True)
+    t = threading.Thread(target=_put, args=(j, blobs), name="gridtape-study-blob", daemon=True)
     t.sha = t.error = None
     t.start()
     return t
 
 
-def _put(j, blob):
+def _put(j, blobs):
     t = __import__("threading").current_thread()
     try:
-        t.sha = j.put_blob(blob, name="profiles")
+        t.sha = [j.put_blob(b, name="profiles") for b in blobs]
     except BaseException as e:  # noqa: BLE001 - raised by the caller
         t.error = e
 
