@@ -215,3 +215,22 @@ def test_progress_bar_on_request(capsys):
     assert "20/20" in err
     g.timeseries(load_profiles(g.world, 5), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_simbench_profiles_as_simbench_gives_them():
+    sb = pytest.importorskip("simbench")
+    pp = pytest.importorskip("pandapower")
+    net = sb.get_simbench_net("1-LV-rural1--0-sw")
+    absolute = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)  # empty frames included
+    prof = {k: v.iloc[:48] for k, v in absolute.items()}
+    g = gt.PowerGrid.from_pandapower(net, journal=False, tolerance_mva=TOL)
+    res = g.timeseries(prof, independent=True)
+    assert res.converged.all() and len(res) == 48
+    assert_equals_fresh(g, res, (0, 17, 47))
+    for k in (5, 30):
+        for (kind, f), fr in prof.items():
+            if fr.shape[1]:
+                net[kind].loc[fr.columns, f] = fr.iloc[k].to_numpy()
+        pp.runpp(net, tolerance_mva=1e-10, numba=False)
+        got = res["bus", "vm_pu"].iloc[k].reindex(net.res_bus.index).to_numpy()
+        assert np.abs(net.res_bus.vm_pu.to_numpy() - got).max() < 1e-8

@@ -194,6 +194,8 @@ def _validate(frames: dict, world) -> Profiles:
     index = None
     entries = []
     for (kind, field), fr in frames.items():
+        if isinstance(fr, pd.DataFrame) and fr.shape[1] == 0:
+            continue  # profiles nothing (SimBench gives such frames for kinds a grid lacks)
         if kind not in KINDS:
             raise SchemaError(f"unknown element kind {kind!r} in the profiles", table=kind, field=field)
         spec = world[kind].spec
@@ -229,6 +231,8 @@ def _validate(frames: dict, world) -> Profiles:
                 raise SchemaError(f"profile ({kind}, {field}), {kind} {int(ids[j])}, step {fr.index[bad]!r}: "
                                   f"{e.args[0] if e.args else e}", table=kind, row=int(ids[j]), field=field) from None
         entries.append(Entry(kind, field, ids, t.rows(ids).astype(np.int64), vals))
+    if not entries:
+        raise SchemaError("the profiles name no element", table="profiles")
     entries.sort(key=lambda e: (e.kind, e.field))
     return Profiles(index, entries)
 
