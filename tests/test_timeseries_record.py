@@ -158,7 +158,11 @@ def test_cli_subcommand(journaled, tmp_path, capsys):
     args = ap.parse_args(["timeseries", path, str(pfile), "--independent"])
     assert args.func(args) == 0
     assert "10 steps, 10 converged" in capsys.readouterr().out
+    args = ap.parse_args(["timeseries", path, str(pfile), "--json", "--threads", "2"])
+    assert args.func(args) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["steps"] == 10 and got["converged"] == 10 and "steps.parquet" in got["manifest"]
     with gt.open(path) as st:
         s = studies(st)
-        assert len(s) == 1 and s.independent.iloc[0]
-        assert verify_study(st).ok
+        assert len(s) == 2 and s.independent.iloc[0] and not s.independent.iloc[1]
+        assert verify_study(st).ok and verify_study(st, int(s.seq.iloc[0])).ok

@@ -17,6 +17,7 @@ def add_timeseries_parser(sub):
     p.add_argument("--threads", type=int, default=0, help="run on a thread pool of this size")
     p.add_argument("--author", default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a tty")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
     p.set_defaults(func=cmd_timeseries)
     return p
 
@@ -42,6 +43,12 @@ def cmd_timeseries(args) -> int:
     finally:
         grid.close()
     conv = int(res.converged.sum())
+    if args.json:
+        import json
+
+        print(json.dumps({"steps": len(res), "converged": conv, "seq": res.seq, "directory": res.directory,
+                          "manifest": res.manifest, "seconds": res.seconds}))
+        return 0 if conv == len(res) else 1
     print(f"{len(res)} steps, {conv} converged, {len(res) - conv} not; study event seq {res.seq}; "
           f"outputs in {res.directory}; {len(res) / max(res.seconds, 1e-9):.0f} steps/s")
     return 0 if conv == len(res) else 1
