@@ -80,7 +80,11 @@ class Extractor:
             sf = sf * sn
             st = st * sn
         if self._gens:
-            pg, qg = R._gen_pq(engine)
+            if hasattr(engine, "results"):  # the one result path of the rebuilt solver (result_arrays)
+                r = engine.results()
+                pg, qg = r.gen_p, r.gen_q
+            else:
+                pg, qg = R._gen_pq(engine)
         tables = R.compute(engine) if self._slow else None
         out = []
         for kind, col in self.outputs:
@@ -154,8 +158,15 @@ class Extractor:
 
 
 def _split(engine, inj, V):
-    """results._gen_pq (the generator split) of ``engine``'s model with other injection arrays
-    and voltages."""
+    """The generator split of the result path (pfsoln) on ``engine``'s model with other injection
+    arrays and voltages: the rebuilt solver's kernel (resk.gen_pq) when there, else
+    results._gen_pq."""
+    if hasattr(engine, "gen_split"):
+        from gridtape.solver_cy.flows import bus_injection
+        from gridtape.solver_cy.resk import gen_pq
+
+        sbus = bus_injection(engine.indptr, engine.indices, engine.ydata, np.asarray(V, complex)) * engine.world.sn_mva
+        return gen_pq(engine.gen_split(None), sbus, inj.pd, inj.qd, inj.gens["p"], None, False)
     return R._gen_pq(_EngineView(engine, inj, V))
 
 
