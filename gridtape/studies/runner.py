@@ -1,9 +1,14 @@
 """The step loop of a study: one private copy of the base world, one engine, chunks of steps.
 
 A :class:`Runner` holds a copy of the base world (never the user's grid: the user's world and
-journal are left as they are), solves the base point once, then runs chunks of steps.  Per step
-it writes the profiled columns through the world's write path, solves, and keeps the requested
-outputs, or NaN when the step does not converge.
+journal are left as they are), solves the base point once, then runs chunks of steps, keeping
+the requested outputs of each, or NaN when a step does not converge.  Two paths:
+
+- the batch path (steps that write constant-power set-points only; solver_cy/batch.py): the
+  step's injection arrays come from the chunk's injection map, the Newton solver is called
+  directly on them, the outputs are computed per chunk, the world is written once per chunk;
+- otherwise, per step: the profiled columns through the world's write path, the engine's solve
+  (its model cache refreshes what the write affects), the outputs.
 
 Two modes:
 
@@ -12,10 +17,11 @@ Two modes:
   the base state.  A chunk that does not begin the series first runs ``overlap`` steps before
   it (their outputs dropped), starting from the base state, so it is warm when it reaches its
   first own step: equal to the one-chunk run to the solver tolerance.
-- independent (a sweep): every step starts from the base point's voltages with a full Newton
-  step.  The KLU numeric factorization is always the one of the *priming* solve (a fixed solve
-  of the base point, done when the runner is built) refactored with this step's values; a step
-  that needed a fresh factorization (or diverged) is followed by a new priming.  So a step's
+- independent (a sweep): every step starts from the base point's voltages and from the KLU
+  factors of the *priming* solve (a fixed solve of the base point, made when the runner is
+  built): chord steps on the batch path, Newton steps refactored with the step's values on the
+  other; a step that moved the solver's state (new factors, a refactorization, a chord back-off,
+  a divergence) is followed by a new priming.  So a step's
   result is a function of the base point and that step's values alone: bit-identical whatever
   the chunking, the executor and the order of the chunks.
 """
@@ -56,7 +62,6 @@ class Runner:
         self.engine = Engine(world, trafo_model=self.opt.get("trafo_model", "t"))
         self.engine.reuse_lu = bool(self.opt.get("reuse_lu", True))
         self.extract = Extractor(world, outputs)
-        self._base_values = None  # the base world's values of the profiled columns
         eng = self.engine
         eng.prepare()
         init = self.opt.get("init", "auto")
