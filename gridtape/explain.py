@@ -305,7 +305,7 @@ def explain(res, study, predicate=None, top: int = 5, resolution: float = 0.004)
     (default: the AC power flow converges)."""
     import time
 
-    from gridtape.replay.study import materialize
+    from gridtape.replay.materialize import materialize
 
     t0 = time.perf_counter()
     pred = predicate or _converges

@@ -186,7 +186,7 @@ def _study_plot(study, kind, eid, field, **kw):
 def install() -> None:
     """Give the classes their forms (called once when ``gridtape`` is imported)."""
     from gridtape.grid import PowerGrid, SolveReport
-    from gridtape.replay.study import BisectResult, Study
+    from gridtape.study import BisectResult, Study
 
     PowerGrid._repr_html_ = grid_html
     SolveReport._repr_html_ = report_html

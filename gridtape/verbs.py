@@ -1,6 +1,6 @@
 """The history verbs behind ``gridtape log/show/diff/blame/at/tag/branch/bisect/convert``, as Python.
 
-Each function takes a :class:`~gridtape.replay.study.Study` (or a journal path) and returns plain
+Each function takes a :class:`~gridtape.study.Study` (or a journal path) and returns plain
 data (DataFrames, dicts); :mod:`gridtape.cli` prints them.  Points of history are named the way
 people name them: a seq (``26``), a tag (``baseline``), an ISO time (``2026-12-06T11:41``) or
 ``head``.
@@ -68,7 +68,7 @@ def oneline(study, since=None, until=None, author=None) -> pd.DataFrame:
 
 
 def _world_at(study, seq):
-    from gridtape.replay.study import materialize
+    from gridtape.replay.materialize import materialize
 
     return materialize(study.journal, seq)[0]
 

@@ -13,7 +13,7 @@ import gridtape as gt
 from gridtape.errors import CheckpointWarning
 from gridtape.replay import read_snapshot, snapshot as snapshot_mod
 from gridtape.replay.codec import same_world
-from gridtape.replay.study import _resolve, materialize
+from gridtape.replay.materialize import _resolve, materialize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASE = os.path.join(ROOT, "cases", "IEEE14", "data.zip")
@@ -213,7 +213,12 @@ def test_failed_write_records_nothing_and_warns(tmp_path, monkeypatch):
     grid.close()
     events, study = snapshot_events(path)
     try:
-        assert [info["id"] for _, info in events] == [good.snapshot_id]
+        # the failed checkpoints recorded nothing (checked above); the good ones that followed
+        # (back-pressure may take more than one in 60 steps) are recorded and readable
+        ids = [info["id"] for _, info in events]
+        assert ids and ids[-1] == good.snapshot_id
+        for _, info in events:
+            snapshot_world(study, info)
         assert study.journal.verify() == study.head + 1
         assert same_world(materialize(study.journal)[0], grid.world)
     finally:

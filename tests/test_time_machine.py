@@ -55,7 +55,7 @@ def test_at_every_point_gives_that_world(tmp_path):
     t = log.time.iloc[len(log) // 2]
     assert study.at(time=t).world.equals(study.at(int(log[log.time <= t].seq.iloc[-1])).world)
     # without snapshots the same worlds come out of the events alone
-    from gridtape.replay.study import materialize
+    from gridtape.replay.materialize import materialize
 
     for seq, world in points.items():
         assert materialize(study.journal, seq, use_snapshots=False)[0].equals(world)
