@@ -48,7 +48,8 @@ def output_name(kind, col) -> str:
 class Extractor:
     """Reads the requested outputs off an engine after a converged solve.  The common columns
     (bus voltages, line and trafo flows and loading, generator and ext_grid powers) come from
-    the voltages through the flow kernels; any other result column through the result tables."""
+    the solver's result arrays (the one result path); any other result column through the result
+    tables."""
 
     _FAST = {("bus", "vm_pu"), ("bus", "va_degree"), ("line", "p_from_mw"), ("line", "loading_percent"),
              ("trafo", "p_hv_mw"), ("trafo", "loading_percent"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
@@ -61,56 +62,35 @@ class Extractor:
         self._slow = any(o not in self._FAST for o in outputs)
         self._branch = any(k in ("line", "trafo") for k, _ in outputs)
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
-        self._genmap = None  # (topology, solver_cy.batch.GenMap) of the batch path
         self._const = {}  # kind -> (topology, loading constants)
 
     def rows(self, engine) -> list:
-        """One float64 array per output (the element ids' order)."""
+        """One float64 array per output (the element ids' order), from the engine's result arrays
+        (solver_cy/result_arrays.py: the one result path)."""
         w = self.world
-        V = engine.V
         topo = engine.topo
-        sn = w.sn_mva
-        sf = st = pg = qg = None
-        if self._branch:
-            from gridtape.solver_cy.flows import branch_flows
-
-            br = topo.branches
-            Vz = np.where(np.isfinite(V), V, 0)
-            sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz)
-            sf = sf * sn
-            st = st * sn
-        if self._gens:
-            if hasattr(engine, "results"):  # the one result path of the rebuilt solver (result_arrays)
-                r = engine.results()
-                pg, qg = r.gen_p, r.gen_q
-            else:
-                pg, qg = R._gen_pq(engine)
+        res = engine.results()
         tables = R.compute(engine) if self._slow else None
         out = []
         for kind, col in self.outputs:
             if tables is not None and (kind, col) not in self._FAST:
                 out.append(tables[kind][col].to_numpy(dtype=float))
             elif kind == "bus":
-                v = V[topo.lookup]
-                out.append(np.abs(v) if col == "vm_pu" else np.rad2deg(np.angle(v)))
+                out.append((res.vm if col == "vm_pu" else res.va)[topo.lookup])
             elif kind in ("line", "trafo"):
-                out.append(_branch_column(w, topo, kind, col, V, sf, st, self._const))
+                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const))
             else:
-                g = engine.inj.gens
-                vals = np.zeros(len(w[kind]))
-                m = g["kind"] == (0 if kind == "ext_grid" else 1)
-                vals[g["row"][m]] = (pg if col == "p_mw" else qg)[m]
-                out.append(vals)
+                out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
-
 
     def rows_batch(self, engine, Vs, ok, inj):
         """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
-        injection arrays from solver_cy.batch.InjectionMap.chunk).  One (steps x elements) array
-        per output, NaN rows where a step did not converge.  Per step only the flow kernels run;
-        the rest is done on the whole chunk."""
-        from gridtape.solver_cy.flows import branch_flows, bus_injection
+        injection arrays, solver_cy.batch.ChunkInjections).  One (steps x elements) array per
+        output, NaN rows where a step did not converge.  Per step the result kernels run
+        (resk.ac_arrays: voltages, branch flows and bus injections; resk.gen_pq: the generator
+        split); the rest is done on the whole chunk."""
+        from gridtape.solver_cy.resk import ac_arrays, gen_pq
 
         n = len(Vs)
         out = [np.full((n, m), np.nan) for m in self.sizes]
@@ -119,72 +99,40 @@ class Extractor:
         good = np.flatnonzero(ok)
         if not len(good):
             return out
-        V = Vs[good]
-        Vz = np.where(np.isfinite(V), V, 0)
         br = topo.branches
-        sf = st = pg = qg = None
-        if self._branch:
-            sf = np.empty((len(good), len(br.f)), complex)
-            st = np.empty_like(sf)
-            for i in range(len(good)):
-                sf[i], st[i], _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz[i])
-            sf *= sn
-            st *= sn
-        if self._gens:
-            if self._genmap is None or self._genmap[0] is not engine.topo:
-                from gridtape.solver_cy.batch import GenMap
-
-                self._genmap = (engine.topo, GenMap(engine, _split))
-            gm = self._genmap[1]
-            gbs = gm.buses
-            S = np.empty((len(good), len(gbs)), complex)
-            for i in range(len(good)):
-                S[i] = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz[i])[gbs]
-            pg, qg = gm.apply(S.real * sn + inj.at("pd", gbs, good), S.imag * sn + inj.at("qd", gbs, good),
-                              inj.at("gp", np.arange(gm.ng), good))
+        k = len(good)
+        vm = np.empty((k, topo.nb))
+        va = np.empty((k, topo.nb))
+        sf = np.empty((k, len(br.f)), complex)
+        st = np.empty_like(sf)
         g = engine.inj.gens
-        vb = V[:, topo.lookup] if any(k == "bus" for k, _ in self.outputs) else None
+        ng = len(g["bus"])
+        pg = np.empty((k, ng))
+        qg = np.empty((k, ng))
+        if self._gens:
+            split = engine.gen_split(None)
+            pd = inj.at("pd", np.arange(topo.nb), good)
+            qd = inj.at("qd", np.arange(topo.nb), good)
+            gp = inj.at("gp", np.arange(ng), good)
+        args = (br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr, engine.indices, engine.ydata, sn)
+        for i, s in enumerate(good):
+            vm[i], va[i], sf[i], st[i], sbus = ac_arrays(Vs[s], *args)
+            if self._gens:
+                pg[i], qg[i] = gen_pq(split, sbus, pd[i], qd[i], gp[i], None, False)
         for a, (kind, col) in zip(out, self.outputs):
             if kind == "bus":
-                a[good] = np.abs(vb) if col == "vm_pu" else np.rad2deg(np.angle(vb))
+                a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
             elif kind in ("line", "trafo"):
-                a[good] = _branch_column(w, topo, kind, col, V, sf, st, self._const)
+                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const)
             else:
                 m = g["kind"] == (0 if kind == "ext_grid" else 1)
-                sub = np.zeros((len(good), a.shape[1]))
+                sub = np.zeros((k, a.shape[1]))
                 sub[:, g["row"][m]] = (pg if col == "p_mw" else qg)[:, m]
                 a[good] = sub
         return out
 
 
-def _split(engine, inj, V):
-    """The generator split of the result path (pfsoln) on ``engine``'s model with other injection
-    arrays and voltages: the rebuilt solver's kernel (resk.gen_pq) when there, else
-    results._gen_pq."""
-    if hasattr(engine, "gen_split"):
-        from gridtape.solver_cy.flows import bus_injection
-        from gridtape.solver_cy.resk import gen_pq
-
-        sbus = bus_injection(engine.indptr, engine.indices, engine.ydata, np.asarray(V, complex)) * engine.world.sn_mva
-        return gen_pq(engine.gen_split(None), sbus, inj.pd, inj.qd, inj.gens["p"], None, False)
-    return R._gen_pq(_EngineView(engine, inj, V))
-
-
-class _EngineView:
-    """What the generator split of the result path reads of an engine, for one step of a batch
-    (its voltages and injection arrays) -- the engine itself keeps the model's."""
-
-    def __init__(self, engine, inj, V):
-        self.topo, self.world, self.inj, self.V = engine.topo, engine.world, inj, V
-        self.indptr, self.indices, self.ydata = engine.indptr, engine.indices, engine.ydata
-        self.slack_plan, self._qlim_active = None, False
-        self._engine = engine
-
-    def _gen_q(self, V, limited=None, fixed_q=None):
-        return type(self._engine)._gen_q(self, V, limited, fixed_q)
-
-
-def _branch_column(w, topo, kind, col, V, sf, st, cache):
+def _branch_column(w, topo, kind, col, vm, sf, st, cache):
     """A line or trafo result column from the branch flows (MVA, one step or steps x branches):
     the quantities solver_cy/results.py computes for res_line / res_trafo, the loading written as
     ``max(|s_f| / vm_f * c_f, |s_t| / vm_t * c_t)`` with the per-branch constants of
@@ -197,7 +145,6 @@ def _branch_column(w, topo, kind, col, V, sf, st, cache):
     if col in ("p_from_mw", "p_hv_mw"):
         return sf[..., s0:s1].real.copy()
     f, t, cf, ct, zero = _loading_constants(w, topo, kind, cache)
-    vm = np.abs(V)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.maximum(np.abs(sf[..., s0:s1]) / vm[..., f] * cf, np.abs(st[..., s0:s1]) / vm[..., t] * ct)
     if zero is not None:

@@ -188,7 +188,7 @@ def rerun_study(source, seq=None, out_dir=None, executor=None):
     """Run the study event ``seq`` (None: the latest) again from its recorded base point, profiles
     and options (nothing is recorded).  With ``out_dir`` the outputs are written there, file for
     file comparable with the recorded ones."""
-    from gridtape.replay.study import Study
+    from gridtape.study import Study
 
     from .timeseries import run_timeseries
 
