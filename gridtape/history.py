@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 import time
 from array import array
 
@@ -48,7 +49,9 @@ class History:
     def __init__(self, grid, journal, *, snapshots, checkpoint_every, checkpoint_background):
         from gridtape.replay.materialize import snapshot_dir
 
-        self._grid = grid
+        # weakly: the grid owns its history; no cycle, so dropping the grid finalizes it at once,
+        # while its journal is still whole (a cycle would let the journal be finalized first)
+        self._grid_ref = weakref.ref(grid)
         self.journal = journal
         self.snapshots = snapshots if snapshots is not None else snapshot_dir(None if journal is None else journal.path)
         self.checkpoint_every = int(checkpoint_every)
@@ -90,6 +93,10 @@ class History:
                 self.journal.close()
             if self._bg is not None:  # it could not be recorded (an open transaction): forget it
                 self._settle_checkpoint()
+
+    @property
+    def _grid(self):
+        return self._grid_ref()
 
     def finalize(self):
         """The grid's finalizer: a checkpoint in flight is waited for and recorded."""
