@@ -136,6 +136,13 @@ class PowerGrid(Writes):
     _bg = property(lambda self: self._history._bg, doc="the checkpoint being written (None: none)")
     _ckpt_seq = property(lambda self: self._history._ckpt_seq, doc="the first seq not covered by a checkpoint")
 
+    def timeseries(self, profiles, outputs=None, *, independent=False, executor=None, progress=None, **kw):
+        """A time series or scenario sweep from this point (docs/studies.md): gridtape.studies."""
+        from gridtape.studies import run_timeseries
+
+        return run_timeseries(self, profiles, outputs, independent=independent, executor=executor,
+                              progress=progress, **kw)
+
     def flush(self) -> int:
         """Make every recorded event durable; returns the last durable seq (-1 without journal)."""
         return -1 if self._journal is None else self._journal.flush()

@@ -1,0 +1,54 @@
+"""``gridtape timeseries JOURNAL PROFILES.parquet``: run profiles on a journal's head and record it.
+
+PROFILES.parquet is the wide stored form of profiles: a ``step`` column and one column
+``kind/field/id`` per profiled element (what ``Profiles.to_arrow()`` writes)."""
+from __future__ import annotations
+
+
+def add_timeseries_parser(sub):
+    """Add the ``timeseries`` subcommand to an argparse subparsers object."""
+    p = sub.add_parser("timeseries", help="run a time series (or sweep) of profiles on a journal's head and "
+                                          "record it as a study event")
+    p.add_argument("journal", help="the study journal (its head is the base point)")
+    p.add_argument("profiles", help="a Parquet file: a step column and kind/field/id columns")
+    p.add_argument("--out", default=None, help="output directory (default: beside the journal)")
+    p.add_argument("--independent", action="store_true", help="a sweep: every step from the base state")
+    p.add_argument("--outputs", nargs="*", default=None, help="result columns, e.g. res_bus.vm_pu")
+    p.add_argument("--threads", type=int, default=0, help="run on a thread pool of this size")
+    p.add_argument("--author", default=None)
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a tty")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
+    p.set_defaults(func=cmd_timeseries)
+    return p
+
+
+def cmd_timeseries(args) -> int:
+    from gridtape import PowerGrid
+
+    with open(args.profiles, "rb") as fh:
+        data = fh.read()
+    grid = PowerGrid(journal=args.journal, author=args.author)
+    try:
+        ex = None
+        if args.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            ex = ThreadPoolExecutor(args.threads)
+        try:
+            res = grid.timeseries(data, args.outputs, independent=args.independent, executor=ex,
+                                  progress=True if args.progress else None, out_dir=args.out)
+        finally:
+            if ex is not None:
+                ex.shutdown()
+    finally:
+        grid.close()
+    conv = int(res.converged.sum())
+    if args.json:
+        import json
+
+        print(json.dumps({"steps": len(res), "converged": conv, "seq": res.seq, "directory": res.directory,
+                          "manifest": res.manifest, "seconds": res.seconds}))
+        return 0 if conv == len(res) else 1
+    print(f"{len(res)} steps, {conv} converged, {len(res) - conv} not; study event seq {res.seq}; "
+          f"outputs in {res.directory}; {len(res) / max(res.seconds, 1e-9):.0f} steps/s")
+    return 0 if conv == len(res) else 1

@@ -1,0 +1,181 @@
+"""Which results a study keeps per step, and how they are read off a solved engine.
+
+An output is a ``(kind, column)`` pair of a result table (``("bus", "vm_pu")``, also written
+``"res_bus.vm_pu"``).  Per step only the requested ones are computed, as one row of floats in the
+order of the kind's element ids.  The default is :data:`DEFAULT`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gridtape.errors import SchemaError
+from gridtape.solver_cy import results as R
+
+DEFAULT = (("bus", "vm_pu"), ("bus", "va_degree"), ("line", "loading_percent"), ("line", "p_from_mw"),
+           ("trafo", "loading_percent"), ("trafo", "p_hv_mw"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
+           ("gen", "q_mvar"))
+
+
+def parse_outputs(outputs, world) -> tuple:
+    """The requested outputs as a tuple of (kind, column), checked against the result tables.
+    ``None`` is the default set, restricted to kinds the world has elements of."""
+    if outputs is None:
+        return tuple((k, c) for k, c in DEFAULT if len(world[k]))
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if isinstance(outputs, dict):
+        outputs = [(k, c) for k, cols in outputs.items() for c in ([cols] if isinstance(cols, str) else cols)]
+    out = []
+    for o in outputs:
+        if isinstance(o, str):
+            kind, _, col = o.partition(".")
+        else:
+            kind, col = o
+        kind = kind[4:] if kind.startswith("res_") else kind
+        if kind not in R.COLUMNS or col not in R.COLUMNS[kind]:
+            raise SchemaError(f"no result column res_{kind}.{col}", table=f"res_{kind}", field=col)
+        if (kind, col) not in out:
+            out.append((kind, col))
+    if not out:
+        raise SchemaError("no outputs requested", field="outputs")
+    return tuple(out)
+
+
+def output_name(kind, col) -> str:
+    return f"res_{kind}.{col}"
+
+
+class Extractor:
+    """Reads the requested outputs off an engine after a converged solve.  The common columns
+    (bus voltages, line and trafo flows and loading, generator and ext_grid powers) come from
+    the solver's result arrays (the one result path); any other result column through the result
+    tables."""
+
+    _FAST = {("bus", "vm_pu"), ("bus", "va_degree"), ("line", "p_from_mw"), ("line", "loading_percent"),
+             ("trafo", "p_hv_mw"), ("trafo", "loading_percent"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
+             ("gen", "p_mw"), ("gen", "q_mvar")}
+
+    def __init__(self, world, outputs):
+        self.world = world
+        self.outputs = outputs
+        self.sizes = [len(world[k]) for k, _ in outputs]
+        self._slow = any(o not in self._FAST for o in outputs)
+        self._branch = any(k in ("line", "trafo") for k, _ in outputs)
+        self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
+        self._const = {}  # kind -> (topology, loading constants)
+
+    def rows(self, engine) -> list:
+        """One float64 array per output (the element ids' order), from the engine's result arrays
+        (solver_cy/result_arrays.py: the one result path)."""
+        w = self.world
+        topo = engine.topo
+        res = engine.results()
+        tables = R.compute(engine) if self._slow else None
+        out = []
+        for kind, col in self.outputs:
+            if tables is not None and (kind, col) not in self._FAST:
+                out.append(tables[kind][col].to_numpy(dtype=float))
+            elif kind == "bus":
+                out.append((res.vm if col == "vm_pu" else res.va)[topo.lookup])
+            elif kind in ("line", "trafo"):
+                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const))
+            else:
+                out.append(res.element(kind)[0 if col == "p_mw" else 1])
+        return out
+
+    def rows_batch(self, engine, Vs, ok, inj):
+        """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
+        buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
+        injection arrays, solver_cy.batch.ChunkInjections).  One (steps x elements) array per
+        output, NaN rows where a step did not converge.  Per step the result kernels run
+        (resk.ac_arrays: voltages, branch flows and bus injections; resk.gen_pq: the generator
+        split); the rest is done on the whole chunk."""
+        from gridtape.solver_cy.resk import ac_arrays, gen_pq
+
+        n = len(Vs)
+        out = [np.full((n, m), np.nan) for m in self.sizes]
+        w, topo = self.world, engine.topo
+        sn = w.sn_mva
+        good = np.flatnonzero(ok)
+        if not len(good):
+            return out
+        br = topo.branches
+        k = len(good)
+        vm = np.empty((k, topo.nb))
+        va = np.empty((k, topo.nb))
+        sf = np.empty((k, len(br.f)), complex)
+        st = np.empty_like(sf)
+        g = engine.inj.gens
+        ng = len(g["bus"])
+        pg = np.empty((k, ng))
+        qg = np.empty((k, ng))
+        if self._gens:
+            split = engine.gen_split(None)
+            pd = inj.at("pd", np.arange(topo.nb), good)
+            qd = inj.at("qd", np.arange(topo.nb), good)
+            gp = inj.at("gp", np.arange(ng), good)
+        args = (br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr, engine.indices, engine.ydata, sn)
+        for i, s in enumerate(good):
+            vm[i], va[i], sf[i], st[i], sbus = ac_arrays(Vs[s], *args)
+            if self._gens:
+                pg[i], qg[i] = gen_pq(split, sbus, pd[i], qd[i], gp[i], None, False)
+        for a, (kind, col) in zip(out, self.outputs):
+            if kind == "bus":
+                a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
+            elif kind in ("line", "trafo"):
+                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const)
+            else:
+                m = g["kind"] == (0 if kind == "ext_grid" else 1)
+                sub = np.zeros((k, a.shape[1]))
+                sub[:, g["row"][m]] = (pg if col == "p_mw" else qg)[:, m]
+                a[good] = sub
+        return out
+
+
+def _branch_column(w, topo, kind, col, vm, sf, st, cache):
+    """A line or trafo result column from the branch flows (MVA, one step or steps x branches):
+    the quantities solver_cy/results.py computes for res_line / res_trafo, the loading written as
+    ``max(|s_f| / vm_f * c_f, |s_t| / vm_t * c_t)`` with the per-branch constants of
+    :func:`_loading_constants`."""
+    br = topo.branches
+    n = len(w[kind])
+    if kind not in br.slices:
+        return np.full(sf.shape[:-1] + (n,), np.nan)
+    s0, s1 = br.slices[kind]
+    if col in ("p_from_mw", "p_hv_mw"):
+        return sf[..., s0:s1].real.copy()
+    f, t, cf, ct, zero = _loading_constants(w, topo, kind, cache)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.maximum(np.abs(sf[..., s0:s1]) / vm[..., f] * cf, np.abs(st[..., s0:s1]) / vm[..., t] * ct)
+    if zero is not None:
+        out[..., zero] = np.inf
+    return out
+
+
+def _loading_constants(w, topo, kind, cache):
+    """(f, t, c_f, c_t, zero): the branch ends and the factors that turn |S| / |V| (MVA, p.u.) at
+    each end into percent of the rating; ``zero``: lines rated 0 kA (loading inf), or None.  Kept
+    in ``cache`` (the extractor's) for the topology they were made for (ratings cannot be
+    profiled)."""
+    hit = cache.get(kind)
+    if hit is not None and hit[0] is topo:
+        return hit[1]
+    br = topo.branches
+    s0, s1 = br.slices[kind]
+    f, t = br.f[s0:s1], br.t[s0:s1]
+    kv = topo.base_kv
+    c = w[kind].cols
+    zero = None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "line":  # i = |S| / (|V| kV sqrt3), loading = i / (max_i_ka df parallel) 100
+            i_max = c["max_i_ka"] * c["df"] * c["parallel"]
+            cf = 100.0 / (kv[f] * R.SQRT3 * i_max)
+            ct = 100.0 / (kv[t] * R.SQRT3 * i_max)
+            zero = np.flatnonzero(i_max == 0) if (i_max == 0).any() else None
+        else:  # loading = max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 / parallel / df
+            d = c["sn_mva"] * c["parallel"] * c["df"]
+            cf = c["vn_hv_kv"] / (kv[f] * d) * 100.0
+            ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
+    val = (f, t, cf, ct, zero)
+    cache[kind] = (topo, val)
+    return val

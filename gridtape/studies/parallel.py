@@ -1,0 +1,104 @@
+"""Running a study's chunks on an executor: threads, processes, or a Dask cluster.
+
+The base world travels as the bytes of its Parquet case archive (what the journal stores for a
+case load), the profiles as their Parquet bytes.  With a Dask ``Client`` (or its
+``get_executor()``) both are scattered once to every worker; with a plain
+``concurrent.futures`` executor they are arguments (threads share them; a process pool pickles
+them per task).  Each worker process or thread keeps one :class:`Runner` per study, built on
+first use, so the model, the KLU analysis and the base solve are paid once per worker, not per
+chunk.  Tasks return :class:`ChunkResult` (numpy arrays); the caller writes them in step order.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+
+_LOCAL = threading.local()
+_KEEP = 2  # runners kept per thread (one study at a time, plus the previous)
+
+
+def _runner_for(key, base, profiles, outputs, options):
+    from gridtape.replay.archive import world_from_zip_bytes
+
+    from .profiles import read_profiles
+    from .runner import Runner
+
+    cache = getattr(_LOCAL, "runners", None)
+    if cache is None:
+        cache = _LOCAL.runners = OrderedDict()
+    got = cache.get(key)
+    if got is None:
+        world = world_from_zip_bytes(base)
+        prof = read_profiles(profiles, world)
+        got = (Runner(world, outputs, options), prof)
+        cache[key] = got
+        while len(cache) > _KEEP:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return got
+
+
+def run_chunk(key, base, profiles, outputs, options, start, stop, independent, overlap):
+    """One task: steps ``start`` .. ``stop`` on this worker's runner of study ``key``."""
+    runner, prof = _runner_for(key, base, profiles, outputs, options)
+    return runner.run(prof, start, stop, independent, overlap=overlap, fresh=True)
+
+
+def _is_dask(executor):
+    mod = type(executor).__module__ or ""
+    return mod.startswith("distributed")
+
+
+def _client_of(executor):
+    if hasattr(executor, "scatter") and hasattr(executor, "gather"):
+        return executor
+    return getattr(executor, "_client", None)
+
+
+def workers_of(executor) -> int:
+    """How many tasks the executor runs at once (a guess for the window of tasks in flight)."""
+    n = getattr(executor, "_max_workers", None)
+    if n:
+        return int(n)
+    client = _client_of(executor) if _is_dask(executor) else None
+    if client is not None:
+        try:
+            return max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+        except Exception:  # noqa: BLE001 - only a sizing hint
+            return 2
+    return 2
+
+
+def run_chunks(executor, key, base, profiles, outputs, options, chunks, independent, overlap, sink, progress):
+    """Submit every chunk, hand the results to ``sink`` in step order (at most a few tasks ahead
+    of the one being written, so memory stays bounded)."""
+    submit_args = (key, base, profiles, outputs, options)
+    if _is_dask(executor):
+        client = _client_of(executor)
+        base_f, prof_f = client.scatter([base, profiles], broadcast=True, hash=True)
+        submit_args = (key, base_f, prof_f, outputs, options)
+        if client is executor:  # a Client: its own submit (pure=False: every chunk is its own task)
+            def submit(*a):
+                return client.submit(run_chunk, *a, pure=False)
+        else:
+            def submit(*a):
+                return executor.submit(run_chunk, *a)
+    else:
+        def submit(*a):
+            return executor.submit(run_chunk, *a)
+    window = max(2, 2 * workers_of(executor))
+    pending = deque()
+    todo = iter(chunks)
+    for a, b in todo:
+        pending.append(submit(*submit_args, a, b, independent, overlap))
+        if len(pending) >= window:
+            break
+    while pending:
+        res = pending.popleft().result()
+        sink.add(res)
+        if progress is not None:
+            progress(len(res))
+        for a, b in todo:
+            pending.append(submit(*submit_args, a, b, independent, overlap))
+            break

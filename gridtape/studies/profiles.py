@@ -1,0 +1,250 @@
+"""Profiles: the column values each step of a time series (or each scenario of a sweep) writes.
+
+A profile set is read from a mapping ``{(kind, field): frame}`` where each frame is indexed by
+step (any index; a DatetimeIndex typically) and has element ids as columns.  Accepted too:
+
+- pandapower's habit, a ``DFData``-like object (anything with a ``.df`` DataFrame) per
+  ``(element, column)`` -- its columns must be the element ids (as ints or as strings of ints);
+- SimBench's absolute-value profiles: ``simbench.get_absolute_values(net, True)`` returns exactly
+  such a mapping (``("load", "p_mw")`` -> steps x load index);
+- one wide table whose columns are named ``kind/field/id`` (the stored form, see
+  :meth:`Profiles.to_arrow`), as a DataFrame or an Arrow table, with an optional ``step`` column.
+
+Everything is validated against the world before anything runs: the kind and field exist, the
+field is one the incremental or admittance path takes (``affects`` "inj" or "adm" in the schema),
+every id exists, every value passes the column's type and range check.  A bad profile raises a
+``SchemaError`` / ``BadReferenceError`` naming the table, the element id, the field (and the step).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gridtape.errors import BadReferenceError, SchemaError
+
+PART_VALUES = 2_000_000  # values per stored part of the profiles (16 MB of float64)
+PROFILABLE = ("inj", "adm")  # what a profiled column may affect: no topology change per step
+STEP = "step"
+
+
+class Entry:
+    """One profiled column: ``kind``, ``field``, the element ``ids`` and their ``rows`` in the world's
+    table, the values (steps x ids, the column's dtype)."""
+
+    __slots__ = ("kind", "field", "ids", "rows", "values")
+
+    def __init__(self, kind, field, ids, rows, values):
+        self.kind, self.field, self.ids, self.rows, self.values = kind, field, ids, rows, values
+
+
+class Profiles:
+    """Validated profiles: an index of steps and one :class:`Entry` per profiled (kind, field)."""
+
+    def __init__(self, index: pd.Index, entries: list):
+        self.index = index
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def columns(self) -> list:
+        return [(e.kind, e.field) for e in self.entries]
+
+    def slice(self, start: int, stop: int) -> "Profiles":
+        return Profiles(self.index[start:stop], [Entry(e.kind, e.field, e.ids, e.rows, e.values[start:stop])
+                                                 for e in self.entries])
+
+    def write_step(self, world, k: int) -> None:
+        """Write step ``k``'s values into ``world`` (values were validated when the profiles were
+        read, so the trusted row write is used: the same counters and dirty marks as any write)."""
+        for e in self.entries:
+            world.write_rows(e.kind, e.rows, e.field, e.values[k])
+
+    # --- the stored form ----------------------------------------------------------------------
+    def to_arrow(self) -> pa.Table:
+        """One wide table: a ``step`` column (the index) and a column ``kind/field/id`` per element."""
+        from .sink import column_arrays
+
+        names, arrays = [STEP], [_index_array(self.index)]
+        for e in self.entries:
+            names += [f"{e.kind}/{e.field}/{i}" for i in e.ids.tolist()]
+            arrays += column_arrays(e.values.astype(np.float64, copy=False)) if e.values.dtype.kind == "f" \
+                else [pa.array(c) for c in np.ascontiguousarray(e.values.T)]
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def to_parquet_parts(self) -> list:
+        """The stored form cut into parts of about PART_VALUES values (consecutive steps), each
+        its own Parquet bytes: the journal stores each as a blob (a DuckDB insert of one big blob
+        holds several times its size in memory), ``read_profiles`` takes the list back."""
+        width = max(1, sum(len(e.ids) for e in self.entries))
+        step = max(1, PART_VALUES // width)
+        return [self.slice(a, a + step).to_parquet_bytes() for a in range(0, max(len(self), 1), step)]
+
+    def to_parquet_bytes(self) -> bytes:
+        """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob),
+        written in row groups of a size fixed by the width, so only one group is ever copied."""
+        from .sink import group_rows
+
+        buf = io.BytesIO()
+        width = sum(len(e.ids) for e in self.entries)
+        step = group_rows(width)
+        writer = None
+        for a in range(0, max(len(self), 1), step):
+            tb = self.slice(a, a + step).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(buf, tb.schema, compression="lz4", use_dictionary=False,
+                                          use_byte_stream_split=True, store_schema=False)
+            writer.write_table(tb, row_group_size=step)
+        writer.close()
+        return buf.getvalue()
+
+
+def jitter(world, n, spread=0.05, seed=0, columns=(("load", "p_mw"), ("load", "q_mvar"), ("gen", "p_mw"),
+                                                   ("sgen", "p_mw")), index=None) -> dict:
+    """Profiles that move each of ``columns`` by an independent uniform +-``spread`` (relative)
+    around the world's values, per element and step: ``{(kind, field): DataFrame}`` (kinds without
+    elements are left out).  For sweeps, tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    if index is None:
+        index = pd.date_range("2026-01-01", periods=n, freq="h")
+    out = {}
+    for kind, field in columns:
+        t = world[kind]
+        if len(t):
+            out[(kind, field)] = pd.DataFrame(t.cols[field] * (1 + spread * rng.uniform(-1, 1, (n, len(t)))),
+                                              index=index, columns=t.ids)
+    return out
+
+
+def _index_array(index: pd.Index) -> pa.Array:
+    if isinstance(index, pd.DatetimeIndex):
+        return pa.array(index.values if index.tz is None else index.tz_convert("UTC").tz_localize(None).values)
+    return pa.array(np.asarray(index))
+
+
+def read_profiles(obj, world) -> Profiles:
+    """Profiles from any accepted form (see the module doc), validated against ``world``."""
+    if isinstance(obj, Profiles):
+        frames = {(e.kind, e.field): pd.DataFrame(e.values, index=obj.index, columns=e.ids) for e in obj.entries}
+    elif isinstance(obj, (bytes, bytearray, memoryview)):
+        frames = _split_wide(pq.read_table(io.BytesIO(bytes(obj))))
+    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(b, (bytes, bytearray)) for b in obj):
+        frames = _split_wide(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
+    elif isinstance(obj, pa.Table):
+        frames = _split_wide(obj)
+    elif isinstance(obj, pd.DataFrame):
+        frames = _split_wide(pa.Table.from_pandas(obj.reset_index(names=STEP) if STEP not in obj.columns else obj,
+                                                  preserve_index=False))
+    elif isinstance(obj, dict) or hasattr(obj, "items"):
+        frames = {}
+        for key, fr in obj.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise SchemaError(f"a profile key is (kind, field), not {key!r}", table="profiles")
+            frames[(str(key[0]), str(key[1]))] = fr.df if hasattr(fr, "df") and not isinstance(fr, pd.DataFrame) \
+                else fr
+    else:
+        raise SchemaError(f"profiles must be a mapping {{(kind, field): DataFrame}}, a wide table or Parquet "
+                          f"bytes, not {type(obj).__name__}", table="profiles")
+    if not frames:
+        raise SchemaError("no profiles given", table="profiles")
+    return _validate(frames, world)
+
+
+def _split_wide(tb: pa.Table) -> dict:
+    names = tb.column_names
+    index = pd.Index(tb.column(STEP).to_pandas()) if STEP in names else pd.RangeIndex(tb.num_rows)
+    groups: dict = {}
+    for name in names:
+        if name == STEP:
+            continue
+        parts = str(name).split("/")
+        if len(parts) != 3:
+            raise SchemaError(f"a profile column is named kind/field/id, not {name!r}", table="profiles",
+                              field=str(name))
+        groups.setdefault((parts[0], parts[1]), []).append((parts[2], name))
+    frames = {}
+    for key, cols in groups.items():
+        frames[key] = pd.DataFrame({i: tb.column(n).to_numpy(zero_copy_only=False) for i, n in cols}, index=index)
+    return frames
+
+
+def _ids_of(columns, kind, field) -> np.ndarray:
+    out = []
+    for c in columns:
+        try:
+            v = int(c) if not isinstance(c, (float, np.floating)) or float(c).is_integer() else None
+        except (TypeError, ValueError):
+            v = None
+        if v is None:
+            raise SchemaError(f"profile ({kind}, {field}): column {c!r} is not an element id", table=kind,
+                              field=field)
+        out.append(v)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _validate(frames: dict, world) -> Profiles:
+    from gridtape.world.schema import F8, I8, KINDS
+    from gridtape.world.world import coerce_column
+
+    index = None
+    entries = []
+    for (kind, field), fr in frames.items():
+        if isinstance(fr, pd.DataFrame) and fr.shape[1] == 0:
+            continue  # profiles nothing (SimBench gives such frames for kinds a grid lacks)
+        if kind not in KINDS:
+            raise SchemaError(f"unknown element kind {kind!r} in the profiles", table=kind, field=field)
+        spec = world[kind].spec
+        col = spec.by_name.get(field)
+        if col is None:
+            raise SchemaError(f"{kind} has no column {field!r}", table=kind, field=field)
+        if col.affects not in PROFILABLE or col.dtype not in (F8, I8):
+            raise SchemaError(f"{kind}.{field} cannot be profiled: a write to it affects {col.affects!r} "
+                              f"(only columns of the incremental or admittance path can)", table=kind, field=field)
+        if not isinstance(fr, pd.DataFrame):
+            raise SchemaError(f"profile ({kind}, {field}) is a {type(fr).__name__}, not a DataFrame", table=kind,
+                              field=field)
+        if index is None:
+            index = fr.index
+        elif not fr.index.equals(index):
+            raise SchemaError(f"profile ({kind}, {field}) has another step index than the others", table=kind,
+                              field=field)
+        ids = _ids_of(fr.columns, kind, field)
+        if len(np.unique(ids)) != len(ids):
+            raise SchemaError(f"profile ({kind}, {field}) names an element twice", table=kind, field=field)
+        t = world[kind]
+        missing = [int(i) for i in ids if int(i) not in t.positions]
+        if missing:
+            raise BadReferenceError(f"profile ({kind}, {field}) names missing {kind} {missing[0]}", table=kind,
+                                    row=missing[0], field=field)
+        raw = fr.to_numpy()
+        vals = np.empty(raw.shape, dtype=col.np_dtype)
+        for j in range(raw.shape[1]):
+            try:
+                vals[:, j] = coerce_column(col, raw[:, j], table=kind)
+            except SchemaError as e:
+                bad = int(np.argmax(~_ok(col, raw[:, j]))) if len(raw) else 0
+                raise SchemaError(f"profile ({kind}, {field}), {kind} {int(ids[j])}, step {fr.index[bad]!r}: "
+                                  f"{e.args[0] if e.args else e}", table=kind, row=int(ids[j]), field=field) from None
+        entries.append(Entry(kind, field, ids, t.rows(ids).astype(np.int64), vals))
+    if not entries:
+        raise SchemaError("the profiles name no element", table="profiles")
+    entries.sort(key=lambda e: (e.kind, e.field))
+    return Profiles(index, entries)
+
+
+def _ok(col, values) -> np.ndarray:
+    try:
+        f = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.zeros(len(values), bool)
+    ok = ~np.isnan(f) | col.nan_ok
+    if col.lo is not None:
+        ok &= ~(f < col.lo)
+    if col.hi is not None:
+        ok &= ~(f > col.hi)
+    return ok

@@ -1,0 +1,140 @@
+"""``grid.timeseries(profiles, ...)``: a time series or a scenario sweep over one base point.
+
+The grid's own world, results and undo stacks are left as they are: the steps run on a private
+copy of the world (or on workers' copies).  With a journal, the run is one ``study`` event (see
+gridtape/studies/record.py).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from gridtape.errors import JournalError, SchemaError
+
+from .outputs import parse_outputs
+from .profiles import read_profiles
+from .result import result_from_sink
+from .sink import MemorySink, ParquetSink
+
+CHUNK = 256  # steps per chunk (a task of an executor; a Parquet flush unit of a streamed run)
+OVERLAP = 8  # warm-up steps before a chunk of a chained series run on an executor
+STEP_VALUES = 2_000_000  # output values per chunk in one process (16 MB; case9241pegase: 36 steps)
+OPTIONS = ("tolerance_mva", "max_iteration", "init", "qlim", "distributed_slack", "reuse_lu")
+
+
+def grid_options(grid) -> dict:
+    """The solver options of ``grid`` that a study's solves use (and records)."""
+    return {"tolerance_mva": grid.tolerance_mva, "max_iteration": grid.max_iteration, "init": grid.init,
+            "qlim": grid.qlim, "distributed_slack": grid.distributed_slack, "reuse_lu": grid.reuse_lu,
+            "trafo_model": grid._engine.trafo_model}
+
+
+def chunks_of(n, size):
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _progress_bar(progress, total):
+    """A tqdm bar (None when not wanted): ``progress=True`` always; None: when stderr is a
+    terminal, shown only once the run has taken a second."""
+    if progress is False or (progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if progress:
+            raise SchemaError("progress=True needs tqdm (pip install gridtape[progress])", field="progress") from None
+        return None
+    return tqdm(total=total, unit="step", delay=0 if progress else 1.0, file=sys.stderr, leave=bool(progress))
+
+
+def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=None, progress=None,
+                   out_dir=None, chunk_size=None, overlap=None, record=True, options=None):
+    """See :meth:`gridtape.PowerGrid.timeseries`."""
+    world = grid.world
+    prof = read_profiles(profiles, world)  # validated before anything runs or is recorded
+    outs = parse_outputs(outputs, world)
+    opts = dict(grid_options(grid) if options is None else options)
+    size = int(chunk_size or CHUNK)
+    ov = int(OVERLAP if overlap is None else overlap)
+    if size < 1 or ov < 0:
+        raise SchemaError("chunk_size must be >= 1 and overlap >= 0", field="chunk_size")
+    j = grid.journal if record else None
+    if j is not None and (grid._read_only or j.read_only):
+        j = None  # a point of history or a read-only journal: run, record nothing
+    if j is not None:
+        if grid._editor is not None or j.in_transaction:
+            raise JournalError("timeseries() inside an edit block or open transaction: commit it first",
+                               file=j.path)
+        from .record import default_dir
+
+        j.flush()
+        base_seq = j.last_seq
+        blobs = prof.to_parquet_parts()
+        if out_dir is None:
+            out_dir = default_dir(j, base_seq, blobs[0])
+        stored = _store_blob(j, blobs)  # while the steps run: nothing else uses the journal meanwhile
+    n = len(prof)
+    base_copy = world.copy()
+    sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
+        else MemorySink(outs, base_copy, prof.index)
+    bar = _progress_bar(progress, n)
+    tick = None if bar is None else bar.update
+    t0 = time.perf_counter()
+    try:
+        if executor is None:
+            from .runner import Runner
+
+            runner = Runner(world.copy(), outs, opts)
+            # in one process the chunks only bound memory (the runner goes on from one to the next):
+            # about STEP_VALUES output values a chunk, whatever chunk_size says
+            width = sum(runner.extract.sizes) or 1
+            block = max(8, min(size, STEP_VALUES // width))
+            for i, (a, b) in enumerate(chunks_of(n, block)):
+                sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick))
+        else:
+            import hashlib
+
+            from gridtape.replay.archive import case_zip_bytes
+
+            from .parallel import run_chunks
+
+            base = case_zip_bytes(world)
+            pbytes = prof.to_parquet_bytes()
+            key = hashlib.sha256(base + pbytes + repr((outs, sorted(opts.items()))).encode()).hexdigest()
+            run_chunks(executor, key, base, pbytes, outs, opts, chunks_of(n, size), independent, ov, sink, tick)
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if j is not None:
+            stored.join()
+    res = result_from_sink(sink, prof.index, outs, base_copy, prof, opts, time.perf_counter() - t0)
+    if j is not None:
+        from .record import record_study
+
+        if stored.error is not None:
+            raise stored.error
+        res.seq = record_study(j, base_seq, stored.sha, prof, outs, opts, independent, size, ov, executor, res)
+    return res
+
+
+def _store_blob(j, blobs):
+    """``j.put_blob`` of each part in a thread (DuckDB inserts, mostly I/O); ``.join()``, then
+    ``.sha`` (the list of sha256) or ``.error``."""
+    import threading
+
+    t = threading.Thread(target=_put, args=(j, blobs), name="gridtape-study-blob", daemon=True)
+    t.sha = t.error = None
+    t.start()
+    return t
+
+
+def _put(j, blobs):
+    t = __import__("threading").current_thread()
+    try:
+        t.sha = [j.put_blob(b, name="profiles") for b in blobs]
+    except BaseException as e:  # noqa: BLE001 - raised by the caller
+        t.error = e
+
