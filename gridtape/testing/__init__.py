@@ -11,7 +11,7 @@ from .cases import case_grid, case_path, case_world
 from .invariants import (assert_grids_equal, assert_incremental_equals_fresh, assert_replay_equals_live,
                          assert_roundtrip, assert_undo_restores)
 from .machine import GridStateMachine
-from .networks import networks
+from .drawn_networks import networks
 from .report import play, report_failure, save_journal, script
 from .runner import REDO, SOLVE, UNDO, EditBlock, Op, Sequence, run, run_in, to_code
 from .strategies import edit_sequences, edits, profiles, writes

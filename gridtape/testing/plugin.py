@@ -4,7 +4,8 @@ Fixtures
 --------
 ``gt_case``
     a factory: ``gt_case("IEEE14", journal=False, **kw)`` gives a PowerGrid of a bundled case
-    (each call a new grid; the case file is read once per session).
+    (each call a new grid; the case file is read once per session).  Session-scoped, so it works
+    inside ``@given`` tests: call it in the test body for a fresh grid per example.
 ``gt_seed``
     the ``--gridtape-seed`` value (None when not given).
 ``gt_rng``
@@ -60,8 +61,10 @@ def gt_rng(request, gt_seed):
     return np.random.default_rng(seed)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gt_case():
+    import weakref
+
     from .cases import case_grid
 
     made = []
@@ -69,12 +72,14 @@ def gt_case():
     def make(name="IEEE14", **kwargs):
         kwargs.setdefault("journal", False)
         g = case_grid(name, **kwargs)
-        made.append(g)
+        made.append(weakref.ref(g))
         return g
 
     yield make
-    for g in made:
-        try:
-            g.close()
-        except Exception:  # noqa: BLE001 - a test may have closed it
-            pass
+    for r in made:  # grids still alive at the end of the session: close their journals
+        g = r()
+        if g is not None:
+            try:
+                g.close()
+            except Exception:  # noqa: BLE001 - a test may have closed it
+                pass

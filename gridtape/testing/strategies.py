@@ -4,7 +4,7 @@ Every strategy reads the grid (or world) it is given when it draws, and draws *c
 the vocabulary (world/changes.py): ``writes`` draws a ``SetCol``, ``edits`` an :class:`EditBlock`
 of ``AddRows`` / ``RemoveRows`` / ``SetCol``, ``edit_sequences`` a :class:`Sequence` of those plus
 SOLVE / UNDO / REDO.  :func:`gridtape.testing.run` applies them through the grid's public API and
-:func:`gridtape.testing.to_code` prints them as gridtape code.  ``networks`` (testing/networks.py)
+:func:`gridtape.testing.to_code` prints them as gridtape code.  ``networks`` (testing/drawn_networks.py)
 draws whole grids.
 """
 from __future__ import annotations
