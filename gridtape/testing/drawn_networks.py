@@ -18,13 +18,15 @@ from gridtape.world.changes import AddRows, apply
 
 HV, MV = 110.0, 20.0
 #: per-km line parameters by voltage level: (r, x, c) ranges and length range
-LINE = {HV: ((0.05, 0.12), (0.30, 0.42), (8.0, 12.0), (5.0, 40.0), 0.6),
-        MV: ((0.10, 0.30), (0.10, 0.40), (150.0, 300.0), (0.5, 5.0), 0.4)}
-LOAD = {HV: (2.0, 20.0), MV: (0.2, 3.0)}
+LINE = {HV: ((0.05, 0.12), (0.30, 0.42), (8.0, 12.0), (5.0, 60.0), 0.6),
+        MV: ((0.10, 0.30), (0.10, 0.40), (150.0, 300.0), (0.5, 8.0), 0.4)}
+LOAD = {HV: (2.0, 30.0), MV: (0.2, 4.0)}
 
 
 def _u(draw, lo_hi):
-    return draw(st.floats(*lo_hi))
+    """A value in [lo, hi] on a grid of 1/200 of the range (integers shrink fast, floats slowly)."""
+    lo, hi = lo_hi
+    return lo + (hi - lo) * draw(st.integers(0, 200)) / 200
 
 
 @st.composite

@@ -45,7 +45,9 @@ def save_journal(world, steps, path=None, **grid_kwargs) -> str:
     if path is None:
         d = failure_dir()
         os.makedirs(d, exist_ok=True)
-        digest = hashlib.sha1(to_code(steps).encode()).hexdigest()[:10]
+        from gridtape.replay.archive import case_zip_bytes
+
+        digest = hashlib.sha1(to_code(steps).encode() + case_zip_bytes(world)).hexdigest()[:10]
         path = os.path.join(d, f"failure-{digest}.duckdb")
     if os.path.exists(path):
         os.remove(path)
