@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 
 #: source folder -> (package, kernels); a folder's own headers (.h, .pxi) are found beside them
 _KERNELS = {
-    "solver_cy": ("gridtape.solver_cy", ["ybus", "newton", "flows", "inject", "topo", "g2o"]),
+    "solver_cy": ("gridtape.solver_cy", ["ybus", "newton", "inject", "topo", "g2o", "resk"]),
     "journal": ("gridtape.journal", ["frames", "recorder"]),
     "world": ("gridtape.world", ["colwrite"]),
 }

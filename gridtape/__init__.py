@@ -6,10 +6,10 @@ from .grid import PowerGrid, SolveReport  # noqa: E402
 
 
 def open(path, read_only: bool = True, snapshots=None):  # noqa: A001 - gridtape.open, like io.open
-    """Open a study journal: a :class:`gridtape.replay.study.Study` (``at``, ``bisect``, ``blame``,
+    """Open a study journal: a :class:`gridtape.study.Study` (``at``, ``bisect``, ``blame``,
     ``branch``).  ``read_only=True`` (default) works while no writer holds the file."""
     from gridtape.journal import Journal
-    from gridtape.replay.study import Study
+    from gridtape.study import Study
 
     return Study(Journal(str(path), read_only=read_only), snapshots=snapshots)
 
@@ -27,3 +27,7 @@ def diff(a, b, results: bool = False):
 
 
 __all__ = ["PowerGrid", "SolveReport", "errors", "open", "diff", "__version__"]
+
+from . import notebook as _notebook  # noqa: E402 - readable text and notebook forms (gridtape/notebook.py)
+
+_notebook.install()

@@ -56,15 +56,27 @@ class PowerGrid(Writes):
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
                  _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True,
                  checkpoint_background: bool = True):
-        j = open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
+        if world is None and case_path is not None:
+            from gridtape.world.io import load_case
+
+            world = load_case(case_path)  # before the journal opens: a bad case leaves nothing open
+        j = open_journal(journal, author, read_only)
+        try:
+            self._setup(world, j, source, qlim, branch_analysis, tolerance_mva, max_iteration, init,
+                        trafo_model, read_only, snapshots, checkpoint_every, _load_info, distributed_slack,
+                        reuse_lu, checkpoint_background)
+        except BaseException:
+            if j is not None and j is not journal:  # ours: do not leave it open and locked
+                j.close()
+            raise
+
+    def _setup(self, world, j, source, qlim, branch_analysis, tolerance_mva, max_iteration, init, trafo_model,
+               read_only, snapshots, checkpoint_every, _load_info, distributed_slack, reuse_lu,
+               checkpoint_background):
         resumed = False
         if world is None:
-            if case_path is not None:
-                from gridtape.world.io import load_case
-
-                world = load_case(case_path)
-            elif j is not None and j.count():
+            if j is not None and j.count():
                 from gridtape.replay.materialize import materialize
 
                 world = materialize(j)[0]  # resume the study at its head

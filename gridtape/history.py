@@ -23,14 +23,20 @@ from gridtape.errors import JournalError
 
 
 def open_journal(journal, author, read_only):
-    """The Journal of ``PowerGrid(journal=...)``: None (``False``), the one given, or a new one."""
+    """The Journal of ``PowerGrid(journal=...)``: None (``False``), the one given, a new in-memory
+    one (``None`` or ``True``), or the file at a path (str or os.PathLike)."""
     if journal is False:
         return None
     from gridtape.journal import Journal
 
     if isinstance(journal, Journal):
         return journal
-    return Journal(None if journal is None else str(journal), read_only=read_only, author=author)
+    if journal is None or journal is True:
+        return Journal(None, read_only=read_only, author=author)
+    if not isinstance(journal, (str, os.PathLike)):
+        raise JournalError(f"journal must be a path, a Journal, True/None (in memory) or False (none): "
+                           f"{journal!r}", field="journal")
+    return Journal(os.fspath(journal), read_only=read_only, author=author)
 
 
 class History:
@@ -40,7 +46,7 @@ class History:
     settle_timeout = 5.0
 
     def __init__(self, grid, journal, *, snapshots, checkpoint_every, checkpoint_background):
-        from gridtape.replay.study import snapshot_dir
+        from gridtape.replay.materialize import snapshot_dir
 
         self._grid = grid
         self.journal = journal
@@ -145,7 +151,7 @@ class History:
 
     def snapshot(self, message=None, author=None):
         from gridtape.replay.snapshot import write_snapshot
-        from gridtape.replay.study import _resolve
+        from gridtape.replay.materialize import _resolve
 
         g = self._grid
         g._check_writable()
@@ -224,7 +230,7 @@ class History:
         """An automatic checkpoint off the main thread: copy the world now (the journal's last seq
         is what it covers), write it in a thread; :meth:`_settle_checkpoint` records it later."""
         from gridtape.replay import background
-        from gridtape.replay.study import _resolve
+        from gridtape.replay.materialize import _resolve
 
         covers = j.last_seq
         self._bg = background.BackgroundSnapshot(

@@ -1,7 +1,7 @@
 """The segment file ``<path>.seg``: the acknowledged events not yet moved into DuckDB.
 
 A segment is a sequence of frames (journal/frames.pyx), each one whole flush (whole
-transactions only).  One ``os.write`` appends a frame.  A frame checks itself (GTJ3: its
+transactions only).  One ``os.write`` appends a frame.  A frame checks itself (GTJ4 and GTJ3: its
 checksum and its rows' walk; GTJ2, left by gridtape 0.3: its hashes re-derive), so a frame cut
 short by a kill or a power loss is told apart from a whole one: being the last, it was never
 acknowledged, and it is cut off on reopen.  A bad frame followed by a good one is damage,
@@ -19,14 +19,14 @@ import os
 from ..errors import JournalCorruptError, JournalError, JournalLockedError
 from . import frames as _frames
 
-MAGICS = (_frames.MAGIC, _frames.OLD_MAGIC)  # GTJ3, GTJ2 (gridtape 0.3)
+MAGICS = (_frames.MAGIC,) + _frames.OLD_MAGICS  # GTJ4; GTJ3 (gridtape 0.4), GTJ2 (0.3)
 OLD_MAGIC = b"GTJ1"  # gridtape <= 0.2 (marshal frames)
 
 
 def parse(data: bytes, name):
     """Frames of a segment's bytes: ``(found, good_end)`` with ``found`` a list of
     ``((first_seq, last_seq, last_tx, last_ts, prev_hash, last_hash, n), frame_bytes)`` (the
-    hashes are None for GTJ3 frames); ``good_end < len(data)`` means a torn tail."""
+    hashes are None for GTJ4/GTJ3 frames); ``good_end < len(data)`` means a torn tail."""
     if data.startswith(OLD_MAGIC):
         raise JournalError("the segment was written by gridtape 0.2 or older and still holds events; "
                            "open and close the journal once with that version to move them into DuckDB",
@@ -70,7 +70,7 @@ class Segment:
             self._f.close()
             self._f = None
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise JournalLockedError("the journal is held by another writer", file=journal_path) from None
+                raise JournalLockedError(_holder(path, read_only), file=journal_path) from None
             raise JournalError(f"cannot lock the journal segment: {e.strerror}", file=path) from None
 
     def read(self):
@@ -108,3 +108,23 @@ class Segment:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+def _holder(path, read_only) -> str:
+    """Who holds the lock on segment ``path``: this process, or the pid /proc/locks names."""
+    try:
+        ino = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(ino):
+                    pid = int(parts[4])
+                    if pid == os.getpid():
+                        held = "a writer" if read_only else "a reader or writer"
+                        return (f"the journal is held by {held} in this process: close() that PowerGrid, "
+                                "Study or Journal first (or open it in a `with` block)")
+                    return (f"the journal is held by a writer in process {pid}: close it there (or stop "
+                            "that process) before opening it here")
+    except (OSError, ValueError):
+        pass
+    return "the journal is held by another writer"

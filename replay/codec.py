@@ -194,12 +194,12 @@ def table_from_arrow(kind: str, tb: pa.Table, extras, next_id: int, *, file) -> 
         col = tb.column(c)
         if col.null_count and (c == "id" or t.spec[c].dtype != STR):
             raise SnapshotCorruptError("null in a non-string column", file=file, table=kind, field=c)
-    t.ids = np.array(tb.column("id").to_numpy(), dtype=np.int64)
+    cols = {}
     for c in t.spec.columns:
         arr = tb.column(c.name).to_numpy()
-        t.cols[c.name] = arr.astype(object) if c.dtype == STR else np.array(arr, dtype=c.np_dtype)
-    t.extra = {name: decode_extra(tb.column(name), enc) for name, enc in extras}
-    t.next_id = int(next_id)
+        cols[c.name] = arr.astype(object) if c.dtype == STR else np.array(arr, dtype=c.np_dtype)
+    t = Table.from_arrays(kind, np.array(tb.column("id").to_numpy(), dtype=np.int64), cols,
+                          {name: decode_extra(tb.column(name), enc) for name, enc in extras}, next_id)
     if len(t.ids) and int(t.ids.max()) >= t.next_id:
         raise SnapshotCorruptError("next_id is not above every id", file=file, table=kind)
     return t

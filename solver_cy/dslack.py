@@ -15,7 +15,7 @@ import numpy as np
 
 from gridtape.errors import SchemaError, SolverError
 
-from . import model as M
+from . import topology as M
 
 _TABLES = ("ext_grid", "gen", "xward")  # generator-table kinds 0, 1, 2
 _tokens = itertools.count(1)

@@ -1,64 +1,23 @@
-"""The solve engine: keeps the bus-branch model, the Ybus pattern and the Newton workspace of one
-world alive between solves, and redoes only what the world's change counters ask for:
-
-- ``full``         topology changed: model, Ybus pattern, Jacobian pattern and KLU symbolic rebuilt;
-- ``admittance``   admittance values changed: branch admittances and Ybus values refreshed;
-- ``incremental``  only injections or set-points changed: Sbus refreshed, warm start.
-
-The engine reads world columns only; it never imports the journal.
+"""The solve engine of one world: runs Newton-Raphson (or the DC power flow) on the current model
+of its model cache (model_cache.py, which alone decides what a solve rebuilds: "full",
+"admittance", "incremental" or "none") and hands out the solve's result arrays
+(result_arrays.py).  The engine reads world columns only; it never imports the journal.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 from gridtape.errors import SchemaError
 
-from . import model as M
-from .injections import fill_injections
-from .flows import branch_flows, bus_injection
+from . import start
 from .dslack import initial_slack, slack_plan
-from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
-from .topo import warm_voltage
-from .ybus import ybus_build, ybus_fill, ybus_pattern
+from .gensplit import make_split
+from .model_cache import MODEL_CACHE, ModelCache  # noqa: F401  (MODEL_CACHE: the adapter's size)
+from .newton import DistributedSlackSolver, NewtonSolver
+from .result_arrays import ResultArrays, compute_arrays
+from .topology import PQ, PV, REF
 
-INITS = ("auto", "flat", "dc", "results")
-MODEL_CACHE = 8  # models of the last topologies kept (a topology step back reuses its model)
-
-
-class _Model:
-    """Everything the engine derives from one topology: the model, its admittances (with the
-    admittance state they reflect), the Ybus pattern and values, the injection cache and the
-    Newton solvers (with their KLU symbolic analyses)."""
-
-    __slots__ = ("topo", "ysh", "indptr", "indices", "pos", "ydata", "adm", "none", "inj_cache", "solvers",
-                 "rows")
-
-    def __init__(self, topo, ysh, indptr, indices, pos, ydata, adm, none, rows):
-        self.topo, self.ysh, self.indptr, self.indices, self.pos = topo, ysh, indptr, indices, pos
-        self.ydata, self.adm, self.none = ydata, adm, none
-        self.inj_cache = {}
-        self.solvers = {}
-        self.rows = rows  # the tables' id arrays it was built from (see _same_rows)
-
-
-def _rows_token(w):
-    """The id arrays of every table: add / remove replace them, writes never do."""
-    return tuple(t.ids for t in w.tables.values())
-
-
-def _same_rows(m, w):
-    """Whether the world's tables are still the very ones model ``m`` was built from.  Equal
-    topology keys are not enough: an element removed and added back with the same id and bus but
-    other values (or a branch of other parameters) leaves the key as it was, and neither its
-    injection sums nor the admittance counter would say so."""
-    return all(a is b for a, b in zip(m.rows, _rows_token(w)))
-
-
-def _adm_state(w):
-    """What admittance values depend on besides the topology."""
-    return (w.adm_version, w.sn_mva, w.f_hz)
+INITS = start.INITS
 
 
 class Engine:
@@ -67,142 +26,77 @@ class Engine:
     def __init__(self, world, trafo_model: str = "t"):
         self.world = world
         self.trafo_model = trafo_model
-        self._seen = None  # (topo, adm, inj) versions the model reflects
+        self.cache = ModelCache(world, trafo_model)
+        self.model = None
         self.topo = None
         self.inj = None
         self.V = None  # last iterate (internal bus order); NaN at NONE buses after a solve
         self.converged = False
         self.solved = False  # a solve has run on the current model
-        self.has_results = False
-        self._solvers = {}
-        self._v0_cache = {}
         self.iterations = 0
-        self._pinned = None
-        self._v_prev = None  # converged voltages kept across a topology change
-        self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
-        self._models = {}  # topology key -> _Model, least recently used first (see prepare)
-        self._inj_cache = {}
-        self._inj_shared = {}  # injection parts no topology changes (injections.fill_injections)
-        self._none = np.zeros(0, np.int64)
         self.norm = float("nan")
         self.algorithm = "nr"
         self.slack_plan = None  # the distributed-slack plan of the last solve (None: plain slack)
         self.ps = None  # slack power per distributed-slack island (p.u.)
         self._ps_token = None
-        self._plan_cache = None
+        self._pinned = None
+        self._v_prev = None  # converged voltages kept across a topology change
+        self._none = np.zeros(0, np.int64)
+        self._qlim = None  # (limited, fixed_q) of the last solve's Q-limit enforcement
+        self._results = None
         # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
         self.reuse_lu = True
 
     # --- model upkeep ------------------------------------------------------------------
     def level(self) -> str | None:
-        w = self.world
-        now = (w.topo_version, w.adm_version, w.inj_version)
-        if self._seen is None or now[0] != self._seen[0]:
-            return "full"
-        if now[1] != self._seen[1]:
-            return "admittance"
-        if now[2] != self._seen[2]:
-            return "incremental"
-        return None
+        lvl = self.cache.level()
+        return None if lvl == "none" else lvl
 
     def prepare(self) -> str:
-        lvl = self.level()
-        w = self.world
-        if lvl == "full":
-            key = M.topology_key(w)
-            m = self._models.get(key)
-            if m is not None and not _same_rows(m, w):
-                del self._models[key]
-                m = None
-            if m is None:
-                m = self._build_model(w)
-                while len(self._models) >= max(MODEL_CACHE, 1):  # the current model is always kept
-                    self._models.pop(next(iter(self._models)))
-                self._models[key] = m
-            else:  # a topology seen before: its model, Ybus pattern and Newton solvers
-                self._models[key] = self._models.pop(key)  # most recently used last
-                if m.adm != _adm_state(w):
-                    self._refill_admittances(m)
-            self.topo, self.ysh, self.ydata = m.topo, m.ysh, m.ydata
-            self.indptr, self.indices, self.pos = m.indptr, m.indices, m.pos
-            self._inj_cache, self._solvers, self._none = m.inj_cache, m.solvers, m.none
-            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
+        """Bring the model up to the world (model_cache.ModelCache.prepare); return the level."""
+        old = self.model
+        lvl = self.cache.prepare()
+        m = self.cache.model
+        if m is old and lvl != "full":  # same model: only the injections (and Ybus values) moved
+            self.inj, self.ysh = m.inj_state.inj, m.ysh
+            return lvl
+        self.model = m
+        self.topo, self.ysh, self.ydata = m.topo, m.ysh, m.ydata
+        self.indptr, self.indices, self.pos, self._none = m.indptr, m.indices, m.pos, m.none
+        self.inj = m.inj_state.inj
+        if m is not old or lvl == "full":
             # a converged iterate can start the next solve (init="results") if the bus set stays
             self._v_prev = self.V if self.converged and self.V is not None else None
             self.V = None
-        elif lvl == "admittance":
-            m = self._current_model()
-            self._refill_admittances(m)
-            self.ysh = m.ysh
-            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
-        elif lvl == "incremental":
-            self.inj = fill_injections(w, self.topo, self._inj_cache, self._inj_shared)
-        if lvl is not None:
-            self._v0_cache = {}
-        self._seen = (w.topo_version, w.adm_version, w.inj_version)
-        return lvl or "none"
+        return lvl
 
-    def _build_model(self, w):
-        """A new model of the world's current topology (nothing kept when a step raises)."""
-        topo = M.build_topology(w)
-        br = topo.branches
-        adm = _adm_state(w)
-        ysh = M.fill_admittances(w, topo, self.trafo_model, self._adm_cache)
-        indptr, indices, pos, ydata = ybus_build(topo.nb, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, ysh)
-        return _Model(topo, ysh, indptr, indices, pos, ydata, adm, np.flatnonzero(topo.bus_type == M.NONE),
-                      _rows_token(w))
+    @property
+    def q_limited(self):
+        return None if self._qlim is None else self._qlim[0]
 
-    def _current_model(self):
-        for m in reversed(self._models.values()):
-            if m.topo is self.topo:
-                return m
-        raise RuntimeError("the engine's topology is not in its model cache")
-
-    def _refill_admittances(self, m):
-        """Admittance values of model ``m`` from the world's current admittance columns."""
-        w = self.world
-        br = m.topo.branches
-        adm = _adm_state(w)
-        m.ysh = M.fill_admittances(w, m.topo, self.trafo_model, self._adm_cache)
-        ybus_fill(m.ydata, *m.pos, br.yff, br.yft, br.ytf, br.ytt, m.ysh)
-        m.adm = adm
+    @property
+    def q_fixed(self):
+        return None if self._qlim is None else self._qlim[1]
 
     def _newton(self, pv, pq, plan=None):
-        if plan is not None:
-            return self._newton_ds(pv, pq, plan)
-        base = self._solvers.get("base")
-        if base is not None and pv is self.topo.pv and pq is self.topo.pq:
-            return base
-        key = (pv.tobytes(), pq.tobytes())
-        s = self._solvers.get(key)
-        if s is None:
-            if len(self._solvers) > 8:
-                self._solvers.clear()
-            s = NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq)
-            self._solvers[key] = s
-            if pv is self.topo.pv and pq is self.topo.pq:
-                self._solvers["base"] = s
-        return s
-
-    def _newton_ds(self, pv, pq, plan):
-        key = ("ds", plan.token, pv.tobytes(), pq.tobytes())
-        s = self._solvers.get(key)
-        if s is None:
-            if len(self._solvers) > 8:
-                self._solvers.clear()
-            pv2 = np.union1d(pv, plan.demoted).astype(np.int32)
-            s = DistributedSlackSolver(self.indptr, self.indices, plan.fixed_ref, pv2, pq, plan.dsref,
-                                       plan.weight, plan.island)
-            self._solvers[key] = s
-        return s
+        m = self.model
+        if plan is None:
+            if pv is self.topo.pv and pq is self.topo.pq and m.solvers and m.solvers[0][0][0] == "base":
+                return m.solvers[0][1]  # the model's own bus types (every solve without Q limits)
+            key = ("base" if pv is self.topo.pv and pq is self.topo.pq else "nr", pv, pq)
+            return m.solver(key, lambda: NewtonSolver(self.indptr, self.indices, self.topo.ref, pv, pq))
+        return m.solver(("ds", plan.token, pv, pq), lambda: DistributedSlackSolver(
+            self.indptr, self.indices, plan.fixed_ref, np.union1d(pv, plan.demoted).astype(np.int32), pq,
+            plan.dsref, plan.weight, plan.island))
 
     def _slack_plan(self):
-        """The distributed-slack plan, kept while the topology and the slack weights stay."""
-        g = self.inj.gens
-        c = self._plan_cache
-        if c is None or c[0] is not self.topo or c[1] is not g["weight"]:
-            c = self._plan_cache = (self.topo, g["weight"], slack_plan(self.world, self.topo, g))
-        return c[2]
+        """The distributed-slack plan, kept while the topology and the generator table stay."""
+        return self.model.derive("slack_plan", lambda: slack_plan(self.world, self.topo, self.inj.gens))
+
+    def gen_split(self, plan=None):
+        """The model's generator split (gensplit.make_split) with or without distributed slack."""
+        return self.model.derive("split_ds" if plan is not None else "split", lambda: make_split(
+            self.inj.gens, self.topo.bus_type, self.topo.nb, plan))
 
     def _run(self, solver, plan, s0, V, tol, max_iter, warm=False):
         """One Newton run; with a slack plan the island slack powers start from pandapower's
@@ -220,159 +114,41 @@ class Engine:
 
     # --- initial voltages ----------------------------------------------------------------
     def initial_voltage(self, init: str, v_init=None) -> np.ndarray:
-        if v_init is None and init in ("flat", "auto", "dc"):
-            cached = self._v0_cache.get(init)
-            if cached is not None:  # same model, same injections: same starting point
-                return cached.copy()
-            V = self._initial_voltage(init, None)
-            self._v0_cache[init] = V
-            return V.copy()
-        return self._initial_voltage(init, v_init)
-
-    def _initial_voltage(self, init, v_init):
-        topo, inj = self.topo, self.inj
-        nb = topo.nb
-        if v_init is None and init == "results" and self.converged and self.V is not None and len(self.V) == nb:
-            return self._warm_start()
-        if v_init is None and init == "results" and self.V is None and self._v_prev is not None:
-            prev = self._voltage_after_topology_change(nb)
-            if prev is not None:  # after a topology change: the last converged voltages, re-pinned
-                return prev
-            init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
-        has_set = ~np.isnan(inj.vm_set)
         if v_init is not None:
-            V = np.asarray(v_init, dtype=complex).copy()
-        elif init == "results" and self.V is not None and len(self.V) == nb:
-            V = self.V.copy()
-            bad = ~np.isfinite(V)
-            V[bad] = 1.0
-        else:
-            vm0 = 1.0
-            if init == "auto":
-                w = self.world
-                eg, gen = w["ext_grid"], w["gen"]
-                vals = np.concatenate([eg.cols["vm_pu"][eg.cols["in_service"]],
-                                       gen.cols["vm_pu"][gen.cols["in_service"]]])
-                if len(vals):
-                    vm0 = float(vals.mean())
-            va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
-            V = np.full(nb, vm0, dtype=complex) * np.exp(1j * va)
-            V[has_set] = inj.vm_set[has_set] * np.exp(1j * va[has_set])
-            if init in ("auto", "dc"):
-                va = self.dc_angles(va)
-                V = np.abs(V) * np.exp(1j * va)
-        # re-pin set-points: magnitude at PV/REF buses, angle at ext_grid buses
-        ang = np.angle(V)
-        has_va = ~np.isnan(inj.va_set)
-        ang[has_va] = np.deg2rad(inj.va_set[has_va])
-        mag = np.abs(V)
-        mag[has_set] = inj.vm_set[has_set]
-        return mag * np.exp(1j * ang)
-
-    def _voltage_after_topology_change(self, nb):
-        """:meth:`_previous_voltage` then :meth:`_pin` (their reference) in one kernel pass
-        (topo.warm_voltage), or None."""
-        if len(self._v_prev) != nb:
-            return None
-        br = self.topo.branches
-        inj = self.inj
-        return warm_voltage(self._v_prev, self.topo.bus_type, br.f, br.t, br.status, inj.vm_set, inj.va_set)
-
-    def _previous_voltage(self, nb):
-        """The voltages converged before the last topology change as a start for the new model,
-        or None when the bus count changed.  A newly supplied bus (no previous voltage) takes the
-        voltage of a bus it is now connected to by an in-service branch; None if one is left."""
-        V = self._v_prev
-        if len(V) != nb:
-            return None
-        V = V.copy()
-        need = ~np.isfinite(V) & (self.topo.bus_type != M.NONE)
-        if need.any():
-            br = self.topo.branches
-            f, t = br.f[br.status], br.t[br.status]
-            while need.any():
-                have = ~need
-                a = need[f] & have[t]  # from-end missing, to-end known
-                b = need[t] & have[f]
-                if not (a.any() or b.any()):
-                    return None
-                V[f[a]] = V[t[a]]
-                V[t[b]] = V[f[b]]
-                need[f[a]] = False
-                need[t[b]] = False
-        V[~np.isfinite(V)] = 1.0
-        return V
-
-    def _pin(self, V):
-        """``V`` (changed in place) with the set-points pinned: magnitude at PV / REF buses, angle
-        at ext_grid buses; the other buses keep their voltage as it is."""
-        inj = self.inj
-        vs = np.flatnonzero(~np.isnan(inj.vm_set))
-        V[vs] = inj.vm_set[vs] * np.exp(1j * np.angle(V[vs]))
-        va = np.flatnonzero(~np.isnan(inj.va_set))
-        if len(va):
-            V[va] = np.abs(V[va]) * np.exp(1j * np.deg2rad(inj.va_set[va]))
-        return V
-
-    def _warm_start(self):
-        """The last iterate with the set-points re-pinned (the incremental path's start).  Newton
-        keeps PV magnitudes and slack voltages, so after a converged solve they only need pinning
-        when the set-points themselves were written."""
-        inj = self.inj
-        V = self.V.copy()
-        if len(self._none):
-            V[self._none] = 1.0
-        if self._pinned is inj.vm_set:
-            return V
-        vs = np.flatnonzero(~np.isnan(inj.vm_set))
-        va = np.flatnonzero(~np.isnan(inj.va_set))
-        V[vs] = inj.vm_set[vs] * np.exp(1j * np.angle(V[vs]))
-        V[va] = np.abs(V[va]) * np.exp(1j * np.deg2rad(inj.va_set[va]))
-        return V
+            return start.given_start(self, v_init)
+        nb = self.topo.nb
+        if init == "results":
+            if self.converged and self.V is not None and len(self.V) == nb:
+                return start.warm_start(self)
+            if self.V is None and self._v_prev is not None:
+                prev = start.after_topology_change(self)
+                if prev is not None:  # after a topology change: the last converged voltages, re-pinned
+                    return prev
+                init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
+            elif self.V is not None and len(self.V) == nb:
+                return start.last_iterate(self)
+        if init in ("flat", "auto", "dc"):
+            v0 = self.model.v0
+            V = v0.get(init)
+            if V is None:  # same model, same injections: same starting point
+                V = v0[init] = start.pandapower_start(self, init)
+            return V.copy()
+        return start.pandapower_start(self, init)
 
     def dc_angles(self, va0: np.ndarray) -> np.ndarray:
-        """DC power-flow angles (radians) with the reference angles of ``va0`` (pandapower's dc init).
-
-        B is assembled on the model's Ybus pattern (the same positions: diagonal plus both branch
-        ends; a bus of type NONE gets an identity row so the system stays regular), no sparse
-        matrix library involved."""
-        topo, inj = self.topo, self.inj
-        br = topo.branches
-        on = br.status
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b = np.where(on, 1.0 / br.x, 0.0) / br.ratio
-        b[~on] = 0.0
-        nb = topo.nb
-        pff, pft, ptf, ptt, pdiag = self.pos
-        data = np.zeros(len(self.indices))
-        np.add.at(data, pff, b)
-        np.add.at(data, pft, -b)
-        np.add.at(data, ptf, -b)
-        np.add.at(data, ptt, b)
-        pfinj = b * (-np.deg2rad(br.shift_deg))
-        pbusinj = np.bincount(br.f, pfinj, nb) - np.bincount(br.t, pfinj, nb)
-        sbus = inj.s0 + inj.si + inj.sz
-        p = sbus.real - pbusinj - self.ysh.real
-        active = topo.bus_type != M.NONE
-        if not active.all():
-            data[pdiag[~active]] += 1.0
-            p = np.where(active, p, 0.0)
-        va = va0.copy()
-        if not dc_solve(self.indptr, self.indices, data, p, topo.ref.astype(np.int32, copy=False), va):
-            return va0
-        va[~active] = va0[~active]
-        return va
+        return start.dc_angles(self, va0)
 
     # --- solving -------------------------------------------------------------------------
     def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
         level = self.prepare()
+        self._results = None
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
         topo, inj = self.topo, self.inj
         warm = init == "results" and v_init is None and self.converged and self.V is not None and \
             len(self.V) == topo.nb
         if warm:
-            V = self._warm_start()
+            V = start.warm_start(self)
         elif init not in INITS:
             raise SchemaError(f"unknown init {init!r}; use one of {INITS}", field="init")
         else:
@@ -381,24 +157,24 @@ class Engine:
         s0 = inj.s0
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
+        self._qlim = None
         if plan is None:
             # a warm start on unchanged admittances may begin with the last solve's LU factors
             conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
                                           warm and self.reuse_lu and level in ("incremental", "none"))
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
+        self.slack_plan = plan
         if conv and qlim:
             conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm, plan)
         if len(self._none):
             V[self._none] = np.nan
         # distributed slack moves the angles of demoted references: re-pin on the next warm start
         self._pinned = inj.vm_set if conv and not qlim and (plan is None or not len(plan.demoted)) else None
-        self.slack_plan = plan
         self.V = V
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
         self.algorithm = "nr"
         self.solved = True
-        self._qlim_active = bool(qlim and conv)
         return self.converged, self.iterations, self.norm, level
 
     def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm, plan=None):
@@ -410,8 +186,8 @@ class Engine:
         limited = np.zeros(len(g["bus"]), bool)
         fixed_q = np.zeros(len(g["bus"]))
         while True:
-            qg = self._gen_q(V, limited, fixed_q)
-            ref_gen = btype[g["bus"]] == M.REF
+            qg = self._gen_q(V, limited, fixed_q, plan)
+            ref_gen = btype[g["bus"]] == REF
             cand = ~limited & ~ref_gen & (g["kind"] == 1)
             mx = cand & (qg > g["qmax"])
             mn = cand & (qg < g["qmin"])
@@ -423,45 +199,51 @@ class Engine:
             limited |= new
             for k in np.flatnonzero(new):
                 b = g["bus"][k]
-                if btype[b] == M.PV:
-                    btype[b] = M.PQ
+                if btype[b] == PV:
+                    btype[b] = PQ
                 s0[b] += 1j * fixed_q[k] / self.world.sn_mva
-            pv = np.flatnonzero(btype == M.PV).astype(np.int32)
-            pq = np.flatnonzero(btype == M.PQ).astype(np.int32)
+            pv = np.flatnonzero(btype == PV).astype(np.int32)
+            pq = np.flatnonzero(btype == PQ).astype(np.int32)
             solver = self._newton(pv, pq, plan)
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter)
             if not conv:
                 break
-        self.q_limited = limited
-        self.q_fixed = fixed_q
+        self._qlim = (limited, fixed_q)
         return conv, it, norm, V
 
-    def _gen_q(self, V, limited=None, fixed_q=None):
-        """Reactive power of every generator (pfsoln's split), MVAr."""
+    def _gen_q(self, V, limited, fixed_q, plan):
+        """Reactive power of every generator (MVAr) at voltages ``V``, ``limited`` ones held at
+        ``fixed_q`` (the same kernel as the results: resk.gen_pq)."""
+        res = compute_arrays(self, V, "nr", self._qlim_split(limited, fixed_q, plan))
+        return res.gen_q
+
+    def _qlim_split(self, limited, fixed_q, plan):
+        if limited is None or not limited.any():
+            return None
         g = self.inj.gens
-        sn = self.world.sn_mva
-        S = bus_injection(self.indptr, self.indices, self.ydata, V)
-        on = np.ones(len(g["bus"]), bool) if limited is None else ~limited
-        qg = np.zeros(len(g["bus"]))
-        gb = g["bus"]
-        qg[on] = S[gb[on]].imag * sn + self.inj.qd[gb[on]]
-        if limited is not None and limited.any():
-            # limited gens sit at their limit; the bus total they leave is shared by the others
-            qg[on] = qg[on] - _bus_sum(gb, np.where(limited, fixed_q, 0.0), len(V))[gb[on]]
-        if on.sum() > 1:
-            qg[on] = _split_q(gb[on], qg[on], g["qmin"][on], g["qmax"][on], len(V))
-        if limited is not None:
-            qg[limited] = fixed_q[limited]
-        return qg
+        qoff = np.bincount(g["bus"], np.where(limited, fixed_q, 0.0), self.topo.nb)
+        return make_split(g, self.topo.bus_type, self.topo.nb, plan, ~limited), qoff, limited, fixed_q
+
+    def results(self) -> ResultArrays:
+        """The result arrays of the last solve (made at the first call after it)."""
+        res = self._results
+        if res is None or res[0] is not self.V or res[1] is not self.model:  # (V: restored by an edit rollback)
+            lim = self._qlim
+            split = None if lim is None else self._qlim_split(lim[0], lim[1], self.slack_plan)
+            res = self._results = (self.V, self.model, compute_arrays(self, self.V, self.algorithm, split))
+        return res[2]
 
     def solve_dc(self):
         level = self.prepare()
+        self._results = None
+        self._qlim = None
         topo, inj = self.topo, self.inj
         va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
         va = self.dc_angles(va)
         V = np.exp(1j * va).astype(complex)
-        V[topo.bus_type == M.NONE] = np.nan
+        V[self._none] = np.nan
         self.V = V
+        self.slack_plan = None
         self.converged, self.iterations, self.norm = True, 1, 0.0
         self.algorithm = "dc"
         self.solved = True
@@ -469,25 +251,6 @@ class Engine:
 
     def invalidate(self):
         self.V = None
+        self._results = None
         self.solved = False
         self.converged = False
-
-
-def _bus_sum(bus, val, nb):
-    out = np.zeros(nb)
-    np.add.at(out, bus, val)
-    return out
-
-
-def _split_q(gb, q, qmin, qmax, nb):
-    """pfsoln's split of a bus's Q among its generators: equally, then by reactive range."""
-    eps = np.finfo(float).eps
-    cnt = np.bincount(gb, minlength=nb)
-    q = q / cnt[gb]
-    qtot = _bus_sum(gb, q, nb)
-    qmn = _bus_sum(gb, qmin, nb)
-    qmx = _bus_sum(gb, qmax, nb)
-    same = qmn[gb] == qmx[gb]
-    out = qmin + ((qtot - qmn) / (qmx - qmn + eps))[gb] * (qmax - qmin)
-    out[same] = q[same]
-    return out

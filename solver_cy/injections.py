@@ -1,9 +1,12 @@
 """The injection layer of the bus-branch model: specified complex power per bus (constant,
 current and impedance parts), voltage set-points and the generator table, refreshed per write.
 
-The engine keeps one cache per topology; each contributing kind's bus sums are recomputed only
-when that kind's columns were written (the world's write stamps), so an incremental solve after a
-load write redoes the loads' sums and nothing else.
+The model cache keeps one :class:`InjectionState` per topology and tells it which columns were
+written since its last refresh (the world's dirty set); each contributing part is recomputed only
+when one of its columns is among them, so an incremental solve after a load write redoes the
+loads' sums and nothing else.  What no topology changes (the gens' reactive limits, whether any
+load has ZIP shares, the generator table of a generator placement) is kept in one dict shared
+across topologies, which the model cache prunes with :func:`forget` when those columns change.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import numpy as np
 from gridtape.errors import SchemaError
 
 from .inject import assemble, bus_sums, gen_sums
-from .model import Q_LIM_DEFAULT, Topology, _bus_rows
+from .topology import Q_LIM_DEFAULT, Topology
 
 
 @dataclass(slots=True)
@@ -34,28 +37,43 @@ PQ_KINDS = (("load", 1.0, "p_mw", "q_mvar", True), ("sgen", -1.0, "p_mw", "q_mva
             ("xward", 1.0, "ps_mw", "qs_mvar", False))
 
 
-def _shared(shared, world, kind, keys, compute, placement=None):
-    """``compute()`` kept in the engine-wide dict ``shared`` (across topologies) while the
-    columns ``keys`` of ``kind`` keep their write stamp and the table its rows (add / remove
-    replace the ids array; the very array is held, so ``is`` cannot be fooled by a reused id).
-    ``placement`` (bytes of where the elements are): for a value that also depends on it, kept
-    per placement, a few dozen placements at most."""
+def _shared(shared, key, compute, place=None):
+    """``compute()`` kept in ``shared`` (across topologies) under ``key`` (a tuple of the
+    ``(kind, column)`` pairs it reads) until :func:`forget` drops it.  ``place`` (arrays of where
+    the elements are): for a value that also depends on it, kept per placement (a few dozen at
+    most), found by comparing the arrays."""
     if shared is None:
         return compute()
-    stamp = world.stamp_of(keys)
-    ids = world[kind].ids
-    key = keys
-    if placement is not None:
-        shared = shared.setdefault("placed", {})
-        key = (keys, placement)
-    hit = shared.get(key)
-    if hit is not None and hit[0] == stamp and hit[1] is ids:
-        return hit[2]
+    if place is None:
+        hit = shared.get(key)
+        if hit is None:
+            hit = shared[key] = (compute(),)
+        return hit[0]
+    placed = shared.setdefault("placed", [])
+    for k, pl, value in placed:
+        if k == key and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(pl, place)):
+            return value
     value = compute()
-    if placement is not None and len(shared) >= _PLACEMENTS:
-        shared.clear()
-    shared[key] = (stamp, ids, value)
+    if len(placed) >= _PLACEMENTS:
+        del placed[0]
+    placed.append((key, place, value))
     return value
+
+
+def forget(shared: dict, cols, rows) -> None:
+    """Drop the shared values that read a column of ``cols`` ({(kind, column)}) or a kind of
+    ``rows`` ({kind}: rows added or removed)."""
+    if not shared or (not rows and cols.isdisjoint(SHARED_COLS)):
+        return
+
+    def stale(key):
+        return any(k in cols or k[0] in rows for k in key)
+
+    for key in [k for k in shared if k != "placed" and stale(k)]:
+        del shared[key]
+    placed = shared.get("placed")
+    if placed:
+        placed[:] = [e for e in placed if not stale(e[0])]
 
 
 _PLACEMENTS = 64
@@ -77,7 +95,7 @@ def _zi_check(load):
 def _zi_part(world, topo, shared=None):
     """Per-bus averaged constant-current and constant-impedance shares of the loads, or None."""
     load = world["load"]
-    if not _shared(shared, world, "load", _ZI_KEYS, lambda: _zi_check(load)):
+    if not _shared(shared, _ZI_KEYS, lambda: _zi_check(load)):
         return None  # no load has a share (the usual case): nothing per topology
     c = load.cols
     zp, ip, zq, iq = c["const_z_p_percent"], c["const_i_p_percent"], c["const_z_q_percent"], c["const_i_q_percent"]
@@ -85,7 +103,7 @@ def _zi_part(world, topo, shared=None):
     if not (zp[act].any() or ip[act].any() or zq[act].any() or iq[act].any()):
         return None
     nb = topo.nb
-    b = _bus_rows(world, topo, "load")[act]
+    b = topo.elem_bus("load")[act]
     cnt = np.bincount(b, minlength=nb).astype(float)
     cnt[cnt == 0] = 1
     # pandapower averages the loads' percentages per bus
@@ -116,7 +134,7 @@ def _gen_static(world, topo, shared=None):
     gen = world["gen"]
     if len(gen):
         rows = np.flatnonzero(topo.active["gen"])
-        qmin, qmax = _shared(shared, world, "gen", _Q_KEYS, lambda: _gen_q_limits(gen))
+        qmin, qmax = _shared(shared, _Q_KEYS, lambda: _gen_q_limits(gen))
         pieces.append((topo.lookup[topo.elem_bus_row["gen"][rows]], qmin[rows], qmax[rows], 1, rows,
                        gen.cols["slack_weight"][rows], gen.cols["slack"][rows]))
     xw = world["xward"]
@@ -127,13 +145,24 @@ def _gen_static(world, topo, shared=None):
                        xw.cols["slack_weight"][rows], np.zeros(k, bool)))
     if len(pieces) == 1:  # one kind (grid2op's grids: gens only): no concatenation
         bus, qmin, qmax, code, rows, wt, slack = pieces[0]
-        return {"bus": bus.astype(np.int64, copy=False), "qmin": qmin.astype(float, copy=False),
-                "qmax": qmax.astype(float, copy=False), "kind": np.full(len(rows), code, np.int8),
-                "row": rows.astype(np.int64, copy=False), "weight": wt.astype(float), "slack": slack.astype(bool)}
+        return _with_gen_pos(
+            {"bus": bus.astype(np.int64, copy=False), "qmin": qmin.astype(float, copy=False),
+             "qmax": qmax.astype(float, copy=False), "kind": np.full(len(rows), code, np.int8),
+             "row": rows.astype(np.int64, copy=False), "weight": wt.astype(float), "slack": slack.astype(bool)},
+            len(gen))
     cat = (lambda i, dt: np.concatenate([p[i] for p in pieces]).astype(dt) if pieces else np.zeros(0, dt))
     kind = np.concatenate([np.full(len(p[4]), p[3], np.int8) for p in pieces]) if pieces else np.zeros(0, np.int8)
-    return {"bus": cat(0, np.int64), "qmin": cat(1, float), "qmax": cat(2, float), "kind": kind,
-            "row": cat(4, np.int64), "weight": cat(5, float), "slack": cat(6, bool)}
+    return _with_gen_pos({"bus": cat(0, np.int64), "qmin": cat(1, float), "qmax": cat(2, float), "kind": kind,
+                          "row": cat(4, np.int64), "weight": cat(5, float), "slack": cat(6, bool)}, len(gen))
+
+
+def _with_gen_pos(table, n_gen):
+    """The generator table with ``gen_pos``: each gen row's entry in it (int64, -1: none)."""
+    pos = np.full(n_gen, -1, np.int64)
+    m = np.flatnonzero(table["kind"] == 1)
+    pos[table["row"][m]] = m
+    table["gen_pos"] = pos
+    return table
 
 
 def _setpoints(world, topo):
@@ -144,13 +173,13 @@ def _setpoints(world, topo):
     eg = world["ext_grid"]
     if len(eg):
         act = topo.active["ext_grid"]
-        b = _bus_rows(world, topo, "ext_grid")[act]
+        b = topo.elem_bus("ext_grid")[act]
         vm_set[b] = eg.cols["vm_pu"][act]
         va_set[b] = eg.cols["va_degree"][act]
     gen = world["gen"]
     if len(gen):
         act = topo.active["gen"]
-        vm_set[_bus_rows(world, topo, "gen")[act]] = gen.cols["vm_pu"][act]
+        vm_set[topo.elem_bus("gen")[act]] = gen.cols["vm_pu"][act]
     xw = world["xward"]
     if len(xw):
         act = topo.active["xward"]
@@ -159,42 +188,44 @@ def _setpoints(world, topo):
 
 
 class _Part:
-    """One cached partial result: recomputed when a write stamp of its columns moved."""
+    """One cached partial result: recomputed when one of its columns was written."""
 
-    __slots__ = ("name", "kinds", "keys", "compute", "seen", "key", "value")
+    __slots__ = ("name", "keys", "compute", "value")
 
-    def __init__(self, name, kinds, keys, compute):
-        self.name, self.kinds, self.keys, self.compute = name, kinds, keys, compute
-        self.seen = self.key = self.value = None
+    def __init__(self, name, keys, compute):
+        self.name, self.keys, self.compute = name, frozenset(keys), compute
+        self.value = None
 
 
 _GEN_KINDS = ("gen", "ext_grid", "xward")
 _GEN_STATIC_KEYS = (("gen", "min_q_mvar"), ("gen", "max_q_mvar"), ("gen", "slack"), ("gen", "slack_weight"),
                     ("ext_grid", "slack_weight"), ("xward", "slack_weight"))
 _SETPOINT_KEYS = (("gen", "vm_pu"), ("ext_grid", "vm_pu"), ("ext_grid", "va_degree"), ("xward", "vm_pu"))
+_GEN_P_KEYS = (("gen", "p_mw"), ("gen", "scaling"))
 _ZI_COLS = ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent")
 _ZI_KEYS = tuple(("load", c) for c in _ZI_COLS)
+#: every column a shared value reads (forget has nothing to do for the others)
+SHARED_COLS = frozenset(_ZI_KEYS + _Q_KEYS + _GEN_STATIC_KEYS + _SETPOINT_KEYS)
 
 
 class InjectionState:
     """The injection layer of one topology.  Each part (a kind's bus sums, the load shares of
     constant current and impedance, the static generator table, generator P, set-points) is kept
-    with the write stamps it was computed from; :meth:`refresh` recomputes the parts whose
-    columns were written and reassembles the injections only when one of them changed.
-
-    A kind's ``kind_version`` is checked first (one dict read per part), the per-column stamps only
-    when the kind was written at all."""
+    until one of its columns is written; :meth:`refresh` recomputes those parts and reassembles
+    the injections only when one of them changed.  ``static_version`` counts the recomputations
+    of the static generator table (what is derived from it is kept with the count it saw)."""
 
     def __init__(self, world, topo: Topology, shared: dict | None = None):
         self.topo = topo
         self.inj = None
+        self.static_version = 0
         nb = topo.nb
         parts = []
         self._pq = []
         for kind, sign, pcol, qcol, scaled in PQ_KINDS:
             if not len(world[kind]):
                 continue
-            bus = np.ascontiguousarray(_bus_rows(world, topo, kind), dtype=np.int64)
+            bus = topo.elem_bus(kind)
             w = topo.active[kind] * sign
             cols = (pcol, qcol, "scaling") if scaled else (pcol, qcol)
 
@@ -202,34 +233,28 @@ class InjectionState:
                 c = world[kind].cols
                 return bus_sums(bus, c[pcol], c[qcol], w, c["scaling"] if scaled else None, nb)
 
-            part = _Part(kind, (kind,), tuple((kind, c) for c in cols), pq)
+            part = _Part(kind, tuple((kind, c) for c in cols), pq)
             parts.append(part)
             self._pq.append(part)
         self._zi = None
         if len(world["load"]):
-            self._zi = _Part("zi", ("load",), tuple(("load", c) for c in _ZI_COLS),
-                             lambda world: _zi_part(world, topo, shared))
+            self._zi = _Part("zi", _ZI_KEYS, lambda world: _zi_part(world, topo, shared))
             parts.append(self._zi)
-        # an empty table is never written (rows never come or go within one topology: add /
-        # remove change the topology), so only the generator kinds the grid has are watched
         gk = tuple(k for k in _GEN_KINDS if len(world[k])) or ("gen",)
         if gk == ("gen",) and shared is not None:
             # generators only (grid2op's grids): the generator table and the set-points are kept
             # per generator placement, which most topology changes (branch moves) leave as it was
-            place = (topo.lookup[topo.elem_bus_row["gen"]].tobytes(), topo.active["gen"].tobytes(), nb)
-            self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _shared(
-                shared, world, "gen", _GEN_STATIC_KEYS, lambda: _gen_static(world, topo, shared), place))
-            self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _shared(
-                shared, world, "gen", _SETPOINT_KEYS, lambda: _setpoints(world, topo), place))
+            place = (topo.elem_bus("gen"), topo.active["gen"], np.array([nb]))
+            self._static = _Part("gen_static", _GEN_STATIC_KEYS, lambda world: _shared(
+                shared, _GEN_STATIC_KEYS, lambda: _gen_static(world, topo, shared), place))
+            self._set = _Part("setpoints", _SETPOINT_KEYS, lambda world: _shared(
+                shared, _SETPOINT_KEYS, lambda: _setpoints(world, topo), place))
         else:
-            self._static = _Part("gen_static", gk, _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
-            self._set = _Part("setpoints", gk, _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
+            self._static = _Part("gen_static", _GEN_STATIC_KEYS, lambda world: _gen_static(world, topo, shared))
+            self._set = _Part("setpoints", _SETPOINT_KEYS, lambda world: _setpoints(world, topo))
         # (no bound method stored: a state referring to itself would be a reference cycle,
         # freed only by the garbage collector; refresh calls _gen_p itself)
-        self._genp = _Part("gen_p", ("gen",), (("gen", "p_mw"), ("gen", "scaling")), None)
-        self._gen_idx = None  # (static table, rows, offset, buses) of the gens' P sums
-        # the index arrays of a static table shared across topologies, made once per table
-        self._idx_cache = None if shared is None else shared.setdefault("gen_idx", {})
+        self._genp = _Part("gen_p", _GEN_P_KEYS, None)
         parts += [self._static, self._genp, self._set]
         self.parts = parts
         self._zero = np.zeros(nb, dtype=complex)
@@ -238,44 +263,38 @@ class InjectionState:
         """Generator P in pfsoln order (set-point times scaling; 0 for ext_grids and xwards) and
         its bus sums."""
         static = self._static.value
-        idx = self._gen_idx
-        if idx is None or idx[0] is not static:  # index arrays of this static table
-            cache = self._idx_cache
-            idx = None if cache is None else cache.get(id(static))
-            if idx is None or idx[0] is not static:
-                on = np.flatnonzero(static["kind"] == 1)
-                idx = (static, np.ascontiguousarray(static["row"][on], dtype=np.int64), int(on[0]) if len(on) else 0,
-                       np.ascontiguousarray(static["bus"], dtype=np.int64))
-                if cache is not None:
-                    if len(cache) >= _PLACEMENTS:
-                        cache.clear()
-                    cache[id(static)] = idx  # the entry holds the table: its id is not reused meanwhile
-            self._gen_idx = idx
-        _, rows, off, gbus = idx
+        idx = static.get("p_index")
+        if idx is None:  # made once per static table (shared tables are shared with their index)
+            on = np.flatnonzero(static["kind"] == 1)
+            idx = static["p_index"] = (np.ascontiguousarray(static["row"][on], dtype=np.int64),
+                                       int(on[0]) if len(on) else 0,
+                                       np.ascontiguousarray(static["bus"], dtype=np.int64))
+        rows, off, gbus = idx
         c = world["gen"].cols
         p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)
-        gens = dict(static)
+        gens = {k: v for k, v in static.items() if k != "p_index"}
         gens["p"] = p
         return gens, sg
 
-    def refresh(self, world) -> Injections:
-        kv = world.kind_version
+    def refresh(self, world, cols=None) -> Injections:
+        """The injections after the writes of ``cols`` ({(kind, column)} written since the last
+        refresh; None: everything)."""
         changed = False
         for part in self.parts:
-            kinds = part.kinds
-            seen = kv[kinds[0]] if len(kinds) == 1 else sum([kv[k] for k in kinds])
-            if seen == part.seen:
+            if part.value is not None and cols is not None and part.keys.isdisjoint(cols):
                 continue
-            part.seen = seen
-            key = world.stamp_of(part.keys)
             if part is self._genp:
-                key = (key, self._static.key)  # the static table it extends
-            if key != part.key:
-                part.key = key
-                part.value = self._gen_p(world) if part is self._genp else part.compute(world)
-                changed = True
-                if part is self._static:
-                    self._genp.seen = None
+                continue  # after the static table (below)
+            old = part.value
+            part.value = part.compute(world)
+            changed = True
+            if part is self._static and part.value is not old:
+                self.static_version += 1
+                self._genp.value = None
+        gp = self._genp
+        if gp.value is None or cols is None or not gp.keys.isdisjoint(cols):
+            gp.value = self._gen_p(world)
+            changed = True
         if not changed and self.inj is not None:
             return self.inj
         self.inj = inj = self._assemble(world)
@@ -303,13 +322,6 @@ class InjectionState:
         return Injections(s0, si, sz, pd, qd, vm_set, va_set, gens)
 
 
-def fill_injections(world, topo: Topology, cache: dict | None = None, shared: dict | None = None) -> Injections:
-    """Specified injections of every bus.  ``cache`` (kept by the engine per topology) holds the
-    :class:`InjectionState`, so an incremental solve after a load write recomputes the loads' sums
-    only; ``shared`` (kept by the engine across topologies) holds what no topology changes."""
-    if cache is None:
-        cache = {}
-    st = cache.get("state")
-    if st is None or st.topo is not topo:
-        st = cache["state"] = InjectionState(world, topo, shared)
-    return st.refresh(world)
+def fill_injections(world, topo: Topology) -> Injections:
+    """Specified injections of every bus of ``topo`` (no state kept: the tests' fresh view)."""
+    return InjectionState(world, topo).refresh(world)

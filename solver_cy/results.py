@@ -1,7 +1,6 @@
-"""Result tables with pandapower's columns, units, signs and index, from a solved Engine.
-
-Everything here is post-processing: per-unit bus voltages and branch flows are turned into the
-element tables (res_bus, res_line, ...).  Unsupplied buses read NaN; a diverged solve gives NaN
+"""Result tables with pandapower's columns, units, signs and index, from a solve's result arrays
+(result_arrays.ResultArrays): nothing here computes physics, it lays the arrays out as the
+element tables (res_bus, res_line, ...) and derives currents and loadings.  Unsupplied buses read NaN; a diverged solve gives NaN
 everywhere (never numbers of an earlier solve).
 """
 from __future__ import annotations
@@ -9,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import model as M
-from .flows import branch_flows, bus_injection
 
 SQRT3 = np.sqrt(3.0)
 
@@ -42,26 +39,14 @@ def empty_tables(world) -> dict:
 
 
 def compute(engine, branch_analysis: bool = True) -> dict:
-    """Every result table of a converged solve, as {kind: DataFrame}."""
-    w = engine.world
-    topo, inj = engine.topo, engine.inj
-    sn = w.sn_mva
-    V = engine.V
-    vm = np.abs(V)
-    va = np.rad2deg(np.angle(V))
+    """Every result table of the engine's converged solve, as {kind: DataFrame}, from its result
+    arrays (``engine.results()``, result_arrays.ResultArrays)."""
+    res = engine.results()
+    w, topo = res.world, res.topo
+    vm, va = res.vm, res.va
     kv = topo.base_kv
     br = topo.branches
-    Vz = np.where(np.isfinite(V), V, 0)
-    sf, st, _, _ = branch_flows(br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, Vz)
-    if engine.algorithm == "dc":
-        # DC flows: P = b (va_f - va_t - shift), lossless, no reactive power
-        with np.errstate(divide="ignore", invalid="ignore"):
-            bb = np.where(br.status, 1.0 / br.x, 0.0) / br.ratio
-        ang = np.angle(Vz)
-        p = bb * (ang[br.f] - ang[br.t] - np.deg2rad(br.shift_deg))
-        sf, st = p.astype(complex), -p.astype(complex)
-    sf = sf * sn
-    st = st * sn
+    sf, st = res.sf, res.st
     with np.errstate(invalid="ignore", divide="ignore"):
         i_f = np.abs(sf) / (vm[br.f] * kv[br.f]) / SQRT3
         i_t = np.abs(st) / (vm[br.t] * kv[br.t]) / SQRT3
@@ -73,87 +58,41 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     def idx(kind):
         return pd.Index(w[kind].ids)
 
-    def elem_bus(kind):
-        return topo.elem_bus_row[kind]
-
     def add_bus(kind, p, q):
-        rows = elem_bus(kind)
+        rows = topo.elem_bus_row[kind]
         np.add.at(bus_p, rows, np.nan_to_num(p))
         np.add.at(bus_q, rows, np.nan_to_num(q))
 
-    # --- bus voltages ---------------------------------------------------------------------
-    bvm = vm[lookup]
-    bva = va[lookup]
-    # --- PQ elements ----------------------------------------------------------------------
-    for kind, sign in (("load", 1.0), ("sgen", -1.0), ("storage", 1.0)):
-        tab = w[kind]
-        if not len(tab):
+    # --- one-bus elements -------------------------------------------------------------------
+    for kind, sign in (("load", 1.0), ("sgen", -1.0), ("storage", 1.0), ("shunt", 1.0), ("ward", 1.0)):
+        if not len(w[kind]):
             out[kind] = _frame(kind, idx(kind), {})
             continue
-        c = tab.cols
-        act = topo.active[kind]
-        p = c["p_mw"] * c["scaling"] * act
-        q = c["q_mvar"] * c["scaling"] * act
-        if kind == "load":
-            u = np.nan_to_num(vm[lookup[elem_bus(kind)]])
-            cz_p, ci_p = c["const_z_p_percent"] / 100, c["const_i_p_percent"] / 100
-            cz_q, ci_q = c["const_z_q_percent"] / 100, c["const_i_q_percent"] / 100
-            p = p * (1 - cz_p - ci_p + ci_p * u + cz_p * u * u)
-            q = q * (1 - cz_q - ci_q + ci_q * u + cz_q * u * u)
-        out[kind] = _frame(kind, idx(kind), {"p_mw": p, "q_mvar": q})
-        add_bus(kind, sign * p, sign * q)
-    # --- shunts, wards, xwards -----------------------------------------------------------
-    if len(w["shunt"]):
-        c = w["shunt"].cols
-        b = lookup[elem_bus("shunt")]
-        u = np.nan_to_num(vm[b])
-        v_ratio = (kv[b] / c["vn_kv"]) ** 2
-        act = topo.active["shunt"]
-        p = u * u * c["p_mw"] * act * v_ratio * c["step"]
-        q = u * u * c["q_mvar"] * act * v_ratio * c["step"]
-        out["shunt"] = _frame("shunt", idx("shunt"), {"p_mw": p, "q_mvar": q, "vm_pu": vm[b]})
-        add_bus("shunt", p, q)
-    else:
-        out["shunt"] = _frame("shunt", idx("shunt"), {})
-    for kind in ("ward", "xward"):
-        tab = w[kind]
-        if not len(tab):
-            out[kind] = _frame(kind, idx(kind), {})
-            continue
-        c = tab.cols
-        b = lookup[elem_bus(kind)]
-        u = np.nan_to_num(vm[b])
-        act = topo.active[kind]
-        p = c["ps_mw"] * act + u * u * c["pz_mw"] * act
-        q = c["qs_mvar"] * act + u * u * c["qz_mvar"] * act
-        cols = {"p_mw": p, "q_mvar": q, "vm_pu": vm[b]}
-        if kind == "xward":
-            s0, s1 = br.slices["xward"]
-            pb, qb = sf[s0:s1].real, sf[s0:s1].imag
-            p = p + pb - _xward_slack_share(engine)
-            cols["p_mw"] = p
-            cols["q_mvar"] = q + qb
-            a = topo.aux["xward"]
-            cols["va_internal_degree"] = va[a]
-            cols["vm_internal_pu"] = vm[a]
-            add_bus(kind, p, q + qb)
-        else:
-            add_bus(kind, p, q)
+        p, q = res.element(kind)
+        cols = {"p_mw": p, "q_mvar": q}
+        if kind in ("shunt", "ward"):
+            cols["vm_pu"] = vm[topo.elem_bus(kind)]
         out[kind] = _frame(kind, idx(kind), cols)
+        add_bus(kind, sign * p, sign * q)
+    if len(w["xward"]):
+        p, q = res.element("xward")
+        s0, s1 = br.slices["xward"]
+        a = topo.aux["xward"]
+        p = p + sf[s0:s1].real - _xward_slack_share(res)
+        q = q + sf[s0:s1].imag
+        out["xward"] = _frame("xward", idx("xward"), {"p_mw": p, "q_mvar": q, "vm_pu": vm[topo.elem_bus("xward")],
+                                                      "va_internal_degree": va[a], "vm_internal_pu": vm[a]})
+        add_bus("xward", p, q)
+    else:
+        out["xward"] = _frame("xward", idx("xward"), {})
     # --- generators (pfsoln) --------------------------------------------------------------
-    g = inj.gens
-    pg, qg = _gen_pq(engine)
-    for kind, code in (("ext_grid", 0), ("gen", 1)):
+    for kind in ("ext_grid", "gen"):
         n = len(w[kind])
-        p = np.zeros(n)
-        q = np.zeros(n)
-        m = g["kind"] == code
-        p[g["row"][m]] = pg[m]
-        q[g["row"][m]] = qg[m]
+        p, q = res.element(kind)
         cols = {"p_mw": p, "q_mvar": q}
         if kind == "gen":
             act = topo.active["gen"]
-            b = lookup[elem_bus("gen")] if n else np.zeros(0, np.int64)
+            b = topo.elem_bus("gen")
             cols["vm_pu"] = np.where(act, vm[b], 0.0)
             cols["va_degree"] = np.where(act, va[b], 0.0)
         out[kind] = _frame(kind, idx(kind), cols)
@@ -162,7 +101,8 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     oos = ~w["bus"].cols["in_service"]
     bus_p[oos] = np.nan
     bus_q[oos] = np.nan
-    out["bus"] = _frame("bus", idx("bus"), {"vm_pu": bvm, "va_degree": bva, "p_mw": bus_p, "q_mvar": bus_q})
+    out["bus"] = _frame("bus", idx("bus"), {"vm_pu": vm[lookup], "va_degree": va[lookup], "p_mw": bus_p,
+                                            "q_mvar": bus_q})
     # --- branches -------------------------------------------------------------------------
     out["line"] = _frame("line", idx("line"), {})
     if "line" in br.slices:
@@ -225,61 +165,22 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     return out
 
 
-def _xward_slack_share(engine):
+def _xward_slack_share(res):
     """The part of its island's slack power (MW) each xward takes under distributed slack."""
-    w = engine.world
+    w = res.world
     out = np.zeros(len(w["xward"]))
-    plan = getattr(engine, "slack_plan", None)
+    plan = res.plan
     if plan is None:
         return out
-    g = engine.inj.gens
+    g = res.gens
     m = (g["kind"] == 2) & (plan.gen_share != 0)
     isl = plan.island[plan.wbus[m]]
-    out[g["row"][m]] = plan.gen_share[m] * engine.ps[isl] * w.sn_mva
+    out[g["row"][m]] = plan.gen_share[m] * res.ps[isl] * w.sn_mva
     return out
-
-
-def _gen_pq(engine):
-    """P and Q of every generator in the engine's generator table (pfsoln semantics)."""
-    topo, inj = engine.topo, engine.inj
-    g = inj.gens
-    sn = engine.world.sn_mva
-    if not len(g["bus"]):
-        return np.zeros(0), np.zeros(0)
-    Vz = np.where(np.isfinite(engine.V), engine.V, 0)
-    S = bus_injection(engine.indptr, engine.indices, engine.ydata, Vz)
-    limited = getattr(engine, "q_limited", None) if getattr(engine, "_qlim_active", False) else None
-    qg = engine._gen_q(Vz, limited, getattr(engine, "q_fixed", None) if limited is not None else None)
-    pg = g["p"].copy()
-    gb = g["bus"]
-    ref_bus = gb[topo.bus_type[gb] == M.REF]
-    ref_gen = g["slack"]
-    plan = getattr(engine, "slack_plan", None)
-    if plan is not None:
-        # pfsoln with distributed slack: weighted buses and generators count as slack ones
-        ref_bus = np.concatenate([ref_bus, gb[plan.weight[gb] != 0]])
-        ref_gen = ref_gen | (g["weight"] != 0)
-    for rb in np.unique(ref_bus):
-        at = np.flatnonzero(gb == rb)
-        p_bus = S[rb].real * sn + inj.pd[rb]
-        slack = at[ref_gen[at]]
-        fixed = at[~ref_gen[at]]
-        if len(at) == 1:
-            pg[at[0]] = p_bus
-            continue
-        if not len(slack):
-            continue
-        p_ext = p_bus - pg[fixed].sum()
-        w = g["weight"][slack]
-        if w.sum() > 0:
-            pg[slack] = pg[slack] + (p_ext - pg[slack].sum()) * w / w.sum()
-        else:
-            pg[slack] = p_ext / len(slack)
-    return pg, qg
 
 
 def _frame(kind, index, cols):
     df = pd.DataFrame(index=index, columns=COLUMNS[kind], dtype=float)
     for k, v in cols.items():
-        df[k] = np.asarray(v, dtype=float)
+        df[k] = np.array(v, dtype=float)  # a copy: the result arrays are the model's buffers
     return df

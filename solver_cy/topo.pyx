@@ -1,11 +1,12 @@
 """Topology kernel: the internal bus numbering, branch list, connectivity and bus types of the
-bus-branch model in one pass over the world's raw columns (model.build_topology calls it;
-model.build_topology_py is the reference it must equal).
+bus-branch model in one pass over the world's raw columns (topology.build_topology calls it;
+tests/reference/topology.py holds the reference it must equal), and the start voltages after a
+topology change (warm_voltage.pxi).
 
 Columns are read straight from the tables' column dicts (no per-column Python work); every
 bus id is mapped to its bus row here.  Any surprise (a column of another dtype or length, a bus
-id without a bus) raises :class:`Fallback`, and the caller takes the reference path, which
-names the bad reference."""
+id without a bus) raises :class:`Refused` with the column's name, and the caller names the bad
+row (topology._name_refused); there is no other implementation to fall back to."""
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int8_t, int32_t, int64_t
@@ -23,25 +24,25 @@ cdef enum:
 ELEM_KINDS = ("load", "sgen", "storage", "shunt", "ward", "xward", "gen", "ext_grid")
 
 
-class Fallback(Exception):
-    """The kernel cannot take these columns; use the reference implementation."""
+class Refused(Exception):
+    """The kernel cannot take this column (its name is the message)."""
 
 
 cdef const void *_col(dict cols, str name, int typenum, Py_ssize_t n) except? NULL:
     a = cols.get(name)
     if a is None or not cnp.PyArray_Check(a):
-        raise Fallback(name)
+        raise Refused(name)
     cdef cnp.ndarray arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr) \
             or cnp.PyArray_SIZE(arr) != n:
-        raise Fallback(name)
+        raise Refused(name)
     return cnp.PyArray_DATA(arr)
 
 
 cdef Py_ssize_t _len(dict cols) except -1:
     a = cols.get("in_service")
     if a is None or not cnp.PyArray_Check(a):
-        raise Fallback("in_service")
+        raise Refused("in_service")
     return cnp.PyArray_SIZE(<cnp.ndarray>a)
 
 
@@ -61,10 +62,10 @@ cdef class _Rows:
             v = src[k]
             if self.map != NULL:
                 if v < 0 or v >= self.nmap:
-                    raise Fallback(name)
+                    raise Refused(name)
                 v = self.map[v]
             if v < 0 or v >= self.nwb:
-                raise Fallback(name)
+                raise Refused(name)
             dst[k] = v
         return out
 
@@ -177,14 +178,14 @@ def build_core(dict tabs, row_map, fuse_a_=None, fuse_b_=None, swi_a_=None, swi_
         raise ValueError("switch arrays differ in length")
     for k in range(fuse_a.shape[0]):
         if not (0 <= fuse_a[k] < nwb and 0 <= fuse_b[k] < nwb):
-            raise Fallback("switch")
+            raise Refused("switch")
     for k in range(nsi):
         if not (0 <= swi_a[k] < nwb and 0 <= swi_b[k] < nwb):
-            raise Fallback("switch")
+            raise Refused("switch")
     for k in range(nso):
         if not 0 <= so_bus[k] < nwb or so_el[k] < 0 or \
                 so_el[k] >= (nl if so_kind[k] == 1 else ntr if so_kind[k] == 2 else n3):
-            raise Fallback("switch")
+            raise Refused("switch")
     return _assemble(nwb, bus_is, vn, nl, lf, lt, lon, ntr, tf, tt, ton, n3, hv, mv, lv, t3on,
                      ni, imf, imt, imon, nx, xwb, xwon, ng, gb, gon, gslack, neg, egb, egon,
                      fuse_a, fuse_b, swi_a, swi_b, so_kind, so_el, so_bus, elem_rows, elem_on)
@@ -407,64 +408,4 @@ cdef dict _assemble(Py_ssize_t nwb, const unsigned char *bus_is, const double *v
             "elem_rows": elem_rows, "active": active, "ref": ref_a, "pv": pv_a, "pq": pq_a}
 
 
-def warm_voltage(const double complex[::1] v_prev, const int8_t[::1] bus_type, const int32_t[::1] f,
-                 const int32_t[::1] t, const cnp.npy_bool[::1] status, const double[::1] vm_set,
-                 const double[::1] va_set):
-    """The start of the first solve after a topology change (Engine._initial_voltage, equal to
-    Engine._previous_voltage then Engine._pin): the last converged voltages; a supplied bus
-    without one (NaN) takes the voltage of a bus it is connected to by an in-service branch,
-    sweep after sweep as the reference does (per sweep: origins from known extremities, in branch
-    order, then extremities from known origins); the buses left unknown (unsupplied ones) 1 p.u.;
-    then magnitude set-points pinned (keeping the angle) and angle set-points (degrees, keeping
-    the magnitude).  None when a supplied bus stays unreachable."""
-    cdef Py_ssize_t nb = v_prev.shape[0], nbr = f.shape[0], i, k
-    if bus_type.shape[0] != nb or vm_set.shape[0] != nb or va_set.shape[0] != nb or t.shape[0] != nbr \
-            or status.shape[0] != nbr:
-        raise ValueError("warm_voltage: inconsistent lengths")
-    out = np.empty(nb, dtype=np.complex128)
-    cdef double complex[::1] V = out
-    need_a = np.zeros(nb, dtype=np.uint8)
-    got_a = np.zeros(nb, dtype=np.uint8)
-    cdef unsigned char[::1] need = need_a
-    cdef unsigned char[::1] got = got_a
-    cdef Py_ssize_t left = 0
-    cdef bint any_
-    cdef double re, im, m, a
-    for i in range(nb):
-        V[i] = v_prev[i]
-        re, im = V[i].real, V[i].imag
-        if not (isfinite(re) and isfinite(im)) and bus_type[i] != NONE:
-            need[i] = 1
-            left += 1
-    while left:
-        for i in range(nb):
-            got[i] = 0
-        any_ = False
-        for k in range(nbr):  # origins missing, extremities known (before this sweep)
-            if status[k] and need[f[k]] and not need[t[k]]:
-                V[f[k]] = V[t[k]]
-                got[f[k]] = 1
-                any_ = True
-        for k in range(nbr):  # extremities missing, origins known (before this sweep)
-            if status[k] and need[t[k]] and not need[f[k]]:
-                V[t[k]] = V[f[k]]
-                got[t[k]] = 1
-                any_ = True
-        if not any_:
-            return None
-        for i in range(nb):
-            if got[i]:
-                need[i] = 0
-                left -= 1
-    for i in range(nb):
-        re, im = V[i].real, V[i].imag
-        if not (isfinite(re) and isfinite(im)):
-            V[i] = 1.0
-        if not isnan(vm_set[i]):
-            a = atan2(V[i].imag, V[i].real)
-            V[i] = vm_set[i] * (cos(a) + 1j * sin(a))
-        if not isnan(va_set[i]):
-            m = sqrt(V[i].real * V[i].real + V[i].imag * V[i].imag)
-            a = va_set[i] * (M_PI / 180.0)
-            V[i] = m * (cos(a) + 1j * sin(a))
-    return out
+include "warm_voltage.pxi"

@@ -13,7 +13,7 @@ import gridtape as gt
 from gridtape.errors import CheckpointWarning
 from gridtape.replay import read_snapshot, snapshot as snapshot_mod
 from gridtape.replay.codec import same_world
-from gridtape.replay.study import _resolve, materialize
+from gridtape.replay.materialize import _resolve, materialize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASE = os.path.join(ROOT, "cases", "IEEE14", "data.zip")

@@ -10,7 +10,7 @@ import numpy as np
 import gridtape as gt
 from gridtape.replay import snapshot as snapshot_mod
 from gridtape.replay.codec import same_world
-from gridtape.replay.study import materialize
+from gridtape.replay.materialize import materialize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASE = os.path.join(ROOT, "cases", "IEEE118", "data.zip")

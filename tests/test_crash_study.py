@@ -56,7 +56,7 @@ def test_every_round_passes_every_check(crashed):
 
 def test_the_study_reads_back_the_last_acknowledged_world(crashed):
     tool, path, state, acks, rounds = crashed
-    from gridtape.replay.study import materialize
+    from gridtape.replay.materialize import materialize
 
     seq, digest = acks[-1]
     with gt.open(path) as study:
@@ -91,7 +91,7 @@ def test_a_corrupt_or_missing_snapshot_is_skipped_and_the_study_falls_back(crash
     tool, path, state, acks, rounds = crashed
     import shutil
 
-    from gridtape.replay.study import snapshot_dir
+    from gridtape.replay.materialize import snapshot_dir
 
     copy = str(tmp_path / "study.duckdb")
     for suffix in ("", ".seg", ".seg2", ".wal"):

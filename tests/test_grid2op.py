@@ -460,7 +460,7 @@ def test_disconnect_line_of_a_missing_line_is_a_backend_error():
 
 def test_journaled_write_that_fails_leaves_world_and_journal_unchanged():
     bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
-    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=True, author="grid2op")
+    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=None, author="grid2op")  # an in-memory journal
     w, j = bk.grid.world, bk.grid.journal
     before, seq = w.copy(), j.next_seq
     rows = np.arange(2)
@@ -481,3 +481,30 @@ def test_grid_json_tap_side_false_reads_as_no_tap_side():
     assert False in sides  # the file does carry grid2op's legacy value
     world = read_grid2op_json(os.path.join(DATA, SANDBOX, "grid.json"))
     assert [s if s in ("hv", "lv") else None for s in sides] == list(world["trafo"].cols["tap_side"])
+
+
+def test_unjournaled_write_that_fails_leaves_the_world_unchanged():
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    w = bk.grid.world
+    before = w.copy()
+    rows = np.arange(2)
+    plan = [("load", "p_mw", rows, np.array([1.0, 2.0]), True), ("line", "in_service", rows[:1], np.zeros(1, bool), False),
+            ("gen", "vm_pu", rows[:1], np.array([-1.0]), True)]  # a negative voltage set-point is refused
+    with pytest.raises(gridtape.errors.GridtapeError):
+        bk._commit(plan, "apply_action 1")
+    assert w.equals(before)
+    bk._commit(plan[:2], "apply_action 1")
+    assert list(w["load"].cols["p_mw"][:2]) == [1.0, 2.0] and not w["line"].cols["in_service"][0]
+
+
+def test_journaled_commit_counts_its_events_for_the_checkpoints():
+    """A journaled apply_action's transaction is counted by the grid's history (automatic
+    checkpoints fall due by event count), as every other committed write is."""
+    bk = standalone(os.path.join(DATA, SANDBOX), "grid.json")
+    bk._grid = gridtape.PowerGrid(world=bk.grid.world, journal=None, author="grid2op")
+    h, j = bk.grid._history, bk.grid.journal
+    rows = np.arange(3)
+    before, seq = h.counted, j.next_seq
+    bk._commit([("load", "p_mw", rows, np.array([1.0, 2.0, 3.0]), True),
+                ("line", "in_service", rows[:1], np.zeros(1, bool), False)], "apply_action 1")
+    assert j.next_seq - seq == 5 and h.counted - before == 5  # 4 sets + the commit

@@ -20,6 +20,7 @@ pp = pytest.importorskip("pandapower")
 from grid2op.Backend import Backend, PandaPowerBackend  # noqa: E402
 
 from gridtape.grid2op import GridtapeBackend  # noqa: E402
+from reference import grid2op_numpy as ref  # noqa: E402  (tests/reference)
 
 SANDBOX = os.path.join(os.path.dirname(grid2op.__file__), "data", "l2rpn_case14_sandbox")
 WEIGHTS = [1.0, 2.0, 0.0, 0.5, 0.0, 1.0]  # gens 0, 1, 3 and the slack (5) share the slack power
@@ -205,18 +206,10 @@ def test_ext_grid_slack_weighs_like_pandapowers_added_generator(tmp_path):
         e.close()
 
 
-class NumpyFetchBackend(GridtapeBackend):
-    """Results always read by the numpy reference path (_fetch_gens / _fetch_loads)."""
-
-    def _fetch(self, mc, is_dc):
-        self._fetch_numpy(mc, is_dc)
-        return bool(np.isfinite(self._buf["line"]).all())
-
-
 def test_results_kernel_shares_the_slack_as_the_numpy_path(weighted):
-    """g2o.inj_results (weighted slack shares, Q split by reactive range) writes the element
+    """the one result path (weighted slack shares, Q split by reactive range) writes the element
     results the numpy reference writes, over random topologies and redispatching."""
-    envs = [make(weighted, cls(dist_slack=True)) for cls in (GridtapeBackend, NumpyFetchBackend)]
+    envs = [make(weighted, cls(dist_slack=True)) for cls in (GridtapeBackend, ref.NumpyFetchBackend)]
     space = envs[0].action_space
     subs = np.flatnonzero(envs[0].sub_info >= 4)[:5]
     topos = [a.set_bus for s in subs for a in space.get_all_unitary_topologies_set(space, sub_id=int(s))]
@@ -235,7 +228,7 @@ def test_results_kernel_shares_the_slack_as_the_numpy_path(weighted):
             _, _, done, _ = env.step(act)
             if done:
                 env.reset()
-        a, b = (e.backend._buf["inj"] for e in envs)
+        a, b = (e.backend._out.buf["inj"] for e in envs)
         assert np.array_equal(np.isnan(a), np.isnan(b)), step
         ok = ~np.isnan(a)
         assert np.all(np.abs(a[ok] - b[ok]) <= 2 * np.spacing(np.abs(b[ok]))), step

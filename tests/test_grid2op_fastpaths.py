@@ -57,6 +57,9 @@ def test_write_rows_matches_set_values():
 grid2op = pytest.importorskip("grid2op")
 
 from gridtape.grid2op import GridtapeBackend  # noqa: E402
+from gridtape.grid2op import planner as P  # noqa: E402
+from gridtape.grid2op.results import ResultCopy  # noqa: E402
+from reference import grid2op_numpy as ref  # noqa: E402  (tests/reference: the numpy references)
 
 
 class CheckedBackend(GridtapeBackend):
@@ -99,12 +102,15 @@ def test_trusted_writes_play_the_episode_the_checked_writes_play():
         env.close()
 
 
-class UncachedBackend(GridtapeBackend):
+class UncachedCopy(ResultCopy):
     """The per-model index arrays recomputed at every solve (the reference for the cache)."""
 
-    def _model_cache(self):
-        self._tc, self._tcs, self._gsplits = None, {}, {}
-        return super()._model_cache()
+    def model(self, grid):
+        return self._new_model(grid, grid._engine.topo)
+
+
+class UncachedBackend(GridtapeBackend):
+    _result_copy = UncachedCopy
 
 
 def test_per_topology_cache_gives_what_a_recomputation_gives():
@@ -115,8 +121,9 @@ def test_per_topology_cache_gives_what_a_recomputation_gives():
     topos = space.get_all_unitary_topologies_set(space, sub_id=1)[:4]  # one substation changed per step
     rng = np.random.default_rng(11)
     built = []
-    orig = envs[0].backend._new_model_cache
-    envs[0].backend._new_model_cache = lambda topo: built.append(1) or orig(topo)
+    rc = envs[0].backend._copy
+    orig = rc._new_model
+    rc._new_model = lambda grid, topo: built.append(1) or orig(grid, topo)
     for env in envs:
         env.seed(0)
         env.reset()
@@ -145,10 +152,10 @@ def test_per_topology_cache_gives_what_a_recomputation_gives():
 
 @pytest.mark.parametrize("name", ["l2rpn_case14_sandbox", "l2rpn_idf_2023"])
 def test_small_topology_planning_matches_the_vectorized_one(name):
-    """``_plan_topology_small`` (a loop over the positions an action sets) plans the writes of
-    ``_plan_topology`` (masks over every element): same tables, columns, rows, values, order;
+    """``Planner.topology_small`` (a loop over the positions an action sets) plans the writes of
+    ``Planner.topology`` (masks over every element): same tables, columns, rows, values, order;
     from states the previous random actions left (lines off, elements detached, busbar 2).  And
-    ``_update_topo_vect`` (the written elements only) gives ``_refresh_topo_vect``'s topo_vect."""
+    ``TopoVect.update`` (the written elements only) gives ``TopoVect.refresh``'s topo_vect."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = grid2op.make(name, test=True, backend=GridtapeBackend())
@@ -162,86 +169,32 @@ def test_small_topology_planning_matches_the_vectorized_one(name):
         ch = np.zeros(n, bool)
         ch[c] = True
         vals = rng.choice(np.array([-1, 1, 2], dtype=np.int32), size=n, p=[0.2, 0.4, 0.4])
-        ref, fast = [], []
-        bk._plan_topology(ref, w, ch, vals)
-        bk._plan_topology_small(fast, w, c.tolist(), vals[c].tolist())
-        assert len(ref) == len(fast)
-        for a, b in zip(ref, fast):
+        vec, fast = [], []
+        bk._planner.topology(vec, w, ch, vals)
+        bk._planner.topology_small(fast, w, c.tolist(), vals[c].tolist())
+        assert len(vec) == len(fast)
+        for a, b in zip(vec, fast):
             assert a[:2] == b[:2] and a[4] == b[4]
             assert np.array_equal(a[2], b[2]) and a[3].dtype == b[3].dtype and np.array_equal(a[3], b[3])
-        writes += len(ref)
-        bk._commit(ref, "test")  # the next trial starts from this state
-        bk._update_topo_vect(ref)  # topo_vect updated for the written elements only ...
-        tv, status = bk._topo_vect.copy(), bk._line_status.copy()
-        bk._refresh_topo_vect()  # ... equals topo_vect gathered again from every column
-        assert np.array_equal(tv, bk._topo_vect) and np.array_equal(status, bk._line_status)
+        writes += len(vec)
+        bk._commit(vec, "test")  # the next trial starts from this state
+        bk._topo.update(w, vec)  # topo_vect updated for the written elements only ...
+        tv, status = bk._topo.vect.copy(), bk._topo.line_status.copy()
+        bk._topo.refresh(w)  # ... equals topo_vect gathered again from every column
+        assert np.array_equal(tv, bk._topo.vect) and np.array_equal(status, bk._topo.line_status)
     assert writes > 300
     assert not w["line"].cols["in_service"].all() and (w["load"].cols["bus"] >= bk.n_sub).any()
     env.close()
 
 
-def _same_split(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        if k == "ref":
-            assert len(a[k]) == len(b[k])
-            for x, y in zip(a[k], b[k]):
-                assert x[0] == y[0] and all(np.array_equal(u, v) for u, v in zip(x[1:4], y[1:4]))
-                assert (x[4] is None) == (y[4] is None) and (x[4] is None or np.array_equal(x[4], y[4]))
-        elif k == "slack_table":
-            assert len(a[k]) == len(b[k]) and all(np.array_equal(u, v) for u, v in zip(a[k], b[k]))
-        elif isinstance(a[k], np.ndarray):
-            assert np.array_equal(a[k], b[k]), k
-        else:
-            assert a[k] == b[k], k
-
-
-@pytest.mark.parametrize("distributed", [False, True])
-def test_generator_split_cache_gives_a_fresh_split(distributed):
-    """The backend's generator constants kept by generator placement equal a fresh
-    ``_gen_split`` for random placements and activities, revisited ones included."""
-    import gridtape.grid2op as G
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = grid2op.make("l2rpn_case14_sandbox", test=True, backend=GridtapeBackend())
-    bk = env.backend
-    w, topo = bk.grid.world, bk.grid._engine.topo
-    rng = np.random.default_rng(21)
-    ng = len(w["gen"])
-    base = bk._model_cache()["bus"]["gen"].copy()
-    draws = [(base.copy(), np.ones(ng, bool))]
-    for _ in range(6):
-        gb = base.copy()
-        k = rng.integers(ng)
-        gb[k] = rng.integers(topo.nb)  # a generator moved (possibly onto another's or the slack's bus)
-        for _ in range(2):  # the same placement with other generators switched off
-            draws.append((gb, rng.random(ng) < 0.7))
-    draws.append((base.copy(), rng.random(ng) < 0.5))
-    for i in range(60):
-        gb, on = draws[int(rng.integers(len(draws)))]
-        got = bk._gen_split(topo, gb.copy(), on.copy(), distributed)
-        _same_split(got, G._gen_split(w, topo, gb, on, bk._static(), distributed))
-    assert 1 <= len(bk._gsplits) <= len(draws) + 1
-    env.close()
-
-
-class NumpyFetchBackend(GridtapeBackend):
-    """Results always read by the numpy reference path."""
-
-    def _fetch(self, mc, is_dc):
-        self._fetch_numpy(mc, is_dc)
-        return bool(np.isfinite(self._buf["line"]).all())
-
-
 @pytest.mark.parametrize("name", ["l2rpn_case14_sandbox", "l2rpn_idf_2023"])
 def test_kernel_results_equal_the_numpy_results(name):
-    """g2o.ac_results fills the result buffers as the numpy path does (bit for bit but for a
-    float32 step here and there), over an episode of random topologies (unsupplied busbars,
-    switched-off lines, game overs)."""
+    """The result path (the solver's result arrays, g2o.fill_buffers) fills the buffers as the numpy
+    reference does (bit for bit but for a float32 step here and there), over an episode of random
+    topologies (unsupplied busbars, switched-off lines, game overs)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        envs = [grid2op.make(name, test=True, backend=cls()) for cls in (GridtapeBackend, NumpyFetchBackend)]
+        envs = [grid2op.make(name, test=True, backend=cls()) for cls in (GridtapeBackend, ref.NumpyFetchBackend)]
     space = envs[0].action_space
     subs = np.flatnonzero(envs[0].sub_info >= 4)[:6]
     topos = [a.set_bus for s in subs for a in space.get_all_unitary_topologies_set(space, sub_id=int(s))]
@@ -259,7 +212,7 @@ def test_kernel_results_equal_the_numpy_results(name):
         dones += done
         a, b = (e.backend for e in envs)
         for buf in ("line", "inj"):
-            x, y = a._buf[buf], b._buf[buf]
+            x, y = a._out.buf[buf], b._out.buf[buf]
             assert np.array_equal(np.isnan(x), np.isnan(y)), (step, buf)
             ok = ~np.isnan(x)
             # libm's hypot (kernel) and numpy's complex abs may differ in the last bit of a
@@ -273,16 +226,17 @@ def test_kernel_results_equal_the_numpy_results(name):
     assert bk.runpf()[0]
     # an admittance write (new branch admittance arrays in the engine): the kernel follows
     w = bk.grid.world
-    before = bk._buf["line"].copy()
+    before = bk._out.buf["line"].copy()
     w.set_value("line", int(w["line"].ids[0]), "x_ohm_per_km", float(w["line"].cols["x_ohm_per_km"][0]) * 1.5)
     assert bk.runpf()[0] and bk.grid.last_report.rebuild == "admittance"
-    got = bk._buf["line"].copy()
-    bk._fetch_numpy(bk._model_cache(), False)
-    ref = bk._buf["line"]
-    assert not np.allclose(got, before) and np.all(np.abs(got - ref) <= np.spacing(np.abs(ref)))
-    V = bk.grid._engine.V
-    V[int(bk._model_cache()["b2"][0])] = complex(np.inf, 0.0)  # a non-finite voltage at a branch end
-    assert not bk._fetch(bk._model_cache(), False)
+    got = bk._out.buf["line"].copy()
+    rc = bk._copy
+    ref.fetch(rc, bk.grid, rc.model(bk.grid), False)
+    want = bk._out.buf["line"]
+    assert not np.allclose(got, before) and np.all(np.abs(got - want) <= np.spacing(np.abs(want)))
+    res = bk.grid._engine.results()
+    res.sf[0] = complex(np.inf, 0.0)  # a non-finite flow at a powerline end
+    assert not rc.fetch(bk.grid, rc.model(bk.grid), False)
     for env in envs:
         env.close()
 
@@ -342,7 +296,7 @@ def test_model_arrays_kernel_equals_the_numpy_model_cache(name):
         ch[c] = True
         vals = rng.choice(np.array([-1, 1, 2], dtype=np.int32), size=n, p=[0.1, 0.45, 0.45])
         plan = []
-        bk._plan_topology(plan, w, ch, vals)
+        bk._planner.topology(plan, w, ch, vals)
         bk._commit(plan, "test")
         try:
             bk.grid._engine.prepare()
@@ -350,14 +304,14 @@ def test_model_arrays_kernel_equals_the_numpy_model_cache(name):
             bk.reset()
             continue
         topo = bk.grid._engine.topo
-        got, ref = bk._new_model_cache(topo), bk._new_model_cache_numpy(topo)
-        assert got.keys() == ref.keys()
+        got, want = bk._copy._new_model(bk.grid, topo), ref.new_model(bk._copy, bk.grid, topo)
+        assert want.keys() <= got.keys()
         for k in ("sel", "b2", "kv2_on", "amp_den", "off2", "eb", "eon", "none"):
-            assert got[k].dtype == ref[k].dtype and np.array_equal(got[k], ref[k]), k
-        assert got["islanded"] == ref["islanded"] and got["prefix"] == ref["prefix"]
+            assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
+        assert got["islanded"] == want["islanded"]
         for g in got["bus"]:
-            assert np.array_equal(got["bus"][g], ref["bus"][g])
-        islands += bool(ref["islanded"])
+            assert np.array_equal(got["bus"][g], want["bus"][g])
+        islands += bool(want["islanded"])
         if trial % 10 == 9:  # back to the initial topology now and then
             bk.reset()
     assert islands >= 10
@@ -373,7 +327,6 @@ class _Store:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_plan_column_kernel_plans_the_numpy_writes(seed):
-    grid2op_mod = pytest.importorskip("gridtape.grid2op")  # imports grid2op (the extra)
     rng = np.random.default_rng(seed)
     w = load_case(CASE)
     t = w["load"]
@@ -389,8 +342,8 @@ def test_plan_column_kernel_plans_the_numpy_writes(seed):
         divide = rng.uniform(0.5, 2, n) if rng.random() < 0.3 else None
         for every in (False, True):
             a, b = [], []
-            grid2op_mod._plan_values(a, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
-            grid2op_mod._plan_values_numpy(b, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
+            P.plan_values(a, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
+            ref.plan_values(b, t, "load", "p_mw", _Store(vals, changed), divide, every=every)
             assert len(a) == len(b)
             for x, y in zip(a, b):
                 assert x[:2] == y[:2] and x[4] == y[4]
@@ -398,10 +351,13 @@ def test_plan_column_kernel_plans_the_numpy_writes(seed):
                 if x[2] is not None:
                     assert x[2].dtype == np.int64 and np.array_equal(x[2], y[2])
                 assert x[3].dtype == np.float64 and np.array_equal(x[3], y[3], equal_nan=True)
-    # other dtypes take the numpy path
-    a, b = [], []
+    # other dtypes are converted before the kernel; float32 divisors divide in float32 (grid2op's
+    # voltage set-points in p.u.)
     ch = np.ones(n, bool)
     v16 = rng.uniform(0, 50, n).astype(np.float16)
-    grid2op_mod._plan_values(a, t, "load", "p_mw", _Store(v16, ch), None)
-    grid2op_mod._plan_values_numpy(b, t, "load", "p_mw", _Store(v16, ch), None)
-    assert len(a) == len(b) == 1 and np.array_equal(a[0][3], b[0][3])
+    kv32 = rng.uniform(0.5, 2, n).astype(np.float32)
+    for vals, divide in ((v16, None), (v16.astype(np.float32), kv32), (v16.astype(np.float32)[::-1], None)):
+        a, b = [], []
+        P.plan_values(a, t, "load", "p_mw", _Store(vals, ch), divide)
+        ref.plan_values(b, t, "load", "p_mw", _Store(vals, ch), divide)
+        assert len(a) == len(b) == 1 and a[0][3].dtype == np.float64 and np.array_equal(a[0][3], b[0][3])

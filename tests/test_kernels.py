@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from gridtape.solver_cy import flows, newton, ybus
+from gridtape.solver_cy import newton, resk, ybus
 
 pp = pytest.importorskip("pandapower")
 pn = pytest.importorskip("pandapower.networks")
@@ -436,13 +436,15 @@ def test_dc_solve_matches_spsolve():
 
 @pytest.mark.parametrize("name", ["case14", "case118"])
 def test_branch_flows_and_injection(name):
+    """The one result path's AC kernel (resk.ac_arrays) against the formulas and pandapower."""
     ppi, _ = solved(name)
     f, t, yff, yft, ytf, ytt = branch_admittances(ppi)
     V = ppi["V"]
-    s_f, s_t, i_f, i_t = flows.branch_flows(f, t, yff, yft, ytf, ytt, V)
+    indptr, indices, ydata = sorted_csr(ppi["Ybus"])
+    vm, va, s_f, s_t, S = resk.ac_arrays(V, f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 1.0)
     If = yff * V[f] + yft * V[t]
     It = ytf * V[f] + ytt * V[t]
-    assert np.abs(i_f - If).max() < 1e-12 and np.abs(i_t - It).max() < 1e-12
+    assert np.abs(vm - np.abs(V)).max() < 1e-12 and np.abs(va - np.angle(V, deg=True)).max() < 1e-9
     assert np.abs(s_f - V[f] * np.conj(If)).max() < 1e-12
     assert np.abs(s_t - V[t] * np.conj(It)).max() < 1e-12
     # pandapower's own branch results (MW / MVAr)
@@ -450,6 +452,22 @@ def test_branch_flows_and_injection(name):
     base = ppi["baseMVA"]
     assert np.abs(s_f * base - (br[:, B.PF] + 1j * br[:, B.QF])).max() < 1e-6
     assert np.abs(s_t * base - (br[:, B.PT] + 1j * br[:, B.QT])).max() < 1e-6
-    indptr, indices, ydata = sorted_csr(ppi["Ybus"])
-    S = flows.bus_injection(indptr, indices, ydata, V)
     assert np.abs(S - V * np.conj(ppi["Ybus"] @ V)).max() < 1e-12
+
+
+def test_klu_binding_refuses_an_unverified_nbklu():
+    """The binding hand-copies nbklu's private klu_common: with any nbklu version it was not
+    verified against, gridtape refuses to import (a clear ImportError, not memory corruption)."""
+    import subprocess
+    import sys
+
+    code = ("import importlib.metadata as m\n"
+            "real = m.version\n"
+            "m.version = lambda name: '9.9.9' if name == 'nbklu' else real(name)\n"
+            "try:\n"
+            "    import gridtape\n"
+            "except ImportError as e:\n"
+            "    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "refused:" in out.stdout and "nbklu 9.9.9" in out.stdout, out.stdout + out.stderr
+    assert newton.NBKLU_VERIFIED and newton._check_layout() is None  # the installed one passes

@@ -55,7 +55,7 @@ def test_at_every_point_gives_that_world(tmp_path):
     t = log.time.iloc[len(log) // 2]
     assert study.at(time=t).world.equals(study.at(int(log[log.time <= t].seq.iloc[-1])).world)
     # without snapshots the same worlds come out of the events alone
-    from gridtape.replay.study import materialize
+    from gridtape.replay.materialize import materialize
 
     for seq, world in points.items():
         assert materialize(study.journal, seq, use_snapshots=False)[0].equals(world)
@@ -168,5 +168,5 @@ def test_bisect_finds_the_edit_that_breaks_convergence(tmp_path):
     # the command line prints the same event
     out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True,
                          cwd=tmp_path)  # not the repository root: its gridtape/ must not shadow the installed one
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # 1: a breaking transaction was found (docs/cli.md)
     assert f"seq {first_bad}" in out.stdout and res.message in out.stdout

@@ -14,6 +14,10 @@ warnings.filterwarnings("ignore")
 
 from gridtape.errors import GridtapeError  # noqa: E402
 from gridtape.solver_cy import model as M  # noqa: E402
+from gridtape.solver_cy import model_cache as MC  # noqa: E402
+from gridtape.solver_cy import start as S  # noqa: E402
+from reference import start as RS  # noqa: E402
+from reference.topology import build_topology_py  # noqa: E402
 from gridtape.solver_cy import topo as K  # noqa: E402
 from gridtape.world.io import load_case  # noqa: E402
 
@@ -40,7 +44,7 @@ def assert_same_topology(a, b):
 def _check(world):
     """Both implementations agree, or both raise the same error."""
     try:
-        ref = M.build_topology_py(world)
+        ref = build_topology_py(world)
     except GridtapeError as e:
         with pytest.raises(type(e)) as got:
             M.build_topology(world)
@@ -52,7 +56,8 @@ def _check(world):
 
 
 def test_kernel_kind_order_matches_model():
-    assert tuple(K.ELEM_KINDS) == M._ELEM_KINDS
+    t = M.build_topology(load_case(os.path.join(CASES, "IEEE14", "data.zip")))
+    assert tuple(K.ELEM_KINDS) == tuple(t.active) == tuple(t.elem_bus_row)
 
 
 @pytest.mark.parametrize("case", ["IEEE14", "IEEE118", "IEEE300"])
@@ -148,7 +153,7 @@ def test_kernel_refuses_dangling_bus_ids():
     cols = {k: t.cols for k, t in w.tables.items()}
     cols["load"] = dict(cols["load"], bus=np.full(len(w["load"]), 99, np.int64))
     e = np.zeros(0, np.int64)
-    with pytest.raises(K.Fallback):
+    with pytest.raises(K.Refused):
         K.build_core(cols, None, e, e, e, e, np.zeros(0, np.int8), e, e)
 
 
@@ -231,8 +236,8 @@ def test_model_cache_random_walk_over_topologies(monkeypatch):
         assert len(states) >= 2, name
         eng = Engine(w)
         builds, fulls, n_built = [], 0, 0
-        real = M.build_topology
-        monkeypatch.setattr(M, "build_topology", lambda world: builds.append(1) or real(world))
+        real = MC.build_topology
+        monkeypatch.setattr(MC, "build_topology", lambda world: builds.append(1) or real(world))
         for step in range(12):
             s = states[rng.integers(len(states))]
             for (k, c), v in s.items():
@@ -247,7 +252,7 @@ def test_model_cache_random_walk_over_topologies(monkeypatch):
                 continue
             n_built += len(builds) - n0
             _assert_same_voltages(eng, w)
-        monkeypatch.setattr(M, "build_topology", real)
+        monkeypatch.setattr(MC, "build_topology", real)
         assert fulls > n_built > 0, name  # some topologies came back from the cache
 
 
@@ -276,18 +281,18 @@ def test_warm_voltage_equals_previous_voltage_then_pin():
         if trial % 13 == 7:  # nothing known: no supplied bus can be reached
             v[:] = np.nan
         e._v_prev = v
-        ref = e._previous_voltage(nb)
-        got = e._voltage_after_topology_change(nb)
+        ref = RS.previous_voltage(e, nb)
+        got = S.after_topology_change(e)
         if ref is None:
             assert got is None
             seen_none += 1
             continue
-        ref = e._pin(ref)
+        ref = RS.pin(e, ref)
         assert got.dtype == ref.dtype and np.allclose(got, ref, rtol=0, atol=1e-14)
         seen_fill += bool(np.isnan(v).any())
     assert seen_fill >= 10 and seen_none >= 2
     e._v_prev = np.ones(nb + 1, complex)
-    assert e._voltage_after_topology_change(nb) is None  # another bus count
+    assert S.after_topology_change(e) is None  # another bus count
 
 
 def _dc_angles_scipy(e, va0):
@@ -355,3 +360,14 @@ def test_dc_angles_on_the_ybus_pattern_equal_the_sparse_reference(case):
         assert np.allclose(got, ref, rtol=0, atol=1e-10)
         assert not np.allclose(got, va0)
     assert nones >= 2
+
+
+def test_a_dangling_bus_reference_is_named_not_fallen_back_on():
+    """The kernel is the only implementation: a column it refuses is named (table, row, field)."""
+    from gridtape.errors import BadReferenceError
+
+    w = load_case(os.path.join(CASES, "IEEE14", "data.zip"))
+    w.write_rows("load", np.array([2]), "bus", np.array([999], np.int64))  # trusted write: not checked
+    with pytest.raises(BadReferenceError) as e:
+        M.build_topology(w)
+    assert e.value.table == "load" and e.value.field == "bus" and e.value.row == int(w["load"].ids[2])

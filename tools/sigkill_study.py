@@ -275,7 +275,7 @@ def check(path, acks, state, in_place_resume):
     from gridtape.replay.codec import same_world
     from gridtape.replay.events import apply_events
     from gridtape.replay.snapshot import read_snapshot
-    from gridtape.replay.study import _resolve, materialize, snapshot_dir
+    from gridtape.replay.materialize import _resolve, materialize, snapshot_dir
 
     fail = []
     facts = {"rows": 0, "snapshots": 0, "snap_ok": 0, "snap_skipped": 0, "snap_checked": 0}
@@ -382,7 +382,7 @@ def check(path, acks, state, in_place_resume):
 def run(rounds, directory=None, seed=0, case=CASE, kill_range=(0.05, 1.0), report=print, keep=False):
     """``rounds`` kill-and-check rounds on one study; returns the summary dict."""
     from gridtape.replay.snapshot import clean, read_snapshot
-    from gridtape.replay.study import snapshot_dir
+    from gridtape.replay.materialize import snapshot_dir
 
     rng = random.Random(seed)
     d = tempfile.mkdtemp(prefix="sigkill_study_", dir=directory)

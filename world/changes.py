@@ -173,10 +173,7 @@ def _rows_json(columns, n):
 # --- counters and dirty sets -----------------------------------------------------------------------
 def _note_set(w, kind, name, affects):
     """A column was written: the counters (deprecated-internal, see World.bump) and the dirty sets."""
-    w.bump(affects, kind)
-    w.col_version[(kind, name)] = w._tick
-    if w._watchers:
-        w._mark_cols(kind, name)
+    w._wrote(kind, name, affects)
 
 
 def _note_rows(w, kind):
@@ -212,7 +209,7 @@ def set_cell(w, kind, eid, name, value):
     arr = t.cols[name]
     old = arr[r]
     arr[r] = v
-    _note_set(w, kind, name, col.affects)
+    w._wrote(kind, name, col.affects)
     if new is None:
         new = arr[r]
         new = new.item() if hasattr(new, "item") else new

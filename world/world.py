@@ -138,6 +138,17 @@ class Table:
             self.extra[name] = self.extra[name][keep]
         self._pos = None
 
+    @classmethod
+    def from_arrays(cls, kind: str, ids, cols: dict, extra: dict, next_id: int) -> "Table":
+        """A table built from arrays already of the schema's dtypes (a decoded snapshot): every
+        schema column given, one value per id; trusted like an inverse (``apply(check=False)``)."""
+        t = cls(kind)
+        t.ids = np.asarray(ids, dtype=np.int64)
+        t.cols = {c.name: cols[c.name] for c in t.spec.columns}
+        t.extra = dict(extra)
+        t.next_id = int(next_id)
+        return t
+
     def copy(self) -> "Table":
         t = Table.__new__(Table)
         t.kind, t.spec, t.next_id, t._pos, t._dense_ids = self.kind, self.spec, self.next_id, None, None
@@ -173,6 +184,10 @@ class Table:
             elif not np.array_equal(a, b):
                 return False
         return True
+
+
+#: the counter each ``affects`` class moves (deprecated-internal, see World.bump)
+_COUNTER = {"inj": "inj_version", "adm": "adm_version", "topo": "topo_version"}
 
 
 class World:
@@ -253,21 +268,30 @@ class World:
         Deprecated-internal: the counters (topo/adm/inj/kind/col_version, _tick, :meth:`stamp`)
         are what solver_cy and the grid2op adapter read before the dirty sets; the change
         vocabulary moves them as before until every reader has moved to :meth:`watch`."""
-        kv = self.kind_version
         self._tick += 1
         if kind is None:
             self._tick_all = self._tick
-            for k in kv:
-                kv[k] += 1
+            for k in self.kind_version:
+                self.kind_version[k] += 1
             self._mark_rows(None)
         else:
-            kv[kind] += 1
+            self.kind_version[kind] += 1
+        c = _COUNTER.get(affects)
+        if c is not None:
+            self.__dict__[c] += 1
+
+    def _wrote(self, kind: str, name: str, affects: str) -> None:
+        """Column ``name`` of ``kind`` was written (world/changes.py only): the counters, the
+        column's write stamp and the dirty sets.  One call: the handle-write hot path."""
+        self._tick += 1
+        self.kind_version[kind] += 1
         if affects == "inj":
             self.inj_version += 1
-        elif affects == "adm":
-            self.adm_version += 1
-        elif affects == "topo":
-            self.topo_version += 1
+        elif affects != "none":
+            self.__dict__[_COUNTER[affects]] += 1
+        self.col_version[(kind, name)] = self._tick
+        if self._watchers:
+            self._mark_cols(kind, name)
 
     # --- conveniences over the change vocabulary (world/changes.py) ---------------------------
     def set_value(self, kind: str, eid, name: str, value):

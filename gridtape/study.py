@@ -18,7 +18,7 @@ import pandas as pd
 
 from gridtape.errors import JournalError
 
-from .materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir  # noqa: F401
+from gridtape.replay.materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir  # noqa: F401
 
 @dataclass
 class BisectResult:
@@ -158,7 +158,7 @@ class Study:
                 a = m
             else:
                 b = m
-        from .diff import diff_worlds
+        from gridtape.replay.diff import diff_worlds
 
         bad, good = int(pts[b]), int(pts[a])
         tx = int(_fetch(self.journal, "SELECT tx FROM {events} WHERE seq = ?", [bad])[0][0])

@@ -1,0 +1,135 @@
+"""One solve's results as arrays: the one result path.
+
+:func:`compute_arrays` turns the engine's voltages into a :class:`ResultArrays` with the result
+kernels (resk.pyx): bus voltages, branch flows, bus injections and the generator split, at once;
+the P/Q of the one-bus elements on first request (:meth:`ResultArrays.element`).  The result
+tables (results.py) and the grid2op adapter's float32 buffers (g2o.fill_buffers) are made from
+these arrays only.  Units: MW, MVAr, p.u., degrees; internal bus order for bus arrays, the model's
+branch order for branch arrays, the engine's generator table order (``gens``: pfsoln order,
+ext_grid, gen, xward) for ``gen_p`` / ``gen_q``, world row order for element arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .g2o import fill_buffers
+from .resk import ac_arrays, dc_arrays, element_pq, gen_pq
+
+#: kernel code and columns of each one-bus element kind (resk.element_pq)
+ELEMENT_COLUMNS = {
+    "load": (0, ("p_mw", "q_mvar", "scaling", "const_z_p_percent", "const_i_p_percent", "const_z_q_percent",
+                 "const_i_q_percent")),
+    "sgen": (1, ("p_mw", "q_mvar", "scaling")),
+    "storage": (1, ("p_mw", "q_mvar", "scaling")),
+    "shunt": (2, ("p_mw", "q_mvar", "vn_kv", "step")),
+    "ward": (3, ("ps_mw", "qs_mvar", "pz_mw", "qz_mvar")),
+    "xward": (3, ("ps_mw", "qs_mvar", "pz_mw", "qz_mvar")),
+}
+_GEN_CODE = {"ext_grid": 0, "gen": 1, "xward": 2}
+
+
+class ResultArrays:
+    """The results of one solve (see the module docstring).
+
+    - ``algorithm``: "nr" or "dc";
+    - ``vm``, ``va``: bus voltage magnitude (p.u.) and angle (degrees), NaN at unsupplied buses;
+      DC: 1 p.u.;
+    - ``sf``, ``st``: complex power (MVA) entering each branch at its from / to end;
+    - ``sbus``: complex power (MVA) each bus injects into the branches and bus shunts;
+    - ``gen_p``, ``gen_q``: P (MW) and Q (MVAr) of each generator-table entry (``gens``);
+    - :meth:`element`: P and Q of the rows of one element table;
+    - ``topo``, ``inj``, ``world``, ``plan``, ``ps``: what they were computed from.
+
+    The arrays are the model's result buffers: the next result arrays of the same model
+    overwrite them (copy what you keep; the result tables do)."""
+
+    __slots__ = ("algorithm", "world", "topo", "inj", "plan", "ps", "vm", "va", "sf", "st", "sbus", "gens",
+                 "gen_p", "gen_q", "_elem", "_buf")
+
+    def element(self, kind: str, vm=None):
+        """``(p, q)`` of every row of ``kind`` (MW, MVAr; 0 for inactive rows): load, sgen,
+        storage, shunt, ward, xward (its constant-power and ward-impedance part: the xward branch
+        is added by the result tables), ext_grid, gen.  ``vm``: other bus voltage magnitudes to
+        evaluate the voltage-dependent parts at (not kept), e.g. a DC convention's."""
+        if vm is not None:
+            return self._element(kind, vm)
+        hit = self._elem.get(kind)
+        if hit is None:
+            hit = self._elem[kind] = self._element(kind, self.vm)
+        return hit
+
+    def _element(self, kind, vm):
+        n = len(self.world[kind])
+        if kind in ("ext_grid", "gen"):
+            g = self.gens
+            p, q = np.zeros(n), np.zeros(n)
+            m = g["kind"] == _GEN_CODE[kind]
+            p[g["row"][m]] = self.gen_p[m]
+            q[g["row"][m]] = self.gen_q[m]
+            return p, q
+        code, names = ELEMENT_COLUMNS[kind]
+        if not n:
+            return np.zeros(0), np.zeros(0)
+        c = self.world[kind].cols
+        topo = self.topo
+        out = None
+        if vm is self.vm and self._buf is not None:
+            out = self._buf.get(kind)
+            if out is None:
+                out = self._buf[kind] = (np.empty(n), np.empty(n))
+        return element_pq(code, topo.elem_bus(kind), topo.active[kind], vm, topo.base_kv,
+                          *[c[k] for k in names], out=out)
+
+
+def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
+    """The result arrays of voltages ``V`` on the engine's current model.  ``qlim``: None, or
+    (split, qoff, limited, fixed_q) of generators held at a reactive limit."""
+    topo, inj = engine.topo, engine.inj
+    br = topo.branches
+    sn = engine.world.sn_mva
+    r = ResultArrays()
+    r.algorithm, r.world, r.topo, r.inj, r.gens = algorithm, engine.world, topo, inj, inj.gens
+    r.plan, r.ps = engine.slack_plan, engine.ps
+    r._elem = {}
+    buf = r._buf = engine.model.buffers
+    out = buf.get("bus")
+    if out is None:
+        nb, nbr = topo.nb, len(br.f)
+        out = buf["bus"] = (np.empty(nb), np.empty(nb), np.empty(nbr, complex), np.empty(nbr, complex),
+                            np.empty(nb, complex))
+    dc = algorithm == "dc"
+    if dc:
+        r.vm, r.va, r.sf, r.st, r.sbus = dc_arrays(V, br.f, br.t, br.status, br.x, br.ratio,
+                                                   br.shift_deg, engine.ysh, sn, out)
+    else:
+        r.vm, r.va, r.sf, r.st, r.sbus = ac_arrays(V, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
+                                                   engine.indices, engine.ydata, sn, out)
+    if qlim is None:
+        split, qoff = engine.gen_split(None if dc else engine.slack_plan), None
+    else:
+        split, qoff = qlim[0], qlim[1]
+    ng = len(inj.gens["bus"])
+    out = buf.get("gen")
+    if out is None or len(out[0]) != ng:
+        out = buf["gen"] = (np.empty(ng), np.empty(ng))
+    r.gen_p, r.gen_q = gen_pq(split, r.sbus, inj.pd, inj.qd, inj.gens["p"], qoff, dc, out)
+    if qlim is not None:
+        limited, fixed = qlim[2], qlim[3]
+        r.gen_q[limited] = fixed[limited]
+    return r
+
+
+def fill_grid2op(res: ResultArrays, pack, sto_p, sto_q, vm=None) -> bool:
+    """Copy ``res`` into the grid2op backend's float32 buffers (g2o.BufferPack ``pack``, made once
+    per model); return whether every powerline value is finite.  ``sto_p``, ``sto_q``: what the
+    backend reports for its storage units (float64, one per row).  ``vm``: bus magnitudes to
+    report instead of ``res.vm`` (with the loads' and shunts' voltage-dependent parts evaluated
+    at them), e.g. grid2op's DC convention.  One pass of g2o.fill_buffers after the element
+    kernels; nothing here computes physics of its own."""
+    if vm is None:
+        vm = res.vm
+        ld, sh = res.element("load"), res.element("shunt")
+    else:
+        ld, sh = res.element("load", vm), res.element("shunt", vm)
+    return fill_buffers(pack, vm, res.va, res.sf, res.st, res.gens["gen_pos"], res.gen_p, res.gen_q, ld[0], ld[1],
+                        sto_p, sto_q, sh[0], sh[1], res.algorithm == "dc")

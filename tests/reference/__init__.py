@@ -1,0 +1,1 @@
+"""Reference implementations (numpy) that the shipped kernels are tested against; used only by tests."""
