@@ -14,18 +14,16 @@ NO_EXPLAIN = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]  # expl
 
 @pytest.fixture
 def stale_load_cache(monkeypatch):
-    """A deliberately stale cache: the load injections are computed once per load table and kept,
-    whatever is written to the load columns afterwards (the write stamps are ignored)."""
-    real = injections._shared
+    """A deliberately stale cache: the incremental refresh of the injections never hears of writes
+    to load columns, so a re-solve keeps the loads of the solve before."""
+    real = injections.InjectionState.refresh
 
-    def stale(shared, world, kind, keys, compute, placement=None):
-        if shared is not None and kind == "load" and placement is None:
-            hit = shared.get(keys)
-            if hit is not None and hit[1] is world[kind].ids:
-                return hit[2]
-        return real(shared, world, kind, keys, compute, placement)
+    def stale(self, world, cols=None):
+        if cols is not None:
+            cols = {c for c in cols if c[0] != "load"}
+        return real(self, world, cols)
 
-    monkeypatch.setattr(injections, "_shared", stale)
+    monkeypatch.setattr(injections.InjectionState, "refresh", stale)
 
 
 def test_a_stale_cache_is_caught_and_shrunk_to_three_steps(stale_load_cache, tmp_path, monkeypatch):

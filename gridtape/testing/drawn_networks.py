@@ -51,6 +51,9 @@ def _networks(draw, min_buses, max_buses, meshed, with_trafos, journal, max_load
     if mesh:
         pairs = [(a, b) for a in range(n) for b in range(a + 1, n)
                  if level[a] == level[b] and (a, b) not in lines and parent[b] != a]
+        if not pairs and meshed:  # asked for a loop, and this tree has no room for one
+            event("networks(): rejected a draw with no two unjoined buses of one voltage level (meshed=True)")
+            assume(False)
         if pairs:
             extra = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=max(1, n // 3), unique=True))
             lines += extra
