@@ -127,3 +127,11 @@ def test_the_plugin_gives_cases_and_takes_a_seed(tmp_path):
                           str(test)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "2 passed" in out.stdout
+
+
+def test_the_settings_profiles_exist():
+    from gridtape.testing import PROFILES
+
+    ci, thorough = settings.get_profile("gridtape-ci"), settings.get_profile("thorough")
+    assert ci.derandomize and ci.deadline is None and Phase.explain not in ci.phases
+    assert thorough.max_examples == PROFILES["thorough"]["max_examples"] > ci.max_examples

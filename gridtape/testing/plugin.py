@@ -16,8 +16,8 @@ Options
 -------
 ``--gridtape-seed=N``
     seeds hypothesis (as ``--hypothesis-seed`` does) and ``gt_rng``: a run can be repeated.
-The hypothesis settings profiles ``ci`` and ``thorough`` (gridtape.testing) are chosen with
-hypothesis's own ``--hypothesis-profile=ci``.
+The hypothesis settings profiles ``gridtape-ci`` and ``thorough`` (``gridtape-thorough``) of
+gridtape.testing are chosen with hypothesis's own ``--hypothesis-profile=gridtape-ci``.
 """
 from __future__ import annotations
 
