@@ -346,8 +346,15 @@ class PowerGrid(Writes):
 
     # --- handles -------------------------------------------------------------------------
     def element(self, kind: str, eid):
+        """The handle of element ``eid`` of ``kind`` (None when there is none); an id that is not
+        an integer (NaN, 0.5, "x") raises BadReferenceError."""
+        from gridtape.world.coerce import one_id
+
         t = self._world[kind]
-        return Handle(self, kind, int(eid)) if eid is not None and int(eid) in t.positions else None
+        if eid is None:
+            return None
+        eid = one_id(eid, kind)
+        return Handle(self, kind, eid) if eid in t.positions else None
 
     def bus(self, i):
         return self.element("bus", i)

@@ -58,9 +58,7 @@ fields = st.one_of(st.sampled_from(["nope", "", "id", "geo", "p_mw", "bus", "in_
                    st.integers(min_value=0, max_value=40))  # an index into the kind's columns
 ids = st.one_of(st.integers(min_value=0, max_value=100),  # an index into the kind's ids (or beyond)
                 st.sampled_from([-1, 0.5, 1.0, True, "0", None, np.int64(0), np.float64(1.5),
-                                 math.nan]).map(lambda x: ("raw", x)))
-# left out until fixed (tests below, xfail): an id outside int64 in grid.set / e.set (raw OverflowError from
-# world/coerce.py int_ids), a NaN id looked up with grid.element (raw ValueError from gridtape/grid.py)
+                                 math.nan, 2 ** 64, -2 ** 70]).map(lambda x: ("raw", x)))
 attempt = st.tuples(st.sampled_from(sorted(KINDS)), ids, fields, values,
                     st.sampled_from(["handle", "set", "set_many", "edit"]))
 
@@ -145,15 +143,13 @@ def test_any_value_into_any_column(tries):
     grid.close()
 
 
-@pytest.mark.xfail(reason="world/coerce.py int_ids: an id beyond uint64 raises a raw OverflowError", strict=False)
-def test_known_gap_id_beyond_uint64():
+def test_an_id_beyond_int64_is_refused():
     grid = gt.PowerGrid(world=base()[0].copy())
     with pytest.raises(GridtapeError):
         grid.set("line", [2 ** 64], "x_ohm_per_km", 1.0)
 
 
-@pytest.mark.xfail(reason="gridtape/grid.py element(): a NaN id raises a raw ValueError", strict=False)
-def test_known_gap_nan_id_lookup():
+def test_a_nan_id_lookup_is_refused():
     grid = gt.PowerGrid(world=base()[0].copy())
     with pytest.raises(GridtapeError):
         grid.element("line", math.nan)
@@ -163,5 +159,5 @@ def test_zz_write_count():
     if COUNT["attempts"] == 0:
         pytest.skip("run with test_any_value_into_any_column")
     assert COUNT["attempts"] >= 2000, COUNT
-    assert COUNT["applied"] > 100 and COUNT["refused"] > 1000, COUNT
+    assert COUNT["applied"] > 50 and COUNT["refused"] > 1000, COUNT
     print(f"\nwrite fuzz: {COUNT}")

@@ -254,7 +254,9 @@ def one_id(eid, kind, field=None) -> int:
     from gridtape.errors import BadReferenceError
 
     if isinstance(eid, (int, np.integer)) and not isinstance(eid, (bool, np.bool_)):
-        return int(eid)
-    if isinstance(eid, (float, np.floating)) and math.isfinite(eid) and float(eid).is_integer():
-        return int(eid)
+        if -2 ** 63 <= int(eid) < 2 ** 63:
+            return int(eid)
+    elif isinstance(eid, (float, np.floating)) and math.isfinite(eid) and float(eid).is_integer():
+        if abs(eid) < 2.0 ** 63:
+            return int(eid)
     raise BadReferenceError(f"no {kind} with id {eid!r} (ids are integers)", table=kind, field=field)
