@@ -356,6 +356,9 @@ def _parser():
               journal=False)
     cv.add_argument("src")
     cv.add_argument("dst")
+    from gridtape.studies.cli import add_timeseries_parser
+
+    add_timeseries_parser(sub)
     return ap
 
 
