@@ -40,8 +40,10 @@ class GridEditor:
         if g._editor is not None:
             raise JournalError("an edit block is already open on this grid")
         eng = g._engine
+        d = g._since_solve
         self._state = (g._results, g._last, None if eng.V is None else eng.V.copy(), eng.converged,
-                       eng.solved, eng.iterations, eng.norm, eng.algorithm)
+                       eng.solved, eng.iterations, eng.norm, eng.algorithm,
+                       (set(d.cols), set(d.rows), d.network))
         j = g.journal
         if j is not None:
             self.tx = j.begin(author=self.author, message=self.message)
@@ -73,7 +75,9 @@ class GridEditor:
             else:
                 kind, ids, field, old = d
                 apply(w, [SetCol(kind, ids, field, old)], check=False)
-        (g._results, g._last, V, conv, solved, its, norm, alg) = self._state
+        (g._results, g._last, V, conv, solved, its, norm, alg, since) = self._state
+        d = g._since_solve  # the world is as it was: so is what changed since the last solve
+        d.cols, d.rows, d.network = since
         eng = g._engine
         if eng.solved or V is not None:
             eng.prepare()  # the model of the restored world (same order as before the block)

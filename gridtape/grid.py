@@ -85,6 +85,9 @@ class PowerGrid(Writes):
                 world = World(sn_mva=1.0)
         self.case_path = source
         self._world = world
+        #: what changed in the world since the last solve: results of a world whose elements changed
+        #: since are refused (NotSolvedError), never computed on mismatched arrays
+        self._since_solve = world.watch()
         self.qlim = bool(qlim)
         self.branch_analysis = bool(branch_analysis)
         self.tolerance_mva = float(tolerance_mva)
@@ -233,6 +236,7 @@ class PowerGrid(Writes):
         solve, else the grid's ``init``.  ``algorithm``: "nr" or "dc"."""
         t0 = time.perf_counter()
         eng = self._engine
+        self._since_solve.clear()
         self._results = None
         if v_init is None and self._v_init is not None:
             v_init = self._v_init
@@ -322,6 +326,11 @@ class PowerGrid(Writes):
         if self._results is None:
             if self._last is None:
                 raise NotSolvedError("no solve has run yet: call solve() first")
+            changed = self._since_solve
+            if changed.rows or changed.network:
+                raise NotSolvedError(
+                    "elements were added or removed (or a network value changed) since the last solve: "
+                    f"call solve() for results ({', '.join(sorted(changed.rows)) or 'network'} changed)")
             if not self._last.converged:
                 self._results = R.empty_tables(self._world)
             else:

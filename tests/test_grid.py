@@ -182,3 +182,35 @@ def test_element_reference_doc_is_generated_from_the_schema():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert (root / "docs" / "elements.md").read_text() == mod.render()
+
+
+def test_results_after_an_edit_before_the_next_solve():
+    """Results are never computed on arrays of another shape: elements added or removed since the
+    last solve give NotSolvedError (inside the block and after it) until solve(); a rolled-back
+    block gives the last solve's results back."""
+    from gridtape.errors import NotSolvedError
+
+    grid = PowerGrid(IEEE14)
+    grid.solve()
+    vm = grid.res_bus.vm_pu.copy()
+    with grid.edit() as e:
+        b, _ = e.add_bus(110.0)
+        with pytest.raises(NotSolvedError):
+            grid.res_bus
+        e.add_load(b, p_mw=1.0)
+    for table in ("res_bus", "res_load", "res_line"):
+        with pytest.raises(NotSolvedError):
+            getattr(grid, table)
+    with pytest.raises(ValueError):
+        with grid.edit() as e:
+            e.add_load(3, p_mw=2.0)
+            raise ValueError("abandon the block")
+    grid.solve()
+    assert len(grid.res_bus) == 15 and len(grid.res_load) == len(grid.world["load"])
+    g2 = PowerGrid(IEEE14)
+    g2.solve()
+    with pytest.raises(RuntimeError):
+        with g2.edit() as e:
+            e.add_load(3, p_mw=2.0)
+            raise RuntimeError("abandon the block")
+    assert np.array_equal(g2.res_bus.vm_pu.to_numpy(), vm.to_numpy())  # the last solve's results
