@@ -15,3 +15,9 @@ except ImportError:
     _mod = importlib.util.module_from_spec(_spec)
     sys.modules["gridtape"] = _mod
     _spec.loader.exec_module(_mod)
+
+# Subprocesses the tests start (`python -m gridtape.cli ...`, tools/*.py, a nested pytest) must
+# import the installed gridtape, as a user's would, not the source folder gridtape/ that a
+# working directory at the repository root would put first on sys.path (its subpackages
+# world/, solver_cy/, ... are mapped in only by the install).  Python 3.11's safe-path mode.
+os.environ.setdefault("PYTHONSAFEPATH", "1")

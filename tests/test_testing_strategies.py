@@ -109,7 +109,10 @@ def test_profiles_have_the_asked_shape_and_run(data):
 
 
 def test_the_plugin_gives_cases_and_takes_a_seed(tmp_path):
+    import os
     import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     test = tmp_path / "test_user.py"
     test.write_text(
@@ -124,7 +127,8 @@ def test_the_plugin_gives_cases_and_takes_a_seed(tmp_path):
         "    g = gt_case('IEEE14')\n"
         "    run(g, data.draw(writes(g)))\n")
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gridtape-seed=7",
-                          str(test)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                          str(test)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "GRIDTAPE_CASES": os.path.join(root, "cases")})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "2 passed" in out.stdout
 

@@ -27,7 +27,8 @@ def case_path(name: str) -> str:
     if not os.path.exists(path):
         from gridtape.errors import CaseError
 
-        known = sorted(d for d in os.listdir(cases_dir()) if os.path.isdir(os.path.join(cases_dir(), d)))
+        top = cases_dir()
+        known = sorted(d for d in os.listdir(top) if os.path.isdir(os.path.join(top, d))) if os.path.isdir(top) else []
         raise CaseError(f"no bundled case {name!r} (known: {', '.join(known)})", file=path)
     return path
 
