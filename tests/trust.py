@@ -152,3 +152,76 @@ def assert_refused(exc_info, *words):
     text = names(err)
     for w in words:
         assert w in text, f"{w!r} not named in {text!r}"
+
+
+# --- the sweep over pandapower's bundled networks (benchmarks/compare_pandapower.py) ----------
+
+def perturbed(net, seed=0, lines_out=3):
+    """``net`` with random tap positions (every transformer with a tap range) and a few lines out
+    of service, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    net = copy.deepcopy(net)
+    for kind in ("trafo", "trafo3w"):
+        t = net[kind]
+        if not len(t) or "tap_min" not in t:
+            continue
+        lo, hi = t.tap_min.to_numpy(float), t.tap_max.to_numpy(float)
+        ok = np.isfinite(lo) & np.isfinite(hi) & (hi >= lo) & np.isfinite(t.tap_pos.to_numpy(float))
+        if ok.any():
+            pos = t.tap_pos.to_numpy(float).copy()
+            pos[ok] = np.floor(lo[ok] + rng.random(ok.sum()) * (hi[ok] - lo[ok] + 1))
+            net[kind]["tap_pos"] = np.minimum(pos, np.where(ok, hi, pos))
+    on = np.flatnonzero(net.line.in_service.to_numpy(bool))
+    if len(on) > lines_out + 1:
+        out = net.line.index[rng.choice(on, lines_out, replace=False)]
+        net.line.loc[out, "in_service"] = False
+    return net
+
+
+def clear_results(net):
+    for k in [k for k in net.keys() if isinstance(k, str) and k.startswith("res_")]:
+        net[k] = net[k].iloc[0:0]
+    return net
+
+
+def compare_case(net, qlim=False, tol=None):
+    """One comparison of the sweep: ``(status, worst, note)``.  status: "agree", "refused" (a gridtape
+    error naming what it does not model), "DIFFERS" (a silent difference: the defect the rule
+    forbids), "both diverge", "pp diverges" (runpp fails, gridtape converges), "gt diverges";
+    worst: ``{"vm", "va", "pq"}``; note: the error or the worst columns."""
+    import pandapower as pp
+
+    net = clear_results(copy.deepcopy(net))
+    ref = copy.deepcopy(net)
+    pp_ok = True
+    try:
+        runpp(ref, enforce_q_lims=qlim)
+    except Exception as e:  # noqa: BLE001 - LoadflowNotConverged and pandapower's own refusals
+        pp_ok = False
+        pp_err = type(e).__name__
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grid = grid_of(net, qlim=qlim)
+            rep = grid.solve()
+            if rep.converged:
+                grid.post_process()
+    except E.GridtapeError as e:
+        return "refused", {}, f"{type(e).__name__}: {e}"
+    if not pp_ok:
+        return ("both diverge" if not rep.converged else "pp diverges"), {}, pp_err
+    if not rep.converged:
+        return "gt diverges", {}, f"mismatch {rep.mismatch:.3g}"
+    missing = [k for k in RES_KINDS if k in net and len(net[k]) and k not in grid.post_process()]
+    try:
+        d = deltas(grid, ref, missing_ok=missing)
+    except AssertionError as e:
+        return "DIFFERS", {}, str(e)[:160]
+    bad = {k: v for k, v in d.items() if not v <= (tol or limit)(k[1])}
+    w = worst(d)
+    if bad:
+        top = sorted(bad.items(), key=lambda kv: -kv[1])[:3]
+        return "DIFFERS", w, ", ".join(f"res_{k[0]}.{k[1]} {v:.3g}" for k, v in top)
+    if missing:
+        return "no " + "/".join(f"res_{k}" for k in missing), w, ""
+    return "agree", w, ""
