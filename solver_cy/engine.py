@@ -387,7 +387,7 @@ class Engine:
                                           warm and self.reuse_lu and level in ("incremental", "none"))
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
-        if conv and qlim:
+        if qlim:  # pandapower checks the limits even after a first run that did not converge
             conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm, plan)
         if len(self._none):
             V[self._none] = np.nan
@@ -402,38 +402,21 @@ class Engine:
         return self.converged, self.iterations, self.norm, level
 
     def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm, plan=None):
-        """pandapower's enforce_q_lims: gens beyond their limits become PQ at the limit, repeat."""
+        """pandapower's enforce_q_lims (solver_cy.qlim.enforce_q_limits)."""
+        from .qlim import enforce_q_limits
+
         topo, inj = self.topo, self.inj
-        g = inj.gens
-        btype = topo.bus_type.copy()
-        s0 = inj.s0.copy()
-        limited = np.zeros(len(g["bus"]), bool)
-        fixed_q = np.zeros(len(g["bus"]))
-        while True:
-            qg = self._gen_q(V, limited, fixed_q)
-            ref_gen = btype[g["bus"]] == M.REF
-            cand = ~limited & ~ref_gen & (g["kind"] == 1)
-            mx = cand & (qg > g["qmax"])
-            mn = cand & (qg < g["qmin"])
-            if not (mx.any() or mn.any()):
-                break
-            fixed_q[mx] = g["qmax"][mx]
-            fixed_q[mn] = g["qmin"][mn]
-            new = mx | mn
-            limited |= new
-            for k in np.flatnonzero(new):
-                b = g["bus"][k]
-                if btype[b] == M.PV:
-                    btype[b] = M.PQ
-                s0[b] += 1j * fixed_q[k] / self.world.sn_mva
-            pv = np.flatnonzero(btype == M.PV).astype(np.int32)
-            pq = np.flatnonzero(btype == M.PQ).astype(np.int32)
-            solver = self._newton(pv, pq, plan)
-            conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter)
-            if not conv:
-                break
+
+        def run(pv, pq, s0, V):
+            return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter)
+
+        ran, c2, it2, n2, limited, fixed_q = enforce_q_limits(
+            inj.gens, topo.bus_type, inj.s0, self.world.sn_mva, V, run, self._gen_q, vm_set=inj.vm_set,
+            ref=M.REF)
         self.q_limited = limited
         self.q_fixed = fixed_q
+        if ran:
+            conv, it, norm = c2, it2, n2
         return conv, it, norm, V
 
     def _gen_q(self, V, limited=None, fixed_q=None):

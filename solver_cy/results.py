@@ -33,6 +33,7 @@ COLUMNS = {
     "shunt": ["p_mw", "q_mvar", "vm_pu"],
     "ward": ["p_mw", "q_mvar", "vm_pu"],
     "xward": ["p_mw", "q_mvar", "vm_pu", "va_internal_degree", "vm_internal_pu"],
+    "switch": ["i_ka", "loading_percent", "p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar"],
 }
 
 
@@ -111,7 +112,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         act = topo.active["shunt"]
         p = u * u * c["p_mw"] * act * v_ratio * c["step"]
         q = u * u * c["q_mvar"] * act * v_ratio * c["step"]
-        out["shunt"] = _frame("shunt", idx("shunt"), {"p_mw": p, "q_mvar": q, "vm_pu": vm[b]})
+        out["shunt"] = _frame("shunt", idx("shunt"), {"p_mw": p, "q_mvar": q, "vm_pu": np.nan_to_num(vm[b])})
         add_bus("shunt", p, q)
     else:
         out["shunt"] = _frame("shunt", idx("shunt"), {})
@@ -126,7 +127,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         act = topo.active[kind]
         p = c["ps_mw"] * act + u * u * c["pz_mw"] * act
         q = c["qs_mvar"] * act + u * u * c["qz_mvar"] * act
-        cols = {"p_mw": p, "q_mvar": q, "vm_pu": vm[b]}
+        cols = {"p_mw": p, "q_mvar": q, "vm_pu": np.nan_to_num(vm[b])}
         if kind == "xward":
             s0, s1 = br.slices["xward"]
             pb, qb = sf[s0:s1].real, sf[s0:s1].imag
@@ -219,6 +220,10 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             "p_from_mw": sf[s0:s1].real, "q_from_mvar": sf[s0:s1].imag, "p_to_mw": st[s0:s1].real,
             "q_to_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,
             "ql_mvar": sf[s0:s1].imag + st[s0:s1].imag, "i_from_ka": i_f[s0:s1], "i_to_ka": i_t[s0:s1]})
+    from .switch_results import switch_columns
+
+    out["switch"] = _frame("switch", idx("switch"), switch_columns(w, br, sf, st, i_f, i_t, out["line"],
+                                                                    out["trafo"]) if len(w["switch"]) else {})
     if not branch_analysis:
         for k in ("line", "trafo", "trafo3w"):
             out[k] = out[k].drop(columns=["loading_percent"])
