@@ -51,12 +51,19 @@ class PowerGrid:
     thread; False: it is written inside ``solve()``; see docs/time-travel.md).
     """
 
-    def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
-                 branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
-                 init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
+    def __init__(self, case_path=None, qlim: bool | None = None, *, world: World | None = None,
+                 branch_analysis: bool = True, tolerance_mva: float | None = None, max_iteration: int | None = None,
+                 init: str | None = None, trafo_model: str | None = None, journal=None, author: str | None = None,
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
-                 _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True,
-                 checkpoint_background: bool = True):
+                 _load_info: dict | None = None, distributed_slack: bool | None = None, reuse_lu: bool = True,
+                 checkpoint_background: bool = True, **options):
+        from . import options as O
+
+        explicit = {k: v for k, v in (("enforce_q_lims", qlim), ("tolerance_mva", tolerance_mva),
+                                      ("max_iteration", max_iteration), ("init", init), ("trafo_model", trafo_model),
+                                      ("distributed_slack", distributed_slack)) if v is not None}
+        explicit.update(options)
+        O.resolve(explicit)  # an unknown option or a bad value: OptionError before anything is opened
         j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
         resumed = False
@@ -72,13 +79,19 @@ class PowerGrid:
                 world = World(sn_mva=1.0)
         self.case_path = source
         self._world = world
-        self.qlim = bool(qlim)
+        # the net's stored runpp options (net.user_pf_options) apply where no option is given
+        self._stored = dict(getattr(world, "pf_options", None) or {})
+        self._explicit = {k: v for k, v in explicit.items()
+                          if k not in ("enforce_q_lims", "tolerance_mva", "max_iteration", "init", "distributed_slack")}
+        self._options = O.resolve(explicit, stored=self._stored)
+        o = self._options
+        self.qlim = o["enforce_q_lims"]
         self.branch_analysis = bool(branch_analysis)
-        self.tolerance_mva = float(tolerance_mva)
-        self.max_iteration = int(max_iteration)
-        self.init = init
-        self.distributed_slack = bool(distributed_slack)
-        self._engine = Engine(world, trafo_model=trafo_model)
+        self.tolerance_mva = o["tolerance_mva"]
+        self.max_iteration = o["max_iteration"]
+        self.init = o["init"]
+        self.distributed_slack = o["distributed_slack"]
+        self._engine = Engine(world, trafo_model=o["trafo_model"])
         self._engine.reuse_lu = bool(reuse_lu)
         self._results = None
         self._v_init = None
@@ -297,9 +310,15 @@ class PowerGrid:
     # --- construction helpers ------------------------------------------------------------
     @classmethod
     def from_pandapower(cls, net, **kwargs) -> "PowerGrid":
+        """A grid of a pandapower net; the runpp options the net stores (``net.user_pf_options``)
+        apply to its solves where no option is given (an unmodelled one: OptionError)."""
         from gridtape.world.io_pandapower import from_pandapower
 
-        return cls(world=from_pandapower(net), **kwargs)
+        world = from_pandapower(net)
+        stored = net.get("user_pf_options") if hasattr(net, "get") else None
+        if stored:
+            world.pf_options = dict(stored)
+        return cls(world=world, **kwargs)
 
     def to_pandapower(self):
         from gridtape.world.io_pandapower import to_pandapower
@@ -321,14 +340,23 @@ class PowerGrid:
         self._engine.reuse_lu = bool(value)
 
     def solve(self, v_init=None, *, tolerance_mva: float | None = None, max_iteration: int | None = None,
-              init: str | None = None, algorithm: str = "nr", qlim: bool | None = None,
-              distributed_slack: bool | None = None) -> SolveReport:
+              init: str | None = None, algorithm: str | None = None, qlim: bool | None = None,
+              distributed_slack: bool | None = None, **options) -> SolveReport:
         """Run a power flow.  ``v_init`` (complex, bus-id order) only changes the starting point:
         set-points are re-pinned.  ``init``: "auto" (pandapower's: DC angles, mean set-point
         magnitude), "flat", "dc", "results" (warm start).  Default: "results" after a converged
-        solve, else the grid's ``init``.  ``algorithm``: "nr" or "dc"."""
+        solve, else the grid's ``init``.  ``algorithm``: "nr", "iwamoto_nr" or "dc".  Any other runpp
+        option by its pandapower name (docs/model-notes.md, "runpp options"); an unmodelled one is
+        an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
+        named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init, "algorithm": algorithm,
+                 "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
+        o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
+        tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
+        qlim, distributed_slack = o["enforce_q_lims"], o["distributed_slack"]
+        if init is None and o["init"] != self.init:
+            init = o["init"]
         self._results = None
         if v_init is None and self._v_init is not None:
             v_init = self._v_init
@@ -337,7 +365,7 @@ class PowerGrid:
             raise SchemaError("distributed_slack is an AC option; use algorithm='nr'", field="distributed_slack")
         if algorithm == "dc":
             conv, it, norm, level = eng.solve_dc()
-        elif algorithm == "nr":
+        elif algorithm in ("nr", "iwamoto_nr"):
             if init is None and not (eng.V is not None and eng.converged and eng.level() != "full"):
                 init = self.init
             vi = None
@@ -352,13 +380,13 @@ class PowerGrid:
                 distributed_slack=self.distributed_slack if distributed_slack is None else bool(distributed_slack))
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
-        if algorithm == "nr" and pre not in (None, "none"):
+        if algorithm != "dc" and pre not in (None, "none"):
             level = pre
         rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
         self._last = rep
         j = self._journal
         if j is not None and not self._read_only:
-            ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
+            ds = algorithm != "dc" and bool(distributed_slack)
             j.record_solve(conv, it, norm, rep.runtime_ms, level, algorithm, ds, _version())
             if self._editor is None:
                 if self._bg is not None and self._bg.done():
@@ -370,6 +398,29 @@ class PowerGrid:
                     elif self._bg is None:  # else one is still being written: try again next solve
                         self._start_checkpoint(j)
         return rep
+
+    def _solve_options(self, given: dict) -> dict:
+        """This solve's runpp options (gridtape.options): the grid's, with the ones given here
+        on top; validated before anything runs; handed to the engine."""
+        from gridtape.solver_cy.modelopts import ModelOptions
+
+        from . import options as O
+
+        # the grid's options count as passed to every solve, as runpp arguments would
+        merged = {**self._explicit, "enforce_q_lims": self.qlim, "tolerance_mva": self.tolerance_mva,
+                  "max_iteration": self.max_iteration, "init": self.init, "distributed_slack": self.distributed_slack,
+                  **{k: v for k, v in given.items() if v is not None}}
+        o = O.resolve(merged, stored=self._stored)
+        self._engine.configure(
+            ModelOptions(trafo_model=o["trafo_model"], voltage_angles=O.voltage_angles(o["calculate_voltage_angles"],
+                                                                                      self._world),
+                         line_temperature=o["consider_line_temperature"], trafo3w_losses=o["trafo3w_losses"],
+                         switch_rx_ratio=o["switch_rx_ratio"],
+                         neglect_open_switch_branches=o["neglect_open_switch_branches"]),
+            voltage_angles=O.voltage_angles(o["calculate_voltage_angles"], self._world),
+            voltage_depend_loads=o["voltage_depend_loads"], enforce_p_lims=o["enforce_p_lims"],
+            trafo_loading=o["trafo_loading"], delta_q=o["delta_q"])
+        return o
 
     # --- snapshots, tags, archives -------------------------------------------------------
     def snapshot(self, message: str | None = None, author: str | None = None):

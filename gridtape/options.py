@@ -66,6 +66,13 @@ def _non_negative(name, v):
     return f
 
 
+def _delta_q(name, v):
+    f = _non_negative(name, v)
+    if f != 0:
+        raise _option_error("delta_q (a widening of the generators' Q limits) other than 0 is not modelled", name)
+    return f
+
+
 def _max_iteration(name, v):
     if v == "auto":
         return 10
@@ -117,7 +124,7 @@ MODELLED = {
     "trafo3w_losses": ("hv", _choice("hv", "mv", "lv", "star")),
     "switch_rx_ratio": (2.0, _non_negative),
     "neglect_open_switch_branches": (False, _bool),
-    "delta_q": (0.0, _non_negative),
+    "delta_q": (0.0, _delta_q),
 }
 
 #: options that change how pandapower computes, not the result: accepted and ignored
@@ -144,20 +151,45 @@ def check(name: str, value):
                         "'runpp options')", name)
 
 
+#: the defaults of runpp's own parameters: passing one of them with this value counts, for
+#: pandapower, as not passing it (a stored user_pf_option then wins); keyword-only options
+#: (trafo3w_losses, switch_rx_ratio, ...) always count as passed
+RUNPP_DEFAULTS = {"algorithm": "nr", "calculate_voltage_angles": True, "init": "auto", "max_iteration": "auto",
+                  "tolerance_mva": 1e-8, "trafo_model": "t", "trafo_loading": "current", "enforce_p_lims": False,
+                  "enforce_q_lims": False, "check_connectivity": True, "voltage_depend_loads": True,
+                  "consider_line_temperature": False, "run_control": False, "distributed_slack": False,
+                  "tdpf": False, "tdpf_delay_s": None}
+
+
 def resolve(explicit: dict, stored: dict | None = None, base: dict | None = None) -> dict:
-    """The options of one solve: ``base`` (the grid's), overridden by ``stored`` (a net's
-    ``user_pf_options``) for the names not given explicitly, overridden by ``explicit``; every
-    name checked.  pandapower's rule: stored options apply unless the call passes the option."""
+    """The options of one solve: ``base`` (the grid's, default runpp's), then ``stored`` (a net's
+    ``user_pf_options``), then ``explicit``; every name checked.  pandapower's rule: a stored
+    option applies unless the call passes that option, and passing one of runpp's own parameters
+    with its default value does not count as passing it (RUNPP_DEFAULTS)."""
     out = dict(base) if base is not None else {k: v for k, (v, _) in MODELLED.items()}
-    for src in (stored or {}, explicit):
-        for k, v in src.items():
-            if v is None:
-                continue
-            name = ALIASES.get(k, k)
-            val = check(name, v)
-            if name in MODELLED:
-                out[name] = val
+    stored = {ALIASES.get(k, k): v for k, v in (stored or {}).items()}
+    explicit = {ALIASES.get(k, k): v for k, v in explicit.items() if v is not None}
+    for name, v in stored.items():
+        val = check(name, v)
+        if name in MODELLED:
+            out[name] = val
+    for name, v in explicit.items():
+        val = check(name, v)
+        if name in stored and name in RUNPP_DEFAULTS and _same(name, val, RUNPP_DEFAULTS[name]):
+            continue
+        if name in MODELLED:
+            out[name] = val
     return out
+
+
+def _same(name, value, default):
+    """Whether a checked ``value`` is runpp's default of ``name``."""
+    if name in MODELLED and default is not None:
+        default = check(name, default)
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
 
 
 def voltage_angles(value, world) -> bool:

@@ -19,6 +19,7 @@ from . import model as M
 from .injections import fill_injections
 from .flows import branch_flows, bus_injection
 from .dslack import initial_slack, slack_plan
+from .modelopts import as_model_options
 from .newton import DistributedSlackSolver, NewtonSolver, dc_solve
 from .topo import warm_voltage
 from .ybus import ybus_build, ybus_fill, ybus_pattern
@@ -80,6 +81,7 @@ class Engine:
         self._pinned = None
         self._v_prev = None  # converged voltages kept across a topology change
         self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
+        self.solve_options = {}  # runpp options of the injections (configure)
         self._models = {}  # topology key -> _Model, least recently used first (see prepare)
         self._inj_cache = {}
         self._inj_shared = {}  # injection parts no topology changes (injections.fill_injections)
@@ -258,7 +260,7 @@ class Engine:
             va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
             V = np.full(nb, vm0, dtype=complex) * np.exp(1j * va)
             V[has_set] = inj.vm_set[has_set] * np.exp(1j * va[has_set])
-            if init in ("auto", "dc"):
+            if init == "dc" or init == "auto" and self.solve_options.get("voltage_angles", True):
                 va = self.dc_angles(va)
                 V = np.abs(V) * np.exp(1j * va)
         # re-pin set-points: magnitude at PV/REF buses, angle at ext_grid buses
@@ -364,8 +366,57 @@ class Engine:
         return va
 
     # --- solving -------------------------------------------------------------------------
+    def configure(self, model_options=None, **solve_options):
+        """Set the runpp options of the next solves: ``model_options`` (modelopts.ModelOptions: a
+        change rebuilds the model) and the injection options ``voltage_angles``,
+        ``voltage_depend_loads``, ``enforce_p_lims``."""
+        if model_options is not None:
+            mo = as_model_options(model_options)
+            if mo != as_model_options(self.trafo_model):
+                self.trafo_model = mo
+                self._models.clear()
+                self._adm_cache = {}
+                self._seen = None
+        self.solve_options.update(solve_options)
+
+    def _effective_injections(self, qlim):
+        """The model's injections as this solve's options see them (pandapower builds them per
+        runpp): ext_grid angles dropped without voltage angles, every load constant-power without
+        voltage-dependent loads, sgen set-points clipped to their limits (solver_cy.qlim)."""
+        import dataclasses
+
+        inj = self.inj
+        if inj is not getattr(self, "_inj_eff", None):
+            self._inj_base = inj
+        inj = self._inj_base
+        o = self.solve_options
+        topo = self.topo
+        ch = {}
+        if not o.get("voltage_angles", True):
+            ch["va_set"] = np.where(np.isnan(inj.va_set), np.nan, 0.0)
+        if not o.get("voltage_depend_loads", True) and (inj.si.any() or inj.sz.any()):
+            ch["s0"], ch["si"], ch["sz"] = inj.s0 + inj.si + inj.sz, np.zeros_like(inj.si), np.zeros_like(inj.sz)
+        plims = bool(o.get("enforce_p_lims", False))
+        if (qlim or plims) and len(self.world["sgen"]):
+            from .qlim import sgen_injection_shift
+
+            sn = self.world.sn_mva
+            shift = sgen_injection_shift(self.world, topo.lookup[topo.elem_bus_row["sgen"]], topo.active["sgen"],
+                                         topo.nb, sn, qlim, plims)
+            if shift is not None:  # the clipped sgens as the injections and the bus demand see them
+                ch["s0"] = ch.get("s0", inj.s0) + shift
+                ch["pd"], ch["qd"] = inj.pd - shift.real * sn, inj.qd - shift.imag * sn
+        sig = (tuple(sorted(ch)), bool(qlim), plims, o.get("voltage_angles", True), o.get("voltage_depend_loads", True))
+        if sig != getattr(self, "_eff_sig", None):
+            self._v0_cache = {}
+            self._eff_sig = sig
+        self.inj = dataclasses.replace(inj, **ch) if ch else inj
+        self._inj_eff = self.inj
+        self._plims_active = plims
+
     def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
         level = self.prepare()
+        self._effective_injections(qlim)
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
         topo, inj = self.topo, self.inj
@@ -379,6 +430,7 @@ class Engine:
             V = self.initial_voltage(init, v_init)
         pv, pq = topo.pv, topo.pq
         s0 = inj.s0
+        self._s0_eff = s0
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
         if plan is None:
@@ -398,7 +450,7 @@ class Engine:
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
         self.algorithm = "nr"
         self.solved = True
-        self._qlim_active = bool(qlim and conv)
+        self._qlim_active = bool(qlim)
         return self.converged, self.iterations, self.norm, level
 
     def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm, plan=None):
@@ -411,7 +463,7 @@ class Engine:
             return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter)
 
         ran, c2, it2, n2, limited, fixed_q = enforce_q_limits(
-            inj.gens, topo.bus_type, inj.s0, self.world.sn_mva, V, run, self._gen_q, vm_set=inj.vm_set,
+            inj.gens, topo.bus_type, self._s0_eff, self.world.sn_mva, V, run, self._gen_q, vm_set=inj.vm_set,
             ref=M.REF)
         self.q_limited = limited
         self.q_fixed = fixed_q
@@ -439,6 +491,7 @@ class Engine:
 
     def solve_dc(self):
         level = self.prepare()
+        self._effective_injections(False)
         topo, inj = self.topo, self.inj
         va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
         va = self.dc_angles(va)

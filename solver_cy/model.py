@@ -23,11 +23,58 @@ import numpy as np
 from gridtape.errors import SchemaError, TopologyError
 
 from .inject import bus_sums, shunt_ysh
+from .modelopts import as_model_options
 from .ybus import masked_admittances, same_end_kv
 from .topo import Fallback, build_core  # the topology kernel (its reference: build_topology_py)
 
 PQ, PV, REF, NONE = 1, 2, 3, 4
 SWITCH_RX_RATIO = 2.0
+
+#: pandapower 3 transformer columns read from the table (schema column or pass-through extra) with
+#: their neutral values: the leakage split and the second tap changer
+TRAFO_EXTRAS = {"leakage_resistance_ratio_hv": 0.5, "leakage_reactance_ratio_hv": 0.5, "tap2_pos": np.nan,
+                "tap2_neutral": np.nan, "tap2_step_percent": np.nan, "tap2_step_degree": np.nan,
+                "tap2_side": None, "tap2_changer_type": None}
+
+
+def column(t, name, default=None):
+    """Column ``name`` of table ``t`` as an array: the schema column, else the pass-through extra
+    (None / NaN / pandas NA cells as ``default``), else ``default`` everywhere."""
+    if name in t.cols:
+        return t.cols[name]
+    if default is None:
+        default = TRAFO_EXTRAS.get(name)
+    v = t.extra.get(name)
+    n = len(t)
+    if isinstance(default, float) or isinstance(default, bool):
+        out = np.full(n, default, dtype=float if isinstance(default, float) else bool)
+        if v is not None:
+            for i, e in enumerate(v.tolist()):
+                if e is None or e != e or type(e).__name__ == "NAType":
+                    continue
+                out[i] = e
+        return out
+    out = np.full(n, default, dtype=object)
+    if v is not None:
+        for i, e in enumerate(v.tolist()):
+            if not (e is None or (isinstance(e, float) and e != e) or type(e).__name__ == "NAType"):
+                out[i] = e
+    return out
+
+
+def line_temperature_factor(line):
+    """``1 + alpha (temperature_degree_celsius - 20)`` per line (runpp's
+    consider_line_temperature; alpha NaN reads 0, no alpha column 4e-3 as pandapower assumes);
+    SchemaError without the temperature column."""
+    if "temperature_degree_celsius" not in line.cols and "temperature_degree_celsius" not in line.extra:
+        raise SchemaError("consider_line_temperature needs line temperatures", table="line",
+                          field="temperature_degree_celsius")
+    temp = column(line, "temperature_degree_celsius", np.nan)
+    if "alpha" not in line.cols and "alpha" not in line.extra:
+        alpha = 4e-3
+    else:
+        alpha = np.nan_to_num(column(line, "alpha", np.nan), nan=0.0)
+    return 1 + alpha * (temp - 20)
 Q_LIM_DEFAULT = 1e9
 
 
@@ -49,6 +96,7 @@ class Branches:
     x: np.ndarray = None
     ratio: np.ndarray = None
     shift_deg: np.ndarray = None
+    r: np.ndarray = None
 
 
 @dataclass
@@ -450,7 +498,7 @@ def _branch_index_at(world, slices, et, el, bus_row):
 # ------------------------------------------------------------------------------------------
 # admittances
 # ------------------------------------------------------------------------------------------
-def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict | None = None) -> np.ndarray:
+def fill_admittances(world, topo: Topology, trafo_model="t", cache: dict | None = None) -> np.ndarray:
     """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.).
 
     ``cache`` (a dict kept by the caller between calls) holds the per-unit branch parameters of
@@ -459,9 +507,10 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
     the same voltage, or switches branches, reuses them; only the status-dependent part is redone."""
     br = topo.branches
     sn = world.sn_mva
+    trafo_model = as_model_options(trafo_model)
     key = _param_key(world, topo, trafo_model) if cache is not None else None
     if key is not None and cache.get("key") == key and same_end_kv(topo.base_kv, br.f, br.t, *cache["kv"]):
-        x, ratio, shift, bad_if_on, y_on = cache["params"]
+        x, ratio, shift, bad_if_on, y_on, r = cache["params"]
     else:
         r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift = _branch_params(world, topo, trafo_model)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -475,7 +524,7 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
         if key is not None:
             cache["key"] = key
             cache["kv"] = (topo.base_kv[br.f], topo.base_kv[br.t])
-            cache["params"] = (x, ratio, shift, bad_if_on, y_on)
+            cache["params"] = (x, ratio, shift, bad_if_on, y_on, r)
     # a branch out of service contributes nothing (zeros), one in service must have an impedance
     k, y = masked_admittances(np.ascontiguousarray(br.status, bool), bad_if_on, y_on)
     if k >= 0:
@@ -483,8 +532,8 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
         raise SchemaError("branch has zero or undefined series impedance", table=kind,
                           row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
     br.yff, br.yft, br.ytf, br.ytt = y
-    br.x, br.ratio, br.shift_deg = x, ratio, shift
-    return _bus_shunts(world, topo) / sn
+    br.x, br.ratio, br.shift_deg, br.r = x, ratio, shift, r
+    return _bus_shunts(world, topo, trafo_model) / sn
 
 
 _BRANCH_KINDS = ("line", "trafo", "trafo3w", "impedance", "xward")
@@ -515,9 +564,10 @@ class _Same:
     __hash__ = None
 
 
-def _branch_params(world, topo, trafo_model):
+def _branch_params(world, topo, opts):
     """Per-unit r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift of every branch,
-    whatever its status."""
+    whatever its status (``opts``: modelopts.ModelOptions)."""
+    trafo_model = opts.trafo_model
     br = topo.branches
     n = len(br.f)
     r = np.zeros(n)
@@ -540,18 +590,25 @@ def _branch_params(world, topo, trafo_model):
             par = c["parallel"].astype(float)
             ln = c["length_km"]
             r[s0:s1] = c["r_ohm_per_km"] * ln / base_r / par
+            if opts.line_temperature:
+                r[s0:s1] *= line_temperature_factor(world["line"])
             x[s0:s1] = c["x_ohm_per_km"] * ln / base_r / par
             b[s0:s1] = 2 * world.f_hz * math.pi * c["c_nf_per_km"] * 1e-9 * base_r * ln * par
             g[s0:s1] = c["g_us_per_km"] * 1e-6 * base_r * ln * par
         if "trafo" in br.slices:
             s0, s1 = br.slices["trafo"]
-            c = world["trafo"].cols
+            t = world["trafo"]
+            c = t.cols
             td = {k: c[k] for k in c}
+            for k in TRAFO_EXTRAS:
+                td[k] = column(t, k)
+            if not opts.voltage_angles:
+                td["shift_degree"] = np.zeros(len(t))
             out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "trafo3w" in br.slices:
             s0, s1 = br.slices["trafo3w"]
-            td = _trafo3w_as_trafos(world["trafo3w"].cols)
+            td = _trafo3w_as_trafos(world["trafo3w"], opts)
             out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "impedance" in br.slices:
@@ -576,8 +633,9 @@ def _branch_params(world, topo, trafo_model):
             s0, s1 = br.slices["switch"]
             z = world["switch"].cols["z_ohm"][br.rows["switch"]]
             base_r = kv[br.f[s0:s1]] ** 2 / sn
-            rz = SWITCH_RX_RATIO / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
-            xz = 1 / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
+            rx = opts.switch_rx_ratio
+            rz = rx / math.sqrt(1 + rx ** 2)
+            xz = 1 / math.sqrt(1 + rx ** 2)
             r[s0:s1] = z / base_r * rz
             x[s0:s1] = z / base_r * xz
 
@@ -621,26 +679,37 @@ def _trafo_branch_values(td, kv_hv_bus, kv_lv_bus, sn_net, trafo_model):
     g_asym = np.zeros_like(g)
     b_asym = np.zeros_like(b)
     if trafo_model == "t":
-        r, x, g, b, g_asym, b_asym = _wye_delta(r, x, g, b)
+        n = len(r)
+        rr = td.get("leakage_resistance_ratio_hv")
+        xr = td.get("leakage_reactance_ratio_hv")
+        r, x, g, b, g_asym, b_asym = _wye_delta(r, x, g, b, np.full(n, 0.5) if rr is None else rr,
+                                                np.full(n, 0.5) if xr is None else xr)
     elif trafo_model != "pi":
         raise SchemaError(f"unknown trafo_model {trafo_model!r} (use 't' or 'pi')", field="trafo_model")
     return r, x, g, b, g_asym, b_asym, ratio, shift
 
 
 def _apply_taps(td, vnh, vnl, shift):
-    """Adjust rated voltages and shift to the tap position (pandapower's tap changer types)."""
-    pos = td["tap_pos"]
-    types = td["tap_changer_type"]
-    sides = td["tap_side"]
+    """Adjust rated voltages and shift to the tap positions (pandapower's tap changer types): the
+    first tap changer, then the second (``tap2_*``, never from a table)."""
+    _apply_tap(td, vnh, vnl, shift, "tap")
+    if td.get("tap2_pos") is not None:
+        _apply_tap(td, vnh, vnl, shift, "tap2")
+
+
+def _apply_tap(td, vnh, vnl, shift, t):
+    pos = td[f"{t}_pos"]
+    types = td[f"{t}_changer_type"]
+    sides = td[f"{t}_side"]
     for side, vn, direction in (("hv", vnh, 1.0), ("lv", vnl, -1.0)):
         at_side = np.array([s == side for s in sides], dtype=bool)
         if not at_side.any():
             continue
         ideal = at_side & np.array([t == "Ideal" for t in types], dtype=bool)
         cplx = at_side & np.array([t in ("Ratio", "Symmetrical") for t in types], dtype=bool)
-        diff = pos - td["tap_neutral"]
-        step_pct = td["tap_step_percent"]
-        step_deg = td["tap_step_degree"]
+        diff = pos - td[f"{t}_neutral"]
+        step_pct = td[f"{t}_step_percent"]
+        step_deg = td[f"{t}_step_degree"]
         if ideal.any():
             deg_set = np.nan_to_num(step_deg[ideal], nan=0) != 0
             pct_set = np.nan_to_num(step_pct[ideal], nan=0) != 0
@@ -661,15 +730,16 @@ def _apply_taps(td, vnh, vnl, shift):
             shift[cplx] += np.rad2deg(np.arctan(direction * du * np.sin(ang) / (u1 + du * np.cos(ang))))
 
 
-def _wye_delta(r, x, g, b):
-    """T model (leakage split half/half, magnetising branch at the middle) to an equivalent pi."""
+def _wye_delta(r, x, g, b, rr, xr):
+    """T model (leakage split ``rr`` / ``xr`` on the hv side, the rest on the lv side, magnetising
+    branch between them) to an equivalent pi."""
     r, x, g, b = r.copy(), x.copy(), g.copy(), b.copy()
     g_asym = np.zeros_like(g)
     b_asym = np.zeros_like(b)
     k = (g != 0) | (b != 0)
     if k.any():
-        za = r[k] * 0.5 + 1j * x[k] * 0.5
-        zb = za
+        za = r[k] * rr[k] + 1j * x[k] * xr[k]
+        zb = r[k] * (1 - rr[k]) + 1j * x[k] * (1 - xr[k])
         zc = 1 / (g[k] + 1j * b[k])
         zsum = za * zb + za * zc + zb * zc
         zab = zsum / zc
@@ -686,8 +756,19 @@ def _wye_delta(r, x, g, b):
     return r, x, g, b, g_asym, b_asym
 
 
-def _trafo3w_as_trafos(c):
+def trafo3w_loss_side(t3, opts) -> np.ndarray:
+    """Which branch of each trafo3w carries its iron losses: the ``loss_side`` column where the
+    table has it, else the runpp option ``trafo3w_losses`` (docs/model-notes.md)."""
+    n = len(t3)
+    if "loss_side" in t3.cols or "loss_side" in t3.extra:
+        side = column(t3, "loss_side", opts.trafo3w_losses)
+        return np.array([str(v).lower() for v in side.tolist()], dtype=object)
+    return np.full(n, opts.trafo3w_losses, dtype=object)
+
+
+def _trafo3w_as_trafos(t3, opts):
     """The three equivalent two-winding trafos (hv, mv, lv order, stacked) of each trafo3w."""
+    c = t3.cols
     n = len(c["vn_hv_kv"])
     sn = np.stack([c["sn_hv_mva"], c["sn_mv_mva"], c["sn_lv_mva"]])
     vk = np.stack([c["vk_hv_percent"], c["vk_mv_percent"], c["vk_lv_percent"]])
@@ -709,16 +790,18 @@ def _trafo3w_as_trafos(c):
         raise SchemaError("equivalent transformer with zero impedance", table="trafo3w", field="vk_hv_percent")
     zeros = np.zeros(n)
     nan = np.full(n, np.nan)
-    hv_loss = np.ones(n, bool)  # pandapower's default trafo3w_losses = "hv"
+    loss = trafo3w_loss_side(t3, opts)
+    on = [loss == s for s in ("hv", "mv", "lv")]
+    shift_mv, shift_lv = (c["shift_mv_degree"], c["shift_lv_degree"]) if opts.voltage_angles else (zeros, zeros)
     td = {
         "vn_hv_kv": np.tile(c["vn_hv_kv"], 3),
         "vn_lv_kv": np.concatenate([c["vn_hv_kv"], c["vn_mv_kv"], c["vn_lv_kv"]]),
         "sn_mva": sn.reshape(-1),
         "vk_percent": vk_s.reshape(-1),
         "vkr_percent": vkr_s.reshape(-1),
-        "pfe_kw": np.concatenate([np.where(hv_loss, c["pfe_kw"], 0), zeros, zeros]),
-        "i0_percent": np.concatenate([np.where(hv_loss, c["i0_percent"], 0), zeros, zeros]),
-        "shift_degree": np.concatenate([zeros, c["shift_mv_degree"], c["shift_lv_degree"]]),
+        "pfe_kw": np.concatenate([np.where(m, c["pfe_kw"], 0) for m in on]),
+        "i0_percent": np.concatenate([np.where(m, c["i0_percent"], 0) for m in on]),
+        "shift_degree": np.concatenate([zeros, shift_mv, shift_lv]),
         "parallel": np.ones(3 * n),
     }
     side = c["tap_side"]
@@ -753,8 +836,9 @@ def _bus_rows(world, topo, kind):
     return topo.lookup[topo.elem_bus_row[kind]]
 
 
-def _bus_shunts(world, topo) -> np.ndarray:
-    """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
+def _bus_shunts(world, topo, opts=None) -> np.ndarray:
+    """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards, and
+    with ``trafo3w_losses="star"`` the trafo3w iron losses at their star points."""
     nb = topo.nb
     tabs = world.tables
     sh = tabs["shunt"]
@@ -776,4 +860,15 @@ def _bus_shunts(world, topo) -> np.ndarray:
     if gs is not None:
         ysh.real += gs
         ysh.imag -= bs
+    t3 = tabs["trafo3w"]
+    if opts is not None and opts.trafo3w_losses == "star" and len(t3) and "trafo3w" in topo.aux:
+        # pandapower adds them for every trafo3w whatever its loss_side (docs/model-notes.md)
+        c = t3.cols
+        pfe = c["pfe_kw"] * 1e-3
+        q = (c["sn_hv_mva"] * c["i0_percent"] / 100.0) ** 2 - pfe ** 2
+        q = np.sqrt(np.where(q < 0, 0.0, q))
+        a = topo.aux["trafo3w"]
+        vr = (topo.base_kv[a] / c["vn_hv_kv"]) ** 2
+        ok = a >= 0
+        np.add.at(ysh, a[ok], (pfe * vr - 1j * q * vr)[ok])
     return ysh

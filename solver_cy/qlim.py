@@ -102,3 +102,41 @@ def capability_limits(p_mw, curve_id, flag, table):
         lo[i] = np.interp(p_mw[i], p, qn)
         hi[i] = np.interp(p_mw[i], p, qx)
     return lo, hi
+
+
+def sgen_setpoints(world, qlim: bool, plims: bool, curves=None):
+    """The sgens' effective ``(p_mw, q_mvar)`` (unscaled) under ``enforce_q_lims`` (``qlim``: Q
+    clipped to ``[min_q_mvar, max_q_mvar]``, or to the capability-curve limits ``curves = (lo, hi)``
+    where those are not NaN) and ``enforce_p_lims`` (``plims``: P clipped to ``[min_p_mw,
+    max_p_mw]``); None when nothing changes.  pandapower clips with the curves for the power flow
+    and with the columns only for res_sgen: call it with ``curves=None`` for the results."""
+    sg = world["sgen"]
+    if not len(sg) or not (qlim or plims):
+        return None
+    c = sg.cols
+    p, q = c["p_mw"], c["q_mvar"]
+    if plims:
+        p = clip_sgen(p, c["min_p_mw"], c["max_p_mw"])
+    if qlim:
+        lo, hi = c["min_q_mvar"], c["max_q_mvar"]
+        if curves is not None:
+            lo = np.where(np.isnan(curves[0]), lo, curves[0])
+            hi = np.where(np.isnan(curves[1]), hi, curves[1])
+        q = clip_sgen(q, lo, hi)
+    if np.array_equal(p, c["p_mw"], equal_nan=True) and np.array_equal(q, c["q_mvar"], equal_nan=True):
+        return None
+    return p, q
+
+
+def sgen_injection_shift(world, bus, active, nb, sn_mva, qlim, plims, curves=None):
+    """The change of the bus injections (complex p.u., length ``nb``) the clipped sgen set-points
+    make, or None.  ``bus``: each sgen row's model bus; ``active``: the rows that take part."""
+    eff = sgen_setpoints(world, qlim, plims, curves)
+    if eff is None:
+        return None
+    c = world["sgen"].cols
+    w = c["scaling"] * active
+    d = ((eff[0] - c["p_mw"]) + 1j * (eff[1] - c["q_mvar"])) * w / sn_mva
+    out = np.zeros(nb, dtype=complex)
+    np.add.at(out, bus[active], d[active])
+    return out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import model as M
 from .flows import branch_flows, bus_injection
+from .modelopts import as_model_options
 
 SQRT3 = np.sqrt(3.0)
 
@@ -67,6 +68,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         i_f = np.abs(sf) / (vm[br.f] * kv[br.f]) / SQRT3
         i_t = np.abs(st) / (vm[br.t] * kv[br.t]) / SQRT3
     out = {}
+    power_loading = engine.solve_options.get("trafo_loading", "current") == "power"
     bus_p = np.zeros(topo.n_world_bus)
     bus_q = np.zeros(topo.n_world_bus)
     lookup = topo.lookup
@@ -95,7 +97,14 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         act = topo.active[kind]
         p = c["p_mw"] * c["scaling"] * act
         q = c["q_mvar"] * c["scaling"] * act
-        if kind == "load":
+        if kind == "sgen":
+            from .qlim import sgen_setpoints
+
+            eff = sgen_setpoints(w, getattr(engine, "_qlim_active", False), getattr(engine, "_plims_active", False))
+            if eff is not None:
+                p = eff[0] * c["scaling"] * act
+                q = eff[1] * c["scaling"] * act
+        if kind == "load" and engine.solve_options.get("voltage_depend_loads", True):
             u = np.nan_to_num(vm[lookup[elem_bus(kind)]])
             cz_p, ci_p = c["const_z_p_percent"] / 100, c["const_i_p_percent"] / 100
             cz_q, ci_q = c["const_z_q_percent"] / 100, c["const_i_q_percent"] / 100
@@ -181,12 +190,18 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             "ql_mvar": sf[s0:s1].imag + st[s0:s1].imag, "i_from_ka": i_f[s0:s1], "i_to_ka": i_t[s0:s1],
             "i_ka": i_ka, "vm_from_pu": vm[f], "va_from_degree": va[f], "vm_to_pu": vm[t], "va_to_degree": va[t],
             "loading_percent": loading})
+        if as_model_options(engine.trafo_model).line_temperature:
+            base_r = kv[f] ** 2 / sn
+            out["line"]["r_ohm_per_km"] = br.r[s0:s1] * base_r * c["parallel"] / c["length_km"]
     out["trafo"] = _frame("trafo", idx("trafo"), {})
     if "trafo" in br.slices:
         s0, s1 = br.slices["trafo"]
         c = w["trafo"].cols
         f, t = br.f[s0:s1], br.t[s0:s1]
-        ld = np.vstack([i_f[s0:s1] * c["vn_hv_kv"], i_t[s0:s1] * c["vn_lv_kv"]]) * SQRT3 / c["sn_mva"] * 100
+        if power_loading:
+            ld = np.vstack([np.abs(sf[s0:s1]), np.abs(st[s0:s1])]) / c["sn_mva"] * 100
+        else:
+            ld = np.vstack([i_f[s0:s1] * c["vn_hv_kv"], i_t[s0:s1] * c["vn_lv_kv"]]) * SQRT3 / c["sn_mva"] * 100
         with np.errstate(invalid="ignore"):
             loading = np.max(ld, axis=0) / c["parallel"] / c["df"]
         out["trafo"] = _frame("trafo", idx("trafo"), {
@@ -201,8 +216,12 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         n = len(w["trafo3w"])
         h, m_, l_ = slice(s0, s0 + n), slice(s0 + n, s0 + 2 * n), slice(s0 + 2 * n, s0 + 3 * n)
         c = w["trafo3w"].cols
-        ld = np.vstack([i_f[h] * c["vn_hv_kv"] / c["sn_hv_mva"], i_t[m_] * c["vn_mv_kv"] / c["sn_mv_mva"],
-                        i_t[l_] * c["vn_lv_kv"] / c["sn_lv_mva"]]) * SQRT3 * 100
+        if power_loading:
+            ld = np.vstack([np.abs(sf[h]) / c["sn_hv_mva"], np.abs(st[m_]) / c["sn_mv_mva"],
+                            np.abs(st[l_]) / c["sn_lv_mva"]]) * 100
+        else:
+            ld = np.vstack([i_f[h] * c["vn_hv_kv"] / c["sn_hv_mva"], i_t[m_] * c["vn_mv_kv"] / c["sn_mv_mva"],
+                            i_t[l_] * c["vn_lv_kv"] / c["sn_lv_mva"]]) * SQRT3 * 100
         with np.errstate(invalid="ignore"):
             loading = np.max(ld, axis=0)
         ph, pm, pl = sf[h], st[m_], st[l_]
