@@ -146,7 +146,7 @@ class Engine:
 
     def _build_model(self, w):
         """A new model of the world's current topology (nothing kept when a step raises)."""
-        topo = M.build_topology(w)
+        topo = M.build_topology(w, self.trafo_model)
         br = topo.branches
         adm = _adm_state(w)
         ysh = M.fill_admittances(w, topo, self.trafo_model, self._adm_cache)

@@ -130,14 +130,53 @@ _EMPTY_ROWS = np.zeros(0, np.int64)
 _EMPTY_CODES = np.zeros(0, np.int8)
 
 
-def build_topology(world) -> Topology:
+def build_topology(world, opts=None) -> Topology:
     """The topology of ``world`` (kernel topo.build_core over the raw columns; equal to
-    :func:`build_topology_py`, the reference implementation)."""
+    :func:`build_topology_py`, the reference implementation).  With ``opts``
+    (modelopts.ModelOptions) ``neglect_open_switch_branches``, a line or transformer with an open
+    switch is out of service instead of hanging at an auxiliary bus (pandapower's option)."""
+    if opts is not None and as_model_options(opts).neglect_open_switch_branches:
+        world = _open_switch_branches_out(world)
     try:
         topo = _build_topology_fast(world)
     except KeyError:  # a dangling switch reference: the reference path names it
         topo = None
     return build_topology_py(world) if topo is None else topo
+
+
+def _open_switch_branches_out(world):
+    """A shallow view of ``world`` whose lines / trafos / trafo3ws with an open switch are out of
+    service (the tables are not copied; only the in_service columns that change are)."""
+    import copy
+
+    sw = world["switch"]
+    if not len(sw):
+        return world
+    c = sw.cols
+    view = copy.copy(world)
+    view.tables = dict(world.tables)
+    branch_sw = (~c["closed"]) & (c["et"] != "b")
+    if not branch_sw.any():
+        return world
+    s2 = copy.copy(sw)  # the open branch switches read closed: no auxiliary bus at the branch end
+    s2.cols = dict(c)
+    s2.cols["closed"] = c["closed"] | branch_sw
+    view.tables["switch"] = s2
+    for et, kind in (("l", "line"), ("t", "trafo"), ("t3", "trafo3w")):
+        m = (~c["closed"]) & (c["et"] == et)
+        t = world[kind]
+        if not m.any() or not len(t):
+            continue
+        pos = np.array([t.positions[e] for e in c["element"][m].tolist() if e in t.positions], dtype=np.int64)
+        if not len(pos):
+            continue
+        t2 = copy.copy(t)
+        t2.cols = dict(t.cols)
+        on = t.cols["in_service"].copy()
+        on[pos] = False
+        t2.cols["in_service"] = on
+        view.tables[kind] = t2
+    return view
 
 
 def _build_topology_fast(world):
