@@ -495,8 +495,11 @@ class Engine:
         topo, inj = self.topo, self.inj
         va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
         va = self.dc_angles(va)
-        V = np.exp(1j * va).astype(complex)
+        from .dc_results import dc_voltage_magnitudes
+
+        V = dc_voltage_magnitudes(inj.vm_set) * np.exp(1j * va)
         V[topo.bus_type == M.NONE] = np.nan
+        self.va_dc = np.where(topo.bus_type == M.NONE, np.nan, va)  # unwrapped, as rundcpp reports them
         self.V = V
         self.converged, self.iterations, self.norm = True, 1, 0.0
         self.algorithm = "dc"

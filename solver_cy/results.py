@@ -50,7 +50,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     sn = w.sn_mva
     V = engine.V
     vm = np.abs(V)
-    va = np.rad2deg(np.angle(V))
+    va = np.rad2deg(np.angle(V)) if engine.algorithm != "dc" else np.rad2deg(engine.va_dc)
     kv = topo.base_kv
     br = topo.branches
     Vz = np.where(np.isfinite(V), V, 0)
@@ -59,7 +59,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         # DC flows: P = b (va_f - va_t - shift), lossless, no reactive power
         with np.errstate(divide="ignore", invalid="ignore"):
             bb = np.where(br.status, 1.0 / br.x, 0.0) / br.ratio
-        ang = np.angle(Vz)
+        ang = np.nan_to_num(engine.va_dc)
         p = bb * (ang[br.f] - ang[br.t] - np.deg2rad(br.shift_deg))
         sf, st = p.astype(complex), -p.astype(complex)
     sf = sf * sn
@@ -104,7 +104,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             if eff is not None:
                 p = eff[0] * c["scaling"] * act
                 q = eff[1] * c["scaling"] * act
-        if kind == "load" and engine.solve_options.get("voltage_depend_loads", True):
+        if kind == "load" and engine.solve_options.get("voltage_depend_loads", True) and engine.algorithm != "dc":
             u = np.nan_to_num(vm[lookup[elem_bus(kind)]])
             cz_p, ci_p = c["const_z_p_percent"] / 100, c["const_i_p_percent"] / 100
             cz_q, ci_q = c["const_z_q_percent"] / 100, c["const_i_q_percent"] / 100
@@ -153,6 +153,13 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     # --- generators (pfsoln) --------------------------------------------------------------
     g = inj.gens
     pg, qg = _gen_pq(engine)
+    if engine.algorithm == "dc" and len(g["bus"]):
+        from .dc_results import dc_machine_power
+
+        on = br.status
+        pdc = (sf.real / sn)[on]
+        spec = (inj.s0 + inj.si + inj.sz).real
+        pg = dc_machine_power(g, br.f[on], br.t[on], pdc, spec, engine.ysh.real, topo.nb, sn)
     for kind, code in (("ext_grid", 0), ("gen", 1)):
         n = len(w[kind])
         p = np.zeros(n)
@@ -246,6 +253,10 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     if not branch_analysis:
         for k in ("line", "trafo", "trafo3w"):
             out[k] = out[k].drop(columns=["loading_percent"])
+    if engine.algorithm == "dc":
+        from .dc_results import blank_dc_columns
+
+        blank_dc_columns(out)
     return out
 
 
