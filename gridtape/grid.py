@@ -318,6 +318,8 @@ class PowerGrid:
         stored = net.get("user_pf_options") if hasattr(net, "get") else None
         if stored:
             world.pf_options = dict(stored)
+        world.pp_tables = {k: net[k] for k in ("trafo_characteristic_table", "shunt_characteristic_table",
+                                               "q_capability_curve_table") if k in net and len(net[k])}
         return cls(world=world, **kwargs)
 
     def to_pandapower(self):

@@ -62,6 +62,43 @@ def column(t, name, default=None):
     return out
 
 
+def char_table(world, name):
+    """The characteristic table ``name`` (trafo_characteristic_table, shunt_characteristic_table,
+    q_capability_curve_table) as ``{column: array}``, or None when the network has none."""
+    if name in getattr(world, "tables", {}):
+        t = world[name]
+        return {k: v for k, v in t.cols.items()} if len(t) else None
+    df = getattr(world, "pp_tables", {}).get(name)
+    if df is None or not len(df):
+        return None
+    return {k: df[k].to_numpy() for k in df.columns}
+
+
+def _with_char_table(world, t, td, kind, vk_cols):
+    """Put the tap-dependency table and flags of transformer table ``t`` into ``td`` and replace
+    the short-circuit voltages of the rows with ``tap_dependency_table`` by the table's values at
+    their tap position."""
+    dep = column(t, "tap_dependency_table", False).astype(bool)
+    if not dep.any():
+        return
+    table = char_table(world, "trafo_characteristic_table")
+    if table is None:
+        raise _unsupported("tap_dependency_table is set but the network has no trafo_characteristic_table",
+                           table=kind, field="tap_dependency_table")
+    ids = column(t, "id_characteristic_table", np.nan)
+    if np.isnan(ids[dep]).any():
+        raise SchemaError("tap_dependency_table is set without an id_characteristic_table", table=kind,
+                          field="id_characteristic_table")
+    pos = t.cols["tap_pos"]
+    for c in vk_cols:
+        v = table_values(table, ids, pos, dep, c, kind)
+        td[c] = np.where(dep, v, td[c])
+    td["tap_dependency_table"] = dep
+    td["id_characteristic_table"] = ids
+    td["_char_table"] = table
+    td["_kind"] = kind
+
+
 def line_temperature_factor(line):
     """``1 + alpha (temperature_degree_celsius - 20)`` per line (runpp's
     consider_line_temperature; alpha NaN reads 0, no alpha column 4e-3 as pandapower assumes);
@@ -641,13 +678,14 @@ def _branch_params(world, topo, opts):
             td = {k: c[k] for k in c}
             for k in TRAFO_EXTRAS:
                 td[k] = column(t, k)
+            _with_char_table(world, t, td, "trafo", ("vk_percent", "vkr_percent"))
             if not opts.voltage_angles:
                 td["shift_degree"] = np.zeros(len(t))
             out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "trafo3w" in br.slices:
             s0, s1 = br.slices["trafo3w"]
-            td = _trafo3w_as_trafos(world["trafo3w"], opts)
+            td = _trafo3w_as_trafos(world["trafo3w"], opts, world)
             out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "impedance" in br.slices:
@@ -736,12 +774,64 @@ def _apply_taps(td, vnh, vnl, shift):
         _apply_tap(td, vnh, vnl, shift, "tap2")
 
 
+def table_values(table, ids, steps, mask, col, kind="trafo"):
+    """pandapower's look-up of characteristic-table column ``col`` for the rows ``mask`` of an
+    element table with ``ids`` (``id_characteristic_table``) at ``steps`` (``tap_pos`` / ``step``):
+    the table rows matching an (id, step) of the masked rows, and for each id the last of them in
+    table order (pandapower keys its result by id alone, so elements that share an id at different
+    steps all get that row).  Returns an array with NaN outside ``mask``; an element whose
+    (id, step) has no row is refused (pandapower would use 1 for every value)."""
+    out = np.full(len(ids), np.nan)
+    m = np.flatnonzero(mask)
+    if not len(m):
+        return out
+    tid, tstep, tval = table["id_characteristic"], table["step"], table[col]
+    wanted = set(zip(ids[m].tolist(), steps[m].tolist()))
+    last = {}
+    for r, key in enumerate(zip(tid.tolist(), tstep.tolist())):
+        if key in wanted:
+            last[key[0]] = tval[r]
+    have = {k for k in zip(tid.tolist(), tstep.tolist())}
+    for i in m.tolist():
+        key = (ids[i], steps[i])
+        if key not in have:
+            raise _unsupported(f"no row of the characteristic table for id {ids[i]!r} at step {steps[i]!r}",
+                               table=f"{kind}_characteristic_table", field="step")
+        out[i] = last[ids[i]]
+    return out
+
+
+def _unsupported(message, **where):
+    from gridtape import errors
+
+    cls = getattr(errors, "UnsupportedError", errors.SchemaError)
+    return cls(message, **where)
+
+
 def _apply_tap(td, vnh, vnl, shift, t):
     pos = td[f"{t}_pos"]
     types = td[f"{t}_changer_type"]
     sides = td[f"{t}_side"]
+    table = td.get("_char_table") if t == "tap" else None
+    dep = np.asarray(td.get("tap_dependency_table", np.zeros(len(pos), bool)), dtype=bool) if table is not None \
+        else np.zeros(len(pos), bool)
+    if dep.any():
+        ids = td["id_characteristic_table"]
+        star = td.get("_tap_at_star")
+        for side, vn, direction in (("hv", vnh, 1.0), ("lv", vnl, -1.0)):
+            m = dep & np.array([s == side for s in sides], dtype=bool)
+            if not m.any():
+                continue
+            ratio = table_values(table, ids, pos, m, "voltage_ratio", td.get("_kind", "trafo"))
+            ang = table_values(table, ids, pos, m, "angle_deg", td.get("_kind", "trafo"))
+            if star is not None:
+                ms = m & star
+                ratio[ms] = 1 / ratio[ms]
+                ang[ms] = -ang[ms]
+            vn[m] = vn[m] * ratio[m]
+            shift[m] += direction * ang[m]
     for side, vn, direction in (("hv", vnh, 1.0), ("lv", vnl, -1.0)):
-        at_side = np.array([s == side for s in sides], dtype=bool)
+        at_side = np.array([s == side for s in sides], dtype=bool) & ~dep
         if not at_side.any():
             continue
         ideal = at_side & np.array([t == "Ideal" for t in types], dtype=bool)
@@ -805,10 +895,19 @@ def trafo3w_loss_side(t3, opts) -> np.ndarray:
     return np.full(n, opts.trafo3w_losses, dtype=object)
 
 
-def _trafo3w_as_trafos(t3, opts):
+def _trafo3w_as_trafos(t3, opts, world=None):
     """The three equivalent two-winding trafos (hv, mv, lv order, stacked) of each trafo3w."""
-    c = t3.cols
+    c = dict(t3.cols)
     n = len(c["vn_hv_kv"])
+    tab = {}
+    if world is not None:
+        _with_char_table(world, t3, c, "trafo3w", ("vk_hv_percent", "vkr_hv_percent", "vk_mv_percent",
+                                                   "vkr_mv_percent", "vk_lv_percent", "vkr_lv_percent"))
+        for k in ("tap_dependency_table", "id_characteristic_table"):
+            if k in c:
+                tab[k] = np.tile(c[k], 3)
+        if "_char_table" in c:
+            tab.update(_char_table=c["_char_table"], _kind="trafo3w", _tap_at_star=np.tile(c["tap_at_star_point"], 3))
     sn = np.stack([c["sn_hv_mva"], c["sn_mv_mva"], c["sn_lv_mva"]])
     vk = np.stack([c["vk_hv_percent"], c["vk_mv_percent"], c["vk_lv_percent"]])
     vkr = np.stack([c["vkr_hv_percent"], c["vkr_mv_percent"], c["vkr_lv_percent"]])
@@ -867,6 +966,7 @@ def _trafo3w_as_trafos(t3, opts):
     td.update({k: np.concatenate(v) for k, v in taps.items()})
     td["tap_side"] = np.concatenate(tap_side)
     td["tap_changer_type"] = np.concatenate(tap_type)
+    td.update(tab)
     return td
 
 
