@@ -318,6 +318,7 @@ class PowerGrid:
         stored = net.get("user_pf_options") if hasattr(net, "get") else None
         if stored:
             world.pf_options = dict(stored)
+        world.pp_curves_active = "q_capability_characteristic" in net and len(net["q_capability_characteristic"]) > 0
         world.pp_tables = {k: net[k] for k in ("trafo_characteristic_table", "shunt_characteristic_table",
                                                "q_capability_curve_table") if k in net and len(net[k])}
         return cls(world=world, **kwargs)

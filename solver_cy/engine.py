@@ -397,12 +397,29 @@ class Engine:
         if not o.get("voltage_depend_loads", True) and (inj.si.any() or inj.sz.any()):
             ch["s0"], ch["si"], ch["sz"] = inj.s0 + inj.si + inj.sz, np.zeros_like(inj.si), np.zeros_like(inj.sz)
         plims = bool(o.get("enforce_p_lims", False))
+        curves = None
+        if qlim:  # reactive capability curves replace the Q limits under enforce_q_lims
+            from .model import char_table
+            from .qlim import curve_limits
+
+            table = char_table(self.world, "q_capability_curve_table") \
+                if getattr(self.world, "pp_curves_active", True) else None
+            gl = curve_limits(self.world, "gen", table)
+            if gl is not None:
+                g = dict(inj.gens)
+                m = np.flatnonzero(g["kind"] == 1)
+                rows = g["row"][m]
+                g["qmin"], g["qmax"] = g["qmin"].copy(), g["qmax"].copy()
+                g["qmin"][m] = np.where(np.isnan(gl[0][rows]), g["qmin"][m], gl[0][rows])
+                g["qmax"][m] = np.where(np.isnan(gl[1][rows]), g["qmax"][m], gl[1][rows])
+                ch["gens"] = g
+            curves = curve_limits(self.world, "sgen", table)
         if (qlim or plims) and len(self.world["sgen"]):
             from .qlim import sgen_injection_shift
 
             sn = self.world.sn_mva
             shift = sgen_injection_shift(self.world, topo.lookup[topo.elem_bus_row["sgen"]], topo.active["sgen"],
-                                         topo.nb, sn, qlim, plims)
+                                         topo.nb, sn, qlim, plims, curves)
             if shift is not None:  # the clipped sgens as the injections and the bus demand see them
                 ch["s0"] = ch.get("s0", inj.s0) + shift
                 ch["pd"], ch["qd"] = inj.pd - shift.real * sn, inj.qd - shift.imag * sn

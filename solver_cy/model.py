@@ -50,14 +50,14 @@ def column(t, name, default=None):
         out = np.full(n, default, dtype=float if isinstance(default, float) else bool)
         if v is not None:
             for i, e in enumerate(v.tolist()):
-                if e is None or e != e or type(e).__name__ == "NAType":
+                if _missing(e):
                     continue
                 out[i] = e
         return out
     out = np.full(n, default, dtype=object)
     if v is not None:
         for i, e in enumerate(v.tolist()):
-            if not (e is None or (isinstance(e, float) and e != e) or type(e).__name__ == "NAType"):
+            if not _missing(e):
                 out[i] = e
     return out
 
@@ -97,6 +97,36 @@ def _with_char_table(world, t, td, kind, vk_cols):
     td["id_characteristic_table"] = ids
     td["_char_table"] = table
     td["_kind"] = kind
+
+
+def shunt_step_values(world):
+    """The shunts' ``p_mw`` / ``q_mvar`` per step: the columns, or for a shunt with
+    ``step_dependency_table`` its shunt_characteristic_table row at its step divided by the step
+    (pandapower's shunt step tables: the row is the total at that step)."""
+    sh = world["shunt"]
+    c = sh.cols
+    dep = column(sh, "step_dependency_table", False).astype(bool)
+    if not dep.any():
+        return c["p_mw"], c["q_mvar"]
+    table = char_table(world, "shunt_characteristic_table")
+    if table is None:
+        raise _unsupported("step_dependency_table is set but the network has no shunt_characteristic_table",
+                           table="shunt", field="step_dependency_table")
+    ids = column(sh, "id_characteristic_table", np.nan)
+    step = c["step"].astype(float)
+    if (step[dep] == 0).any():
+        raise _unsupported("a shunt with a step table at step 0 (pandapower divides by the step)", table="shunt",
+                           field="step")
+    q = table_values(table, ids, step, dep, "q_mvar", "shunt")
+    p = table_values(table, ids, step, dep, "p_mw", "shunt")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(dep, p / step, c["p_mw"]), np.where(dep, q / step, c["q_mvar"])
+
+
+def _missing(e) -> bool:
+    if e is None or type(e).__name__ == "NAType":
+        return True
+    return isinstance(e, float) and e != e
 
 
 def line_temperature_factor(line):
@@ -984,8 +1014,9 @@ def _bus_shunts(world, topo, opts=None) -> np.ndarray:
     ysh = None
     if len(sh):  # (bus kV / shunt kV)^2 * step * (p - j q) per active shunt, in one kernel pass
         c = sh.cols
+        p_step, q_step = shunt_step_values(world)
         ysh = shunt_ysh(topo.lookup, np.ascontiguousarray(topo.elem_bus_row["shunt"], np.int64), topo.base_kv,
-                        c["vn_kv"], c["step"], topo.active["shunt"], c["p_mw"], c["q_mvar"], nb)
+                        c["vn_kv"], c["step"], topo.active["shunt"], p_step, q_step, nb)
     gs = bs = None
     for kind in ("ward", "xward"):
         tab = tabs[kind]

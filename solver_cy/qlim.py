@@ -86,11 +86,32 @@ def clip_sgen(values, lo, hi):
     return out
 
 
+def curve_limits(world, kind, table):
+    """Q limits of ``kind`` (gen, sgen) rows from their reactive capability curves, ``(lo, hi)``
+    with NaN where an element has no curve (its columns stand), or None when none has one.
+    ``table``: the q_capability_curve_table as ``{column: array}`` (None: no curves)."""
+    t = world[kind]
+    if table is None or not len(t):
+        return None
+    from .model import column
+
+    flag = column(t, "reactive_capability_curve", False).astype(bool)
+    if not flag.any():
+        return None
+    curves = {}
+    cid = table["id_q_capability_curve"]
+    for k in np.unique(cid).tolist():
+        r = np.flatnonzero(cid == k)
+        curves[int(k)] = (table["p_mw"][r].astype(float), table["q_min_mvar"][r].astype(float),
+                          table["q_max_mvar"][r].astype(float))
+    return capability_limits(t.cols["p_mw"], column(t, "id_q_capability_characteristic", np.nan), flag, curves)
+
+
 def capability_limits(p_mw, curve_id, flag, table):
     """Q limits from reactive capability curves: ``table`` is ``{curve id: (p, qmin, qmax)}``
-    (arrays sorted by p); for each element with ``flag`` and a curve, the limits at its unscaled
-    ``p_mw`` by linear interpolation (end values beyond the points), else NaN (the column
-    limits stand)."""
+    (the points in table order, as pandapower's Characteristic keeps them); for each element with
+    ``flag`` and a curve, the limits at its unscaled ``p_mw`` by linear interpolation
+    (``numpy.interp``: end values beyond the points), else NaN (the column limits stand)."""
     n = len(p_mw)
     lo = np.full(n, np.nan)
     hi = np.full(n, np.nan)

@@ -119,8 +119,9 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         u = np.nan_to_num(vm[b])
         v_ratio = (kv[b] / c["vn_kv"]) ** 2
         act = topo.active["shunt"]
-        p = u * u * c["p_mw"] * act * v_ratio * c["step"]
-        q = u * u * c["q_mvar"] * act * v_ratio * c["step"]
+        p_step, q_step = M.shunt_step_values(w)
+        p = u * u * p_step * act * v_ratio * c["step"]
+        q = u * u * q_step * act * v_ratio * c["step"]
         out["shunt"] = _frame("shunt", idx("shunt"), {"p_mw": p, "q_mvar": q, "vm_pu": np.nan_to_num(vm[b])})
         add_bus("shunt", p, q)
     else:
