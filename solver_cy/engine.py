@@ -146,7 +146,8 @@ class Engine:
 
     def _build_model(self, w):
         """A new model of the world's current topology (nothing kept when a step raises)."""
-        topo = M.build_topology(w, self.trafo_model)
+        mo = as_model_options(self.trafo_model)
+        topo = M.build_topology(w, mo) if mo.neglect_open_switch_branches else M.build_topology(w)
         br = topo.branches
         adm = _adm_state(w)
         ysh = M.fill_admittances(w, topo, self.trafo_model, self._adm_cache)
