@@ -92,6 +92,8 @@ class PowerGrid:
         self.init = o["init"]
         self.distributed_slack = o["distributed_slack"]
         self._engine = Engine(world, trafo_model=o["trafo_model"])
+        self._last_opts = None  # (grid option values, resolved options) of plain solves
+        self._engine_opts_stale = False
         self._engine.reuse_lu = bool(reuse_lu)
         self._results = None
         self._v_init = None
@@ -353,9 +355,18 @@ class PowerGrid:
         an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
-        named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init, "algorithm": algorithm,
-                 "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
-        o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
+        if options or tolerance_mva is not None or max_iteration is not None or algorithm is not None \
+                or qlim is not None or distributed_slack is not None or init is not None:
+            named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
+                     "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
+            o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
+        else:  # the grid's options: resolved once while they stay
+            token = (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack)
+            if self._last_opts is None or self._last_opts[0] != token:
+                self._last_opts = (token, self._solve_options({}))
+            elif self._engine_opts_stale:
+                self._solve_options({})
+            o = self._last_opts[1]
         tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
         qlim, distributed_slack = o["enforce_q_lims"], o["distributed_slack"]
         if init is None and o["init"] != self.init:
@@ -409,6 +420,7 @@ class PowerGrid:
 
         from . import options as O
 
+        self._engine_opts_stale = bool(given)  # the next plain solve re-configures the engine
         # the grid's options count as passed to every solve, as runpp arguments would
         merged = {**self._explicit, "enforce_q_lims": self.qlim, "tolerance_mva": self.tolerance_mva,
                   "max_iteration": self.max_iteration, "init": self.init, "distributed_slack": self.distributed_slack,

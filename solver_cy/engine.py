@@ -82,6 +82,8 @@ class Engine:
         self._v_prev = None  # converged voltages kept across a topology change
         self._adm_cache = {}  # branch parameters kept across topology changes (model.fill_admittances)
         self.solve_options = {}  # runpp options of the injections (configure)
+        self._inj_eff = self._inj_base = self._eff_sig = None
+        self._plims_active = False
         self._models = {}  # topology key -> _Model, least recently used first (see prepare)
         self._inj_cache = {}
         self._inj_shared = {}  # injection parts no topology changes (injections.fill_injections)
@@ -384,13 +386,21 @@ class Engine:
         """The model's injections as this solve's options see them (pandapower builds them per
         runpp): ext_grid angles dropped without voltage angles, every load constant-power without
         voltage-dependent loads, sgen set-points clipped to their limits (solver_cy.qlim)."""
-        import dataclasses
-
         inj = self.inj
-        if inj is not getattr(self, "_inj_eff", None):
+        if inj is not self._inj_eff:
             self._inj_base = inj
         inj = self._inj_base
         o = self.solve_options
+        if not qlim and not o.get("enforce_p_lims") and o.get("voltage_angles", True) \
+                and o.get("voltage_depend_loads", True):  # nothing to change (the common case)
+            if self._eff_sig is not None:
+                self._v0_cache = {}
+                self._eff_sig = None
+            self.inj = self._inj_eff = inj
+            self._plims_active = False
+            return
+        import dataclasses
+
         topo = self.topo
         ch = {}
         if not o.get("voltage_angles", True):
@@ -425,7 +435,7 @@ class Engine:
                 ch["s0"] = ch.get("s0", inj.s0) + shift
                 ch["pd"], ch["qd"] = inj.pd - shift.real * sn, inj.qd - shift.imag * sn
         sig = (tuple(sorted(ch)), bool(qlim), plims, o.get("voltage_angles", True), o.get("voltage_depend_loads", True))
-        if sig != getattr(self, "_eff_sig", None):
+        if sig != self._eff_sig:
             self._v0_cache = {}
             self._eff_sig = sig
         self.inj = dataclasses.replace(inj, **ch) if ch else inj
