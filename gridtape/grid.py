@@ -426,6 +426,9 @@ class PowerGrid:
                   "max_iteration": self.max_iteration, "init": self.init, "distributed_slack": self.distributed_slack,
                   **{k: v for k, v in given.items() if v is not None}}
         o = O.resolve(merged, stored=self._stored)
+        if o["algorithm"] != "nr" and o["distributed_slack"]:
+            raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
+                                 f"{o['algorithm']!r}", "distributed_slack")
         self._engine.configure(
             ModelOptions(trafo_model=o["trafo_model"], voltage_angles=O.voltage_angles(o["calculate_voltage_angles"],
                                                                                       self._world),
@@ -434,7 +437,7 @@ class PowerGrid:
                          neglect_open_switch_branches=o["neglect_open_switch_branches"]),
             voltage_angles=O.voltage_angles(o["calculate_voltage_angles"], self._world),
             voltage_depend_loads=o["voltage_depend_loads"], enforce_p_lims=o["enforce_p_lims"],
-            trafo_loading=o["trafo_loading"], delta_q=o["delta_q"])
+            trafo_loading=o["trafo_loading"], delta_q=o["delta_q"], algorithm=o["algorithm"])
         return o
 
     # --- snapshots, tags, archives -------------------------------------------------------

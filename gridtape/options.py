@@ -19,6 +19,11 @@ import math
 from gridtape import errors as _errors
 
 
+def option_error(message, name):
+    """The OptionError naming option ``name``."""
+    return _option_error(message, name)
+
+
 def _option_error(message, name):
     cls = getattr(_errors, "OptionError", None)
     if cls is None:  # before gridtape.errors has it (a SchemaError until then)

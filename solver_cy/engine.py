@@ -209,11 +209,18 @@ class Engine:
             c = self._plan_cache = (self.topo, g["weight"], slack_plan(self.world, self.topo, g))
         return c[2]
 
-    def _run(self, solver, plan, s0, V, tol, max_iter, warm=False):
+    def _run(self, solver, plan, s0, V, tol, max_iter, warm=False, pv=None, pq=None):
         """One Newton run; with a slack plan the island slack powers start from pandapower's
-        guess (or, on a warm start, from the last converged ones) and are kept in ``self.ps``."""
+        guess (or, on a warm start, from the last converged ones) and are kept in ``self.ps``.
+        With ``algorithm="iwamoto_nr"`` (configure) the damped Newton of solver_cy.iwamoto."""
         inj = self.inj
         if plan is None:
+            if self.solve_options.get("algorithm") == "iwamoto_nr":
+                from .iwamoto import iwamoto_solve
+
+                return iwamoto_solve(solver, self.indptr, self.indices, self.ydata, s0, inj.si, inj.sz, V,
+                                     self.topo.pv if pv is None else pv, self.topo.pq if pq is None else pq,
+                                     tol, max_iter)
             return solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
         ps = self.ps
         if not (warm and self.converged and ps is not None and self._ps_token == plan.token):
@@ -461,7 +468,9 @@ class Engine:
         self._s0_eff = s0
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
-        if plan is None:
+        if plan is None and self.solve_options.get("algorithm") == "iwamoto_nr":
+            conv, it, norm = self._run(solver, None, s0, V, tol, max_iter)
+        elif plan is None:
             # a warm start on unchanged admittances may begin with the last solve's LU factors
             conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
                                           warm and self.reuse_lu and level in ("incremental", "none"))
@@ -488,7 +497,7 @@ class Engine:
         topo, inj = self.topo, self.inj
 
         def run(pv, pq, s0, V):
-            return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter)
+            return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter, pv=pv, pq=pq)
 
         ran, c2, it2, n2, limited, fixed_q = enforce_q_limits(
             inj.gens, topo.bus_type, self._s0_eff, self.world.sn_mva, V, run, self._gen_q, vm_set=inj.vm_set,
