@@ -420,8 +420,7 @@ class Engine:
             from .model import char_table
             from .qlim import curve_limits
 
-            table = char_table(self.world, "q_capability_curve_table") \
-                if getattr(self.world, "pp_curves_active", True) else None
+            table = char_table(self.world, "q_capability_curve_table")
             gl = curve_limits(self.world, "gen", table)
             if gl is not None:
                 g = dict(inj.gens)

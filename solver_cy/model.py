@@ -65,13 +65,8 @@ def column(t, name, default=None):
 def char_table(world, name):
     """The characteristic table ``name`` (trafo_characteristic_table, shunt_characteristic_table,
     q_capability_curve_table) as ``{column: array}``, or None when the network has none."""
-    if name in getattr(world, "tables", {}):
-        t = world[name]
-        return {k: v for k, v in t.cols.items()} if len(t) else None
-    df = getattr(world, "pp_tables", {}).get(name)
-    if df is None or not len(df):
-        return None
-    return {k: df[k].to_numpy() for k in df.columns}
+    t = world[name]
+    return dict(t.cols) if len(t) else None
 
 
 def _with_char_table(world, t, td, kind, vk_cols):
