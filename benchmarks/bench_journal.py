@@ -42,12 +42,12 @@ sys.path.insert(0, HERE)
 from bench_solve import HAVE_NUMBA, MAX_IT, TOL, _load_net, _make_ls, _rounds  # noqa: E402
 
 
-def per_call(fn, n, repeat=7):
+def per_call(fn, n, repeat=7, clock=time.perf_counter):
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(n)
-        best = min(best, (time.perf_counter() - t0) / n)
+        best = min(best, (clock() - t0) / n)
     return best
 
 
@@ -163,6 +163,51 @@ def bench_transaction(tmp, quick):
     return {"commit_us": best_commit * 1e6, "tx_us": best_tx * 1e6, "rows": rows}
 
 
+def bench_calls(tmp, quick):
+    """us per call of the journal's own API on a file journal (no grid): ``record()``,
+    ``record_many()`` of 150 floats inside a transaction, ``begin()`` + ``rollback()``, and
+    ``begin()`` + one ``record()`` + ``commit()`` (which flushes one frame)."""
+    from gridtape.journal import Journal
+
+    j = Journal(os.path.join(tmp, "c.duckdb"), author="bench")
+    ids = np.arange(150, dtype=np.int64)
+    vals = np.linspace(0.0, 1.0, 150)
+    out = {}
+    rep = 3 if quick else 7
+
+    def rec(k, j=j):
+        r = j.record
+        for i in range(k):
+            r("set", "load", 3, "p_mw", 1.5, 2.0)
+        j.flush()
+
+    def many(k, j=j):
+        j.begin()
+        r = j.record_many
+        for i in range(k):
+            r("set", "gen", ids, "p_mw", vals, vals)
+        j.rollback()
+
+    def begin_rollback(k, j=j):
+        for i in range(k):
+            j.begin()
+            j.rollback()
+
+    def begin_commit(k, j=j):
+        for i in range(k):
+            j.begin()
+            j.record("set", "load", 3, "p_mw", 1.5, 2.0)
+            j.commit()
+
+    n = 20_000 if quick else 200_000
+    out["record()"] = per_call(rec, n, rep)
+    out["record_many() of 150 floats, in a transaction"] = per_call(many, n // 20, rep)
+    out["begin() + rollback()"] = per_call(begin_rollback, n // 4, rep)
+    out["begin() + record() + commit() (flushes a frame)"] = per_call(begin_commit, n // 40, rep)
+    j.close()
+    return out
+
+
 def bench_loop(name, tmp, quick):
     import pandapower as pp
 
@@ -244,6 +289,14 @@ def main(argv=None):
         ppw = w["pandapower net.load.at"]
         for k, v in w.items():
             print(f"| {k} | {v * 1e6:.2f} | {v / ppw:.3f} |")
+        c = bench_calls(tmp, args.quick)
+        print("\n## Journal calls (file journal, us per call, min over repeats)\n")
+        print("| call | us |\n|---|---|")
+        for k, v in c.items():
+            print(f"| {k} | {v * 1e6:.3f} |")
+        print("\n## Hashing and checksums (the journal's workloads; benchmarks/bench_hashing.py)\n")
+        import bench_hashing as bh
+        bh.main(["--quick"] if args.quick else [])
         f = bench_flush(tmp, args.quick)
         print("\n## Flush (file journal, case9241 loads)\n")
         print(f"- flush of buffered vectorized writes: {f['flush_vectorized_events_per_s'] / 1e3:,.0f}k events/s")

@@ -27,3 +27,7 @@ def diff(a, b, results: bool = False):
 
 
 __all__ = ["PowerGrid", "SolveReport", "errors", "open", "diff", "__version__"]
+
+from . import notebook as _notebook  # noqa: E402 - readable text and notebook forms (gridtape/notebook.py)
+
+_notebook.install()

@@ -5,7 +5,8 @@ takes a line out for maintenance and connects a data centre at bus 85 in phases,
 each.  The last phase makes the AC power flow diverge.  The demo then does what a reviewer of the
 study would do: read the log, bisect the history to the transaction that broke convergence, show
 its diff and the blame of the cell it wrote, materialize the points before and after it, and
-measure how much of that change the network could still carry (the margin).
+explain the divergence: where Newton's mismatch sits, which changed element is at fault, and
+how much of that change the network could still carry (the margin; gridtape.explain).
 
 Everything goes through the public API (``PowerGrid``, ``grid.edit``, ``gridtape.open``,
 ``study.bisect``, ``gridtape.diff``, ``study.blame``), in a journal in a temporary directory, or
@@ -73,16 +74,11 @@ def run_study(case: Path, directory: Path, out=print) -> dict:
     study = gt.open(path)
     try:
         log = study.log()
-        out(_rule("the log (one line per transaction)"))
-        tx = log[log.event.isin(("load", "set", "add", "remove", "tag", "solve"))].groupby("tx", sort=True)
-        for t, grp in tx:
-            ev = grp.event.iloc[0]
-            what = {"load": "load case", "tag": "tag", "solve": "solve"}.get(ev, f"{len(grp)} change(s)")
-            commit = log[(log.tx == t)].iloc[-1]
-            msg = commit.message if isinstance(commit.message, str) else ""
-            if ev == "solve":
-                continue
-            out(f"  tx {t:>3}  {str(commit.author or ''):<4} {what:<12} {msg}"[:WIDTH])
+        out(_rule("the log (gridtape log --oneline: one line per transaction)"))
+        from gridtape.reprs import oneline, transactions
+
+        for line in oneline(transactions(log), width=WIDTH, date=False):
+            out(line)
 
         out(_rule("bisect: the first transaction after which the case diverges"))
         res = study.bisect()
@@ -108,7 +104,13 @@ def run_study(case: Path, directory: Path, out=print) -> dict:
         out(f"  seq {res.seq:>4}: {'converged' if ra.converged else 'diverged'} after {ra.iterations} "
             f"iterations (largest mismatch {ra.mismatch:.2g} p.u.)")
 
-        margin = _margin(before, d)
+        from gridtape.explain import explain
+
+        ex = explain(res, study)
+        out(_rule("why it diverges"))
+        for line in ex.lines(WIDTH - 2):
+            out("  " + line)
+        margin = ex.margin
         out(_rule("the margin"))
         out(f"  {margin:.0%} of the breaking change still converges: the network carries about")
         p_good = float(d[(d.field == "p_mw")].old.iloc[0])
@@ -119,28 +121,6 @@ def run_study(case: Path, directory: Path, out=print) -> dict:
                 "events": int(len(log)), "journal": path}
     finally:
         study.close()
-
-
-def _margin(before, d, steps: int = 12) -> float:
-    """The largest fraction of the set changes in diff ``d`` (applied to the grid ``before``) at
-    which the AC power flow still converges, by bisection on the fraction."""
-    import gridtape as gt
-
-    sets = d[d.change == "set"]
-    base = before.world.copy()
-
-    def ok(lam):
-        g = gt.PowerGrid(world=base.copy(), journal=False)
-        for row in sets.itertuples(index=False):
-            old, new = float(row.old), float(row.new)
-            g.set(row.kind, [int(row.id)], row.field, [old + lam * (new - old)])
-        return g.solve().converged
-
-    lo, hi = 0.0, 1.0
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return lo
 
 
 def main(case=None, keep=None, out=print) -> int:

@@ -2,6 +2,31 @@
 
 Every error carries the location it is about (file, table, row, field) as attributes
 and in its message, so a user can find the offending cell without a debugger.
+
+Every gridtape error is also an instance of the builtin exception that matches its meaning (as
+NumPy's ``AxisError`` is a ``ValueError`` and an ``IndexError``), so code that catches builtins
+keeps working::
+
+    GridtapeError                    Exception
+    ├── CaseError                    ValueError          a case file cannot be read
+    ├── SchemaError                  ValueError          a value does not fit the schema
+    │   └── UnsupportedError         + NotImplementedError  a pandapower feature gridtape does not model
+    ├── OptionError                  ValueError          an unknown option or a bad option value
+    ├── BadReferenceError            LookupError + ValueError  a reference to a missing element
+    ├── TopologyError                ValueError          the network cannot be solved as given
+    ├── SolverError                  RuntimeError        the numerical engine failed
+    ├── NotSolvedError               RuntimeError        results asked for before a solve
+    ├── DependencyError              ImportError         an optional package is missing
+    ├── JournalError                 RuntimeError        the journal cannot do what was asked
+    │   ├── JournalLockedError                           held by another writer
+    │   └── JournalCorruptError      + ValueError        damaged bytes
+    ├── ReadOnlyError                PermissionError     a write to a read-only grid or journal
+    └── SnapshotCorruptError         ValueError          damaged snapshot bytes
+
+BadReferenceError is a ``LookupError`` (the thing looked up is missing) and not a ``KeyError``,
+whose ``str()`` would print the message as a quoted repr; it is also a ``ValueError`` because it
+is bad input like the other reader errors, so ``except ValueError`` around a load catches all of
+them.  ``UnsupportedError`` stays a SchemaError (what readers raised before it existed).
 """
 from __future__ import annotations
 
@@ -14,48 +39,99 @@ class GridtapeError(Exception):
 
     def __init__(self, message: str, *, file=None, table=None, row=None, field=None):
         self.file, self.table, self.row, self.field = file, table, row, field
-        where = []
-        if file is not None:
-            where.append(f"file {file!s}")
-        if table is not None:
-            where.append(f"table {table!r}")
-        if row is not None:
-            where.append(f"row {row!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
         self.message = message
+        where = self._where()
         super().__init__(f"{message} [{', '.join(where)}]" if where else message)
 
+    def __reduce__(self):  # pickled / copied with its location (the keyword arguments)
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
 
-class CaseError(GridtapeError):
-    """A case file cannot be read: missing, unreadable, or not of the format it claims."""
+    def _where(self) -> list:
+        where = []
+        if self.file is not None:
+            where.append(f"file {self.file!s}")
+        if self.table is not None:
+            where.append(f"table {self.table!r}")
+        if self.row is not None:
+            where.append(f"row {self.row!r}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return where
 
 
-class SchemaError(GridtapeError):
+def _rebuild(cls, message, state):
+    err = cls.__new__(cls, message)
+    err.__dict__.update(state)
+    where = err._where()
+    err.args = (f"{message} [{', '.join(where)}]" if where else message,)
+    return err
+
+
+class CaseError(GridtapeError, ValueError):
+    """A case file cannot be read: missing, unreadable, or not of the format it claims.
+
+    ``line`` is the line of a text file the problem is on, when known (also in the message)."""
+
+    def __init__(self, message: str, *, file=None, table=None, row=None, field=None, line=None):
+        self.line = line
+        super().__init__(message, file=file, table=table, row=row, field=field)
+
+    def _where(self) -> list:
+        where = super()._where()
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        return where
+
+
+class SchemaError(GridtapeError, ValueError):
     """Data do not fit the schema registry: unknown kind or column, wrong type, value out of range."""
 
 
-class BadReferenceError(GridtapeError):
+class UnsupportedError(SchemaError, NotImplementedError):
+    """The data use a pandapower table, column or value gridtape does not model (and that would
+    change the power flow); ``table`` / ``field`` name it."""
+
+
+class OptionError(GridtapeError, ValueError):
+    """An unknown option, or a value an option does not take (an option is not a schema).
+
+    ``option`` (also ``field``) names the option."""
+
+    def __init__(self, message: str, *, option=None, file=None, table=None, row=None, field=None):
+        super().__init__(message, file=file, table=table, row=row, field=option if field is None else field)
+
+    @property
+    def option(self):
+        return self.field
+
+    def _where(self) -> list:
+        where = [w for w in super()._where() if not w.startswith("field ")]
+        if self.field is not None:
+            where.append(f"option {self.field!r}")
+        return where
+
+
+class BadReferenceError(GridtapeError, LookupError, ValueError):
     """An element refers to an entity that does not exist (a branch to a missing bus, ...)."""
 
 
-class TopologyError(GridtapeError):
+class TopologyError(GridtapeError, ValueError):
     """The network cannot be solved as given: no slack, or an inconsistent topology."""
 
 
-class SolverError(GridtapeError):
+class SolverError(GridtapeError, RuntimeError):
     """The numerical engine failed in a way that is not a plain non-convergence."""
 
 
-class NotSolvedError(GridtapeError):
+class NotSolvedError(GridtapeError, RuntimeError):
     """Results were asked for before any solve."""
 
 
-class DependencyError(GridtapeError):
+class DependencyError(GridtapeError, ImportError):
     """An optional dependency (pandapower, lightsim2grid, grid2op) is needed for this call."""
 
 
-class JournalError(GridtapeError):
+class JournalError(GridtapeError, RuntimeError):
     """The journal cannot do what was asked (closed, read-only, or a bad transaction)."""
 
 
@@ -63,15 +139,15 @@ class JournalLockedError(JournalError):
     """The journal file is held by another writer process; ``file`` is its path."""
 
 
-class JournalCorruptError(JournalError):
+class JournalCorruptError(JournalError, ValueError):
     """The journal's hash chain or framing is broken; ``row`` is the first bad seq."""
 
 
-class ReadOnlyError(GridtapeError):
+class ReadOnlyError(GridtapeError, PermissionError):
     """A write to a grid that is read-only (a materialized point of history, a read-only journal)."""
 
 
-class SnapshotCorruptError(GridtapeError):
+class SnapshotCorruptError(GridtapeError, ValueError):
     """A snapshot file is missing or its bytes do not match the manifest; ``file`` names it."""
 
 
@@ -84,6 +160,8 @@ __all__ = [
     "GridtapeError",
     "CaseError",
     "SchemaError",
+    "UnsupportedError",
+    "OptionError",
     "BadReferenceError",
     "TopologyError",
     "SolverError",

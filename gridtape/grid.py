@@ -317,10 +317,6 @@ class PowerGrid:
         from gridtape.world.io_pandapower import from_pandapower
 
         world = from_pandapower(net)
-        stored = net.get("user_pf_options") if hasattr(net, "get") else None
-        if stored:
-            world.pf_options = dict(stored)
-        _check_curve_objects(net)
         return cls(world=world, **kwargs)
 
     def to_pandapower(self):
@@ -700,25 +696,6 @@ class PowerGrid:
         n = len(self._world["bus"])
         state = "unsolved" if self._last is None else ("converged" if self.converged else "diverged")
         return f"<PowerGrid {self.case_path or '(in memory)'}: {n} buses, {state}>"
-
-
-def _check_curve_objects(net):
-    """pandapower applies reactive capability curves only through the objects
-    ``create_q_capability_characteristics_object`` makes (net.q_capability_characteristic); a net
-    with curves flagged and the table but without them gets no curves in runpp.  gridtape models
-    the curves from the table, so it refuses that net rather than differ."""
-    tab = net.get("q_capability_curve_table")
-    if tab is None or not len(tab) or len(net.get("q_capability_characteristic", ())):
-        return
-    for kind in ("gen", "sgen"):
-        df = net.get(kind)
-        if df is not None and "reactive_capability_curve" in df and df["reactive_capability_curve"].fillna(False).any():
-            from gridtape import errors
-
-            cls = getattr(errors, "UnsupportedError", errors.SchemaError)
-            raise cls("reactive capability curves without pandapower's characteristic objects (runpp ignores the "
-                      "curves then): call pandapower.control.util.auxiliary.create_q_capability_characteristics_object"
-                      "(net) first", table="q_capability_characteristic", field="reactive_capability_curve")
 
 
 def _int_or_none(v):

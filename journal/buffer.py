@@ -98,3 +98,15 @@ def drop_unencodable(buf):
             continue
         kept.append(chunk)
     return kept
+
+
+class Refuse:
+    """Stands in for the event list of a closed or read-only journal: appending raises
+    ``error[0](error[1], file=error[2])``."""
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def append(self, _row):
+        raise self.error[0](self.error[1], file=self.error[2])

@@ -1,8 +1,9 @@
 # The encoder of journal frames, included by frames.pyx (the codec, for tools and tests) and
 # by recorder.pyx (whose flush calls encode_frame directly, in C).  See frames.pyx for the
-# frame layout (GTJ3) and journal/chain.py for the canonical row bytes.  A flush hashes
-# nothing: the frame carries a 64-bit checksum (sum64.h) and the hash chain is computed when
-# the frame is ingested (frames.pyx decode, in the mover thread, without the GIL).
+# frame layout (GTJ4) and journal/chain.py for the canonical row bytes.  A flush hashes
+# nothing: the frame carries a 64-bit checksum (XXH3-64 of the xxhash package) and the hash
+# chain is computed when the frame is ingested (frames.pyx decode, in the mover thread,
+# without the GIL).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLong
@@ -22,15 +23,17 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size)  # NULL + exception on failure
     void PyErr_Clear()
 
-cdef extern from "sum64.h":
+cdef extern from "sum64.h":  # the checksum of GTJ3 frames (gridtape 0.4), still read
     uint64_t gt_sum64(const uint8_t* p, size_t n) nogil
+
+from xxhash import xxh3_64_intdigest as _xxh3  # the checksum of GTJ4 frames
 
 DEF FIXED = 67          # flags, seq, tx, ts, eid, vtype_old, old_f, old_i, vtype_new, new_f, new_i
 DEF HEAD = 8            # magic, payload length
 DEF PHEAD = 52          # GTJ2: n, first_seq, last_seq, last_tx, last_ts, prev hash
-DEF PHEAD3 = 36         # GTJ3: n, first_seq, last_seq, last_tx, last_ts
-DEF SUMLEN = 8          # GTJ3: the checksum after the rows
-DEF REPEAT = 0x80       # GTJ3 flag bit: a repeat row (see frames.pyx)
+DEF PHEAD3 = 36         # GTJ3/GTJ4: n, first_seq, last_seq, last_tx, last_ts
+DEF SUMLEN = 8          # GTJ3/GTJ4: the checksum after the rows
+DEF REPEAT = 0x80       # GTJ3/GTJ4 flag bit: a repeat row (see frames.pyx)
 DEF RFIXED = 27         # a repeat row: flags, eid, vtype_old, old (8 bytes), vtype_new, new (8 bytes)
 DEF NTEXT = 8           # author, message, event, kind, field, old_s, new_s, info
 DEF NONE = 0
@@ -338,17 +341,18 @@ cdef tuple encode_frame(list buf, int64_t seq, int64_t tx, int64_t last_ts, obje
         reserve(&e.rows, SUMLEN)
         p = e.rows.p
         plen = e.rows.n + SUMLEN - HEAD
-        memcpy(p, <const char*>b"GTJ3", 4)
+        memcpy(p, <const char*>b"GTJ4", 4)
         (<uint32_t*>(p + 4))[0] = <uint32_t>plen
         (<uint32_t*>(p + 8))[0] = <uint32_t>e.n
         put8(p + 12, seq)
         put8(p + 20, e.seq - 1)
         put8(p + 28, tx - 1)
         put8(p + 36, ts)
-        sm = gt_sum64(<const uint8_t*>p, e.rows.n)
-        memcpy(p + e.rows.n, &sm, SUMLEN)
+        memset(p + e.rows.n, 0, SUMLEN)  # the checksum covers the frame with its own slot zeroed
         e.rows.n += SUMLEN
         frame = PyBytes_FromStringAndSize(p, e.rows.n)
+        sm = _xxh3(frame)
+        memcpy(PyBytes_AS_STRING(frame) + e.rows.n - SUMLEN, &sm, SUMLEN)  # still ours alone
         return frame, e.n, e.seq - 1, tx - 1, ts
     finally:
         if mine:

@@ -6,6 +6,7 @@ import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import JournalError
 from .db import numpy_col
@@ -65,6 +66,54 @@ def log_where(since=None, until=None, author=None, kind=None, event=None, tx=Non
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
+#: the ``events`` columns each DataFrame column is built from
+SOURCES = {"seq": ("seq",), "tx": ("tx",), "time": ("ts_ns",), "author": ("author",), "message": ("message",),
+           "event": ("event",), "kind": ("kind",), "eid": ("eid",), "field": ("field",),
+           "old": ("vtype_old", "old_f", "old_i", "old_s"), "new": ("vtype_new", "new_f", "new_i", "new_s"),
+           "info": ("info",), "ts_ns": ("ts_ns",), "hash": ("hash",)}
+
+
+def columns_sql(columns) -> tuple[tuple, str]:
+    """The DataFrame columns asked for (all of them for None, in FRAME_COLUMNS order) and the SQL
+    list of the ``events`` columns they need (``seq`` always: rows are ordered by it)."""
+    if columns is None:
+        return FRAME_COLUMNS, "*"
+    asked = [columns] if isinstance(columns, str) else list(columns) if isinstance(columns, (list, tuple)) else None
+    if not asked or any(c not in SOURCES for c in asked):
+        raise JournalError(f"columns must be a non-empty list of {', '.join(FRAME_COLUMNS)}", table="events",
+                           field="columns")
+    need = ["seq"]
+    for c in asked:
+        need += [x for x in SOURCES[c] if x not in need]
+    return tuple(c for c in FRAME_COLUMNS if c in asked), ", ".join(need)
+
+
+def in_seq_order(t: pa.Table) -> pa.Table:
+    """``t`` ordered by seq.  Queries leave out ORDER BY (DuckDB keeps the insertion order, which
+    is seq order in a journal: rows are only ever appended in seq order), so this only checks,
+    and sorts if a scan ever came back otherwise."""
+    seq = t.column("seq").to_numpy()
+    if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+        t = t.take(pa.array(np.argsort(seq, kind="stable")))
+    return t
+
+
+def _text(col) -> np.ndarray:
+    """A text column as an object array whose equal values share one str (through a dictionary:
+    one str object per distinct value instead of one per row)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(col)
+    if n == 0 or col.null_count == n:
+        return np.full(n, None, dtype=object)
+    d = pc.dictionary_encode(col)
+    uniq = d.dictionary.to_numpy(zero_copy_only=False)
+    if len(uniq) * 2 > n:  # mostly distinct: the plain conversion is as cheap
+        return col.to_numpy(zero_copy_only=False)
+    vals = np.empty(len(uniq) + 1, dtype=object)
+    vals[:-1] = uniq
+    return vals[d.indices.fill_null(len(uniq)).to_numpy(zero_copy_only=False)]
+
+
 def _values(t: pa.Table, side: str) -> np.ndarray:
     """Decoded old/new values as an object array of Python objects."""
     vt = t.column(f"vtype_{side}").to_numpy()
@@ -80,20 +129,40 @@ def _values(t: pa.Table, side: str) -> np.ndarray:
         out[m] = (i[m] != 0).astype(object)
     m = vt == STR
     if m.any():
-        out[m] = t.column(f"{side}_s").to_numpy()[m]
+        out[m] = _text(t.column(f"{side}_s"))[m]
     return out
 
 
-def frame(t: pa.Table) -> pd.DataFrame:
-    """The DataFrame of an ``events`` Arrow table (rows already ordered)."""
-    ts = t.column("ts_ns").to_numpy()
-    eid, valid = numpy_col(t.column("eid"), 0)
-    data = {"seq": t.column("seq").to_numpy(), "tx": t.column("tx").to_numpy(),
-            "time": pd.to_datetime(ts, unit="ns", utc=True)}
-    for c in _TEXT:
-        data[c] = t.column(c).to_numpy()
-    data["eid"] = pd.arrays.IntegerArray(eid.astype(np.int64), ~valid)
-    data["old"], data["new"] = _values(t, "old"), _values(t, "new")
-    data["ts_ns"] = ts
-    data["hash"] = t.column("hash").to_numpy()
-    return pd.DataFrame({c: data[c] for c in FRAME_COLUMNS}, index=pd.RangeIndex(len(ts)))
+def frame(t: pa.Table, columns=FRAME_COLUMNS) -> pd.DataFrame:
+    """The DataFrame of an ``events`` Arrow table (rows already ordered) with ``columns``.
+
+    The object columns (texts, values, hashes) are written into one 2-D object array that
+    becomes the frame's single object block as it is (pandas would otherwise copy them all
+    once more to consolidate them: about half the time of a large log); the typed columns are
+    inserted beside it."""
+    n = t.num_rows
+    obj_cols = [c for c in columns if c not in _TYPED_COLUMNS]
+    obj = np.empty((len(obj_cols), n), dtype=object)
+    for k, c in enumerate(obj_cols):
+        if c in ("old", "new"):
+            obj[k] = _values(t, c)
+        elif c == "hash":
+            obj[k] = t.column("hash").to_numpy()
+        else:
+            obj[k] = _text(t.column(c))
+    df = pd.DataFrame(obj.T, columns=obj_cols, index=pd.RangeIndex(n), dtype=object, copy=False)
+    for pos, c in enumerate(columns):
+        if c not in _TYPED_COLUMNS:
+            continue
+        if c == "time":
+            v = pd.to_datetime(t.column("ts_ns").to_numpy(), unit="ns", utc=True)
+        elif c == "eid":
+            eid, valid = numpy_col(t.column("eid"), 0)
+            v = pd.arrays.IntegerArray(eid.astype(np.int64), ~valid)
+        else:
+            v = t.column(c).to_numpy()
+        df.insert(pos, c, v)
+    return df
+
+
+_TYPED_COLUMNS = ("seq", "tx", "time", "eid", "ts_ns")

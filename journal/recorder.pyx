@@ -1,14 +1,18 @@
 # cython: language_level=3
-"""The hot front of the journal: ``record()`` and ``flush()`` in C.
+"""The write side of the journal, in C: recording, transactions and ``flush()``.
 
-Every handle write and every solve records an event and every solve flushes, so these two are
-on the hot path of every parameter loop.  ``record()`` checks the argument types inline (the
+Every handle write and every solve records an event and every solve flushes, so these are on
+the hot path of every parameter loop.  ``record()`` checks the argument types inline (the
 plain types a row can hold as they are: str/None text, int64/None element id,
 None/float/int64/bool/str values) and appends one tuple to the buffer; anything else goes to
-the Journal's ``_checked`` (numpy scalars, dict info, bad types), which converts or raises
-JournalError naming the field.  ``flush()`` encodes the buffer as one frame
-(journal/frames.pyx; no hashing: the chain is computed at ingest), appends it to the segment
-with one ``write(2)``, and moves the numbering on.  :class:`gridtape.journal.Journal` derives from :class:`Recorder` and does the rest.
+journal/args.py (numpy scalars, dict info, bad types), which converts or raises JournalError
+naming the field.  ``flush()`` encodes the buffer as one frame (journal/frames.pyx; no hashing:
+the chain is computed at ingest), appends it to the segment with one ``write(2)``, keeps the
+frame for the next ingest and moves the numbering on.
+
+:class:`Recorder` is complete on its own (an in-memory recorder whose flushed frames pile up
+in ``_mirror``); :class:`gridtape.journal.Journal` derives from it and adds the files, the
+DuckDB side and the queries through the hook protocol documented on the class.
 """
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.errno cimport EINTR, errno
@@ -18,8 +22,11 @@ from libc.string cimport memcpy, strlen
 
 include "encode.pxi"
 
-from .buffer import Tx
+from ..errors import JournalError, ReadOnlyError
+from .args import checked, info_text, many_item
+from .buffer import Refuse, Tx, count, drop_unencodable
 from .columns import Typed, _consts
+from .rows import plain_text
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object s)
@@ -52,125 +59,92 @@ cdef inline int64_t now_ns() noexcept:
     return <int64_t>t.tv_sec * 1000000000 + t.tv_nsec
 
 
-cdef inline bint is_int64(object v):
-    cdef int overflow = 0
-    PyLong_AsLongLongAndOverflow(v, &overflow)
-    return overflow == 0
-
-
-cdef inline bint is_text(object v):
-    return v is None or type(v) is str
-
-
-cdef inline bint is_eid(object v):
-    return v is None or (type(v) is int and is_int64(v))
-
-
-cdef inline bint is_utf8(object s):
-    """A text argument (None or str) the flush can encode (a lone surrogate cannot be)."""
-    cdef Py_ssize_t size
-    if s is None or PyUnicode_IS_ASCII(s):
-        return True
-    if PyUnicode_AsUTF8AndSize(s, &size) == NULL:
-        PyErr_Clear()
-        return False
-    return True
-
-
-cdef object typed_copy(object a, Py_ssize_t n):
-    """record_many's old/new argument as typed columns (journal/columns.py typed_array) when it
-    is None or a 1-D float64, int64 or bool array of n values (the values copied); else None."""
-    cdef int t
-    zf, zi, no, nones, codes = _consts(n)
-    if a is None:
-        return Typed((codes[NONE], zf, no, zi, no, nones))
-    if type(a) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) != 1 or cnp.PyArray_DIM(<cnp.ndarray>a, 0) != n:
-        return None
-    t = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    if t == cnp.NPY_FLOAT64:
-        return Typed((codes[FLOAT], cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_FLOAT64), None, zi, no, nones))
-    if t == cnp.NPY_INT64:
-        return Typed((codes[INT], zf, no, cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_INT64), None, nones))
-    if t == cnp.NPY_BOOL:
-        return Typed((codes[BOOL], zf, no, cnp.PyArray_Cast(<cnp.ndarray>a, cnp.NPY_INT64), None, nones))
-    return None
-
-
-cdef inline bint is_value(object v):
-    t = type(v)
-    return v is None or t is float or t is str or t is bool or (t is int and is_int64(v))
-
-
-cdef int put_str(char* out, int at, const char* s) noexcept:
-    cdef size_t n = strlen(s)
-    memcpy(out + at, s, n)
-    return at + <int>n
-
-
-cdef int put_uint(char* out, int at, unsigned long long v, int width) noexcept:
-    """v in decimal, zero-padded to ``width`` digits."""
-    cdef char tmp[24]
-    cdef int n = 0
-    while v or n < width or n == 0:
-        tmp[n] = <char>(48 + v % 10)
-        v //= 10
-        n += 1
-    while n:
-        n -= 1
-        out[at] = tmp[n]
-        at += 1
-    return at
-
-
-cdef int put_sci(char* out, int at, double m) noexcept:
-    """m with 5 significant digits as JSON (``1.2345e-09``); NaN/Infinity as Python's json writes them."""
-    cdef int e, shift
-    cdef long long k
-    cdef double a
-    if isnan(m):
-        return put_str(out, at, "NaN")
-    if isinf(m):
-        return put_str(out, at, "Infinity" if m > 0 else "-Infinity")
-    if m == 0.0:
-        return put_str(out, at, "0.0")
-    if m < 0:
-        out[at] = 45  # '-'
-        at += 1
-    a = -m if m < 0 else m
-    shift = 0  # keep 10**e inside the normal doubles at both ends of the range
-    if a < 1e-280:
-        a *= 1e100
-        shift = -100
-    elif a > 1e280:
-        a *= 1e-100
-        shift = 100
-    e = <int>floor(log10(a))
-    k = llround(a / pow(10.0, e) * 1e4)
-    if k >= 100000:  # the mantissa rounded up to 10
-        k = llround(a / pow(10.0, e + 1) * 1e4)
-        e += 1
-    elif k < 10000:  # log10 came out one too high
-        k = llround(a / pow(10.0, e - 1) * 1e4)
-        e -= 1
-    e += shift
-    at = put_uint(out, at, k // 10000, 1)
-    out[at] = 46  # '.'
-    at = put_uint(out, at + 1, k % 10000, 4)
-    out[at] = 101  # 'e'
-    out[at + 1] = 45 if e < 0 else 43
-    return put_uint(out, at + 2, -e if e < 0 else e, 2)
+include "fastargs.pxi"
+include "solve_info.pxi"
 
 
 cdef class Recorder:
-    """Holds the buffer ``record()`` appends to: ``_auto`` (events outside a transaction; a
-    refusing stand-in when the journal is closed or read-only) and ``_pending`` (None, or the
-    open transaction's events)."""
-    cdef public object _auto, _pending, _buf, _mirror, author, _seg
+    """Records events into a buffer and flushes them as frames.
+
+    State: ``_auto`` (the list where events outside a transaction go; a refusing stand-in,
+    :class:`buffer.Refuse`, once closed or read-only), ``_buf`` (the buffer's chunks, see
+    journal/buffer.py), ``_pending`` (None, or the open transaction's items), ``_mirror`` (the
+    flushed frames not yet taken by an owner, ``_mirror_rows`` rows), the numbering
+    (``_next_seq``, ``_next_tx``, ``_last_ts`` of the flushed rows, ``_durable``).
+
+    Hook protocol, for the owner of the frames (the Journal):
+
+    * ``_seg`` / ``_seg_fd``: where flush appends a frame (an object with ``size`` and
+      ``failed(errno)``, and its file descriptor), or None / -1 to keep frames in memory only;
+    * ``_ingest_due()``: called by :meth:`flush`, after the frame is written, when
+      ``_mirror_rows`` reaches ``ingest_every``.  The default does nothing: a bare Recorder
+      keeps every frame in ``_mirror``;
+    * ``path``: named in errors.
+    """
+    cdef public object _auto, _pending, _buf, _mirror, author, _seg, path, _tx_author, _tx_message
     cdef public object clock  # None: the wall clock; else a callable returning ns (tests, replays)
     cdef public int64_t _next_seq, _next_tx, _last_ts, _durable, _mirror_rows, ingest_every
     cdef public bint closed, read_only, sync_fsync
     cdef public int _seg_fd  # the segment's file descriptor, -1 for none (in memory, read-only, closed)
 
+    def __init__(self, author=None, *, clock=None, ingest_every=65536, sync_fsync=False):
+        self.author, self.clock, self.ingest_every, self.sync_fsync = author, clock, ingest_every, sync_fsync
+        self._auto = []
+        self._buf = [self._auto]
+        self._pending = self._tx_author = self._tx_message = self._seg = self.path = None
+        self._mirror = []
+        self._mirror_rows = self._next_seq = self._next_tx = self._last_ts = 0
+        self._durable = -1
+        self._seg_fd = -1
+        self.closed = self.read_only = False
+
+    def _ingest_due(self):
+        """Hook: ``ingest_every`` flushed rows wait in ``_mirror``.  A bare Recorder keeps them."""
+
+    # --- state ------------------------------------------------------------------------------------
+    def _open(self):
+        if self.closed:
+            raise JournalError("the journal is closed", file=self.path)
+
+    def _writable(self):
+        if self.closed:
+            raise JournalError("the journal is closed", file=self.path)
+        if self.read_only:
+            raise ReadOnlyError("the journal is open read-only", file=self.path)
+
+    def _refuse(self, error, message):
+        """From now on every record() raises ``error(message)`` (closed or read-only)."""
+        self._auto = Refuse((error, message, self.path))
+        self._buf = [[]] if self.closed else []
+
+    @property
+    def next_seq(self):
+        """The seq the next buffered row will get."""
+        if len(<list>self._buf) == 1:
+            return self._next_seq + len(self._buf[0])
+        return self._next_seq + count(self._buf)[0]
+
+    @property
+    def next_tx(self):
+        if len(<list>self._buf) == 1:
+            return self._next_tx + len(self._buf[0])
+        return self._next_tx + count(self._buf)[1]
+
+    @property
+    def last_seq(self):
+        """The seq of the last recorded row (buffered or not), -1 if none."""
+        return self.next_seq - 1
+
+    @property
+    def durable_seq(self):
+        """The last seq that has been flushed (-1 if none)."""
+        return self._durable
+
+    @property
+    def in_transaction(self):
+        return self._pending is not None
+
+    # --- recording --------------------------------------------------------------------------------
     def record_solve(self, bint converged, long iterations, double mismatch, double runtime_ms, str rebuild,
                      str algorithm, bint distributed_slack, str version):
         """Record a solve event (new = converged) with its details as compact JSON in info.
@@ -225,7 +199,7 @@ cdef class Recorder:
         try:
             frame, n, seq, tx, ts = encode_frame(buf, self._next_seq, self._next_tx, self._last_ts, self.author)
         except TextError as e:
-            self._unencodable(e)
+            self._unencodable(e)  # raises JournalError
             raise
         if n:
             if self._seg_fd >= 0:
@@ -264,19 +238,19 @@ cdef class Recorder:
         commit row like any multi-event transaction; inside one they join it.  The ids and
         values are copied.  Here in C for the common arguments (str texts, an int64 id array,
         float64/int64/bool value arrays or None); anything else goes through the Journal's
-        ``_record_many``, which converts it or raises JournalError naming the field.
+        journal/args.py, which converts it or raises JournalError naming the field.
         """
         cdef Py_ssize_t n
         if (self.closed or self.read_only or type(event) is not str or not is_text(kind) or not is_text(field)
                 or type(eids) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>eids) != 1
                 or cnp.PyArray_TYPE(<cnp.ndarray>eids) != cnp.NPY_INT64
                 or not (is_utf8(event) and is_utf8(kind) and is_utf8(field))):
-            return self._record_many(event, kind, eids, field, olds, news)
+            return self._record_converted(event, kind, eids, field, olds, news)
         n = cnp.PyArray_DIM(<cnp.ndarray>eids, 0)
         old = typed_copy(olds, n)
         new = typed_copy(news, n) if old is not None else None
         if new is None:
-            return self._record_many(event, kind, eids, field, olds, news)
+            return self._record_converted(event, kind, eids, field, olds, news)
         if n == 0:
             return
         item = Many(event, kind, cnp.PyArray_Cast(<cnp.ndarray>eids, cnp.NPY_INT64), field, old, new)
@@ -290,7 +264,7 @@ cdef class Recorder:
         """Record one event: a one-event transaction, or part of the open one.  Buffered, not flushed."""
         if not (type(event) is str and is_text(kind) and is_eid(eid) and is_text(field) and is_value(old)
                 and is_value(new) and is_text(info)):
-            event, kind, eid, field, old, new, info = self._checked(event, kind, eid, field, old, new, info)
+            event, kind, eid, field, old, new, info = checked(event, kind, eid, field, old, new, info)
         p = self._pending
         if p is None:
             a = self._auto
@@ -301,3 +275,85 @@ cdef class Recorder:
                 a.append(row)
         else:
             (<list>p).append((event, kind, eid, field, old, new, info))
+
+    def _record_converted(self, event, kind, eids, field, olds, news):
+        """record_many for any arguments: converted (journal/args.py) or JournalError."""
+        self._writable()
+        item = many_item(event, kind, eids, field, olds, news)
+        if item is None:
+            return
+        if self._pending is not None:
+            (<list>self._pending).append(item)
+        else:
+            self._push(Tx(now_ns() if self.clock is None else self.clock(), self.author, None, [item], None))
+
+    cdef _push(self, tx):
+        """A whole transaction into the buffer; later events go to a new list after it."""
+        (<list>self._buf).append(tx)
+        self._auto = []
+        (<list>self._buf).append(self._auto)
+
+    def _unencodable(self, e):
+        """A str record() let through cannot be encoded (lone surrogate): drop the events holding
+        it, keep the others buffered, raise JournalError naming the column."""
+        self._buf = drop_unencodable(self._buf)
+        self._auto = self._buf[len(self._buf) - 1]
+        raise JournalError(f"text {e}; the events holding such text were dropped, the others stay buffered",
+                           file=self.path, table="events", field=e.field) from None
+
+    # --- transactions -----------------------------------------------------------------------------
+    def begin(self, author=None, message=None):
+        """Open a transaction; returns its tx number.  Its events reach the buffer at commit."""
+        if self.closed or self.read_only:
+            self._writable()
+        if self._pending is not None:
+            raise JournalError("a transaction is already open (transactions do not nest)", file=self.path)
+        if author is None:
+            author = self.author
+        elif type(author) is not str or not is_utf8(author):
+            author = plain_text(author, "author")
+        if message is not None and (type(message) is not str or not is_utf8(message)):
+            message = plain_text(message, "message")
+        self._tx_author, self._tx_message = author, message
+        self._pending = []
+        return self.next_tx
+
+    def commit(self, info=None):
+        """Close the transaction with a ``commit`` row, flush, and return that row's seq."""
+        if self.closed or self.read_only:
+            self._writable()
+        if self._pending is None:
+            raise JournalError("commit without begin", file=self.path)
+        if not is_text(info) or not is_utf8(info):
+            info = info_text(info)
+        tx = Tx(now_ns() if self.clock is None else self.clock(), self._tx_author, self._tx_message,
+                self._pending, info)
+        self._pending = None
+        self._push(tx)
+        return self.flush()
+
+    def rollback(self):
+        """Drop the open transaction's events; no seq or tx number is used up."""
+        if self.closed or self.read_only:
+            self._writable()
+        if self._pending is None:
+            raise JournalError("rollback without begin", file=self.path)
+        self._pending = None
+
+    def transaction(self, author=None, message=None, info=None):
+        """``with j.transaction(...):`` commits on success, rolls back on an exception."""
+        return _TxContext(self, author, message, info)
+
+
+class _TxContext:
+    def __init__(self, j, author, message, info):
+        self.j, self.author, self.message, self.info = j, author, message, info
+
+    def __enter__(self):
+        return self.j.begin(self.author, self.message)
+
+    def __exit__(self, et, ev, tb):
+        if et is None:
+            self.j.commit(self.info)
+        elif self.j.in_transaction:
+            self.j.rollback()

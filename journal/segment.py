@@ -1,7 +1,7 @@
 """The segment file ``<path>.seg``: the acknowledged events not yet moved into DuckDB.
 
 A segment is a sequence of frames (journal/frames.pyx), each one whole flush (whole
-transactions only).  One ``os.write`` appends a frame.  A frame checks itself (GTJ3: its
+transactions only).  One ``os.write`` appends a frame.  A frame checks itself (GTJ4 and GTJ3: its
 checksum and its rows' walk; GTJ2, left by gridtape 0.3: its hashes re-derive), so a frame cut
 short by a kill or a power loss is told apart from a whole one: being the last, it was never
 acknowledged, and it is cut off on reopen.  A bad frame followed by a good one is damage,
@@ -19,14 +19,14 @@ import os
 from ..errors import JournalCorruptError, JournalError, JournalLockedError
 from . import frames as _frames
 
-MAGICS = (_frames.MAGIC, _frames.OLD_MAGIC)  # GTJ3, GTJ2 (gridtape 0.3)
+MAGICS = (_frames.MAGIC,) + _frames.OLD_MAGICS  # GTJ4; GTJ3 (gridtape 0.4), GTJ2 (0.3)
 OLD_MAGIC = b"GTJ1"  # gridtape <= 0.2 (marshal frames)
 
 
 def parse(data: bytes, name):
     """Frames of a segment's bytes: ``(found, good_end)`` with ``found`` a list of
     ``((first_seq, last_seq, last_tx, last_ts, prev_hash, last_hash, n), frame_bytes)`` (the
-    hashes are None for GTJ3 frames); ``good_end < len(data)`` means a torn tail."""
+    hashes are None for GTJ4/GTJ3 frames); ``good_end < len(data)`` means a torn tail."""
     if data.startswith(OLD_MAGIC):
         raise JournalError("the segment was written by gridtape 0.2 or older and still holds events; "
                            "open and close the journal once with that version to move them into DuckDB",

@@ -106,12 +106,17 @@ def load_table(entry: FileEntry, data, *, verify: bool, file) -> pa.Table:
 
 def world_from_files(m: Manifest, read, label, *, verify: bool = True) -> World:
     """Rebuild the world of manifest ``m``; ``read(name) -> bytes`` fetches a file (FileNotFoundError
-    when missing), ``label(name)`` names it in errors."""
+    when missing), ``label(name)`` names it in errors.
+
+    The files are read, checked and decoded in a small thread pool (Parquet decoding and the
+    hashes release the GIL), largest first; the first bad file in manifest order is the one
+    raised, as if they had been read one after the other."""
     if m.format != FORMAT_WORLD:
         raise CaseError(f"not a world snapshot (format {m.format!r})", file=label(""))
     net = m.network
     w = World(sn_mva=net["sn_mva"], f_hz=net["f_hz"], name=net["name"])
-    for entry in m.files:
+
+    def one(entry):
         file = label(entry.name)
         if entry.kind not in KINDS:
             raise SchemaError(f"snapshot holds unknown element kind {entry.kind!r}", file=file, table=entry.kind)
@@ -120,10 +125,31 @@ def world_from_files(m: Manifest, read, label, *, verify: bool = True) -> World:
         except (FileNotFoundError, KeyError):
             raise SnapshotCorruptError("file listed in the manifest is missing", file=file) from None
         tb = load_table(entry, data, verify=verify, file=file)
-        w.tables[entry.kind] = codec.table_from_arrow(entry.kind, tb, entry.extra, entry.next_id, file=file)
+        return codec.table_from_arrow(entry.kind, tb, entry.extra, entry.next_id, file=file)
+
+    jobs = {id(e): _pool().submit(one, e) for e in sorted(m.files, key=lambda e: -e.bytes)}
+    for entry in m.files:
+        w.tables[entry.kind] = jobs[id(entry)].result()  # raises the first bad file's error
     if m.schema_fingerprint != fingerprint():
         w.validate(file=label(""))
     return w
+
+
+_POOL = []
+
+
+def _pool():
+    """The readers' thread pool (made at the first read; a forked child makes its own)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _POOL or _POOL[0][0] != os.getpid():
+        _POOL[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="gridtape-snapshot-read"))]
+    return _POOL[0][1]
+
+
+#: threads decoding the files of one snapshot (Parquet decoding and hashing release the GIL)
+READERS = 4
 
 
 # --- the snapshot directory ----------------------------------------------------------------------

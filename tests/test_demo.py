@@ -25,8 +25,11 @@ def test_demo_runs_and_fits_a_terminal(demo):
     lines = run.stdout.splitlines()
     assert len(lines) > 20
     assert max(len(line) for line in lines) <= 80
-    for section in ("the log", "bisect", "its diff", "blame", "before and after", "margin"):
+    for section in ("the log", "bisect", "its diff", "blame", "before and after", "why it diverges", "margin"):
         assert any(section in line for line in lines), section
+    why = next(line for line in lines if "why: " in line)
+    assert "load" in why and "bus 85" in why and "% past" in why
+    assert any("largest mismatch" in line and "bus 85" in line for line in lines)
 
 
 def test_demo_journal_is_a_real_study(demo):

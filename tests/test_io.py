@@ -391,12 +391,13 @@ def test_csv_parser_keeps_quoting():
 
 
 def test_csv_zip_hand_written_file(tmp_path):
-    """Text may be unquoted in hand-written files; a missing network.csv gives the defaults."""
-    path = small_zip(tmp_path, bus__csv="id,name,vn_kv,type\n0,b0,20.0,b\n1,,20,n\n", network__csv=None)
+    """Text may be unquoted in hand-written files."""
+    path = small_zip(tmp_path, bus__csv="id,name,vn_kv,type\n0,b0,20.0,b\n1,,20,n\n",
+                     network__csv="name,sn_mva,f_hz\nsmall,100,60\n")
     w = read_csv_zip(path)
     assert list(w["bus"].cols["name"]) == ["b0", None]
     assert list(w["bus"].cols["type"]) == ["b", "n"]
-    assert w.sn_mva == 1.0 and w.f_hz == 50.0
+    assert w.sn_mva == 100.0 and w.f_hz == 60.0 and w.name == "small"
     assert w["line"].ids.tolist() == [3] and w["load"].ids.tolist() == [7]
 
 

@@ -1,8 +1,9 @@
 """The C frame codec of the journal (journal/frames.pyx) against its Python references:
 our BLAKE2b against hashlib, the frame checksum against a Python transcription, encode() +
 decode() against buffer.to_rows + chain.chain (the pure-Python canonical encoding and hash
-chain), scan() on torn and damaged frames of both formats (GTJ3, and GTJ2 frames built here
-in pure Python as gridtape 0.3 wrote them)."""
+chain), scan() on torn and damaged frames of every format (GTJ4; GTJ3 frames as gridtape 0.4
+wrote them, rebuilt here from GTJ4 ones with the Python transcription of its checksum; GTJ2
+frames built here in pure Python as gridtape 0.3 wrote them)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,6 +12,7 @@ import struct
 
 import numpy as np
 import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +96,12 @@ def _lane(acc, w):
     return (_rotl((acc + w * K2) & M64, 29) * K1) & M64
 
 
+def gtj3(frame: bytes) -> bytes:
+    """A GTJ4 frame as gridtape 0.4 wrote it (GTJ3): the same bytes, its own checksum."""
+    body = b"GTJ3" + frame[4:-8]
+    return body + sum64_reference(body).to_bytes(8, "little")
+
+
 def sum64_reference(data: bytes) -> int:
     """journal/sum64.h transcribed: four lanes over 32-byte stripes, the rest word by word
     then byte by byte, the length folded in, a final mix."""
@@ -163,12 +171,18 @@ def test_encode_agrees_with_the_python_reference(buf, seq, tx, prev):
     if not rows:
         assert frame is None
         return
-    assert frame[:4] == b"GTJ3" and (last_seq, last_tx, last_ts) == rows[-1][:3]
+    assert frame[:4] == b"GTJ4" and (last_seq, last_tx, last_ts) == rows[-1][:3]
     assert frames.scan(frame) == (len(frame), n, seq, last_seq, last_tx, last_ts, None, None)
+    assert frame[-8:] == xxhash.xxh3_64_intdigest(frame[:-8] + bytes(8)).to_bytes(8, "little")
+    g3 = gtj3(frame)  # the same rows as gridtape 0.4 wrote them
+    assert frames.scan(g3) == (len(g3), n, seq, last_seq, last_tx, last_ts, None, None)
     hashes = chain(rows, prev)
     table, last = frames_table([frame, frame], prev)  # the second copy chains on the first
     assert table.num_rows == 2 * n and last == chain(rows + rows, prev)[-1]
     _check_columns(table.slice(0, n), rows, hashes)
+    t3, last3 = frames_table([g3], prev)  # GTJ3 decodes to the same rows and hashes
+    assert last3 == hashes[-1]
+    _check_columns(t3, rows, hashes)
     # the same rows as a GTJ2 frame (0.3) decode to the same table and carry the same hashes
     old, old_last = legacy_frame(rows, prev)
     assert frames.scan(old) == (len(old), n, seq, last_seq, last_tx, last_ts, prev, old_last)
@@ -204,9 +218,11 @@ def _frame(k=3):
     return frames.encode(buf, 0, 0, 0, "ann")[0]
 
 
-@pytest.mark.parametrize("fmt", ["GTJ3", "GTJ2"])
+@pytest.mark.parametrize("fmt", ["GTJ4", "GTJ3", "GTJ2"])
 def test_scan_refuses_every_torn_prefix_and_any_flipped_byte(fmt):
     f = _frame()
+    if fmt == "GTJ3":
+        f = gtj3(f)
     if fmt == "GTJ2":
         rows = buffer.to_rows([[(10 + i, "set", "load", i, "p_mw", float(i), float(i) + 0.5, None)
                                 for i in range(3)]], 0, 0, 0, "ann")

@@ -1,4 +1,5 @@
-"""Segment formats and life cycle: GTJ2 segments left by gridtape 0.3 are resumed, the hash
+"""Segment formats and life cycle: GTJ3 segments left by gridtape 0.4 and GTJ2 segments left by
+gridtape 0.3 are resumed, the hash
 chain computed at ingest is the one verify() re-derives (head_hash included), a kill in the
 middle of a move of record_many transactions loses nothing, and a journal closed while the
 interpreter shuts down leaves its events in the segment for the next open."""
@@ -17,9 +18,10 @@ import numpy as np
 import pytest
 
 from gridtape.errors import JournalCorruptError
-from gridtape.journal import Journal, buffer
+from gridtape.journal import Journal, buffer, frames
 from gridtape.journal import db as db_mod
 from gridtape.journal.chain import ZERO, canonical, chain
+from gridtape.journal.columns import typed_array
 
 
 @pytest.fixture
@@ -63,14 +65,44 @@ def test_a_gtj2_segment_left_by_0_3_is_resumed(jpath):
         f.write(one + two)
     with Journal(jpath, read_only=True) as r:  # a reader sees them as its tail
         assert r.count() == 5 and r.verify() == 5 and r.head_hash == h2.hex()
-    with Journal(jpath) as j:  # a writer moves them into DuckDB and goes on in GTJ3
+    with Journal(jpath) as j:  # a writer moves them into DuckDB and goes on in GTJ4
         assert j.count() == 5 and os.path.getsize(jpath + ".seg") == 0
         assert j.log()["event"].tolist() == ["set", "set", "set", "set", "commit"]
         assert j.head_hash == h2.hex()
         _steps(j, 0, 2)
-        assert open(jpath + ".seg", "rb").read(4) == b"GTJ3"
+        assert open(jpath + ".seg", "rb").read(4) == b"GTJ4"
     with Journal(jpath, read_only=True) as r:
         assert r.verify() == 5 + 2 * 86
+
+
+def test_a_gtj3_segment_left_by_0_4_is_resumed(jpath):
+    """GTJ3 frames (our own checksum, sum64) are read, torn ones refused, and moved; the writer
+    goes on in GTJ4."""
+    with Journal(jpath) as j:
+        j.record("load")
+        last_ts = int(j.log()["ts_ns"].iloc[-1])
+    bufs = [[[(last_ts + 1, "set", "gen", 4, "vm_pu", 1.0, 1.02, None)]],
+            [buffer.Tx(last_ts + 2, "ann", "m", [buffer.Many("set", "load", np.arange(30), "p_mw",
+                                                             *(typed_array(np.arange(30.0) + k, side, 30)
+                                                               for k, side in ((0, "old"), (1, "new"))))], None)]]
+    seq, tx, data, rows = 1, 1, b"", []
+    for buf in bufs:
+        f4, n, last, last_tx, last_ts = frames.encode(buf, seq, tx, last_ts, "ann")
+        rows += buffer.to_rows(buf, seq, tx, last_ts, "ann")
+        body = b"GTJ3" + f4[4:-8]
+        data += body + frames.sum64(body).to_bytes(8, "little")
+        seq, tx = last + 1, last_tx + 1
+    with open(jpath + ".seg", "wb") as f:
+        f.write(data + data[:40])  # and a torn frame after them
+    with Journal(jpath, read_only=True) as r:
+        assert r.count() == 1 + 32 and r.verify() == 33
+    with Journal(jpath) as j:
+        assert j.count() == 33 and os.path.getsize(jpath + ".seg") == 0
+        assert j.log()["new"].tolist()[-3:] == [29.0, 30.0, None]
+        _steps(j, 0, 1)
+        assert open(jpath + ".seg", "rb").read(4) == b"GTJ4"
+    with Journal(jpath, read_only=True) as r:
+        assert r.verify() == 33 + 86
 
 
 def test_a_gtj2_frame_that_does_not_chain_on_duckdb_is_corruption(jpath):

@@ -24,7 +24,7 @@ from gridtape.errors import JournalCorruptError, JournalError, JournalLockedErro
 from gridtape.journal import Journal
 from gridtape.journal import buffer as buffer_mod
 from gridtape.journal import store as store_mod
-from gridtape.journal import frames
+from gridtape.journal import db, frames
 from gridtape.journal.chain import canonical, chain, chain_columns
 from gridtape.journal.columns import Cols, typed_array
 from gridtape.journal.rows import make_row
@@ -499,7 +499,7 @@ def test_a_torn_last_frame_is_dropped_and_the_journal_continues(jpath):
     _write_and_die(jpath, n=5)
     seg = jpath + ".seg"
     good = open(seg, "rb").read()
-    assert good.startswith(b"GTJ3")
+    assert good.startswith(b"GTJ4")
     first_frame = good[:len(good) // 5]
     with open(seg, "ab") as f:
         f.write(first_frame[:len(first_frame) - 3])  # a frame cut short by the kill
@@ -662,3 +662,61 @@ def test_record_many_fast_path_records_what_the_checked_path_records():
     with pytest.raises(JournalError):
         fast.record_many("set", "load", np.arange(3), "p", np.zeros(2), None)
     assert fast.count() == len(a)
+
+
+def test_a_bare_recorder_records_what_a_journal_records():
+    """The Recorder is complete on its own: transactions, conversions and flushes, its frames
+    kept in ``_mirror`` (the default ``_ingest_due`` keeps them); they decode to the journal's rows."""
+    from gridtape.journal.db import frames_table
+    from gridtape.journal.recorder import Recorder
+
+    def play(r):
+        r.record("set", "load", 3, "p_mw", 1.5, np.float64(2.0), info={"k": 1})
+        with r.transaction(author="bob", message="m"):
+            r.record_many("set", "gen", [4, 5], "p_mw", None, [1, 2])
+            r.record_solve(True, 3, 1e-9, 1.25, "none", "nr", False, "0.5")
+        r.begin()
+        r.record("dropped")
+        r.rollback()
+        r.record("tag")
+        return r.flush()
+
+    rec = Recorder("ann", clock=lambda: 7, ingest_every=2)
+    j = Journal(author="ann", clock=lambda: 7)
+    assert play(rec) == play(j) == 5 and rec.next_seq == j.next_seq == 6
+    assert len(rec._mirror) == 2 and rec._mirror_rows == 6  # nothing took them
+    table, _ = frames_table(rec._mirror, bytes(16))
+    got = table.to_pandas()
+    want = j.log()
+    for col in ("seq", "tx", "event", "kind", "field", "author", "message", "info"):
+        assert got[col].tolist() == want[col].tolist(), col
+    assert got["hash"].tolist() == want["hash"].tolist()
+    with pytest.raises(JournalError):
+        rec.commit()
+
+
+def test_log_columns_fetches_only_what_is_asked():
+    j = Journal()
+    j.record("load", info="{}")
+    j.record_many("set", "load", np.arange(5), "p_mw", np.zeros(5), np.arange(5.0))
+    j.record("set", "bus", 1, "name", "a", "b")
+    full = j.log()
+    part = j.log(columns=["new", "seq", "event"])
+    assert list(part.columns) == ["seq", "event", "new"]
+    for c in part.columns:
+        assert part[c].tolist() == full[c].tolist()
+    assert j.log(since=2, event="set", columns="eid")["eid"].tolist() == [1, 2, 3, 4, 1]
+    for bad in ([], ["nope"], 3):
+        with pytest.raises(JournalError) as e:
+            j.log(columns=bad)
+        assert e.value.field == "columns"
+
+
+def test_rows_come_back_in_seq_order_whatever_the_scan_order():
+    from gridtape.journal import query
+
+    j = Journal()
+    for k in range(6):
+        j.record("set", "load", k, "p_mw", None, float(k))
+    t = db.fetch(j._con, f"SELECT * FROM {j._source()}").take([3, 0, 5, 1, 4, 2])
+    assert query.in_seq_order(t).column("seq").to_pylist() == list(range(6))

@@ -168,5 +168,5 @@ def test_bisect_finds_the_edit_that_breaks_convergence(tmp_path):
     # the command line prints the same event
     out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True,
                          cwd=tmp_path)  # not the repository root: its gridtape/ must not shadow the installed one
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # 1: a breaking transaction was found (docs/cli.md)
     assert f"seq {first_bad}" in out.stdout and res.message in out.stdout

@@ -22,6 +22,10 @@ def load_case(path, *, strict=False) -> World:
     CaseError names the path when it does not exist, has an unknown extension, or is a
     directory without exactly one case file.  ``strict`` (JSON, CSV-zip) makes unknown columns
     a SchemaError instead of pass-through extras.
+
+    Whatever the bytes, a reader returns a validated World or raises a gridtape error naming the
+    file (and the table / row / field or line where it knows them); no library exception escapes
+    and no file stays open (docs/reliability.md).
     """
     try:
         path = os.fspath(path)
@@ -52,7 +56,11 @@ def _case_in_dir(path: str) -> str:
     data = os.path.join(path, "data.zip")
     if os.path.isfile(data):
         return data
-    found = sorted(f for f in os.listdir(path)
+    try:
+        names = os.listdir(path)
+    except OSError as e:
+        raise CaseError(f"cannot list the directory: {e.strerror or e}", file=path) from None
+    found = sorted(f for f in names
                    if os.path.splitext(f)[1].lower() in FORMATS and os.path.isfile(os.path.join(path, f)))
     if len(found) == 1:
         return os.path.join(path, found[0])

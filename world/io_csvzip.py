@@ -20,20 +20,27 @@ Hand-written files may leave text unquoted; schema text columns read any field a
 from __future__ import annotations
 
 import io
+import lzma
 import math
 import os
 import re
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
-from gridtape.errors import CaseError, SchemaError
+from gridtape.errors import CaseError, SchemaError, UnsupportedError
 
 from .io_pandapower import world_from_pp_tables
 from .schema import BOOL, F8, I8, IGNORED_TABLES, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
 from .world import World
 
 NETWORK_FILE = "network.csv"
+
+#: what the zip and deflate libraries raise for damaged bytes besides BadZipFile and OSError
+ZIP_ERRORS = (zlib.error, EOFError, ValueError, RuntimeError, NotImplementedError, OverflowError, struct.error,
+              lzma.LZMAError, UnicodeDecodeError, KeyError, IndexError)
 ID_HEADER = "id"
 
 
@@ -214,10 +221,12 @@ def read_csv_zip(path, *, strict=False) -> World:
         raise CaseError("is a directory, not a CSV-zip", file=file)
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise CaseError("not a zip file", file=file) from None
+    except zipfile.BadZipFile as e:
+        raise CaseError(f"not a zip file: {e}", file=file) from None
     except OSError as e:
-        raise CaseError(f"cannot read: {e.strerror}", file=file) from None
+        raise CaseError(f"cannot read: {e.strerror or e}", file=file) from None
+    except ZIP_ERRORS as e:  # a damaged central directory: bad sizes, names, offsets
+        raise CaseError(f"damaged zip file: {type(e).__name__}: {e}", file=file) from None
     with zf:
         members = {}
         for info in zf.infolist():
@@ -236,12 +245,15 @@ def read_csv_zip(path, *, strict=False) -> World:
         for table, info in members.items():
             try:
                 raw = zf.read(info)
-            except (zipfile.BadZipFile, OSError, RuntimeError) as e:
-                raise CaseError(f"cannot read member: {e}", file=file, table=table) from None
+            except (zipfile.BadZipFile, OSError) + ZIP_ERRORS as e:
+                raise CaseError(f"cannot read member {info.filename!r}: {type(e).__name__}: {e}", file=file,
+                                table=table) from None
             try:
                 texts[table] = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise CaseError(f"not UTF-8 text: {e.reason}", file=file, table=table) from None
+                line = raw.count(b"\n", 0, e.start) + 1
+                raise CaseError(f"not UTF-8 text: {e.reason} at byte {e.start}", file=file, table=table,
+                                line=line) from None
     return world_from_csv_texts(texts, file=file, strict=strict)
 
 
@@ -249,7 +261,10 @@ def world_from_csv_texts(texts: dict, *, file=None, strict=False) -> World:
     """A World from ``{table name: CSV text}`` (the members of a CSV-zip, without ``.csv``)."""
     import pandas as pd
 
-    name, sn_mva, f_hz = "", 1.0, 50.0
+    if NETWORK_FILE[:-4] not in texts:
+        raise CaseError(f"no {NETWORK_FILE}: the case's sn_mva and f_hz are not given (a CSV-zip keeps them "
+                        f"in {NETWORK_FILE}, header name,sn_mva,f_hz)", file=file, table="network")
+    name, sn_mva, f_hz = "", None, None
     tables = {}
     for table, text in texts.items():
         if table == NETWORK_FILE[:-4]:
@@ -261,12 +276,14 @@ def world_from_csv_texts(texts: dict, *, file=None, strict=False) -> World:
             if table in UNSUPPORTED_TABLES:
                 rows = _rows(text, file, table)
                 if len(rows) > 1:
-                    raise SchemaError(f"table {table!r} is not supported by gridtape", file=file, table=table)
+                    raise UnsupportedError(f"pandapower table {table!r} is not modelled by gridtape", file=file,
+                                           table=table)
                 continue
             raise SchemaError(f"unknown element table {table!r}; known: {', '.join(KIND_ORDER)}",
                               file=file, table=table)
         tables[table] = _read_table(table, text, file, pd)
-    return world_from_pp_tables(tables, sn_mva=sn_mva, f_hz=f_hz, name=name, file=file, strict=strict)
+    return world_from_pp_tables(tables, sn_mva=sn_mva, f_hz=f_hz, name=name, file=file, strict=strict,
+                                check_text=False)  # strict UTF-8 decoding: no lone surrogates
 
 
 def _rows(text, file, table):
@@ -290,10 +307,9 @@ def _read_network(text, file):
     if unknown:
         raise SchemaError(f"unknown network field {unknown[0]!r}", file=file, table="network", field=unknown[0])
     out = []
-    for key, default in (("sn_mva", 1.0), ("f_hz", 50.0)):
+    for key in ("sn_mva", "f_hz"):
         if key not in d or d[key][0].strip() == "":
-            out.append(default)
-            continue
+            raise SchemaError(f"network.csv gives no {key}", file=file, table="network", field=key)
         try:
             v = float(d[key][0])
         except ValueError:
@@ -331,6 +347,9 @@ def _read_table(table, text, file, pd):
             except ValueError:
                 raise SchemaError(f"id {tok!r} on line {line} is not an integer", file=file, table=table,
                                   row=tok, field=header[0]) from None
+        if not -2 ** 63 <= eid < 2 ** 63:
+            raise SchemaError(f"id {tok!r} on line {line} is beyond int64", file=file, table=table, row=tok,
+                              field=header[0])
         if len(row) != ncol:
             raise SchemaError(f"line {line} has {len(row)} fields, the header {ncol}", file=file, table=table,
                               row=eid)

@@ -165,10 +165,17 @@ def read_matpower(path, *, f_hz=50.0) -> World:
     if os.path.isdir(path):
         raise CaseError("is a directory, not a MATPOWER file", file=path)
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except OSError as e:
-        raise CaseError(f"cannot read: {e.strerror}", file=path) from None
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, ValueError) as e:
+        raise CaseError(f"cannot read: {getattr(e, 'strerror', None) or e}", file=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # Octave / MATLAB files of older tools: every byte kept as is
+    if "\x00" in text:
+        raise CaseError("binary data in a MATPOWER text file (NUL byte; a .mat file is not read here)",
+                        file=path, line=text.count("\n", 0, text.index("\x00")) + 1)
     mpc = parse_matpower(text, file=path)
     name = os.path.splitext(os.path.basename(path))[0]
     return world_from_mpc(mpc, f_hz=f_hz, file=path, name=name)
@@ -193,7 +200,14 @@ def world_from_mpc(mpc: dict, *, f_hz=50.0, file=None, name="") -> World:
     for key in ("bus", "gen", "branch"):
         if key not in mpc:
             raise CaseError(f"MATPOWER case has no mpc.{key}", file=file, table=key)
-        a = np.asarray(mpc[key], dtype=float)
+        try:
+            a = np.asarray(mpc[key], dtype=float)
+        except (TypeError, ValueError, OverflowError):
+            raise CaseError(f"mpc.{key} is not a numeric matrix", file=file, table=key) from None
+        if a.ndim == 0:
+            raise CaseError(f"mpc.{key} is a scalar, not a matrix", file=file, table=key)
+        if a.ndim > 2:
+            raise CaseError(f"mpc.{key} has {a.ndim} dimensions, not 2", file=file, table=key)
         if a.ndim == 1:
             a = a.reshape(1, -1) if a.size else a.reshape(0, _MIN_COLS[key])
         if a.size == 0:
@@ -204,8 +218,51 @@ def world_from_mpc(mpc: dict, *, f_hz=50.0, file=None, name="") -> World:
         arrays[key] = a.copy()
     if not len(arrays["bus"]):
         raise CaseError("MATPOWER case has no buses", file=file, table="bus")
-    frames = _convert(arrays["bus"], arrays["gen"], arrays["branch"], base_mva, float(f_hz), mpc, file)
+    _check_matrices(arrays, file)
+    with np.errstate(all="ignore"):  # a zero base kV or rating gives inf / NaN, refused by the schema
+        frames = _convert(arrays["bus"], arrays["gen"], arrays["branch"], base_mva, float(f_hz), mpc, file)
     return world_from_frames(frames, sn_mva=base_mva, f_hz=float(f_hz), name=name, file=file)
+
+
+#: (matrix, column, name): columns that must hold integers (bus numbers, types, status flags)
+_INTEGRAL = (("bus", BUS_I, "BUS_I"), ("bus", BUS_TYPE, "BUS_TYPE"), ("gen", GEN_BUS, "GEN_BUS"),
+             ("branch", F_BUS, "F_BUS"), ("branch", T_BUS, "T_BUS"))
+#: (matrix, column, name): columns that must be finite numbers
+_FINITE = (("bus", BASE_KV, "BASE_KV"), ("gen", GEN_STATUS, "GEN_STATUS"), ("branch", BR_STATUS, "BR_STATUS"),
+           ("branch", TAP, "TAP"), ("branch", SHIFT, "SHIFT"), ("bus", PD, "PD"), ("bus", QD, "QD"),
+           ("bus", GS, "GS"), ("bus", BS, "BS"))
+
+
+def _check_matrices(arrays, file):
+    """What the conversion relies on, checked before anything is converted: integral bus numbers
+    (>= 1, unique is checked later), bus types 1-4, finite base kV > 0, finite status / tap / shift /
+    demand values.  CaseError naming the matrix, its 1-based row and the MATPOWER column."""
+    def bad(key, rows, name, why):
+        r = int(rows[0])
+        raise CaseError(f"mpc.{key} row {r + 1}, column {name}: {why}: {arrays[key][r, _col[name]]!r}", file=file,
+                        table=key, row=r + 1, field=name)
+
+    _col = {name: c for _, c, name in _INTEGRAL + _FINITE}
+    for key, c, name in _INTEGRAL:
+        v = arrays[key][:, c]
+        wrong = ~np.isfinite(v) | (v != np.round(v)) | (np.abs(v) >= 2.0 ** 53)
+        if wrong.any():
+            bad(key, np.flatnonzero(wrong), name, "not an integer")
+    for key, c, name in _FINITE:
+        v = arrays[key][:, c]
+        if not np.isfinite(v).all():
+            bad(key, np.flatnonzero(~np.isfinite(v)), name, "not a finite number")
+    bus = arrays["bus"]
+    low = bus[:, BUS_I] < 1
+    if low.any():
+        bad("bus", np.flatnonzero(low), "BUS_I", "bus numbers start at 1")
+    types = ~np.isin(bus[:, BUS_TYPE], (1, 2, 3, 4))
+    if types.any():
+        bad("bus", np.flatnonzero(types), "BUS_TYPE", "bus type must be 1 (PQ), 2 (PV), 3 (reference) or 4 "
+                                                     "(isolated)")
+    kv = bus[:, BASE_KV] <= 0
+    if kv.any():
+        bad("bus", np.flatnonzero(kv), "BASE_KV", "base kV must be > 0")
 
 
 def _names(mpc, key, n):

@@ -10,8 +10,10 @@ import math
 
 import numpy as np
 
-from gridtape.errors import DependencyError, SchemaError
+from gridtape.errors import DependencyError, SchemaError, UnsupportedError
 
+from .pp_checks import (check_curve_objects, check_encodable, check_frame, check_unmodelled, check_user_pf_options, empty_cells,
+                        encodable, fill_empty_columns, integral, network_value)
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
 from .world import World, world_from_frames
 
@@ -57,7 +59,7 @@ def _version_tuple(v):
     return tuple(out) if out else None
 
 
-def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict:
+def normalize_pp_tables(tables: dict, *, file=None, format_version=None, check_text=True) -> dict:
     """Pick the element tables out of a pandapower net's tables and bring older layouts up to
     pandapower 3 (the renames and additions pandapower's own ``convert_format`` makes).
 
@@ -72,14 +74,20 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
     out = {}
     for key, df in tables.items():
         if not isinstance(df, pd.DataFrame):
+            if key in KINDS or key in UNSUPPORTED_TABLES:
+                raise SchemaError(f"element table {key!r} is not a table ({type(df).__name__})", file=file,
+                                  table=key)
             continue
         if key in UNSUPPORTED_TABLES:
             if len(df):
-                raise SchemaError(f"pandapower table {key!r} ({len(df)} rows) is not supported by gridtape",
-                                  file=file, table=key)
+                raise UnsupportedError(f"pandapower table {key!r} ({len(df)} rows) is not modelled by gridtape",
+                                       file=file, table=key)
             continue
         if key not in KINDS:
             continue  # results, costs, geodata, controllers, ...: not part of the power-flow input
+        check_frame(df, key, file)
+        if check_text:
+            check_encodable(df, key, file)
         out[key] = df
     if fv is not None and fv < (2, 0, 0):
         from gridtape.errors import CaseError
@@ -128,13 +136,26 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
         bus = out.get("bus")
         if bus is not None and "vn_kv" in bus.columns:
             vn = dict(zip(bus.index.tolist(), bus["vn_kv"].tolist()))
-            edit("shunt")["vn_kv"] = [vn.get(int(b), math.nan) for b in shunt["bus"].tolist()]
+            edit("shunt")["vn_kv"] = [vn.get(b, math.nan) if integral(b) else math.nan
+                                      for b in shunt["bus"].tolist()]
     sgen = out.get("sgen")
     if sgen is not None and len(sgen) and "current_source" not in sgen.columns and "type" in sgen.columns:
         edit("sgen")["current_source"] = [t != "motor" for t in sgen["type"].tolist()]
     t3 = out.get("trafo3w")
     if t3 is not None and len(t3) and "tap_step_degree" not in t3.columns:
         edit("trafo3w")["tap_step_degree"] = 0.0
+    # --- empty optional cells the power flow does not read: the schema default -----------------
+    for kind in list(out):
+        cols = [c for c in fill_empty_columns(kind) if c in out[kind].columns]
+        empty = {c: empty_cells(out[kind][c]) for c in cols}
+        empty = {c: m for c, m in empty.items() if m.any()}
+        if empty:
+            df = edit(kind)
+            for c, m in empty.items():
+                vals = df[c].to_numpy(dtype=object, copy=True)
+                vals[m] = KINDS[kind][c].default
+                df[c] = vals
+    check_unmodelled(out, file)
     # --- pandapower 2 phase-shifter flag -> tap_changer_type (pandapower's convert_trafo_pst_logic)
     for kind in ("trafo", "trafo3w"):
         df = out.get(kind)
@@ -151,12 +172,19 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None) -> dict
     return out
 
 
+def _floats(series) -> np.ndarray:
+    """A column as floats, anything that is not a number as NaN (the schema refuses it later)."""
+    import pandas as pd
+
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
 def _pst_logic(df):
     """tap_changer_type as pandapower 3 derives it for a pandapower 2 transformer table."""
     n = len(df)
     nanv = np.full(n, np.nan)
-    deg = df["tap_step_degree"].to_numpy(dtype=float, na_value=np.nan) if "tap_step_degree" in df else nanv
-    pct = df["tap_step_percent"].to_numpy(dtype=float, na_value=np.nan) if "tap_step_percent" in df else nanv
+    deg = _floats(df["tap_step_degree"]) if "tap_step_degree" in df else nanv
+    pct = _floats(df["tap_step_percent"]) if "tap_step_percent" in df else nanv
     prev = df["tap_changer_type"].to_numpy(dtype=object) if "tap_changer_type" in df else np.full(n, None, object)
     out = prev.copy()
     pct_ok = ~np.isnan(pct) & (pct != 0)
@@ -169,19 +197,26 @@ def _pst_logic(df):
 
 
 def world_from_pp_tables(tables: dict, *, sn_mva=1.0, f_hz=50.0, name="", file=None, strict=False,
-                         format_version=None) -> World:
-    """A World from a pandapower net's tables (see :func:`normalize_pp_tables`)."""
-    frames = normalize_pp_tables(tables, file=file, format_version=format_version)
-    return world_from_frames(frames, sn_mva=_scalar(sn_mva, 1.0), f_hz=_scalar(f_hz, 50.0),
-                             name=_name(name), file=file, strict=strict)
+                         format_version=None, user_pf_options=None, check_text=True, curve_objects=False) -> World:
+    """A World from a pandapower net's tables (see :func:`normalize_pp_tables`).
 
-
-def _scalar(v, default):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(f) else f
+    ``sn_mva`` and ``f_hz`` must be finite positive numbers (SchemaError naming the field, table
+    ``"network"``); a caller passes pandapower's defaults (1.0, 50.0) when the net lacks them.
+    ``user_pf_options`` (the net's own runpp options) are kept as ``world.pf_options``; PowerGrid
+    applies them (gridtape.options) and names an unmodelled one."""
+    sn = network_value(sn_mva, "sn_mva", file)
+    f = network_value(f_hz, "f_hz", file)
+    pf_options = check_user_pf_options(user_pf_options, file)
+    frames = normalize_pp_tables(tables, file=file, format_version=format_version, check_text=check_text)
+    check_curve_objects(frames, curve_objects, file)
+    name = _name(name)
+    if check_text and not encodable(name):
+        raise SchemaError(f"text that is not valid Unicode (a lone surrogate): {name!r}", file=file,
+                          table="network", field="name")
+    world = world_from_frames(frames, sn_mva=sn, f_hz=f, name=name, file=file, strict=strict)
+    if pf_options:
+        world.pf_options = pf_options
+    return world
 
 
 def _name(v):
@@ -268,10 +303,12 @@ def from_pandapower(net, *, strict=False) -> World:
     import pandas as pd
 
     tables = {k: v for k, v in net.items() if isinstance(k, str) and not k.startswith("_")
-              and isinstance(v, pd.DataFrame)}
+              and (isinstance(v, pd.DataFrame) or k in KINDS or k in UNSUPPORTED_TABLES)}
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), strict=strict,
-                                format_version=net.get("format_version"))
+                                format_version=net.get("format_version"),
+                                user_pf_options=net.get("user_pf_options"),
+                                curve_objects=len(net.get("q_capability_characteristic", ())) > 0)
 
 
 def to_pandapower(world: World):
