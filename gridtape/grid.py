@@ -234,8 +234,13 @@ class PowerGrid:
 
     def log(self, since=None, until=None, author=None, kind=None, event=None):
         """The journal as a DataFrame (seq, tx, time, author, message, event, kind, eid, field, old,
-        new, info), filtered by seq or time range, author, element kind and event kind."""
-        return self._need_journal("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+        new, info), filtered by seq or time range, author, element kind and event kind.  Hashes
+        read as hex text."""
+        log = self._need_journal("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+        for c in log.columns:
+            if log[c].dtype == object and len(log) and isinstance(log[c].iloc[0], (bytes, bytearray, memoryview)):
+                log[c] = [None if v is None else bytes(v).hex() for v in log[c].tolist()]
+        return log
 
     def history(self, kind: str, eid, field: str):
         """Every event that set ``kind`` ``eid`` ``field``, oldest first."""
@@ -640,6 +645,10 @@ class PowerGrid:
         if self._results is None:
             if self._last is None:
                 raise NotSolvedError("no solve has run yet: call solve() first")
+            if self._engine.level() == "full" and self._engine.solved:
+                # elements were added or removed (or the topology changed) since the last solve
+                raise NotSolvedError("the network changed since the last solve (elements added, removed or "
+                                     "switched): solve() again for results")
             if not self._last.converged:
                 self._results = R.empty_tables(self._world)
             else:
