@@ -1,32 +1,22 @@
 """GridEditor: atomic topology edits, ``with grid.edit(author=..., message=...) as e:``.
 
 Inside the block, additions, removals and property writes change the live world at once (so the
-block can read what it just did) and are recorded as one journal transaction.  If the block
-raises, every table it touched is put back as it was (ids, values, row order, ``next_id``), the
-journal transaction is dropped and the results of the last solve come back: nothing of the block
-remains.  On a clean exit the transaction is committed and made durable.
+block can read what it just did) and are recorded as one journal transaction: each goes through
+the grid's one write path (world/changes.py ``apply``), and the block keeps what each did.  If the
+block raises, the inverse changes are applied latest first (ids, values, row order, ``next_id``
+and network values come back), the journal transaction is dropped and the results of the last
+solve come back: nothing of the block remains.  On a clean exit the transaction is committed and
+made durable.
 """
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
 from gridtape.errors import BadReferenceError, DependencyError, JournalError, SchemaError, TopologyError
+from gridtape.world.changes import AddRows, Applied, RemoveRows, SetCol, apply
+from gridtape.world.schema import BUS_REFS, SWITCH_ET
 
 from .handles import Handle
-
-#: element kinds that hang on one bus, and the columns by which branches refer to buses
-_BUS_REFS = {"line": ("from_bus", "to_bus"), "trafo": ("hv_bus", "lv_bus"),
-             "trafo3w": ("hv_bus", "mv_bus", "lv_bus"), "impedance": ("from_bus", "to_bus"),
-             "load": ("bus",), "sgen": ("bus",), "gen": ("bus",), "ext_grid": ("bus",), "shunt": ("bus",),
-             "storage": ("bus",), "ward": ("bus",), "xward": ("bus",), "switch": ("bus",)}
-_SWITCH_ET = {"line": "l", "trafo": "t", "trafo3w": "t3", "bus": "b"}
-
-
-def payload(values: dict) -> str:
-    """A row's values as compact JSON (floats round-trip exactly; NaN and inf allowed)."""
-    return json.dumps(values, separators=(",", ":"))
 
 
 class GridEditor:
@@ -36,10 +26,10 @@ class GridEditor:
         self._grid = grid
         self.author = author
         self.message = message
-        self._saved = {}  # kind -> Table copy taken before the block first touched that kind
         self._state = None
         self.tx = None
-        self.events = []  # (event, kind, id, field, old, new) of this block, in order
+        self.done = []  # what the block did, oldest first: Applied, or (kind, ids, field, old) of a set
+        self.events = 0  # events recorded in the block
         self._open = False
         self._internal = False  # undo/redo transactions do not go on the undo stack
 
@@ -51,10 +41,9 @@ class GridEditor:
             raise JournalError("an edit block is already open on this grid")
         eng = g._engine
         self._state = (g._results, g._last, None if eng.V is None else eng.V.copy(), eng.converged,
-                       eng.solved, eng.iterations, eng.norm, eng.algorithm, g.world.sn_mva, g.world.f_hz)
+                       eng.solved, eng.iterations, eng.norm, eng.algorithm)
         j = g.journal
         if j is not None:
-            g._flush_pending()
             self.tx = j.begin(author=self.author, message=self.message)
         g._editor = self
         self._open = True
@@ -70,17 +59,21 @@ class GridEditor:
         j = g.journal
         if j is not None:
             j.commit()
-            if self.events and not self._internal:
-                g._pushed_tx(self.tx)
+            if self.done and not self._internal:
+                g._history.pushed(self.tx)
+            g._history.committed(self.events + 1)
         return False
 
     def _rollback(self):
         g = self._grid
         w = g.world
-        for kind, table in self._saved.items():
-            w.tables[kind] = table
-        (g._results, g._last, V, conv, solved, its, norm, alg, w.sn_mva, w.f_hz) = self._state
-        w.bump("topo")  # every cache keyed on the world is stale: the next solve rebuilds
+        for d in reversed(self.done):
+            if type(d) is Applied:
+                apply(w, d.inverse(), check=False)
+            else:
+                kind, ids, field, old = d
+                apply(w, [SetCol(kind, ids, field, old)], check=False)
+        (g._results, g._last, V, conv, solved, its, norm, alg) = self._state
         eng = g._engine
         if eng.solved or V is not None:
             eng.prepare()  # the model of the restored world (same order as before the block)
@@ -89,32 +82,23 @@ class GridEditor:
         if j is not None and j.in_transaction:
             j.rollback()
 
-    # --- bookkeeping used by the grid -------------------------------------------------------
-    def _touch(self, kind: str) -> None:
-        if kind not in self._saved:
-            self._saved[kind] = self._grid.world[kind].copy()
-
     def _check(self):
         if not self._open:
             raise JournalError("the edit block is closed; open a new one with grid.edit()")
+
+    def _apply(self, changes) -> Applied:
+        """``changes`` applied through the grid's write path, kept for the rollback."""
+        return self._grid._apply(changes)
 
     # --- additions ----------------------------------------------------------------------------
     def add(self, kind: str, _id=None, **columns):
         """Add one element of ``kind`` with the given columns (defaults for the rest); a new id is
         assigned unless ``_id`` names an unused one.  Returns ``(id, handle)``."""
         self._check()
-        g = self._grid
-        w = g.world
-        self._touch(kind)
-        ids = None if _id is None else [int(_id)]
-        eid = int(w.add(kind, {k: [v] for k, v in columns.items()}, ids=ids)[0])
-        row = w.row_values(kind, eid)
-        self.events.append(("add", kind, eid, None, None, row))
-        j = g.journal
-        if j is not None:
-            j.record("add", kind, eid, None, None, None, payload(row))
-        g._changed()
-        return eid, Handle(g, kind, eid)
+        ids = None if _id is None else [_id]
+        done = self._apply([AddRows(kind, {k: [v] for k, v in columns.items()}, ids)])
+        eid = int(done.done[0].ids[0])
+        return eid, Handle(self._grid, kind, eid)
 
     def add_bus(self, vn_kv, name=None, **kw):
         return self.add("bus", vn_kv=vn_kv, name=name, **kw)
@@ -156,7 +140,7 @@ class GridEditor:
         """``et``: "b" (bus-bus), "l" (line), "t" (trafo), "t3" (trafo3w); a handle is accepted
         as ``element`` (its kind gives ``et``)."""
         if isinstance(element, Handle):
-            et = _SWITCH_ET.get(element.kind, et)
+            et = SWITCH_ET.get(element.kind, et)
             element = element.id
         return self.add("switch", bus=bus, element=element, et=et, closed=closed, name=name, **kw)
 
@@ -175,26 +159,11 @@ class GridEditor:
             names = ", ".join(f"{k} {i}" for k, i in attached[:8])
             raise TopologyError(f"{kind} {eid} still has {len(attached)} element(s) attached ({names}); "
                                 "remove them first or pass cascade=True", table=kind, row=eid)
+        order = []
         for k, i in attached:
-            if i in w[k]:  # a switch may already be gone with its line
-                self._remove_one(k, i)
-        self._remove_one(kind, eid)
-
-    def _remove_one(self, kind, eid):
-        g = self._grid
-        w = g.world
-        if kind != "bus":  # switches of a removed branch go with it
-            for k, i in _attached(w, kind, eid):
-                if i in w[k]:
-                    self._remove_one(k, i)
-        self._touch(kind)
-        row = w.row_values(kind, eid)
-        w.remove(kind, [eid])
-        self.events.append(("remove", kind, eid, None, row, None))
-        j = g.journal
-        if j is not None:
-            j.record("remove", kind, eid, None, None, None, payload(row))
-        g._changed()
+            _removals(w, k, i, order)
+        _removals(w, kind, eid, order)
+        self._apply([RemoveRows(k, [i]) for k, i in order])
 
     # --- writes -------------------------------------------------------------------------------
     def set(self, kind, ids, field, values):
@@ -203,11 +172,23 @@ class GridEditor:
         self._grid.set(kind, ids, field, values)
 
 
+def _removals(w, kind, eid, order):
+    """Append ``(kind, eid)`` to ``order`` after the switches of a removed branch (they go with it);
+    each element once."""
+    if (kind, eid) in order:
+        return
+    if kind != "bus":
+        for k, i in _attached(w, kind, eid):
+            _removals(w, k, i, order)
+    order.append((kind, eid))
+
+
 def _attached(w, kind, eid):
-    """Elements that refer to ``kind`` ``eid`` (buses: every element on it; branches: their switches)."""
+    """Elements that refer to ``kind`` ``eid`` (buses: every element on it; branches: their
+    switches), from the schema's references (BUS_REFS) and the switch element-type map."""
     out = []
     if kind == "bus":
-        for k, cols in _BUS_REFS.items():
+        for k, cols in BUS_REFS.items():
             t = w[k]
             if not len(t):
                 continue
@@ -215,12 +196,12 @@ def _attached(w, kind, eid):
             for c in cols:
                 hit |= t.cols[c] == eid
             if k == "switch":
-                hit |= (t.cols["et"] == "b") & (t.cols["element"] == eid)
+                hit |= (t.cols["et"] == SWITCH_ET["bus"]) & (t.cols["element"] == eid)
             out += [(k, int(i)) for i in t.ids[hit]]
-    elif kind in _SWITCH_ET:
+    elif kind in SWITCH_ET:
         sw = w["switch"]
         if len(sw):
-            hit = (sw.cols["et"] == _SWITCH_ET[kind]) & (sw.cols["element"] == eid)
+            hit = (sw.cols["et"] == SWITCH_ET[kind]) & (sw.cols["element"] == eid)
             out += [("switch", int(i)) for i in sw.ids[hit]]
     return out
 

@@ -1,10 +1,7 @@
 """PowerGrid: the public face.  Load a case, solve it, read pandapower-compatible results."""
 from __future__ import annotations
 
-import json
-import os
 import time
-from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +12,8 @@ from gridtape.solver_cy.engine import Engine
 from gridtape.world import World
 
 from .handles import Handle, find_all_by_bus, find_branch, find_by_bus
+from .history import History, open_journal
+from .writes import Writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ class SolveReport:
 _RESULT_KINDS = tuple(R.COLUMNS)
 
 
-class PowerGrid:
+class PowerGrid(Writes):
     """A power network, its solver state and its results.
 
     ``PowerGrid(case_path=None, qlim=False, **kwargs)``: ``case_path`` is a pandapower JSON file, a
@@ -64,16 +63,30 @@ class PowerGrid:
                                       ("distributed_slack", distributed_slack)) if v is not None}
         explicit.update(options)
         O.resolve(explicit)  # an unknown option or a bad value: OptionError before anything is opened
-        j = _open_journal(journal, author, read_only)
         source = None if case_path is None else str(case_path)
+        if world is None and case_path is not None:
+            from gridtape.world.io import load_case
+
+            world = load_case(case_path)  # before the journal opens: a bad case leaves nothing open
+        j = open_journal(journal, author, read_only)
+        try:
+            self._setup(world, j, source, explicit, branch_analysis, read_only, snapshots, checkpoint_every,
+                        _load_info, reuse_lu, checkpoint_background)
+        except BaseException:
+            if j is not None and j is not journal:  # ours: do not leave it open and locked
+                j.close()
+            raise
+
+    def _setup(self, world, j, source, explicit, branch_analysis, read_only, snapshots, checkpoint_every,
+               _load_info, reuse_lu, checkpoint_background):
+        from . import options as O
+
         resumed = False
         if world is None:
-            if case_path is not None:
-                from gridtape.world.io import load_case
+            if j is not None and j.count():
+                from gridtape.replay.materialize import materialize
 
-                world = load_case(case_path)
-            elif j is not None and j.count():
-                world = _materialize(j)  # resume the study at its head
+                world = materialize(j)[0]  # resume the study at its head
                 resumed = True
             else:
                 world = World(sn_mva=1.0)
@@ -83,8 +96,7 @@ class PowerGrid:
         self._stored = dict(getattr(world, "pf_options", None) or {})
         self._explicit = {k: v for k, v in explicit.items()
                           if k not in ("enforce_q_lims", "tolerance_mva", "max_iteration", "init", "distributed_slack")}
-        self._options = O.resolve(explicit, stored=self._stored)
-        o = self._options
+        self._options = o = O.resolve(explicit, stored=self._stored)
         self.qlim = o["enforce_q_lims"]
         self.branch_analysis = bool(branch_analysis)
         self.tolerance_mva = o["tolerance_mva"]
@@ -101,101 +113,42 @@ class PowerGrid:
         self._journal = j
         self._read_only = bool(read_only)
         self._editor = None
-        self._done = None  # undo stack of transaction ids (built from the journal when first needed)
-        self._undone = None  # redo stack
-        from gridtape.replay.study import snapshot_dir
-
-        self.snapshots = snapshots if snapshots is not None else snapshot_dir(None if j is None else j.path)
-        self.checkpoint_every = int(checkpoint_every)
-        self.checkpoint_background = bool(checkpoint_background)
-        self.checkpoint_error = None  # what the last failed background checkpoint raised
-        self._bg = None  # the background checkpoint in flight (replay.background.BackgroundSnapshot)
-        self._ckpt_seq = 0 if j is None else j.next_seq
+        self._history = History(self, j, snapshots=snapshots, checkpoint_every=checkpoint_every,
+                                checkpoint_background=checkpoint_background)
         if j is not None and not resumed and not read_only:
-            self._record_load(source, _load_info)
+            self._history.record_load(self._world, source, _load_info)
 
-    # --- the journal ---------------------------------------------------------------------
+    # --- the journal and the history (gridtape/history.py) ------------------------------------
     @property
     def journal(self):
         """The :class:`gridtape.journal.Journal` recording this grid (None with ``journal=False``)."""
         return self._journal
 
-    def _record_load(self, source, extra=None, data=None):
-        from gridtape.replay.archive import case_zip_bytes
-
-        j = self._journal
-        sha = j.put_blob(case_zip_bytes(self._world) if data is None else bytes(data), name=source)
-        info = {"blob": sha, "source": source, "buses": len(self._world["bus"]), **(extra or {})}
-        j.begin(message=f"load {source}" if source else "load")
-        j.record("load", None, None, None, None, None, json.dumps(info, separators=(",", ":")))
-        j.commit()
-
     def _check_writable(self):
         if self._read_only:
             raise ReadOnlyError("this grid is read-only (a point of history or a read-only journal); "
                                 "branch it to edit")
+        j = self._journal
+        if j is not None and j.closed:
+            raise JournalError("the journal is closed: this grid can be read, not changed", file=j.path)
 
     def _changed(self):
         self._results = None
 
-    def _flush_pending(self):
-        pass
-
     def _pushed_tx(self, tx):
-        if self._done is not None:
-            self._done.append(tx)
-            self._undone = array("q")
+        self._history.pushed(tx)
 
-    def _write(self, kind, eid, name, value):
-        """A validated single-cell write (handles call this): world, results, journal."""
-        if self._read_only:
-            self._check_writable()
-        ed = self._editor
-        if ed is not None:
-            ed._touch(kind)
-        w = self._world
-        old, new = w.write_cell(kind, eid, name, value)
-        self._results = None
-        if ed is not None:
-            ed.events.append(("set", kind, eid, name, old, new))
-        j = self._journal
-        if j is not None:
-            j.record("set", kind, eid, name, old, new)
-            if ed is None and self._done is not None:
-                self._done.append(j.next_tx - 1)
-                if self._undone:
-                    self._undone = array("q")
-
-    def set(self, kind: str, ids, field: str, values):
-        """Vectorized write of one column for many elements (sweeps, time series): validated as a
-        whole (nothing is written if any value is bad), one event per element, one transaction.
-        ``set(kind, field, ids, values)`` (field before ids) is accepted too."""
-        if isinstance(ids, str) and not isinstance(field, str):
-            ids, field = field, ids
-        self._check_writable()
-        w = self._world
-        t = w[kind]
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        ed = self._editor
-        if ed is not None:
-            ed._touch(kind)
-        old = w.set_values(kind, ids, field, values)
-        self._results = None
-        new = t.cols[field][t.rows(ids)]
-        if ed is not None:
-            ed.events += [("set", kind, int(i), field, o, v) for i, o, v in zip(ids.tolist(), old.tolist(), new.tolist())]
-        j = self._journal
-        if j is not None and len(ids):
-            j.record_many("set", kind, ids, field, old, new)
-            if ed is None and self._done is not None:
-                self._done.append(j.next_tx - 1)
-                self._undone = array("q")
-
-    def edit(self, author: str | None = None, message: str | None = None):
-        """``with grid.edit(author=..., message=...) as e:`` -- an atomic transaction (GridEditor)."""
-        from .editor import GridEditor
-
-        return GridEditor(self, author, message)
+    # the history's settings and state, kept as the grid's attributes
+    snapshots = property(lambda self: self._history.snapshots,
+                         lambda self, v: setattr(self._history, "snapshots", v))
+    checkpoint_every = property(lambda self: self._history.checkpoint_every,
+                                lambda self, v: setattr(self._history, "checkpoint_every", int(v)))
+    checkpoint_background = property(lambda self: self._history.checkpoint_background,
+                                     lambda self, v: setattr(self._history, "checkpoint_background", bool(v)))
+    checkpoint_error = property(lambda self: self._history.checkpoint_error,
+                                doc="what the last failed background checkpoint raised (None: none failed)")
+    _bg = property(lambda self: self._history._bg, doc="the checkpoint being written (None: none)")
+    _ckpt_seq = property(lambda self: self._history._ckpt_seq, doc="the first seq not covered by a checkpoint")
 
     def flush(self) -> int:
         """Make every recorded event durable; returns the last durable seq (-1 without journal)."""
@@ -204,21 +157,12 @@ class PowerGrid:
     def close(self) -> None:
         """Flush and close the journal (the grid stays usable for reading).  A checkpoint still
         being written in the background is waited for and recorded first."""
-        try:
-            if self._bg is not None:
-                self._settle_checkpoint()  # may raise a CheckpointWarning turned into an error
-        finally:
-            if self._journal is not None:
-                self._journal.close()
-            if self._bg is not None:  # it could not be recorded (an open transaction): forget it
-                self._settle_checkpoint()
+        self._history.close()
 
     def __del__(self):
-        if getattr(self, "_bg", None) is not None:
-            try:
-                self._settle_checkpoint()
-            except Exception:  # noqa: BLE001 - nothing sensible to do in a finalizer
-                pass
+        h = getattr(self, "_history", None)
+        if h is not None:
+            h.finalize()
 
     def __enter__(self):
         return self
@@ -227,16 +171,11 @@ class PowerGrid:
         self.close()
         return False
 
-    def _need_journal(self, what):
-        if self._journal is None:
-            raise JournalError(f"{what} needs a journal (this grid was made with journal=False)")
-        return self._journal
-
     def log(self, since=None, until=None, author=None, kind=None, event=None):
         """The journal as a DataFrame (seq, tx, time, author, message, event, kind, eid, field, old,
         new, info), filtered by seq or time range, author, element kind and event kind.  Hashes
         read as hex text."""
-        log = self._need_journal("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+        log = self._history.need("log()").log(since=since, until=until, author=author, kind=kind, event=event)
         for c in log.columns:
             if log[c].dtype == object and len(log) and isinstance(log[c].iloc[0], (bytes, bytearray, memoryview)):
                 log[c] = [None if v is None else bytes(v).hex() for v in log[c].tolist()]
@@ -244,75 +183,32 @@ class PowerGrid:
 
     def history(self, kind: str, eid, field: str):
         """Every event that set ``kind`` ``eid`` ``field``, oldest first."""
-        return self._need_journal("history()").history(kind, int(eid), field)
-
-    # --- undo / redo ---------------------------------------------------------------------
-    def _stacks(self):
-        if self._done is None:
-            self._done, self._undone = _undo_stacks(self._journal)
-        return self._done, self._undone
+        return self._history.need("history()").history(kind, int(eid), field)
 
     def undo(self, author: str | None = None):
         """Undo the latest not yet undone edit transaction by appending its compensating events
         (history is never rewritten).  Returns the undone transaction id, or None if nothing is left."""
-        return self._step("undo", author)
+        return self._history.step("undo", author)
 
     def redo(self, author: str | None = None):
         """Re-apply the latest undone transaction (as new events).  Returns its id, or None."""
-        return self._step("redo", author)
+        return self._history.step("redo", author)
 
-    def _step(self, marker, author):
-        self._check_writable()
-        j = self._need_journal(f"{marker}()")
-        done, undone = self._stacks()
-        src, dst = (done, undone) if marker == "undo" else (undone, done)
-        if not src:
-            return None
-        tx = src[-1]
-        self._replay_tx(j.tx_events(tx), inverse=marker == "undo", marker=marker, tx=tx, author=author)
-        src.pop()
-        dst.append(tx)
-        return tx
+    def tag(self, name: str, author: str | None = None) -> int:
+        """Name the current point of history (``study.at(tag=name)``); returns its seq."""
+        return self._history.tag(name, author)
 
-    def _replay_tx(self, events, inverse, marker, tx, author):
-        ev = events[events["event"].isin(("set", "add", "remove", "network"))]
-        rows = list(ev[["event", "kind", "eid", "field", "old", "new", "info"]].itertuples(index=False, name=None))
-        if inverse:
-            rows = rows[::-1]
-        from .editor import GridEditor
+    def snapshot(self, message: str | None = None, author: str | None = None):
+        """Checkpoint the world as a manifested Parquet snapshot (docs/snapshot-format.md) in
+        ``self.snapshots`` (default: ``<journal>.snapshots`` beside the journal file) and record it
+        in the journal.  Returns the manifest."""
+        return self._history.snapshot(message, author)
 
-        ed = GridEditor(self, author, f"{marker} tx {tx}")
-        ed._internal = True
-        with ed:
-            for event, kind, eid, field, old, new, info in rows:
-                eid = _int_or_none(eid)
-                if event == "set":
-                    self._write(kind, eid, field, old if inverse else new)
-                elif event == "network":
-                    self._set_network(field, old if inverse else new)
-                elif (event == "add") != inverse:  # add, or the inverse of a remove
-                    ed._touch(kind)
-                    vals = json.loads(info)
-                    self._world.add(kind, {k: [v] for k, v in vals.items()}, ids=[eid])
-                    self._journal.record("add", kind, eid, None, None, None, info)
-                    self._results = None
-                else:
-                    ed._remove_one(kind, eid)
-            self._journal.record(marker, None, None, None, None, None,
-                                 json.dumps({"tx": int(tx)}, separators=(",", ":")))
-
-    def _set_network(self, field, value):
-        if field not in ("sn_mva", "f_hz"):
-            raise SchemaError(f"unknown network value {field!r}", table="network", field=field)
-        v = float(value)
-        if not v > 0:
-            raise SchemaError(f"{field} must be > 0: {value!r}", table="network", field=field)
-        old = getattr(self._world, field)
-        setattr(self._world, field, v)
-        self._world.bump("topo")
-        self._results = None
-        if self._journal is not None:
-            self._journal.record("network", "network", None, field, old, v)
+    def wait_checkpoint(self):
+        """Wait for the automatic checkpoint being written in the background (if any) and record
+        its ``snapshot`` event; returns its manifest, or None (none in flight, or it failed: see
+        ``checkpoint_error``).  ``close()`` does this too."""
+        return self._history.wait_checkpoint()
 
     # --- construction helpers ------------------------------------------------------------
     @classmethod
@@ -321,8 +217,7 @@ class PowerGrid:
         apply to its solves where no option is given (an unmodelled one: OptionError)."""
         from gridtape.world.io_pandapower import from_pandapower
 
-        world = from_pandapower(net)
-        return cls(world=world, **kwargs)
+        return cls(world=from_pandapower(net), **kwargs)
 
     def to_pandapower(self):
         from gridtape.world.io_pandapower import to_pandapower
@@ -402,14 +297,10 @@ class PowerGrid:
             ds = algorithm != "dc" and bool(distributed_slack)
             j.record_solve(conv, it, norm, rep.runtime_ms, level, algorithm, ds, _version())
             if self._editor is None:
-                if self._bg is not None and self._bg.done():
-                    self._settle_checkpoint()
-                if j.flush() + 1 - self._ckpt_seq >= self.checkpoint_every and self.snapshots \
-                        and not j.in_transaction:
-                    if not self.checkpoint_background:
-                        self.snapshot(message="checkpoint")
-                    elif self._bg is None:  # else one is still being written: try again next solve
-                        self._start_checkpoint(j)
+                j.flush()
+                self._history.committed(1, solve=True)
+            else:
+                self._editor.events += 1
         return rep
 
     def _solve_options(self, given: dict) -> dict:
@@ -428,171 +319,16 @@ class PowerGrid:
         if o["algorithm"] != "nr" and o["distributed_slack"]:
             raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
                                  f"{o['algorithm']!r}", "distributed_slack")
+        angles = O.voltage_angles(o["calculate_voltage_angles"], self._world)
         self._engine.configure(
-            ModelOptions(trafo_model=o["trafo_model"], voltage_angles=O.voltage_angles(o["calculate_voltage_angles"],
-                                                                                      self._world),
+            ModelOptions(trafo_model=o["trafo_model"], voltage_angles=angles,
                          line_temperature=o["consider_line_temperature"], trafo3w_losses=o["trafo3w_losses"],
                          switch_rx_ratio=o["switch_rx_ratio"],
                          neglect_open_switch_branches=o["neglect_open_switch_branches"]),
-            voltage_angles=O.voltage_angles(o["calculate_voltage_angles"], self._world),
-            voltage_depend_loads=o["voltage_depend_loads"], enforce_p_lims=o["enforce_p_lims"],
-            trafo_loading=o["trafo_loading"], delta_q=o["delta_q"], algorithm=o["algorithm"])
+            voltage_angles=angles, voltage_depend_loads=o["voltage_depend_loads"],
+            enforce_p_lims=o["enforce_p_lims"], trafo_loading=o["trafo_loading"], delta_q=o["delta_q"],
+            algorithm=o["algorithm"])
         return o
-
-    # --- snapshots, tags, archives -------------------------------------------------------
-    def snapshot(self, message: str | None = None, author: str | None = None):
-        """Checkpoint the world as a manifested Parquet snapshot (docs/snapshot-format.md) in
-        ``self.snapshots`` (default: ``<journal>.snapshots`` beside the journal file) and record it
-        in the journal.  Returns the manifest."""
-        from gridtape.replay.snapshot import write_snapshot
-
-        self._check_writable()
-        j = self._need_journal("snapshot()")
-        if self._editor is not None:
-            raise JournalError("snapshot() inside an edit block: commit the block first")
-        if not self.snapshots:
-            raise JournalError("no snapshot directory: give PowerGrid(..., snapshots=DIR) for an in-memory journal",
-                               field="snapshots")
-        from gridtape.replay.study import _resolve
-
-        if self._bg is not None:
-            self._settle_checkpoint()
-        if j.in_transaction:
-            raise JournalError("snapshot() inside an open journal transaction: commit it first", file=j.path)
-        j.flush()
-        covers = j.last_seq
-        m = write_snapshot(self._world, _resolve(self.snapshots, j.path), parent=getattr(self, "_snap_id", None),
-                           seq=covers, author=author or j.author, message=message)
-        self._record_snapshot(j, m, covers, author, message)
-        self._ckpt_seq = j.next_seq
-        return m
-
-    def _record_snapshot(self, j, m, covers, author, message):
-        """The journal's ``snapshot`` event for the written snapshot ``m`` of the world at ``covers``."""
-        where = self.snapshots
-        if j.path is not None and not ("://" in where) and os.path.isabs(where):
-            rel = os.path.relpath(where, os.path.dirname(os.path.abspath(j.path)))
-            where = rel if not rel.startswith("..") else where
-        info = json.dumps({"id": m.snapshot_id, "dir": where, "covers": covers}, separators=(",", ":"))
-        j.begin(author=author, message=message or "snapshot")
-        j.record("snapshot", None, None, None, None, None, info)
-        j.commit()
-        self._snap_id = m.snapshot_id
-
-    def _start_checkpoint(self, j):
-        """An automatic checkpoint off the main thread: copy the world now (the journal's last seq
-        is what it covers), write it in a thread; :meth:`_settle_checkpoint` records it later."""
-        from gridtape.replay import background
-        from gridtape.replay.study import _resolve
-
-        covers = j.last_seq
-        self._bg = background.BackgroundSnapshot(
-            background.frozen_copy(self._world), _resolve(self.snapshots, j.path), covers=covers,
-            parent=getattr(self, "_snap_id", None), author=j.author, message="checkpoint")
-        self._ckpt_seq = covers + 1
-        background.settle_at_exit(self)
-
-    def wait_checkpoint(self):
-        """Wait for the automatic checkpoint being written in the background (if any) and record
-        its ``snapshot`` event; returns its manifest, or None (none in flight, or it failed: see
-        ``checkpoint_error``).  ``close()`` does this too."""
-        bg = self._bg
-        if bg is None:
-            return None
-        self._settle_checkpoint()
-        return bg.manifest if self._bg is None else None
-
-    def _settle_checkpoint(self):
-        """Wait for the background checkpoint; record its ``snapshot`` event (main thread) when the
-        journal is open and outside a transaction, or warn (CheckpointWarning) if the write failed."""
-        bg = self._bg
-        j = self._journal
-        bg.wait()
-        if bg.error is None and j is not None and not j.closed and (j.in_transaction or self._editor is not None):
-            return  # recorded at the next solve, snapshot() or close()
-        from gridtape.replay import background
-
-        self._bg = None
-        background.forget(self)
-        if bg.error is not None:
-            import warnings
-
-            from gridtape.errors import CheckpointWarning
-
-            self.checkpoint_error = bg.error
-            warnings.warn(CheckpointWarning(
-                f"the automatic checkpoint of the world at seq {bg.covers} could not be written to "
-                f"{bg.directory}: {bg.error!r}; the journal records nothing for it"), stacklevel=3)
-        elif j is not None and not j.closed and not j.read_only:
-            self._record_snapshot(j, bg.manifest, bg.covers, None, "checkpoint")
-
-    def tag(self, name: str, author: str | None = None) -> int:
-        """Name the current point of history (``study.at(tag=name)``); returns its seq."""
-        self._check_writable()
-        j = self._need_journal("tag()")
-        if self._editor is not None:
-            raise JournalError("tag() inside an edit block: commit the block first")
-        j.begin(author=author, message=str(name))
-        j.record("tag", None, None, None, None, None, json.dumps({"name": str(name)}))
-        return j.commit()
-
-    def get_parquet_case(self) -> bytes:
-        """The world (every element table and column) as an in-memory ZIP of Parquet files."""
-        from gridtape.replay.archive import case_zip_bytes
-
-        return case_zip_bytes(self._world)
-
-    def get_parquet_results(self) -> bytes:
-        """Every result table (res_bus, res_line, ...) as an in-memory ZIP of Parquet files."""
-        from gridtape.replay.archive import results_zip_bytes
-
-        res = self.post_process()
-        rep = self._last
-        meta = {"converged": rep.converged, "iterations": rep.iterations, "algorithm": rep.algorithm,
-                "rebuild": rep.rebuild}
-        return results_zip_bytes({f"res_{k}": v for k, v in res.items()}, meta)
-
-    def load_parquet_case(self, zip_bytes) -> None:
-        """Replace the world with the one of ``get_parquet_case()`` bytes (checked first: nothing
-        changes if they are damaged).  Recorded as a load event."""
-        from gridtape.replay.archive import world_from_zip_bytes
-
-        self._check_writable()
-        if self._editor is not None:
-            raise JournalError("load_parquet_case() inside an edit block")
-        if self._bg is not None:
-            self._settle_checkpoint()  # its event goes before the load event
-        new = world_from_zip_bytes(zip_bytes)
-        w = self._world
-        w.tables, w.sn_mva, w.f_hz, w.name = new.tables, new.sn_mva, new.f_hz, new.name
-        w.bump("topo")
-        self._results = None
-        self._last = None
-        self._engine.invalidate()
-        self._done = self._undone = None
-        if self._journal is not None:
-            self._record_load("parquet", data=zip_bytes)
-
-    def apply(self, diff) -> None:
-        """Turn this grid's world into the other side of ``diff`` (``gridtape.diff(a, b)``), as one
-        journaled edit transaction."""
-        d = diff
-        with self.edit(message="apply diff") as e:
-            rem = d[d.change == "remove"]
-            for kind, eid in sorted(zip(rem.kind, rem.id), key=lambda x: x[0] == "bus"):
-                if int(eid) in self._world[kind]:
-                    e.remove((kind, int(eid)), cascade=False)
-            adds = d[d.change == "add"]
-            for kind, eid, new in zip(adds.kind, adds.id, adds.new):
-                spec = self._world[kind].spec
-                e.add(kind, _id=int(eid), **{k: v for k, v in new.items() if k in spec})
-            sets = d[(d.change == "set")]
-            for kind, eid, field, new in zip(sets.kind, sets.id, sets.field, sets.new):
-                if kind == "network":
-                    if field in ("sn_mva", "f_hz"):
-                        self._set_network(field, new)
-                elif eid is not None and eid == eid and field in self._world[kind].spec:
-                    self._write(kind, int(eid), field, new)
 
     def _to_internal(self, v):
         v = np.asarray(v, dtype=complex)
@@ -707,13 +443,6 @@ class PowerGrid:
         return f"<PowerGrid {self.case_path or '(in memory)'}: {n} buses, {state}>"
 
 
-def _int_or_none(v):
-    try:
-        return None if v is None or v != v else int(v)
-    except TypeError:  # pandas.NA
-        return None
-
-
 _VERSION = []
 
 
@@ -724,57 +453,6 @@ def _version() -> str:
 
         _VERSION.append(__version__)
     return _VERSION[0]
-
-
-def _open_journal(journal, author, read_only):
-    if journal is False:
-        return None
-    from gridtape.journal import Journal
-
-    if isinstance(journal, Journal):
-        return journal
-    return Journal(None if journal is None else str(journal), read_only=read_only, author=author)
-
-
-def _materialize(j, until=None):
-    """The world a journal describes at its head (or at seq ``until``)."""
-    from gridtape.replay.events import apply_events
-
-    events = j.log(until=until)
-    loads = np.flatnonzero(events["event"].to_numpy(dtype=object) == "load")
-    if not len(loads):
-        raise JournalError("the journal holds no load event: nothing to resume", file=j.path)
-    return apply_events(None, events.iloc[loads[-1]:], j.get_blob)
-
-
-def _undo_stacks(j):
-    """The undo and redo stacks of a journal's history: edit transactions in order, minus the
-    ones undone (and not redone) since."""
-    done, undone = array("q"), array("q")
-    if j is None:
-        return done, undone
-    log = j.log()
-    if not len(log):
-        return done, undone
-    edits = log[log["event"].isin(("set", "add", "remove", "network", "undo", "redo", "load"))]
-    for tx, grp in edits.groupby("tx", sort=True):
-        evs = set(grp["event"])
-        if "load" in evs:
-            done, undone = array("q"), array("q")  # a new case: nothing before it can be undone
-        elif "undo" in evs:
-            t = json.loads(grp[grp["event"] == "undo"]["info"].iloc[0])["tx"]
-            if done and done[-1] == t:
-                done.pop()
-            undone.append(t)
-        elif "redo" in evs:
-            t = json.loads(grp[grp["event"] == "redo"]["info"].iloc[0])["tx"]
-            if undone and undone[-1] == t:
-                undone.pop()
-            done.append(t)
-        else:
-            done.append(int(tx))
-            undone = array("q")
-    return done, undone
 
 
 def _result_property(kind):

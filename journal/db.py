@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 
 import duckdb
 import numpy as np
@@ -31,8 +32,15 @@ def connect(path, read_only):
         return duckdb.connect(path, read_only=read_only)
     except (duckdb.IOException, duckdb.ConnectionException) as e:
         text = str(e)
-        if "lock" in text or "different configuration" in text:
-            raise JournalLockedError("the journal is held by another writer", file=path) from None
+        if "different configuration" in text:  # this process holds it with the other mode
+            held = "a writer in this process" if read_only else "a reader or writer in this process"
+            raise JournalLockedError(f"the journal is held by {held}: close() that PowerGrid, Study or "
+                                     "Journal first (or open it in a `with` block)", file=path) from None
+        if "lock" in text:
+            pid = re.search(r"PID (\d+)", text)
+            who = f"process {pid.group(1)}" if pid else "another process"
+            raise JournalLockedError(f"the journal is held by a writer in {who}: close it there (or stop "
+                                     "that process) before opening it here", file=path) from None
         raise JournalError(f"cannot open the journal database: {text}", file=path) from None
     except duckdb.Error as e:
         raise JournalError(f"cannot open the journal database: {e}", file=path) from None

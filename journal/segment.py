@@ -70,7 +70,7 @@ class Segment:
             self._f.close()
             self._f = None
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise JournalLockedError("the journal is held by another writer", file=journal_path) from None
+                raise JournalLockedError(_holder(path, read_only), file=journal_path) from None
             raise JournalError(f"cannot lock the journal segment: {e.strerror}", file=path) from None
 
     def read(self):
@@ -108,3 +108,23 @@ class Segment:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+def _holder(path, read_only) -> str:
+    """Who holds the lock on segment ``path``: this process, or the pid /proc/locks names."""
+    try:
+        ino = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(ino):
+                    pid = int(parts[4])
+                    if pid == os.getpid():
+                        held = "a writer" if read_only else "a reader or writer"
+                        return (f"the journal is held by {held} in this process: close() that PowerGrid, "
+                                "Study or Journal first (or open it in a `with` block)")
+                    return (f"the journal is held by a writer in process {pid}: close it there (or stop "
+                            "that process) before opening it here")
+    except (OSError, ValueError):
+        pass
+    return "the journal is held by another writer"

@@ -29,7 +29,9 @@ import pandas as pd
 
 from gridtape.errors import SchemaError
 from gridtape.world.schema import F8, I8, KIND_ORDER
-from gridtape.world.world import World, coerce_column
+from gridtape.world.changes import AddRows, RemoveRows, SetCol, SetNetwork, apply
+from gridtape.world.coerce import coerce_column
+from gridtape.world.world import World
 
 from .codec import float_bits, tag
 
@@ -165,42 +167,65 @@ def _diff_table(rows: _Rows, ta, tb) -> None:
         rows.one("set", kind, "@order", ta.ids.tolist(), tb.ids.tolist())
 
 
-# --- applying ------------------------------------------------------------------------------------
+# --- applying: a diff is a list of changes (world/changes.py) -----------------------------------------
 def apply_diff(world: World, d: pd.DataFrame, *, check: bool = True) -> World:
     """A new world: ``world`` with the changes of ``d`` applied (``world`` is left untouched).
 
     With ``check``, every ``set`` must find its ``old`` value in place (SchemaError otherwise), so a
-    diff is never silently applied to the wrong world.  Changes go through the World API (values
-    validated, references checked, change counters bumped); kinds are applied in dependency order
-    (buses first), and the references are validated once more at the end when elements were removed."""
-    missing = [c for c in COLUMNS if c not in d.columns]
-    if missing:
-        raise SchemaError(f"not a diff: column {missing[0]!r} is missing", field=missing[0])
+    diff is never silently applied to the wrong world.  The diff becomes changes
+    (:func:`to_changes`) applied by the one ``apply`` (values validated, references checked, all
+    or nothing); the references are validated once more at the end when elements were removed."""
     w = world.copy()
-    kinds = d["kind"].to_numpy(dtype=object)
-    unknown = set(kinds.tolist()) - set(KIND_ORDER) - {"network"}
-    if unknown:
-        raise SchemaError(f"diff names unknown kind {sorted(unknown)[0]!r}", table=sorted(unknown)[0])
-    for kind in ["network"] + list(KIND_ORDER):
-        sub = d[kinds == kind]
-        if len(sub):
-            (_apply_network if kind == "network" else _apply_table)(w, kind, sub, check)
+    _extra_columns(w, d)
+    apply(w, to_changes(w, d, check=check))
     if (d["change"] == "remove").any():
         w.validate()
     return w
 
 
-def _apply_network(w, _kind, sub, check):
+def to_changes(world: World, d: pd.DataFrame, *, check: bool = True, lenient: bool = False) -> list:
+    """The changes (world/changes.py) that apply diff ``d`` to ``world``: network values, then per
+    kind (buses first) removals, additions, cell sets, ``@next_id`` and ``@order``.  ``check``:
+    every ``set`` must find its ``old`` value in place.  ``lenient`` (``PowerGrid.apply``): removals
+    of elements already gone, extra columns and table-level rows are skipped."""
+    missing = [c for c in COLUMNS if c not in d.columns]
+    if missing:
+        raise SchemaError(f"not a diff: column {missing[0]!r} is missing", field=missing[0])
+    kinds = d["kind"].to_numpy(dtype=object)
+    unknown = set(kinds.tolist()) - set(KIND_ORDER) - {"network"}
+    if unknown:
+        raise SchemaError(f"diff names unknown kind {sorted(unknown)[0]!r}", table=sorted(unknown)[0])
+    out = []
+    for kind in ["network"] + list(KIND_ORDER):
+        sub = d[kinds == kind]
+        if len(sub):
+            (_network if kind == "network" else _table)(out, world, kind, sub, check, lenient)
+    return out
+
+
+def _extra_columns(w, d):
+    """The ``@extra_columns`` rows: a kind's pass-through extra columns renamed, added or dropped
+    (they are not schema columns; the changes that follow fill them)."""
+    sel = (d["field"] == "@extra_columns").to_numpy(dtype=bool) & d["id"].isna().to_numpy()
+    for kind, names in zip(d["kind"][sel], d["new"][sel]):
+        if kind not in w.tables:
+            continue
+        t = w.tables[kind]
+        t.extra = {n: t.extra[n] if n in t.extra else np.full(len(t.ids), None, dtype=object) for n in names}
+
+
+def _network(out, w, _kind, sub, check, lenient):
     for f, old, new in zip(sub["field"], sub["old"], sub["new"]):
         if f not in NETWORK_FIELDS:
             raise SchemaError(f"unknown network value {f!r}", table="network", field=f)
+        if lenient and f == "name":
+            continue
         if check and _tag(getattr(w, f)) != _tag(old):
             raise SchemaError(f"diff expects {old!r}, world has {getattr(w, f)!r}", table="network", field=f)
-        setattr(w, f, new if f == "name" else float(new))
-    w.bump("adm")
+        out.append(SetNetwork(f, new))
 
 
-def _apply_table(w, kind, sub, check):
+def _table(out, w, kind, sub, check, lenient):
     t = w.tables[kind]
     change = sub["change"].to_numpy(dtype=object)
     field = sub["field"].to_numpy(dtype=object)
@@ -209,35 +234,32 @@ def _apply_table(w, kind, sub, check):
     bad = set(change.tolist()) - {"add", "remove", "set"}
     if bad:
         raise SchemaError(f"unknown change {sorted(bad)[0]!r}", table=kind)
-    rem = sub[change == "remove"]
-    if len(rem):
-        w.remove(kind, rem["id"].to_numpy(dtype=np.int64))
-    if "@extra_columns" in special:
-        names = list(special["@extra_columns"])
-        t.extra = {n: t.extra[n] if n in t.extra else np.full(len(t.ids), None, dtype=object) for n in names}
-    adds = sub[change == "add"]
-    if len(adds):
-        _apply_adds(w, t, adds)
-    sets = sub[(change == "set") & ~table_level]
-    for name, grp in sets.groupby("field", sort=False):
-        _apply_sets(w, t, name, grp, check)
-    if "@next_id" in special:
-        nid = int(special["@next_id"])
-        if len(t.ids) and nid <= int(t.ids.max()):
-            raise SchemaError(f"next_id {nid} is not above every id", table=kind, field="@next_id")
-        t.next_id = nid
-    if "@order" in special:
-        order = np.asarray(special["@order"], dtype=np.int64)
-        if len(order) != len(t.ids) or set(order.tolist()) != set(t.ids.tolist()):
-            raise SchemaError("@order is not a permutation of the table's ids", table=kind, field="@order")
-        _reorder(t, t.rows(order))
-        w.bump("topo")
     unknown = set(special) - {"@extra_columns", "@next_id", "@order"}
     if unknown:
         raise SchemaError(f"unknown table-level change {sorted(unknown)[0]!r}", table=kind, field=sorted(unknown)[0])
+    rem = sub[change == "remove"]
+    if len(rem):
+        ids = rem["id"].to_numpy(dtype=np.int64)
+        if lenient:
+            ids = ids[np.isin(ids, t.ids)]
+        out.append(RemoveRows(kind, ids))
+    adds = sub[change == "add"]
+    if len(adds):
+        out.append(_adds(t, adds, lenient))
+    sets = sub[(change == "set") & ~table_level]
+    for name, grp in sets.groupby("field", sort=False):
+        c = _sets(t, name, grp, check, lenient)
+        if c is not None:
+            out.append(c)
+    if lenient:
+        return
+    if "@next_id" in special:
+        out.append(RemoveRows(kind, np.empty(0, dtype=np.int64), next_id=int(special["@next_id"])))
+    if "@order" in special:
+        out += _order(t, np.asarray(special["@order"], dtype=np.int64), out)
 
 
-def _apply_adds(w, t, adds):
+def _adds(t, adds, lenient):
     ids = adds["id"].to_numpy(dtype=np.int64)
     dicts = adds["new"].tolist()
     for i, dct in zip(ids, dicts):
@@ -247,44 +269,60 @@ def _apply_adds(w, t, adds):
     for c in present:
         if any(c not in dct for dct in dicts):
             raise SchemaError("add rows must all carry the same columns", table=t.kind, field=c)
-    cols = {c: [dct[c] for dct in dicts] for c in present}
-    unknown = {k for dct in dicts for k in dct} - set(t.spec.names) - set(t.extra)
-    if unknown:
-        raise SchemaError(f"add row has unknown column {sorted(unknown)[0]!r}", table=t.kind, field=sorted(unknown)[0])
-    n0 = len(t.ids)
-    w.add(t.kind, {c: _typed(t.spec[c], _objects(v, len(v))) for c, v in cols.items()}, ids)
-    for name, arr in t.extra.items():
-        for j, dct in enumerate(dicts):
-            arr[n0 + j] = dct.get(name)
+    if not lenient:
+        unknown = {k for dct in dicts for k in dct} - set(t.spec.names) - set(t.extra)
+        if unknown:
+            raise SchemaError(f"add row has unknown column {sorted(unknown)[0]!r}", table=t.kind,
+                              field=sorted(unknown)[0])
+    cols = {c: _typed(t.spec[c], _objects([dct[c] for dct in dicts], len(dicts))) for c in present}
+    extra = None if lenient else {n: [dct.get(n) for dct in dicts] for n in t.extra}
+    return AddRows(t.kind, cols, ids, extra)
 
 
-def _apply_sets(w, t, name, grp, check):
+def _sets(t, name, grp, check, lenient):
     ids = grp["id"].to_numpy(dtype=np.int64)
-    rows = t.rows(ids)
     new = grp["new"].to_numpy(dtype=object)
     if name in t.spec:
         col = t.spec[name]
-        arr = t.cols[name]
         if check:
+            rows = t.rows(ids)
+            arr = t.cols[name]
             old = coerce_column(col, _typed(col, grp["old"].to_numpy(dtype=object)), table=t.kind, ids=ids)
             wrong = np.flatnonzero(_changed(arr[rows], old, col.dtype))
             if len(wrong):
                 i = wrong[0]
                 raise SchemaError(f"diff expects {old[i]!r}, world has {arr[rows[i]]!r}", table=t.kind,
                                   row=int(ids[i]), field=name)
-        w.set_values(t.kind, ids, name, _typed(col, new))
-    elif name in t.extra:
-        arr = t.extra[name]
+        return SetCol(t.kind, ids, name, _typed(col, new))
+    if lenient:
+        return None
+    if name in t.extra:
         if check:
+            rows = t.rows(ids)
+            arr = t.extra[name]
             old = grp["old"].to_numpy(dtype=object)
             for i, r in enumerate(rows):
                 if _tag(arr[r]) != _tag(old[i]):
                     raise SchemaError(f"diff expects {old[i]!r}, world has {arr[r]!r}", table=t.kind,
                                       row=int(ids[i]), field=name)
-        for i, r in enumerate(rows):
-            arr[r] = new[i]
-    else:
-        raise SchemaError(f"{t.kind} has no column {name!r}", table=t.kind, field=name)
+        return SetCol(t.kind, ids, name, new)
+    raise SchemaError(f"{t.kind} has no column {name!r}", table=t.kind, field=name)
+
+
+def _order(t, order, before):
+    """``@order``: the table's rows in the order ``order`` -- every row removed and added again in
+    that order, with the values the earlier changes of this diff leave (a scratch copy tells)."""
+    scratch = World(1.0)
+    scratch.tables[t.kind] = t.copy()
+    kinds = {t.kind}
+    apply(scratch, [c for c in before if getattr(c, "kind", None) in kinds], check=False)
+    s = scratch.tables[t.kind]
+    if len(order) != len(s.ids) or set(order.tolist()) != set(s.ids.tolist()):
+        raise SchemaError("@order is not a permutation of the table's ids", table=t.kind, field="@order")
+    rows = s.rows(order)
+    return [RemoveRows(t.kind, s.ids.copy()),
+            AddRows(t.kind, {k: v[rows] for k, v in s.cols.items()}, order, {k: v[rows] for k, v in s.extra.items()}),
+            RemoveRows(t.kind, np.empty(0, dtype=np.int64), next_id=s.next_id)]
 
 
 def _typed(col, values: np.ndarray) -> np.ndarray:
@@ -293,13 +331,6 @@ def _typed(col, values: np.ndarray) -> np.ndarray:
                                for v in values):
         return np.asarray(values.tolist(), dtype=np.int64)
     return values
-
-
-def _reorder(t, perm) -> None:
-    t.ids = t.ids[perm]
-    t.cols = {k: v[perm] for k, v in t.cols.items()}
-    t.extra = {k: v[perm] for k, v in t.extra.items()}
-    t._pos = None
 
 
 # --- results -------------------------------------------------------------------------------------

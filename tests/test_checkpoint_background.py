@@ -213,7 +213,12 @@ def test_failed_write_records_nothing_and_warns(tmp_path, monkeypatch):
     grid.close()
     events, study = snapshot_events(path)
     try:
-        assert [info["id"] for _, info in events] == [good.snapshot_id]
+        # the failed checkpoints recorded nothing (checked above); the good ones that followed
+        # (back-pressure may take more than one in 60 steps) are recorded and readable
+        ids = [info["id"] for _, info in events]
+        assert ids and ids[-1] == good.snapshot_id
+        for _, info in events:
+            snapshot_world(study, info)
         assert study.journal.verify() == study.head + 1
         assert same_world(materialize(study.journal)[0], grid.world)
     finally:

@@ -41,6 +41,8 @@ def _value(draw, w, col, kind):
         opts = list(col.choices) if col.choices else ["x", "y", "ÿ"]
         return draw(st.sampled_from(opts + [None]))
     lo = col.lo if col.lo is not None else -1e3
+    if col.lo_open:  # an exclusive bound (bus vn_kv > 0)
+        lo = math.nextafter(lo, math.inf)
     hi = col.hi if col.hi is not None else 1e3
     if col.dtype == I8:
         return draw(st.integers(int(math.ceil(lo)), int(min(hi, lo + 50))))

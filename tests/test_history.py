@@ -228,3 +228,45 @@ def test_grid_without_journal():
     assert grid.solve().converged
     with pytest.raises(JournalError):
         grid.undo()
+
+
+def test_journal_true_is_in_memory_and_bad_journal_values_are_refused(tmp_path, monkeypatch):
+    import gridtape as gt
+    from gridtape.errors import JournalError
+
+    monkeypatch.chdir(tmp_path)
+    g = gt.PowerGrid(CASE14, journal=True)
+    g.load(bus=2).p_mw = 5.0
+    assert g.journal.path is None and len(g.log()) > 1
+    assert not list(tmp_path.iterdir())  # no file named "True"
+    try:
+        gt.PowerGrid(CASE14, journal=3.5)
+    except JournalError as e:
+        assert isinstance(e, RuntimeError) and "journal" in str(e)
+    else:
+        raise AssertionError("journal=3.5 accepted")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_case_that_fails_to_load_leaves_its_journal_closed(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    path = str(tmp_path / "study.duckdb")
+    for _ in range(2):  # the retry must not find the journal locked by the failed attempt
+        with pytest.raises(GridtapeError) as e:
+            gt.PowerGrid(str(bad), journal=path)
+        assert isinstance(e.value, ValueError) and "bad.json" in str(e.value)
+    g = gt.PowerGrid(CASE14, journal=path)
+    assert g.solve().converged
+    g.close()
+
+
+def test_a_held_journal_says_who_holds_it(tmp_path):
+    path = str(tmp_path / "study.duckdb")
+    g = gt.PowerGrid(CASE14, journal=path)
+    with pytest.raises(JournalError) as e:
+        gt.PowerGrid(CASE14, journal=path)
+    assert "this process" in str(e.value) and "close()" in str(e.value)
+    g.close()
+    with gt.open(path) as study:  # released: a reader opens it
+        assert len(study.log()) > 0

@@ -13,6 +13,8 @@ the next solve has to rebuild:
 """
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -41,6 +43,32 @@ class Column:
     ref: str | None = None  # the kind this column refers to ("bus"), if it is a reference
     choices: tuple | None = None  # allowed values of a str column (None = free text)
     doc: str = ""
+    lo_open: bool = False  # the lower bound is exclusive (vn_kv > 0)
+    #: the bounds every write is checked against (derived): a float column the power flow reads
+    #: (``affects`` not "none") must be finite unless its default is infinite (reactive limits)
+    vmin: float = field(init=False, compare=False, repr=False, default=-math.inf)
+    vmax: float = field(init=False, compare=False, repr=False, default=math.inf)
+
+    def __post_init__(self):
+        big = sys.float_info.max if self.finite else math.inf
+        lo = -big if self.lo is None else (math.nextafter(self.lo, math.inf) if self.lo_open else float(self.lo))
+        hi = big if self.hi is None else float(self.hi)
+        object.__setattr__(self, "vmin", max(lo, -big))
+        object.__setattr__(self, "vmax", min(hi, big))
+
+    @property
+    def finite(self) -> bool:
+        """Whether the values must be finite (NaN is governed by ``nan_ok``)."""
+        return (self.dtype in (F8, I8) and self.affects != "none"
+                and not (isinstance(self.default, float) and math.isinf(self.default)))
+
+    def bound_error(self, v) -> str:
+        """Why the number ``v`` is out of this column's bounds."""
+        if math.isinf(v) and self.finite:
+            return "must be finite"
+        if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+            return f"must be > {self.lo}" if self.lo_open else f"must be >= {self.lo}"
+        return f"must be <= {self.hi}"
 
     @property
     def required(self) -> bool:
@@ -79,8 +107,8 @@ class KindSpec:
 
 
 def _c(name, dtype, unit="", default=None, lo=None, hi=None, nan_ok=False, affects="none", ref=None,
-       choices=None, doc=""):
-    return Column(name, dtype, unit, default, lo, hi, nan_ok, affects, ref, choices, doc)
+       choices=None, doc="", lo_open=False):
+    return Column(name, dtype, unit, default, lo, hi, nan_ok, affects, ref, choices, doc, lo_open)
 
 
 def _name():
@@ -112,6 +140,11 @@ _TAP_TYPES = ("Ratio", "Symmetrical", "Ideal", "Tabular")
 
 KINDS: dict[str, KindSpec] = {}
 
+#: a switch's ``et`` code -> the kind its ``element`` refers to (the one switch element-type map)
+SWITCH_ET_KIND = MappingProxyType({"b": "bus", "l": "line", "t": "trafo", "t3": "trafo3w"})
+#: element kind -> the ``et`` code of a switch on it
+SWITCH_ET = MappingProxyType({kind: et for et, kind in SWITCH_ET_KIND.items()})
+
 
 def _kind(name, *columns, doc=""):
     KINDS[name] = KindSpec(name, tuple(columns), doc)
@@ -120,7 +153,8 @@ def _kind(name, *columns, doc=""):
 _kind(
     "bus",
     _name(),
-    _c("vn_kv", F8, "kV", lo=0.0, affects="topo", doc="nominal voltage (> 0); a write rebuilds the model (every per-unit base on the bus changes)"),
+    _c("vn_kv", F8, "kV", lo=0.0, lo_open=True, affects="topo",
+       doc="nominal voltage (> 0); a write rebuilds the model (every per-unit base on the bus changes)"),
     _c("type", STR, doc="b (busbar), n (node), m (muff)"),
     _c("zone", STR, doc="zone label"),
     _in_service(),
@@ -301,7 +335,7 @@ _kind(
     _name(),
     _bus(),
     _c("element", I8, lo=0, affects="topo", doc="bus id (et='b') or line/trafo/trafo3w id"),
-    _c("et", STR, choices=("b", "l", "t", "t3"), affects="topo"),
+    _c("et", STR, choices=tuple(SWITCH_ET_KIND), affects="topo"),
     _c("type", STR),
     _c("closed", BOOL, default=True, affects="topo"),
     _c("z_ohm", F8, "ohm", default=0.0, lo=0.0, affects="topo"),
@@ -383,6 +417,10 @@ _kind(
 
 #: kinds in a dependency-safe order (buses first)
 KIND_ORDER = tuple(KINDS)
+
+#: kind -> its columns that refer to a bus (``ref="bus"``), for the kinds that have any
+BUS_REFS = MappingProxyType({k: tuple(c.name for c in s.columns if c.ref == "bus")
+                             for k, s in KINDS.items() if any(c.ref == "bus" for c in s.columns)})
 
 #: tables pandapower nets carry that take no part in the power flow; readers skip them
 IGNORED_TABLES = frozenset({

@@ -1,0 +1,71 @@
+"""Materialize: the world a journal describes at a point of history -- the one function that
+builds a world from a journal (``study.at``, ``PowerGrid`` resuming a journal, bisect, branch).
+
+The newest intact snapshot at or before the point (after the last case load) plus the events
+after it (replay/events.py), or the case load plus every event when there is no snapshot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+from gridtape.errors import GridtapeError, JournalError, SnapshotCorruptError
+
+from .events import WORLD_EVENTS, apply_events
+
+SNAPSHOT_SUFFIX = ".snapshots"
+
+
+def snapshot_dir(journal_path) -> str | None:
+    """The default snapshot directory of a journal file (beside it); None for in-memory journals."""
+    return None if journal_path is None else str(journal_path) + SNAPSHOT_SUFFIX
+
+
+def _resolve(directory, journal_path):
+    if directory is None or os.path.isabs(directory) or "://" in directory or journal_path is None:
+        return directory
+    return os.path.join(os.path.dirname(os.path.abspath(str(journal_path))), directory)
+
+
+def _fetch(j, sql, params=()):
+    """Rows of a query over the journal's events (brought up to date first)."""
+    src = j._source()
+    return j._con.execute(sql.format(events=src), list(params)).fetchall()
+
+
+def materialize(j, seq=None, *, use_snapshots=True):
+    """The world of journal ``j`` after event ``seq`` (None: the head) and the seq it reflects."""
+    head = j.last_seq
+    if head < 0:
+        raise JournalError("the journal is empty", file=j.path)
+    seq = head if seq is None else int(seq)
+    if seq < 0 or seq > head:
+        raise JournalError(f"seq {seq} is outside the journal (0..{head})", file=j.path, field="seq")
+    got = _fetch(j, "SELECT max(seq) FROM {events} WHERE event = 'load' AND seq <= ?", [seq])
+    if not got or got[0][0] is None:
+        raise JournalError(f"no case load at or before seq {seq}", file=j.path, row=seq)
+    load_seq = int(got[0][0])
+    world, base = None, None
+    if use_snapshots:
+        snaps = _fetch(j, "SELECT seq, info FROM {events} WHERE event = 'snapshot' AND seq <= ? AND seq > ? "
+                          "ORDER BY seq DESC", [seq, load_seq])
+        for sseq, info in snaps:
+            meta = json.loads(info)
+            if int(meta["covers"]) < load_seq:
+                continue  # it covers a world from before that case load: not a starting point
+            try:
+                from .snapshot import read_snapshot
+
+                world, _ = read_snapshot(_resolve(meta["dir"], j.path), meta["id"])
+                base = int(meta["covers"])
+                break
+            except (SnapshotCorruptError, GridtapeError, OSError) as e:
+                warnings.warn(f"snapshot {meta.get('id')} (seq {sseq}) is unusable, falling back to an older "
+                              f"point: {e}", stacklevel=2)
+    if world is None:
+        world = apply_events(None, j.log(since=load_seq, until=load_seq), j.get_blob)
+        base = load_seq
+    if seq > base:
+        world = apply_events(world, j.log(since=base + 1, until=seq, event=list(WORLD_EVENTS)), j.get_blob)
+    return world, seq
