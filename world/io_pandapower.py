@@ -169,6 +169,17 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None, check_t
                 df["tap_changer_type"] = _pst_logic(df)
             if "tap_phase_shifter" in df.columns:
                 del df["tap_phase_shifter"]
+        # pandapower 3 writes the text 'nan' for a trafo3w without a tap changer; runpp applies no
+        # tap for it, as for an empty cell
+        for col in ("tap_changer_type", "tap2_changer_type"):
+            if col in df.columns and df[col].dtype == object:
+                vals = df[col].to_numpy(dtype=object)
+                nan_text = np.array([isinstance(v, str) and v.strip().lower() == "nan" for v in vals.tolist()], bool)
+                if nan_text.any():
+                    df = edit(kind)
+                    vals = vals.copy()
+                    vals[nan_text] = None
+                    df[col] = vals
     return out
 
 
