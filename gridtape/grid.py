@@ -249,8 +249,7 @@ class PowerGrid(Writes):
         an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
-        if options or tolerance_mva is not None or max_iteration is not None or algorithm is not None \
-                or qlim is not None or distributed_slack is not None or init is not None:
+        if options or algorithm is not None or qlim is not None or distributed_slack is not None:
             named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
                      "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
             o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
@@ -261,6 +260,15 @@ class PowerGrid(Writes):
             elif self._engine_opts_stale:
                 self._solve_options({})
             o = self._last_opts[1]
+            if tolerance_mva is not None or max_iteration is not None or \
+                    init is not None and init not in _INITS:
+                # per-call numbers that configure nothing: checked alone (no option resolution)
+                from . import options as O
+
+                o = dict(o)
+                for k, v in (("tolerance_mva", tolerance_mva), ("max_iteration", max_iteration), ("init", init)):
+                    if v is not None:
+                        o[k] = O.check(k, v)
         tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
         qlim, distributed_slack = o["enforce_q_lims"], o["distributed_slack"]
         if init is None and o["init"] != self.init:
@@ -444,6 +452,9 @@ class PowerGrid(Writes):
 
 
 _VERSION = []
+
+
+_INITS = ("auto", "flat", "dc", "results")  # the init values (gridtape.options checks them)
 
 
 def _version() -> str:
