@@ -327,6 +327,13 @@ class PowerGrid(Writes):
         if o["algorithm"] != "nr" and o["distributed_slack"]:
             raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
                                  f"{o['algorithm']!r}", "distributed_slack")
+        if o["enforce_p_lims"]:
+            gen = self._world["gen"]
+            c = gen.cols
+            if len(gen) and ((c["p_mw"] > c["max_p_mw"]) | (c["p_mw"] < c["min_p_mw"])).any():
+                # pandapower clips gen P too; gridtape clips sgen P only so far
+                raise O.option_error("enforce_p_lims with a gen beyond its P limits is not modelled (sgens are)",
+                                     "enforce_p_lims")
         angles = O.voltage_angles(o["calculate_voltage_angles"], self._world)
         self._engine.configure(
             ModelOptions(trafo_model=o["trafo_model"], voltage_angles=angles,
