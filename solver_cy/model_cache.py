@@ -27,6 +27,7 @@ from gridtape.world.schema import spec
 
 from .branches import BRANCH_KINDS, fill_admittances
 from .chartables import CHAR_KINDS
+from .modelopts import as_model_options
 from .injections import SHARED_COLS, InjectionState, forget
 from .topology import NONE, build_topology
 from .ybus import ybus_build, ybus_fill
@@ -221,7 +222,8 @@ class ModelCache:
     def _build(self) -> Model:
         """A new model of the world's current topology."""
         w = self.world
-        topo = build_topology(w, self.trafo_model)
+        opts = as_model_options(self.trafo_model)
+        topo = build_topology(w, opts) if opts.neglect_open_switch_branches else build_topology(w)
         br = topo.branches
         ysh = fill_admittances(w, topo, self.trafo_model, self.branch_params)
         indptr, indices, pos, ydata = ybus_build(topo.nb, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, ysh)

@@ -158,8 +158,7 @@ def _open_switch_branches_out(world):
     if not branch_sw.any():
         return world
     s2 = copy.copy(sw)  # the open branch switches read closed: no auxiliary bus at the branch end
-    s2.cols = dict(c)
-    s2.cols["closed"] = c["closed"] | branch_sw
+    s2.cols = {**c, "closed": c["closed"] | branch_sw}  # the view's own dict: the world is not written
     view.tables["switch"] = s2
     for et, kind in (("l", "line"), ("t", "trafo"), ("t3", "trafo3w")):
         m = (~c["closed"]) & (c["et"] == et)
@@ -170,10 +169,9 @@ def _open_switch_branches_out(world):
         if not len(pos):
             continue
         t2 = copy.copy(t)
-        t2.cols = dict(t.cols)
         on = t.cols["in_service"].copy()
         on[pos] = False
-        t2.cols["in_service"] = on
+        t2.cols = {**t.cols, "in_service": on}
         view.tables[kind] = t2
     return view
 
