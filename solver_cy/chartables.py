@@ -81,6 +81,8 @@ def shunt_step_values(world):
     (pandapower's shunt step tables: the row is the total at that step)."""
     sh = world["shunt"]
     c = sh.cols
+    if "step_dependency_table" not in c and "step_dependency_table" not in sh.extra:
+        return c["p_mw"], c["q_mvar"]  # (the common case, on the result path of every solve)
     dep = column(sh, "step_dependency_table", False).astype(bool)
     if not dep.any():
         return c["p_mw"], c["q_mvar"]
