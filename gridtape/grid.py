@@ -50,12 +50,19 @@ class PowerGrid(Writes):
     thread; False: it is written inside ``solve()``; see docs/time-travel.md).
     """
 
-    def __init__(self, case_path=None, qlim: bool = False, *, world: World | None = None,
-                 branch_analysis: bool = True, tolerance_mva: float = 1e-8, max_iteration: int = 10,
-                 init: str = "auto", trafo_model: str = "t", journal=None, author: str | None = None,
+    def __init__(self, case_path=None, qlim: bool | None = None, *, world: World | None = None,
+                 branch_analysis: bool = True, tolerance_mva: float | None = None, max_iteration: int | None = None,
+                 init: str | None = None, trafo_model: str | None = None, journal=None, author: str | None = None,
                  read_only: bool = False, snapshots: str | None = None, checkpoint_every: int = 50_000,
-                 _load_info: dict | None = None, distributed_slack: bool = False, reuse_lu: bool = True,
-                 checkpoint_background: bool = True):
+                 _load_info: dict | None = None, distributed_slack: bool | None = None, reuse_lu: bool = True,
+                 checkpoint_background: bool = True, **options):
+        from . import options as O
+
+        explicit = {k: v for k, v in (("enforce_q_lims", qlim), ("tolerance_mva", tolerance_mva),
+                                      ("max_iteration", max_iteration), ("init", init), ("trafo_model", trafo_model),
+                                      ("distributed_slack", distributed_slack)) if v is not None}
+        explicit.update(options)
+        O.resolve(explicit)  # an unknown option or a bad value: OptionError before anything is opened
         source = None if case_path is None else str(case_path)
         if world is None and case_path is not None:
             from gridtape.world.io import load_case
@@ -63,17 +70,17 @@ class PowerGrid(Writes):
             world = load_case(case_path)  # before the journal opens: a bad case leaves nothing open
         j = open_journal(journal, author, read_only)
         try:
-            self._setup(world, j, source, qlim, branch_analysis, tolerance_mva, max_iteration, init,
-                        trafo_model, read_only, snapshots, checkpoint_every, _load_info, distributed_slack,
-                        reuse_lu, checkpoint_background)
+            self._setup(world, j, source, explicit, branch_analysis, read_only, snapshots, checkpoint_every,
+                        _load_info, reuse_lu, checkpoint_background)
         except BaseException:
             if j is not None and j is not journal:  # ours: do not leave it open and locked
                 j.close()
             raise
 
-    def _setup(self, world, j, source, qlim, branch_analysis, tolerance_mva, max_iteration, init, trafo_model,
-               read_only, snapshots, checkpoint_every, _load_info, distributed_slack, reuse_lu,
-               checkpoint_background):
+    def _setup(self, world, j, source, explicit, branch_analysis, read_only, snapshots, checkpoint_every,
+               _load_info, reuse_lu, checkpoint_background):
+        from . import options as O
+
         resumed = False
         if world is None:
             if j is not None and j.count():
@@ -88,13 +95,20 @@ class PowerGrid(Writes):
         #: what changed in the world since the last solve: results of a world whose elements changed
         #: since are refused (NotSolvedError), never computed on mismatched arrays
         self._since_solve = world.watch()
-        self.qlim = bool(qlim)
+        # the net's stored runpp options (net.user_pf_options) apply where no option is given
+        self._stored = dict(getattr(world, "pf_options", None) or {})
+        self._explicit = {k: v for k, v in explicit.items()
+                          if k not in ("enforce_q_lims", "tolerance_mva", "max_iteration", "init", "distributed_slack")}
+        self._options = o = O.resolve(explicit, stored=self._stored)
+        self.qlim = o["enforce_q_lims"]
         self.branch_analysis = bool(branch_analysis)
-        self.tolerance_mva = float(tolerance_mva)
-        self.max_iteration = int(max_iteration)
-        self.init = init
-        self.distributed_slack = bool(distributed_slack)
-        self._engine = Engine(world, trafo_model=trafo_model)
+        self.tolerance_mva = o["tolerance_mva"]
+        self.max_iteration = o["max_iteration"]
+        self.init = o["init"]
+        self.distributed_slack = o["distributed_slack"]
+        self._engine = Engine(world, trafo_model=o["trafo_model"])
+        self._last_opts = None  # (grid option values, resolved options) of plain solves
+        self._engine_opts_stale = False
         self._engine.reuse_lu = bool(reuse_lu)
         self._results = None
         self._v_init = None
@@ -169,8 +183,13 @@ class PowerGrid(Writes):
 
     def log(self, since=None, until=None, author=None, kind=None, event=None):
         """The journal as a DataFrame (seq, tx, time, author, message, event, kind, eid, field, old,
-        new, info), filtered by seq or time range, author, element kind and event kind."""
-        return self._history.need("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+        new, info), filtered by seq or time range, author, element kind and event kind.  Hashes
+        read as hex text."""
+        log = self._history.need("log()").log(since=since, until=until, author=author, kind=kind, event=event)
+        for c in log.columns:
+            if log[c].dtype == object and len(log) and isinstance(log[c].iloc[0], (bytes, bytearray, memoryview)):
+                log[c] = [None if v is None else bytes(v).hex() for v in log[c].tolist()]
+        return log
 
     def history(self, kind: str, eid, field: str):
         """Every event that set ``kind`` ``eid`` ``field``, oldest first."""
@@ -204,6 +223,8 @@ class PowerGrid(Writes):
     # --- construction helpers ------------------------------------------------------------
     @classmethod
     def from_pandapower(cls, net, **kwargs) -> "PowerGrid":
+        """A grid of a pandapower net; the runpp options the net stores (``net.user_pf_options``)
+        apply to its solves where no option is given (an unmodelled one: OptionError)."""
         from gridtape.world.io_pandapower import from_pandapower
 
         return cls(world=from_pandapower(net), **kwargs)
@@ -228,24 +249,50 @@ class PowerGrid(Writes):
         self._engine.reuse_lu = bool(value)
 
     def solve(self, v_init=None, *, tolerance_mva: float | None = None, max_iteration: int | None = None,
-              init: str | None = None, algorithm: str = "nr", qlim: bool | None = None,
-              distributed_slack: bool | None = None) -> SolveReport:
+              init: str | None = None, algorithm: str | None = None, qlim: bool | None = None,
+              distributed_slack: bool | None = None, **options) -> SolveReport:
         """Run a power flow.  ``v_init`` (complex, bus-id order) only changes the starting point:
         set-points are re-pinned.  ``init``: "auto" (pandapower's: DC angles, mean set-point
         magnitude), "flat", "dc", "results" (warm start).  Default: "results" after a converged
-        solve, else the grid's ``init``.  ``algorithm``: "nr" or "dc"."""
+        solve, else the grid's ``init``.  ``algorithm``: "nr", "iwamoto_nr" or "dc".  Any other runpp
+        option by its pandapower name (docs/model-notes.md, "runpp options"); an unmodelled one is
+        an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
-        self._since_solve.clear()
+        if options or algorithm is not None or qlim is not None or distributed_slack is not None:
+            named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
+                     "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
+            o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
+        else:  # the grid's options: resolved once while they stay
+            token = (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack)
+            if self._last_opts is None or self._last_opts[0] != token:
+                self._last_opts = (token, self._solve_options({}))
+            elif self._engine_opts_stale:
+                self._solve_options({})
+            o = self._last_opts[1]
+            if tolerance_mva is not None or max_iteration is not None or \
+                    init is not None and init not in _INITS:
+                # per-call numbers that configure nothing: checked alone (no option resolution)
+                from . import options as O
+
+                o = dict(o)
+                for k, v in (("tolerance_mva", tolerance_mva), ("max_iteration", max_iteration), ("init", init)):
+                    if v is not None:
+                        o[k] = O.check(k, v)
+        tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
+        qlim, distributed_slack = o["enforce_q_lims"], o["distributed_slack"]
+        if init is None and o["init"] != self.init:
+            init = o["init"]
         self._results = None
         if v_init is None and self._v_init is not None:
             v_init = self._v_init
         self._v_init = None
         if algorithm == "dc" and distributed_slack:
             raise SchemaError("distributed_slack is an AC option; use algorithm='nr'", field="distributed_slack")
+        self._since_solve.clear()
         if algorithm == "dc":
             conv, it, norm, level = eng.solve_dc()
-        elif algorithm == "nr":
+        elif algorithm in ("nr", "iwamoto_nr"):
             if init is None and not (eng.V is not None and eng.converged and eng.level() != "full"):
                 init = self.init
             vi = None
@@ -260,13 +307,13 @@ class PowerGrid(Writes):
                 distributed_slack=self.distributed_slack if distributed_slack is None else bool(distributed_slack))
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
-        if algorithm == "nr" and pre not in (None, "none"):
+        if algorithm != "dc" and pre not in (None, "none"):
             level = pre
         rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
         self._last = rep
         j = self._journal
         if j is not None and not self._read_only:
-            ds = algorithm == "nr" and (self.distributed_slack if distributed_slack is None else bool(distributed_slack))
+            ds = algorithm != "dc" and bool(distributed_slack)
             j.record_solve(conv, it, norm, rep.runtime_ms, level, algorithm, ds, _version())
             if self._editor is None:
                 j.flush()
@@ -274,6 +321,40 @@ class PowerGrid(Writes):
             else:
                 self._editor.events += 1
         return rep
+
+    def _solve_options(self, given: dict) -> dict:
+        """This solve's runpp options (gridtape.options): the grid's, with the ones given here
+        on top; validated before anything runs; handed to the engine."""
+        from gridtape.solver_cy.modelopts import ModelOptions
+
+        from . import options as O
+
+        self._engine_opts_stale = bool(given)  # the next plain solve re-configures the engine
+        # the grid's options count as passed to every solve, as runpp arguments would
+        merged = {**self._explicit, "enforce_q_lims": self.qlim, "tolerance_mva": self.tolerance_mva,
+                  "max_iteration": self.max_iteration, "init": self.init, "distributed_slack": self.distributed_slack,
+                  **{k: v for k, v in given.items() if v is not None}}
+        o = O.resolve(merged, stored=self._stored)
+        if o["algorithm"] != "nr" and o["distributed_slack"]:
+            raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
+                                 f"{o['algorithm']!r}", "distributed_slack")
+        if o["enforce_p_lims"]:
+            gen = self._world["gen"]
+            c = gen.cols
+            if len(gen) and ((c["p_mw"] > c["max_p_mw"]) | (c["p_mw"] < c["min_p_mw"])).any():
+                # pandapower clips gen P too; gridtape clips sgen P only so far
+                raise O.option_error("enforce_p_lims with a gen beyond its P limits is not modelled (sgens are)",
+                                     "enforce_p_lims")
+        angles = O.voltage_angles(o["calculate_voltage_angles"], self._world)
+        self._engine.configure(
+            ModelOptions(trafo_model=o["trafo_model"], voltage_angles=angles,
+                         line_temperature=o["consider_line_temperature"], trafo3w_losses=o["trafo3w_losses"],
+                         switch_rx_ratio=o["switch_rx_ratio"],
+                         neglect_open_switch_branches=o["neglect_open_switch_branches"]),
+            voltage_angles=angles, voltage_depend_loads=o["voltage_depend_loads"],
+            enforce_p_lims=o["enforce_p_lims"], trafo_loading=o["trafo_loading"], delta_q=o["delta_q"],
+            algorithm=o["algorithm"])
+        return o
 
     def _to_internal(self, v):
         v = np.asarray(v, dtype=complex)
@@ -327,10 +408,10 @@ class PowerGrid(Writes):
             if self._last is None:
                 raise NotSolvedError("no solve has run yet: call solve() first")
             changed = self._since_solve
-            if changed.rows or changed.network:
+            if changed.rows or changed.network or (self._engine.level() == "full" and self._engine.solved):
                 raise NotSolvedError(
-                    "elements were added or removed (or a network value changed) since the last solve: "
-                    f"call solve() for results ({', '.join(sorted(changed.rows)) or 'network'} changed)")
+                    "elements were added or removed, switched, or a network value changed since the last solve: "
+                    f"call solve() for results ({', '.join(sorted(changed.rows)) or 'network or topology'} changed)")
             if not self._last.converged:
                 self._results = R.empty_tables(self._world)
             else:
@@ -397,6 +478,9 @@ class PowerGrid(Writes):
 
 
 _VERSION = []
+
+
+_INITS = ("auto", "flat", "dc", "results")  # the init values (gridtape.options checks them)
 
 
 def _version() -> str:

@@ -15,8 +15,11 @@ import numpy as np
 
 from gridtape.errors import SchemaError
 
+from .chartables import TRAFO_EXTRAS, column, line_temperature_factor, shunt_step_values, with_char_table
 from .inject import bus_sums, shunt_ysh
+from .modelopts import as_model_options
 from .topology import Topology
+from .trafos import trafo3w_as_trafos, trafo_branch_values
 from .ybus import masked_admittances, same_end_kv
 
 SWITCH_RX_RATIO = 2.0
@@ -24,19 +27,19 @@ SWITCH_RX_RATIO = 2.0
 BRANCH_KINDS = ("line", "trafo", "trafo3w", "impedance", "xward")
 
 
-def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict | None = None) -> np.ndarray:
+def fill_admittances(world, topo: Topology, trafo_model="t", cache: dict | None = None) -> np.ndarray:
     """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.).
 
-    ``cache`` (a dict the model cache empties when a branch table's admittance column, its rows
-    or a network value changed) holds the per-unit branch parameters of the last call, the
-    trafo model and branch slices they were made for and the base voltages at the branch ends.
-    A topology change that only moves branch ends between buses of the same voltage, or
-    switches branches, reuses them; only the status-dependent part is redone."""
+    ``cache`` (a dict kept by the caller between calls) holds the per-unit branch parameters of
+    the last call and their key: admittance counter, network values, branch tables and the base
+    voltages at the branch ends.  A topology change that only moves branch ends between buses of
+    the same voltage, or switches branches, reuses them; only the status-dependent part is redone."""
     br = topo.branches
     sn = world.sn_mva
+    trafo_model = as_model_options(trafo_model)
     key = _param_key(topo, trafo_model) if cache is not None else None
     if key is not None and cache.get("key") == key and same_end_kv(topo.base_kv, br.f, br.t, *cache["kv"]):
-        x, ratio, shift, bad_if_on, y_on = cache["params"]
+        x, ratio, shift, bad_if_on, y_on, r = cache["params"]
     else:
         r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift = _branch_params(world, topo, trafo_model)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -50,7 +53,7 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
         if key is not None:
             cache["key"] = key
             cache["kv"] = (topo.base_kv[br.f], topo.base_kv[br.t])
-            cache["params"] = (x, ratio, shift, bad_if_on, y_on)
+            cache["params"] = (x, ratio, shift, bad_if_on, y_on, r)
     # a branch out of service contributes nothing (zeros), one in service must have an impedance
     k, y = masked_admittances(np.ascontiguousarray(br.status, bool), bad_if_on, y_on)
     if k >= 0:
@@ -58,22 +61,23 @@ def fill_admittances(world, topo: Topology, trafo_model: str = "t", cache: dict 
         raise SchemaError("branch has zero or undefined series impedance", table=kind,
                           row=int(world[kind].ids[row]) if kind != "switch" else int(world["switch"].ids[row]))
     br.yff, br.yft, br.ytf, br.ytt = y
-    br.x, br.ratio, br.shift_deg = x, ratio, shift
-    return _bus_shunts(world, topo) / sn
+    br.x, br.ratio, br.shift_deg, br.r = x, ratio, shift, r
+    return _bus_shunts(world, topo, trafo_model) / sn
 
 
-def _param_key(topo, trafo_model):
+def _param_key(topo, opts):
     """What the kept branch parameters depend on besides the columns the model cache watches, or
     None when they are not kept (impedance switches: their z_ohm is a topology column)."""
     br = topo.branches
     if "switch" in br.slices:
         return None
-    return (trafo_model, tuple(br.slices.items()))
+    return (opts, tuple(br.slices.items()))
 
 
-def _branch_params(world, topo, trafo_model):
+def _branch_params(world, topo, opts):
     """Per-unit r, x, g, b, g_asym, b_asym, r_asym, x_asym, ratio, shift of every branch,
-    whatever its status."""
+    whatever its status (``opts``: modelopts.ModelOptions)."""
+    trafo_model = opts.trafo_model
     br = topo.branches
     n = len(br.f)
     r = np.zeros(n)
@@ -96,19 +100,27 @@ def _branch_params(world, topo, trafo_model):
             par = c["parallel"].astype(float)
             ln = c["length_km"]
             r[s0:s1] = c["r_ohm_per_km"] * ln / base_r / par
+            if opts.line_temperature:
+                r[s0:s1] *= line_temperature_factor(world["line"])
             x[s0:s1] = c["x_ohm_per_km"] * ln / base_r / par
             b[s0:s1] = 2 * world.f_hz * math.pi * c["c_nf_per_km"] * 1e-9 * base_r * ln * par
             g[s0:s1] = c["g_us_per_km"] * 1e-6 * base_r * ln * par
         if "trafo" in br.slices:
             s0, s1 = br.slices["trafo"]
-            c = world["trafo"].cols
+            t = world["trafo"]
+            c = t.cols
             td = {k: c[k] for k in c}
-            out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
+            for k in TRAFO_EXTRAS:
+                td[k] = column(t, k)
+            with_char_table(world, t, td, "trafo", ("vk_percent", "vkr_percent"))
+            if not opts.voltage_angles:
+                td["shift_degree"] = np.zeros(len(t))
+            out = trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "trafo3w" in br.slices:
             s0, s1 = br.slices["trafo3w"]
-            td = _trafo3w_as_trafos(world["trafo3w"].cols)
-            out = _trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
+            td = trafo3w_as_trafos(world["trafo3w"], opts, world)
+            out = trafo_branch_values(td, kv[br.f[s0:s1]], kv[br.t[s0:s1]], sn, trafo_model)
             r[s0:s1], x[s0:s1], g[s0:s1], b[s0:s1], g_asym[s0:s1], b_asym[s0:s1], ratio[s0:s1], shift[s0:s1] = out
         if "impedance" in br.slices:
             s0, s1 = br.slices["impedance"]
@@ -132,8 +144,9 @@ def _branch_params(world, topo, trafo_model):
             s0, s1 = br.slices["switch"]
             z = world["switch"].cols["z_ohm"][br.rows["switch"]]
             base_r = kv[br.f[s0:s1]] ** 2 / sn
-            rz = SWITCH_RX_RATIO / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
-            xz = 1 / math.sqrt(1 + SWITCH_RX_RATIO ** 2)
+            rx = opts.switch_rx_ratio
+            rz = rx / math.sqrt(1 + rx ** 2)
+            xz = 1 / math.sqrt(1 + rx ** 2)
             r[s0:s1] = z / base_r * rz
             x[s0:s1] = z / base_r * xz
 
@@ -147,173 +160,18 @@ def _owner(br, k):
     raise IndexError(k)
 
 
-def _trafo_branch_values(td, kv_hv_bus, kv_lv_bus, sn_net, trafo_model):
-    """pandapower's two-winding transformer model on a dict of columns ``td`` (trafo or the
-    three equivalent trafos of trafo3w).  Returns r, x, g, b, g_asym, b_asym, ratio, shift."""
-    vnh = td["vn_hv_kv"].astype(float).copy()
-    vnl = td["vn_lv_kv"].astype(float).copy()
-    shift = td["shift_degree"].astype(float).copy()
-    _apply_taps(td, vnh, vnl, shift)
-    ratio = (vnh / vnl) / (kv_hv_bus / kv_lv_bus)
-    par = td["parallel"].astype(float)
-    sn_t = td["sn_mva"]
-    tap_lv = (vnl / kv_lv_bus) ** 2 * sn_net
-    z_sc = td["vk_percent"] / 100.0 / sn_t * tap_lv
-    r_sc = td["vkr_percent"] / 100.0 / sn_t * tap_lv
-    x_sc = np.sign(z_sc) * np.sqrt(z_sc ** 2 - r_sc ** 2)
-    r = r_sc / par
-    x = x_sc / par
-    # magnetising admittance
-    base_z = kv_lv_bus ** 2 / sn_net
-    vn_lv_rated = td["vn_lv_kv"]
-    pfe_mw = td["pfe_kw"] * 1e-3
-    ym = td["i0_percent"] / 100.0 * sn_t
-    b_sq = ym ** 2 - pfe_mw ** 2
-    b_sq = np.where(b_sq < 0, 0.0, b_sq)
-    b_mva = -np.sqrt(b_sq)
-    scale = base_z * par / (vnl / vn_lv_rated) ** 2 / vn_lv_rated ** 2
-    g = pfe_mw * scale
-    b = b_mva * scale
-    g_asym = np.zeros_like(g)
-    b_asym = np.zeros_like(b)
-    if trafo_model == "t":
-        r, x, g, b, g_asym, b_asym = _wye_delta(r, x, g, b)
-    elif trafo_model != "pi":
-        raise SchemaError(f"unknown trafo_model {trafo_model!r} (use 't' or 'pi')", field="trafo_model")
-    return r, x, g, b, g_asym, b_asym, ratio, shift
-
-
-def _apply_taps(td, vnh, vnl, shift):
-    """Adjust rated voltages and shift to the tap position (pandapower's tap changer types)."""
-    pos = td["tap_pos"]
-    types = td["tap_changer_type"]
-    sides = td["tap_side"]
-    for side, vn, direction in (("hv", vnh, 1.0), ("lv", vnl, -1.0)):
-        at_side = np.array([s == side for s in sides], dtype=bool)
-        if not at_side.any():
-            continue
-        ideal = at_side & np.array([t == "Ideal" for t in types], dtype=bool)
-        cplx = at_side & np.array([t in ("Ratio", "Symmetrical") for t in types], dtype=bool)
-        diff = pos - td["tap_neutral"]
-        step_pct = td["tap_step_percent"]
-        step_deg = td["tap_step_degree"]
-        if ideal.any():
-            deg_set = np.nan_to_num(step_deg[ideal], nan=0) != 0
-            pct_set = np.nan_to_num(step_pct[ideal], nan=0) != 0
-            if (deg_set & pct_set).any():
-                raise SchemaError("both tap_step_degree and tap_step_percent set for an ideal phase shifter",
-                                  table="trafo", field="tap_step_degree")
-            d = diff[ideal]
-            with np.errstate(invalid="ignore"):
-                add = np.where(deg_set, direction * d * step_deg[ideal],
-                               direction * 2 * np.rad2deg(np.arcsin(d * step_pct[ideal] / 200.0)))
-            shift[ideal] += add
-        if cplx.any():
-            steps = np.nan_to_num(step_pct[cplx] * diff[cplx] / 100.0, nan=0)
-            ang = np.deg2rad(np.nan_to_num(step_deg[cplx], nan=0))
-            u1 = vn[cplx]
-            du = u1 * steps
-            vn[cplx] = np.sqrt((u1 + du * np.cos(ang)) ** 2 + (du * np.sin(ang)) ** 2)
-            shift[cplx] += np.rad2deg(np.arctan(direction * du * np.sin(ang) / (u1 + du * np.cos(ang))))
-
-
-def _wye_delta(r, x, g, b):
-    """T model (leakage split half/half, magnetising branch at the middle) to an equivalent pi."""
-    r, x, g, b = r.copy(), x.copy(), g.copy(), b.copy()
-    g_asym = np.zeros_like(g)
-    b_asym = np.zeros_like(b)
-    k = (g != 0) | (b != 0)
-    if k.any():
-        za = r[k] * 0.5 + 1j * x[k] * 0.5
-        zb = za
-        zc = 1 / (g[k] + 1j * b[k])
-        zsum = za * zb + za * zc + zb * zc
-        zab = zsum / zc
-        zac = zsum / zb
-        zbc = zsum / za
-        r[k] = zab.real
-        x[k] = zab.imag
-        yf = 1 / zac
-        yt = 1 / zbc
-        g[k] = yf.real * 2
-        b[k] = yf.imag * 2
-        g_asym[k] = 2 * yt.real - g[k]
-        b_asym[k] = 2 * yt.imag - b[k]
-    return r, x, g, b, g_asym, b_asym
-
-
-def _trafo3w_as_trafos(c):
-    """The three equivalent two-winding trafos (hv, mv, lv order, stacked) of each trafo3w."""
-    n = len(c["vn_hv_kv"])
-    sn = np.stack([c["sn_hv_mva"], c["sn_mv_mva"], c["sn_lv_mva"]])
-    vk = np.stack([c["vk_hv_percent"], c["vk_mv_percent"], c["vk_lv_percent"]])
-    vkr = np.stack([c["vkr_hv_percent"], c["vkr_mv_percent"], c["vkr_lv_percent"]])
-
-    def to_bus(z):  # short-circuit voltages of the pairs, referred to the hv rating
-        return sn[0] * np.array([z[0] / np.minimum(sn[0], sn[1]), z[1] / np.minimum(sn[1], sn[2]),
-                                 z[2] / np.minimum(sn[0], sn[2])])
-
-    def delta_to_star(z):
-        return 0.5 * sn / sn[0] * np.array([z[0] + z[2] - z[1], z[1] + z[0] - z[2], z[2] + z[1] - z[0]])
-
-    vk_d, vkr_d = to_bus(vk), to_bus(vkr)
-    vki_d = np.sqrt(vk_d ** 2 - vkr_d ** 2)
-    vkr_s = delta_to_star(vkr_d)
-    vki_s = delta_to_star(vki_d)
-    vk_s = np.sign(vki_s) * np.sqrt(vki_s ** 2 + vkr_s ** 2)
-    if (vk_s == 0).any():
-        raise SchemaError("equivalent transformer with zero impedance", table="trafo3w", field="vk_hv_percent")
-    zeros = np.zeros(n)
-    nan = np.full(n, np.nan)
-    hv_loss = np.ones(n, bool)  # pandapower's default trafo3w_losses = "hv"
-    td = {
-        "vn_hv_kv": np.tile(c["vn_hv_kv"], 3),
-        "vn_lv_kv": np.concatenate([c["vn_hv_kv"], c["vn_mv_kv"], c["vn_lv_kv"]]),
-        "sn_mva": sn.reshape(-1),
-        "vk_percent": vk_s.reshape(-1),
-        "vkr_percent": vkr_s.reshape(-1),
-        "pfe_kw": np.concatenate([np.where(hv_loss, c["pfe_kw"], 0), zeros, zeros]),
-        "i0_percent": np.concatenate([np.where(hv_loss, c["i0_percent"], 0), zeros, zeros]),
-        "shift_degree": np.concatenate([zeros, c["shift_mv_degree"], c["shift_lv_degree"]]),
-        "parallel": np.ones(3 * n),
-    }
-    side = c["tap_side"]
-    star = c["tap_at_star_point"]
-    taps = {k: [] for k in ("tap_pos", "tap_neutral", "tap_step_percent", "tap_step_degree")}
-    tap_side, tap_type = [], []
-    for s in ("hv", "mv", "lv"):
-        m = np.array([v == s for v in side], dtype=bool)
-        for k in taps:
-            taps[k].append(np.where(m, c[k], nan))
-        ts = np.array([None] * n, dtype=object)
-        ts[m] = "hv" if s == "hv" else "lv"
-        if (m & star).any():
-            ms = m & star
-            # as pandapower: an unset tap_step_degree (NaN) makes the star-point tap inert
-            tt = c["tap_step_percent"][ms] * np.exp(1j * np.deg2rad(c["tap_step_degree"][ms]))
-            d = c["tap_pos"][ms] - c["tap_neutral"][ms]
-            tc = 100 * tt / (100 + tt * d)
-            taps["tap_step_percent"][-1][ms] = np.abs(tc)
-            taps["tap_step_degree"][-1][ms] = np.rad2deg(np.angle(tc)) - 180
-            ts[ms] = "lv" if s == "hv" else "hv"
-        tap_side.append(ts)
-        tap_type.append(c["tap_changer_type"])
-    td.update({k: np.concatenate(v) for k, v in taps.items()})
-    td["tap_side"] = np.concatenate(tap_side)
-    td["tap_changer_type"] = np.concatenate(tap_type)
-    return td
-
-
-def _bus_shunts(world, topo) -> np.ndarray:
-    """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards."""
+def _bus_shunts(world, topo, opts=None) -> np.ndarray:
+    """Bus shunt admittance in MW/MVAr at 1 p.u. (GS + j BS), from shunts, wards and xwards, and
+    with ``trafo3w_losses="star"`` the trafo3w iron losses at their star points."""
     nb = topo.nb
     tabs = world.tables
     sh = tabs["shunt"]
     ysh = None
     if len(sh):  # (bus kV / shunt kV)^2 * step * (p - j q) per active shunt, in one kernel pass
         c = sh.cols
+        p_step, q_step = shunt_step_values(world)
         ysh = shunt_ysh(topo.lookup, np.ascontiguousarray(topo.elem_bus_row["shunt"], np.int64), topo.base_kv,
-                        c["vn_kv"], c["step"], topo.active["shunt"], c["p_mw"], c["q_mvar"], nb)
+                        c["vn_kv"], c["step"], topo.active["shunt"], p_step, q_step, nb)
     gs = bs = None
     for kind in ("ward", "xward"):
         tab = tabs[kind]
@@ -327,4 +185,15 @@ def _bus_shunts(world, topo) -> np.ndarray:
     if gs is not None:
         ysh.real += gs
         ysh.imag -= bs
+    t3 = tabs["trafo3w"]
+    if opts is not None and opts.trafo3w_losses == "star" and len(t3) and "trafo3w" in topo.aux:
+        # pandapower adds them for every trafo3w whatever its loss_side (docs/model-notes.md)
+        c = t3.cols
+        pfe = c["pfe_kw"] * 1e-3
+        q = (c["sn_hv_mva"] * c["i0_percent"] / 100.0) ** 2 - pfe ** 2
+        q = np.sqrt(np.where(q < 0, 0.0, q))
+        a = topo.aux["trafo3w"]
+        vr = (topo.base_kv[a] / c["vn_hv_kv"]) ** 2
+        ok = a >= 0
+        np.add.at(ysh, a[ok], (pfe * vr - 1j * q * vr)[ok])
     return ysh

@@ -13,9 +13,10 @@ from . import start
 from .dslack import initial_slack, slack_plan
 from .gensplit import make_split
 from .model_cache import MODEL_CACHE, ModelCache  # noqa: F401  (MODEL_CACHE: the adapter's size)
+from .modelopts import as_model_options
 from .newton import DistributedSlackSolver, NewtonSolver
 from .result_arrays import ResultArrays, compute_arrays
-from .topology import PQ, PV, REF
+from .topology import REF
 
 INITS = start.INITS
 
@@ -44,6 +45,10 @@ class Engine:
         self._none = np.zeros(0, np.int64)
         self._qlim = None  # (limited, fixed_q) of the last solve's Q-limit enforcement
         self._results = None
+        self.solve_options = {}  # runpp options of the injections and results (configure)
+        self._inj_eff = self._inj_base = self._eff_sig = None
+        self._qlim_active = self._plims_active = False
+        self.va_dc = None  # rundcpp's unwrapped angles (rad) of the last DC solve
         # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
         self.reuse_lu = True
 
@@ -98,11 +103,18 @@ class Engine:
         return self.model.derive("split_ds" if plan is not None else "split", lambda: make_split(
             self.inj.gens, self.topo.bus_type, self.topo.nb, plan))
 
-    def _run(self, solver, plan, s0, V, tol, max_iter, warm=False):
+    def _run(self, solver, plan, s0, V, tol, max_iter, warm=False, pv=None, pq=None):
         """One Newton run; with a slack plan the island slack powers start from pandapower's
-        guess (or, on a warm start, from the last converged ones) and are kept in ``self.ps``."""
+        guess (or, on a warm start, from the last converged ones) and are kept in ``self.ps``.
+        With ``algorithm="iwamoto_nr"`` (configure) the damped Newton of solver_cy.iwamoto."""
         inj = self.inj
         if plan is None:
+            if self.solve_options.get("algorithm") == "iwamoto_nr":
+                from .iwamoto import iwamoto_solve
+
+                return iwamoto_solve(solver, self.indptr, self.indices, self.ydata, s0, inj.si, inj.sz, V,
+                                     self.topo.pv if pv is None else pv, self.topo.pq if pq is None else pq,
+                                     tol, max_iter)
             return solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter)
         ps = self.ps
         if not (warm and self.converged and ps is not None and self._ps_token == plan.token):
@@ -139,8 +151,25 @@ class Engine:
         return start.dc_angles(self, va0)
 
     # --- solving -------------------------------------------------------------------------
+    def configure(self, model_options=None, **solve_options):
+        """Set the runpp options of the next solves: ``model_options`` (modelopts.ModelOptions: a
+        change rebuilds the model) and the injection / result options (``voltage_angles``,
+        ``voltage_depend_loads``, ``enforce_p_lims``, ``trafo_loading``, ``algorithm``, ...)."""
+        if model_options is not None:
+            mo = as_model_options(model_options)
+            if mo != as_model_options(self.trafo_model):
+                self.trafo_model = self.cache.trafo_model = mo
+                self.cache._reset()
+        self.solve_options.update(solve_options)
+
+    def _effective_injections(self, qlim):
+        from .effective import effective_injections
+
+        effective_injections(self, qlim)
+
     def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
         level = self.prepare()
+        self._effective_injections(qlim)
         self._results = None
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
@@ -158,14 +187,16 @@ class Engine:
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
         self._qlim = None
-        if plan is None:
+        if plan is None and self.solve_options.get("algorithm") == "iwamoto_nr":
+            conv, it, norm = self._run(solver, None, s0, V, tol, max_iter)
+        elif plan is None:
             # a warm start on unchanged admittances may begin with the last solve's LU factors
             conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
                                           warm and self.reuse_lu and level in ("incremental", "none"))
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
         self.slack_plan = plan
-        if conv and qlim:
+        if qlim:  # pandapower checks the limits even after a first run that did not converge
             conv, it, norm, V = self._enforce_q_limits(V, tol, max_iter, conv, it, norm, plan)
         if len(self._none):
             V[self._none] = np.nan
@@ -175,40 +206,24 @@ class Engine:
         self.converged, self.iterations, self.norm = bool(conv), int(it), float(norm)
         self.algorithm = "nr"
         self.solved = True
+        self._qlim_active = bool(qlim)
         return self.converged, self.iterations, self.norm, level
 
     def _enforce_q_limits(self, V, tol, max_iter, conv, it, norm, plan=None):
-        """pandapower's enforce_q_lims: gens beyond their limits become PQ at the limit, repeat."""
+        """pandapower's enforce_q_lims (solver_cy.qlim.enforce_q_limits)."""
+        from .qlim import enforce_q_limits
+
         topo, inj = self.topo, self.inj
-        g = inj.gens
-        btype = topo.bus_type.copy()
-        s0 = inj.s0.copy()
-        limited = np.zeros(len(g["bus"]), bool)
-        fixed_q = np.zeros(len(g["bus"]))
-        while True:
-            qg = self._gen_q(V, limited, fixed_q, plan)
-            ref_gen = btype[g["bus"]] == REF
-            cand = ~limited & ~ref_gen & (g["kind"] == 1)
-            mx = cand & (qg > g["qmax"])
-            mn = cand & (qg < g["qmin"])
-            if not (mx.any() or mn.any()):
-                break
-            fixed_q[mx] = g["qmax"][mx]
-            fixed_q[mn] = g["qmin"][mn]
-            new = mx | mn
-            limited |= new
-            for k in np.flatnonzero(new):
-                b = g["bus"][k]
-                if btype[b] == PV:
-                    btype[b] = PQ
-                s0[b] += 1j * fixed_q[k] / self.world.sn_mva
-            pv = np.flatnonzero(btype == PV).astype(np.int32)
-            pq = np.flatnonzero(btype == PQ).astype(np.int32)
-            solver = self._newton(pv, pq, plan)
-            conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter)
-            if not conv:
-                break
+
+        def run(pv, pq, s0, V):
+            return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter, pv=pv, pq=pq)
+
+        ran, c2, it2, n2, limited, fixed_q = enforce_q_limits(
+            inj.gens, topo.bus_type, inj.s0, self.world.sn_mva, V, run,
+            lambda V, lim, fq: self._gen_q(V, lim, fq, plan), vm_set=inj.vm_set, ref=REF)
         self._qlim = (limited, fixed_q)
+        if ran:
+            conv, it, norm = c2, it2, n2
         return conv, it, norm, V
 
     def _gen_q(self, V, limited, fixed_q, plan):
@@ -234,14 +249,20 @@ class Engine:
         return res[2]
 
     def solve_dc(self):
+        from .dc_results import dc_voltage_magnitudes
+
         level = self.prepare()
+        self._effective_injections(False)
         self._results = None
         self._qlim = None
-        topo, inj = self.topo, self.inj
+        self._qlim_active = False
+        inj = self.inj
         va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
         va = self.dc_angles(va)
-        V = np.exp(1j * va).astype(complex)
+        V = dc_voltage_magnitudes(inj.vm_set) * np.exp(1j * va)
         V[self._none] = np.nan
+        va[self._none] = np.nan
+        self.va_dc = va  # unwrapped, as rundcpp reports them
         self.V = V
         self.slack_plan = None
         self.converged, self.iterations, self.norm = True, 1, 0.0

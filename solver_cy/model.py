@@ -10,3 +10,4 @@ much to rebuild.  This module only gathers the names other code imports.
 """
 from .branches import SWITCH_RX_RATIO, fill_admittances  # noqa: F401
 from .topology import NONE, PQ, PV, Q_LIM_DEFAULT, REF, Branches, Topology, build_topology  # noqa: F401
+from .chartables import char_table, column, shunt_step_values, table_values  # noqa: F401

@@ -26,6 +26,8 @@ import numpy as np
 from gridtape.world.schema import spec
 
 from .branches import BRANCH_KINDS, fill_admittances
+from .chartables import CHAR_KINDS
+from .modelopts import as_model_options
 from .injections import SHARED_COLS, InjectionState, forget
 from .topology import NONE, build_topology
 from .ybus import ybus_build, ybus_fill
@@ -158,7 +160,7 @@ class ModelCache:
             forget(self.shared, cols, ())
             # (branch parameters are read from "adm" and "topo" columns only)
             if lvl in ("admittance", "full") and self.branch_params and \
-                    any(k[0] in BRANCH_KINDS and self._param_column(k) for k in cols):
+                    any(k[0] in BRANCH_KINDS and self._param_column(k) or k[0] in CHAR_KINDS for k in cols):
                 self.branch_params.clear()
             for m in self.models:
                 if m is not self.model or lvl != "incremental":
@@ -220,7 +222,8 @@ class ModelCache:
     def _build(self) -> Model:
         """A new model of the world's current topology."""
         w = self.world
-        topo = build_topology(w)
+        opts = as_model_options(self.trafo_model)
+        topo = build_topology(w, opts) if opts.neglect_open_switch_branches else build_topology(w)
         br = topo.branches
         ysh = fill_admittances(w, topo, self.trafo_model, self.branch_params)
         indptr, indices, pos, ydata = ybus_build(topo.nb, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, ysh)

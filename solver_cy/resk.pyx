@@ -81,12 +81,13 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     return vm_a, va_a, sf_a, st_a, sb_a
 
 
-def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double sn, out=None):
+def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double sn, out=None, va_in=None):
     """DC results of the angles of ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``
     as :func:`ac_arrays`, with pandapower's rundcpp conventions: magnitudes 1 p.u., lossless
     branch flows ``P = (va_f - va_t - shift) /
     (x ratio)`` of in-service branches, no reactive power, bus P from the flows and the bus
-    shunts' conductance (``ysh``, p.u.)."""
+    shunts' conductance (``ysh``, p.u.).  ``va_in``: the angles (rad) to use instead of those of
+    ``V_in`` (rundcpp's unwrapped ones; phase shifters can take them beyond +-180 degrees)."""
     cdef Py_ssize_t nb = _size(V_in), nbr = _size(f_in), i, k
     if nb < 0 or nbr < 0:
         raise ValueError("dc_arrays: inconsistent arrays")
@@ -98,6 +99,7 @@ def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double
     cdef const double *ratio = <const double *>_ptr(ratio_in, cnp.NPY_DOUBLE, nbr, "ratio")
     cdef const double *shift = <const double *>_ptr(shift_in, cnp.NPY_DOUBLE, nbr, "shift")
     cdef const double complex *ysh = <const double complex *>_ptr(ysh_in, cnp.NPY_COMPLEX128, nb, "ysh")
+    cdef const double *ua = NULL if va_in is None else <const double *>_ptr(va_in, cnp.NPY_DOUBLE, nb, "va")
     for k in range(nbr):
         if not (0 <= f[k] < nb and 0 <= t[k] < nb):
             raise ValueError("dc_arrays: branch bus out of range")
@@ -114,15 +116,19 @@ def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double
         for i in range(nb):
             if isfinite(V[i].real) and isfinite(V[i].imag):
                 vm[i] = 1.0
-                va[i] = atan2(V[i].imag, V[i].real) * DEG
+                va[i] = (atan2(V[i].imag, V[i].real) if ua == NULL else ua[i]) * DEG
             else:
                 vm[i] = NAN
                 va[i] = NAN
             sb[i] = ysh[i].real * sn
         for k in range(nbr):
             if on[k]:
-                af = atan2(V[f[k]].imag, V[f[k]].real) if isfinite(V[f[k]].real) else 0.0
-                at = atan2(V[t[k]].imag, V[t[k]].real) if isfinite(V[t[k]].real) else 0.0
+                if ua != NULL:
+                    af = ua[f[k]] if isfinite(ua[f[k]]) else 0.0
+                    at = ua[t[k]] if isfinite(ua[t[k]]) else 0.0
+                else:
+                    af = atan2(V[f[k]].imag, V[f[k]].real) if isfinite(V[f[k]].real) else 0.0
+                    at = atan2(V[t[k]].imag, V[t[k]].real) if isfinite(V[t[k]].real) else 0.0
                 p = (af - at - shift[k] / DEG) / x[k] / ratio[k] * sn
             else:
                 p = 0.0

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .chartables import shunt_step_values
 from .g2o import fill_buffers
+from .qlim import sgen_setpoints
 from .resk import ac_arrays, dc_arrays, element_pq, gen_pq
 
 #: kernel code and columns of each one-bus element kind (resk.element_pq)
@@ -44,7 +46,7 @@ class ResultArrays:
     overwrite them (copy what you keep; the result tables do)."""
 
     __slots__ = ("algorithm", "world", "topo", "inj", "plan", "ps", "vm", "va", "sf", "st", "sbus", "gens",
-                 "gen_p", "gen_q", "_elem", "_buf")
+                 "gen_p", "gen_q", "_elem", "_buf", "sgen_pq", "const_loads")
 
     def element(self, kind: str, vm=None):
         """``(p, q)`` of every row of ``kind`` (MW, MVAr; 0 for inactive rows): load, sgen,
@@ -71,6 +73,13 @@ class ResultArrays:
         if not n:
             return np.zeros(0), np.zeros(0)
         c = self.world[kind].cols
+        cols = [c[k] for k in names]
+        if kind == "sgen" and self.sgen_pq is not None:  # set-points clipped to their limits
+            cols[0], cols[1] = self.sgen_pq
+        elif kind == "load" and self.const_loads:  # runpp(voltage_depend_loads=False)
+            cols[3:] = [np.zeros(n)] * 4
+        elif kind == "shunt":  # the step tables' values per step
+            cols[0], cols[1] = shunt_step_values(self.world)
         topo = self.topo
         out = None
         if vm is self.vm and self._buf is not None:
@@ -78,7 +87,7 @@ class ResultArrays:
             if out is None:
                 out = self._buf[kind] = (np.empty(n), np.empty(n))
         return element_pq(code, topo.elem_bus(kind), topo.active[kind], vm, topo.base_kv,
-                          *[c[k] for k in names], out=out)
+                          *cols, out=out)
 
 
 def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
@@ -91,6 +100,10 @@ def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
     r.algorithm, r.world, r.topo, r.inj, r.gens = algorithm, engine.world, topo, inj, inj.gens
     r.plan, r.ps = engine.slack_plan, engine.ps
     r._elem = {}
+    o = engine.solve_options
+    r.const_loads = not o.get("voltage_depend_loads", True)
+    r.sgen_pq = sgen_setpoints(engine.world, engine._qlim_active and algorithm != "dc",
+                               engine._plims_active) if len(engine.world["sgen"]) else None
     buf = r._buf = engine.model.buffers
     out = buf.get("bus")
     if out is None:
@@ -100,7 +113,8 @@ def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
     dc = algorithm == "dc"
     if dc:
         r.vm, r.va, r.sf, r.st, r.sbus = dc_arrays(V, br.f, br.t, br.status, br.x, br.ratio,
-                                                   br.shift_deg, engine.ysh, sn, out)
+                                                   br.shift_deg, engine.ysh, sn, out,
+                                                   engine.va_dc if V is engine.V else None)
     else:
         r.vm, r.va, r.sf, r.st, r.sbus = ac_arrays(V, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
                                                    engine.indices, engine.ydata, sn, out)

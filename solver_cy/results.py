@@ -8,6 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dc_results import blank_dc_columns
+from .modelopts import as_model_options
+from .switch_results import switch_columns
+
 
 SQRT3 = np.sqrt(3.0)
 
@@ -30,6 +34,7 @@ COLUMNS = {
     "shunt": ["p_mw", "q_mvar", "vm_pu"],
     "ward": ["p_mw", "q_mvar", "vm_pu"],
     "xward": ["p_mw", "q_mvar", "vm_pu", "va_internal_degree", "vm_internal_pu"],
+    "switch": ["i_ka", "loading_percent", "p_from_mw", "q_from_mvar", "p_to_mw", "q_to_mvar"],
 }
 
 
@@ -44,6 +49,9 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     res = engine.results()
     w, topo = res.world, res.topo
     vm, va = res.vm, res.va
+    dc = res.algorithm == "dc"
+    if dc:  # rundcpp reports its start magnitudes (set-points) and the unwrapped DC angles
+        vm = np.abs(engine.V)
     kv = topo.base_kv
     br = topo.branches
     sf, st = res.sf, res.st
@@ -51,6 +59,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         i_f = np.abs(sf) / (vm[br.f] * kv[br.f]) / SQRT3
         i_t = np.abs(st) / (vm[br.t] * kv[br.t]) / SQRT3
     out = {}
+    power_loading = engine.solve_options.get("trafo_loading", "current") == "power"
     bus_p = np.zeros(topo.n_world_bus)
     bus_q = np.zeros(topo.n_world_bus)
     lookup = topo.lookup
@@ -71,7 +80,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         p, q = res.element(kind)
         cols = {"p_mw": p, "q_mvar": q}
         if kind in ("shunt", "ward"):
-            cols["vm_pu"] = vm[topo.elem_bus(kind)]
+            cols["vm_pu"] = np.nan_to_num(vm[topo.elem_bus(kind)])  # de-energised: 0 (pandapower)
         out[kind] = _frame(kind, idx(kind), cols)
         add_bus(kind, sign * p, sign * q)
     if len(w["xward"]):
@@ -80,7 +89,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         a = topo.aux["xward"]
         p = p + sf[s0:s1].real - _xward_slack_share(res)
         q = q + sf[s0:s1].imag
-        out["xward"] = _frame("xward", idx("xward"), {"p_mw": p, "q_mvar": q, "vm_pu": vm[topo.elem_bus("xward")],
+        out["xward"] = _frame("xward", idx("xward"), {"p_mw": p, "q_mvar": q, "vm_pu": np.nan_to_num(vm[topo.elem_bus("xward")]),
                                                       "va_internal_degree": va[a], "vm_internal_pu": vm[a]})
         add_bus("xward", p, q)
     else:
@@ -120,12 +129,17 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             "ql_mvar": sf[s0:s1].imag + st[s0:s1].imag, "i_from_ka": i_f[s0:s1], "i_to_ka": i_t[s0:s1],
             "i_ka": i_ka, "vm_from_pu": vm[f], "va_from_degree": va[f], "vm_to_pu": vm[t], "va_to_degree": va[t],
             "loading_percent": loading})
+        if as_model_options(engine.trafo_model).line_temperature:
+            out["line"]["r_ohm_per_km"] = br.r[s0:s1] * kv[f] ** 2 / w.sn_mva * c["parallel"] / c["length_km"]
     out["trafo"] = _frame("trafo", idx("trafo"), {})
     if "trafo" in br.slices:
         s0, s1 = br.slices["trafo"]
         c = w["trafo"].cols
         f, t = br.f[s0:s1], br.t[s0:s1]
-        ld = np.vstack([i_f[s0:s1] * c["vn_hv_kv"], i_t[s0:s1] * c["vn_lv_kv"]]) * SQRT3 / c["sn_mva"] * 100
+        if power_loading:
+            ld = np.vstack([np.abs(sf[s0:s1]), np.abs(st[s0:s1])]) / c["sn_mva"] * 100
+        else:
+            ld = np.vstack([i_f[s0:s1] * c["vn_hv_kv"], i_t[s0:s1] * c["vn_lv_kv"]]) * SQRT3 / c["sn_mva"] * 100
         with np.errstate(invalid="ignore"):
             loading = np.max(ld, axis=0) / c["parallel"] / c["df"]
         out["trafo"] = _frame("trafo", idx("trafo"), {
@@ -140,8 +154,12 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         n = len(w["trafo3w"])
         h, m_, l_ = slice(s0, s0 + n), slice(s0 + n, s0 + 2 * n), slice(s0 + 2 * n, s0 + 3 * n)
         c = w["trafo3w"].cols
-        ld = np.vstack([i_f[h] * c["vn_hv_kv"] / c["sn_hv_mva"], i_t[m_] * c["vn_mv_kv"] / c["sn_mv_mva"],
-                        i_t[l_] * c["vn_lv_kv"] / c["sn_lv_mva"]]) * SQRT3 * 100
+        if power_loading:
+            ld = np.vstack([np.abs(sf[h]) / c["sn_hv_mva"], np.abs(st[m_]) / c["sn_mv_mva"],
+                            np.abs(st[l_]) / c["sn_lv_mva"]]) * 100
+        else:
+            ld = np.vstack([i_f[h] * c["vn_hv_kv"] / c["sn_hv_mva"], i_t[m_] * c["vn_mv_kv"] / c["sn_mv_mva"],
+                            i_t[l_] * c["vn_lv_kv"] / c["sn_lv_mva"]]) * SQRT3 * 100
         with np.errstate(invalid="ignore"):
             loading = np.max(ld, axis=0)
         ph, pm, pl = sf[h], st[m_], st[l_]
@@ -159,9 +177,13 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             "p_from_mw": sf[s0:s1].real, "q_from_mvar": sf[s0:s1].imag, "p_to_mw": st[s0:s1].real,
             "q_to_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,
             "ql_mvar": sf[s0:s1].imag + st[s0:s1].imag, "i_from_ka": i_f[s0:s1], "i_to_ka": i_t[s0:s1]})
+    out["switch"] = _frame("switch", idx("switch"), switch_columns(w, br, sf, st, i_f, i_t, out["line"], out["trafo"])
+                           if len(w["switch"]) else {})
     if not branch_analysis:
         for k in ("line", "trafo", "trafo3w"):
             out[k] = out[k].drop(columns=["loading_percent"])
+    if dc:
+        blank_dc_columns(out)
     return out
 
 

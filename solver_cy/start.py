@@ -38,7 +38,7 @@ def pandapower_start(engine, init: str) -> np.ndarray:
     va = np.where(np.isnan(inj.va_set), 0.0, np.deg2rad(inj.va_set))
     V = np.full(nb, vm0, dtype=complex) * np.exp(1j * va)
     V[has_set] = inj.vm_set[has_set] * np.exp(1j * va[has_set])
-    if init in ("auto", "dc"):
+    if init == "dc" or init == "auto" and engine.solve_options.get("voltage_angles", True):
         va = dc_angles(engine, va)
         V = np.abs(V) * np.exp(1j * va)
     return pinned(V, inj)

@@ -18,6 +18,7 @@ import numpy as np
 from gridtape.errors import BadReferenceError, SchemaError, TopologyError
 from gridtape.world.schema import SWITCH_ET_KIND, spec
 
+from .modelopts import as_model_options
 from .topo import ELEM_KINDS, Refused, build_core
 
 PQ, PV, REF, NONE = 1, 2, 3, 4
@@ -48,6 +49,7 @@ class Branches:
     x: np.ndarray = None
     ratio: np.ndarray = None
     shift_deg: np.ndarray = None
+    r: np.ndarray = None
 
 
 @dataclass
@@ -75,8 +77,13 @@ class Topology:
         return b
 
 
-def build_topology(world) -> Topology:
-    """The topology of ``world`` (tests/reference/topology.py holds the reference it equals)."""
+def build_topology(world, opts=None) -> Topology:
+    """The topology of ``world`` (tests/reference/topology.py holds the reference it equals).
+    With ``opts`` (modelopts.ModelOptions) ``neglect_open_switch_branches``, a line or transformer
+    with an open switch is out of service instead of hanging at an auxiliary bus (pandapower's
+    option)."""
+    if opts is not None and as_model_options(opts).neglect_open_switch_branches:
+        world = _open_switch_branches_out(world)
     tabs = world.tables
     bus = tabs["bus"]
     if not len(bus):
@@ -134,6 +141,39 @@ def build_topology(world) -> Topology:
     topo.elem_bus_row.update(zip(ELEM_KINDS, out["elem_rows"]))
     topo.ref, topo.pv, topo.pq = out["ref"], out["pv"], out["pq"]
     return topo
+
+
+def _open_switch_branches_out(world):
+    """A shallow view of ``world`` whose lines / trafos / trafo3ws with an open switch are out of
+    service (the tables are not copied; only the in_service columns that change are)."""
+    import copy
+
+    sw = world["switch"]
+    if not len(sw):
+        return world
+    c = sw.cols
+    view = copy.copy(world)
+    view.tables = dict(world.tables)
+    branch_sw = (~c["closed"]) & (c["et"] != "b")
+    if not branch_sw.any():
+        return world
+    s2 = copy.copy(sw)  # the open branch switches read closed: no auxiliary bus at the branch end
+    s2.cols = {**c, "closed": c["closed"] | branch_sw}  # the view's own dict: the world is not written
+    view.tables["switch"] = s2
+    for et, kind in (("l", "line"), ("t", "trafo"), ("t3", "trafo3w")):
+        m = (~c["closed"]) & (c["et"] == et)
+        t = world[kind]
+        if not m.any() or not len(t):
+            continue
+        pos = np.array([t.positions[e] for e in c["element"][m].tolist() if e in t.positions], dtype=np.int64)
+        if not len(pos):
+            continue
+        t2 = copy.copy(t)
+        on = t.cols["in_service"].copy()
+        on[pos] = False
+        t2.cols = {**t.cols, "in_service": on}
+        view.tables[kind] = t2
+    return view
 
 
 def _kernel_columns(world):

@@ -18,7 +18,7 @@ pn = pytest.importorskip("pandapower.networks")
 import networks  # noqa: E402  (tests/networks.py)
 
 from gridtape import PowerGrid  # noqa: E402
-from gridtape.errors import SchemaError, SolverError  # noqa: E402
+from gridtape.errors import OptionError, SchemaError, SolverError  # noqa: E402
 from gridtape.solver_cy.newton import DistributedSlackSolver  # noqa: E402
 from gridtape.world.io_pandapower import from_pandapower  # noqa: E402
 
@@ -267,7 +267,7 @@ def test_weights_summing_to_zero_raise():
 
 def test_dc_rejects_distributed_slack():
     grid = PowerGrid(world=from_pandapower(pn.case14()), journal=False)
-    with pytest.raises(SchemaError, match="distributed_slack"):
+    with pytest.raises(OptionError, match="distributed_slack"):  # an option, not a schema (issue 15)
         grid.solve(algorithm="dc", distributed_slack=True)
 
 

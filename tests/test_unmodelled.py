@@ -18,7 +18,7 @@ from gridtape.errors import SchemaError, UnsupportedError
 from gridtape.world.io_csvzip import read_csv_zip
 from gridtape.world.io_json import read_pandapower_json
 from gridtape.world.io_pandapower import from_pandapower
-from gridtape.world.pp_checks import UNMODELLED, unmodelled_in_world
+from gridtape.world.pp_checks import UNMODELLED
 
 pp = pytest.importorskip("pandapower")
 pn = pytest.importorskip("pandapower.networks")
@@ -47,25 +47,12 @@ def _set(net, table, values: dict, row=0):
     return int(idx)
 
 
-# (table, {column: active value}, {column: neutral value}, field named, pandapower's answer changes)
+# (table, {column: active value}, {column: neutral value}, field named, pandapower's answer changes).
+# The second tap changer, the leakage split, trafo3w loss_side, tap and step dependency tables,
+# capability curves and user_pf_options are modelled since issue 15 (tests/test_trust_*.py).
 CASES_ALWAYS = [
-    ("trafo", {"tap2_changer_type": "Ratio", "tap2_side": "hv", "tap2_neutral": 0.0, "tap2_pos": 2.0,
-               "tap2_step_percent": 1.5, "tap2_step_degree": 0.0},
-     {"tap2_changer_type": "Ratio", "tap2_side": "hv", "tap2_neutral": 0.0, "tap2_pos": 0.0,
-      "tap2_step_percent": 1.5, "tap2_step_degree": 0.0}, "tap2_pos", True),
-    ("trafo", {"leakage_resistance_ratio_hv": 0.2, "leakage_reactance_ratio_hv": 0.5},
-     {"leakage_resistance_ratio_hv": 0.5, "leakage_reactance_ratio_hv": 0.5}, "leakage_resistance_ratio_hv", True),
-    ("trafo", {"leakage_reactance_ratio_hv": 0.9}, {"leakage_reactance_ratio_hv": 0.5},
-     "leakage_reactance_ratio_hv", True),
-    ("trafo3w", {"loss_side": "lv"}, {"loss_side": "hv"}, "loss_side", True),
-    ("trafo", {"tap_dependency_table": True, "id_characteristic_table": 0},
-     {"tap_dependency_table": False}, "tap_dependency_table", False),
-    ("trafo3w", {"tap_dependency_table": True, "id_characteristic_table": 0},
-     {"tap_dependency_table": False}, "tap_dependency_table", False),
     ("trafo", {"tap_dependent_impedance": True}, {"tap_dependent_impedance": False}, "tap_dependent_impedance",
      False),
-    ("shunt", {"step_dependency_table": True, "id_characteristic_table": 0}, {"step_dependency_table": False},
-     "step_dependency_table", False),
 ]
 
 
@@ -95,53 +82,28 @@ def test_unmodelled_column_is_refused_by_name(tmp_path, table, active, neutral, 
         assert dvm > 1e-6 or dva > 1e-4, (dvm, dva)  # beyond the parity tolerances
 
 
-def test_unmodelled_column_in_a_csv_zip(tmp_path):
+def test_second_tap_changer_in_a_csv_zip_loads(tmp_path):
+    """tap2_* columns (modelled since issue 15) load from a CSV zip as pass-through columns."""
     with zipfile.ZipFile(CASES / "IEEE14" / "data.zip") as z:
         files = {n: z.read(n).decode() for n in z.namelist()}
     lines = files["trafo.csv"].strip().split("\n")
     lines[0] += ",tap2_changer_type,tap2_side,tap2_neutral,tap2_pos,tap2_step_percent"
-    lines[1:] = [ln + ',"Ratio","hv",0,0,1.25' for ln in lines[1:]]
-    files["trafo.csv"] = "\n".join(lines) + "\n"
-    p = tmp_path / "ok.zip"
-    with zipfile.ZipFile(p, "w") as z:
-        for n, t in files.items():
-            z.writestr(n, t)
-    assert read_csv_zip(p)["trafo"].extra["tap2_pos"][0] == 0  # neutral: kept as a pass-through column
-    lines[2] = lines[2][:lines[2].rindex(",0,1.25")] + ",-3,1.25"
+    lines[1:] = [ln + ',"Ratio","hv",0,-3,1.25' for ln in lines[1:]]
     files["trafo.csv"] = "\n".join(lines) + "\n"
     p = tmp_path / "tap2.zip"
     with zipfile.ZipFile(p, "w") as z:
         for n, t in files.items():
             z.writestr(n, t)
-    with pytest.raises(UnsupportedError) as e:
-        read_csv_zip(p)
-    assert (e.value.file, e.value.table, e.value.row, e.value.field) == (str(p), "trafo",
-                                                                       int(lines[2].split(",")[0]), "tap2_pos")
+    assert read_csv_zip(p)["trafo"].extra["tap2_pos"][0] == -3
 
 
-@pytest.mark.parametrize("table", ["gen", "sgen"])
-def test_reactive_capability_curve_is_refused_only_with_qlim(table):
-    net = pn.case14() if table == "gen" else _net()
-    eid = _set(net, table, {"reactive_capability_curve": True, "id_q_capability_characteristic": 0})
-    w = from_pandapower(net)  # without Q limits the curve changes nothing: the net loads
-    unmodelled_in_world(w, qlim=False)
-    with pytest.raises(UnsupportedError) as e:
-        unmodelled_in_world(w, qlim=True)
-    assert (e.value.table, e.value.row, e.value.field) == (table, eid, "reactive_capability_curve")
-    unmodelled_in_world(from_pandapower(_net()), qlim=True)
-
-
-def test_user_pf_options_are_refused_by_name(tmp_path):
+def test_user_pf_options_are_kept_with_the_world(tmp_path):
     net = _net()
     pp.set_user_pf_options(net, init="dc", trafo_model="pi")
-    with pytest.raises(UnsupportedError) as e:
-        from_pandapower(net)
-    assert e.value.table == "user_pf_options" and e.value.field == "init" and "trafo_model" in str(e.value)
+    assert from_pandapower(net).pf_options == {"init": "dc", "trafo_model": "pi"}
     path = tmp_path / "o.json"
     pp.to_json(net, str(path))
-    with pytest.raises(UnsupportedError) as e:
-        read_pandapower_json(path)
-    assert (e.value.file, e.value.field) == (str(path), "init")
+    assert read_pandapower_json(path).pf_options == {"init": "dc", "trafo_model": "pi"}
 
 
 def test_unsupported_element_tables_raise_unsupported_error():

@@ -61,7 +61,24 @@ def read_pandapower_json(path_or_str, *, strict=False) -> World:
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), file=file, strict=strict, format_version=fmt,
                                 user_pf_options=net.get("user_pf_options"),
+                                curve_objects=_has_rows(net.get("q_capability_characteristic")),
                                 check_text=_SURROGATE.search(text) is not None)
+
+
+def _has_rows(value) -> bool:
+    """Whether a serialized table (pandapower's JSON) has rows."""
+    if value is None:
+        return False
+    if isinstance(value, dict):
+        obj = value.get("_object", value)
+        if isinstance(obj, str):
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError:
+                return bool(obj)
+        if isinstance(obj, dict):
+            return bool(obj.get("index") or obj.get("data"))
+    return bool(value)
 
 
 #: a JSON escape of a UTF-16 surrogate (only these make json.loads return text that is not Unicode)

@@ -12,7 +12,7 @@ import numpy as np
 
 from gridtape.errors import DependencyError, SchemaError, UnsupportedError
 
-from .pp_checks import (check_encodable, check_frame, check_unmodelled, check_user_pf_options, empty_cells,
+from .pp_checks import (check_curve_objects, check_encodable, check_frame, check_unmodelled, check_user_pf_options, empty_cells,
                         encodable, fill_empty_columns, integral, network_value)
 from .schema import BOOL, F8, I8, KIND_ORDER, KINDS, STR, UNSUPPORTED_TABLES
 from .world import World, world_from_frames
@@ -169,6 +169,17 @@ def normalize_pp_tables(tables: dict, *, file=None, format_version=None, check_t
                 df["tap_changer_type"] = _pst_logic(df)
             if "tap_phase_shifter" in df.columns:
                 del df["tap_phase_shifter"]
+        # pandapower 3 writes the text 'nan' for a trafo3w without a tap changer; runpp applies no
+        # tap for it, as for an empty cell
+        for col in ("tap_changer_type", "tap2_changer_type"):
+            if col in df.columns and df[col].dtype == object:
+                vals = df[col].to_numpy(dtype=object)
+                nan_text = np.array([isinstance(v, str) and v.strip().lower() == "nan" for v in vals.tolist()], bool)
+                if nan_text.any():
+                    df = edit(kind)
+                    vals = vals.copy()
+                    vals[nan_text] = None
+                    df[col] = vals
     return out
 
 
@@ -197,21 +208,26 @@ def _pst_logic(df):
 
 
 def world_from_pp_tables(tables: dict, *, sn_mva=1.0, f_hz=50.0, name="", file=None, strict=False,
-                         format_version=None, user_pf_options=None, check_text=True) -> World:
+                         format_version=None, user_pf_options=None, check_text=True, curve_objects=False) -> World:
     """A World from a pandapower net's tables (see :func:`normalize_pp_tables`).
 
     ``sn_mva`` and ``f_hz`` must be finite positive numbers (SchemaError naming the field, table
     ``"network"``); a caller passes pandapower's defaults (1.0, 50.0) when the net lacks them.
-    A non-empty ``user_pf_options`` (the net's own runpp options) is an UnsupportedError naming them."""
+    ``user_pf_options`` (the net's own runpp options) are kept as ``world.pf_options``; PowerGrid
+    applies them (gridtape.options) and names an unmodelled one."""
     sn = network_value(sn_mva, "sn_mva", file)
     f = network_value(f_hz, "f_hz", file)
-    check_user_pf_options(user_pf_options, file)
+    pf_options = check_user_pf_options(user_pf_options, file)
     frames = normalize_pp_tables(tables, file=file, format_version=format_version, check_text=check_text)
+    check_curve_objects(frames, curve_objects, file)
     name = _name(name)
     if check_text and not encodable(name):
         raise SchemaError(f"text that is not valid Unicode (a lone surrogate): {name!r}", file=file,
                           table="network", field="name")
-    return world_from_frames(frames, sn_mva=sn, f_hz=f, name=name, file=file, strict=strict)
+    world = world_from_frames(frames, sn_mva=sn, f_hz=f, name=name, file=file, strict=strict)
+    if pf_options:
+        world.pf_options = pf_options
+    return world
 
 
 def _name(v):
@@ -302,7 +318,8 @@ def from_pandapower(net, *, strict=False) -> World:
     return world_from_pp_tables(tables, sn_mva=net.get("sn_mva", 1.0), f_hz=net.get("f_hz", 50.0),
                                 name=net.get("name", ""), strict=strict,
                                 format_version=net.get("format_version"),
-                                user_pf_options=net.get("user_pf_options"))
+                                user_pf_options=net.get("user_pf_options"),
+                                curve_objects=len(net.get("q_capability_characteristic", ())) > 0)
 
 
 def to_pandapower(world: World):

@@ -209,32 +209,6 @@ def _empty(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
-def _ratio_active(col):
-    def active(df):
-        v = _num(df, col)
-        text = np.array([not _empty(x) for x in df[col].tolist()])
-        return text & ~(v == 0.5)  # anything given that is not 0.5 (text that is no number included)
-    return active
-
-
-def _tap2_active(df):
-    """pandapower applies the second tap changer (build_branch._calc_tap_from_dataframe) where
-    tap2_changer_type is Ratio / Symmetrical / Ideal, tap2_side is hv or lv, tap2_pos is a number
-    other than tap2_neutral and a step (percent or degree) is set."""
-    kind = _text(df, "tap2_changer_type")
-    side = _text(df, "tap2_side")
-    pos, neutral = _num(df, "tap2_pos"), _num(df, "tap2_neutral")
-    pct, deg = _num(df, "tap2_step_percent"), _num(df, "tap2_step_degree")
-    step = (~np.isnan(pct) & (pct != 0)) | (~np.isnan(deg) & (deg != 0))
-    return np.isin(kind, ("Ratio", "Symmetrical", "Ideal")) & np.isin(side, ("hv", "lv")) & ~np.isnan(pos) \
-        & ~(pos == neutral) & step
-
-
-def _loss_side_active(df):
-    side = _text(df, "loss_side")
-    return (side != "") & (side != "hv")
-
-
 def _flags(tables, col, what, when="always"):
     """Registry rows for a flag column (neutral: False / empty) of each of ``tables``."""
     return tuple((t, col, what, "False", _flag(col), when) for t in tables)
@@ -244,18 +218,11 @@ def _flags(tables, col, what, when="always"):
 #: columns that change runpp's answer and that gridtape does not model.  ``when`` "always": the
 #: readers refuse a non-neutral value; "qlim": it changes the answer only with Q limits enforced
 #: (kept as a pass-through column; :func:`unmodelled_in_world` names it for a solve with qlim).
+#: Modelled since issue 15 (docs/model-notes.md): tap_dependency_table with
+#: trafo_characteristic_table, tap2_*, the leakage split, trafo3w loss_side, shunt
+#: step_dependency_table, reactive capability curves, user_pf_options.
 UNMODELLED = (
-    *_flags(("trafo", "trafo3w"), "tap_dependency_table",
-            "tap-dependent transformer tables (trafo_characteristic_table)"),
     *_flags(("trafo", "trafo3w"), "tap_dependent_impedance", "pandapower 2 tap-dependent impedance (characteristic)"),
-    ("trafo", "tap2_pos", "the second tap changer (tap2_*)", "tap2_pos = tap2_neutral, or no tap2_changer_type",
-     _tap2_active, "always"),
-    *(("trafo", f"leakage_{q}_ratio_hv", f"the T model's leakage split ({q})", "0.5",
-       _ratio_active(f"leakage_{q}_ratio_hv"), "always") for q in ("resistance", "reactance")),
-    ("trafo3w", "loss_side", "iron losses on the mv or lv side", "hv", _loss_side_active, "always"),
-    *_flags(("shunt",), "step_dependency_table", "step-dependent shunt values (shunt_characteristic_table)"),
-    *_flags(("gen", "sgen"), "reactive_capability_curve", "reactive capability curves (q_capability_characteristic)",
-            "qlim"),
 )
 
 
@@ -304,18 +271,37 @@ def unmodelled_in_world(world, *, qlim: bool) -> None:
                                    field=col)
 
 
-def check_user_pf_options(options, file=None) -> None:
-    """``net.user_pf_options`` overrule runpp's arguments; gridtape does not apply them, so a
-    non-empty one is refused by name (the option names in the message, the first as ``field``)."""
-    if options is None or (isinstance(options, dict) and not options):
+def check_user_pf_options(options, file=None) -> dict:
+    """``net.user_pf_options`` (the net's own runpp options, applied to every solve where the call
+    does not pass the option; PowerGrid checks their names and values, gridtape.options) as a
+    dict; SchemaError when it is not a mapping of option names."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise SchemaError(f"user_pf_options is not a mapping of option names: {options!r}", file=file,
+                          table="user_pf_options")
+    return dict(options)
+
+
+def check_curve_objects(frames: dict, has_objects: bool, file=None) -> None:
+    """pandapower applies reactive capability curves only through the objects
+    ``create_q_capability_characteristics_object`` stores in ``net.q_capability_characteristic``;
+    a net whose gens / sgens flag curves and that holds the q_capability_curve_table but not those
+    objects gets no curves in runpp.  gridtape models the curves from the table, so it refuses
+    that net (UnsupportedError naming the table) rather than differ."""
+    tab = frames.get("q_capability_curve_table")
+    if has_objects or tab is None or not len(tab):
         return
-    if not isinstance(options, dict):
-        raise UnsupportedError(f"user_pf_options is a {type(options).__name__}, not a mapping", file=file,
-                               table="user_pf_options")
-    names = ", ".join(f"{k}={v!r}" for k, v in options.items())
-    raise UnsupportedError(f"net.user_pf_options ({names}) are not applied by gridtape: pass the options to "
-                           "PowerGrid / solve instead", file=file, table="user_pf_options",
-                           field=str(next(iter(options))))
+    for kind in ("gen", "sgen"):
+        df = frames.get(kind)
+        if df is not None and "reactive_capability_curve" in df.columns and len(df):
+            mask = _truthy(df["reactive_capability_curve"].tolist())
+            if mask.any():
+                raise UnsupportedError(
+                    "reactive capability curves without pandapower's characteristic objects (runpp ignores the "
+                    "curves then): create them with pandapower.control.util.auxiliary."
+                    "create_q_capability_characteristics_object(net)", file=file, table="q_capability_characteristic",
+                    row=_id(df.index[int(np.argmax(mask))]), field="reactive_capability_curve")
 
 
 def _id(v):

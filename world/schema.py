@@ -386,6 +386,35 @@ _kind(
     doc="per-unit series impedances (possibly asymmetric) with optional shunts",
 )
 
+# --- pandapower's characteristic tables: rows of data the elements refer to by id -------------
+_kind(
+    "trafo_characteristic_table",
+    _c("id_characteristic", I8, lo=0, affects="adm", doc="the id trafo / trafo3w id_characteristic_table refer to"),
+    _c("step", F8, affects="adm", doc="tap position the row holds"),
+    *(_c(c, F8, u, default=_NANF, nan_ok=True, affects="adm")
+      for c, u in (("voltage_ratio", ""), ("angle_deg", "degree"), ("vk_percent", "%"), ("vkr_percent", "%"),
+                   ("vk_hv_percent", "%"), ("vkr_hv_percent", "%"), ("vk_mv_percent", "%"), ("vkr_mv_percent", "%"),
+                   ("vk_lv_percent", "%"), ("vkr_lv_percent", "%"))),
+    doc="tap-dependent ratio, angle and short-circuit voltages (trafo / trafo3w with tap_dependency_table)",
+)
+_kind(
+    "shunt_characteristic_table",
+    _c("id_characteristic", I8, lo=0, affects="adm", doc="the id shunt id_characteristic_table refers to"),
+    _c("step", F8, affects="adm"),
+    _c("q_mvar", F8, "MVAr", default=_NANF, nan_ok=True, affects="adm", doc="total at this step"),
+    _c("p_mw", F8, "MW", default=_NANF, nan_ok=True, affects="adm", doc="total at this step"),
+    doc="step-dependent shunt powers (shunts with step_dependency_table)",
+)
+_kind(
+    "q_capability_curve_table",
+    _c("id_q_capability_curve", I8, lo=0, affects="inj",
+       doc="the id gen / sgen id_q_capability_characteristic refer to"),
+    _c("p_mw", F8, "MW", affects="inj"),
+    _c("q_min_mvar", F8, "MVAr", affects="inj"),
+    _c("q_max_mvar", F8, "MVAr", affects="inj"),
+    doc="reactive capability curves: Q limits against P (gen / sgen with reactive_capability_curve)",
+)
+
 #: kinds in a dependency-safe order (buses first)
 KIND_ORDER = tuple(KINDS)
 
@@ -395,9 +424,8 @@ BUS_REFS = MappingProxyType({k: tuple(c.name for c in s.columns if c.ref == "bus
 
 #: tables pandapower nets carry that take no part in the power flow; readers skip them
 IGNORED_TABLES = frozenset({
-    "measurement", "pwl_cost", "poly_cost", "controller", "group", "characteristic",
-    "trafo_characteristic_table", "shunt_characteristic_table", "bus_geodata", "line_geodata",
-    "q_capability_curve_table", "q_capability_characteristic", "std_types", "user_pf_options",
+    "measurement", "pwl_cost", "poly_cost", "controller", "group", "characteristic", "bus_geodata",
+    "line_geodata", "q_capability_characteristic", "std_types", "user_pf_options",
 })
 
 #: pandapower element tables gridtape does not model; a non-empty one is an error
