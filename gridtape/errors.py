@@ -173,6 +173,19 @@ class CheckpointWarning(UserWarning):
     it and ``grid.checkpoint_error`` holds the exception (see docs/time-travel.md)."""
 
 
+class QLimitTieWarning(UserWarning):
+    """``enforce_q_lims``: a generator's reactive power sat at one of its limits to within the
+    solver tolerance when pandapower's outer loop decided whether to fix it there.  Which side of
+    the limit round-off puts it decides the rounds that follow, so pandapower may decide the other
+    way and reach another (equally valid) solution.  ``table`` ("gen") and ``rows`` (element ids)
+    name the generators."""
+
+    def __init__(self, message, table="gen", rows=()):
+        super().__init__(message)
+        self.table = table
+        self.rows = tuple(rows)
+
+
 __all__ = [
     "GridtapeError",
     "CaseError",
@@ -191,4 +204,5 @@ __all__ = [
     "SnapshotCorruptError",
     "SnapshotError",
     "CheckpointWarning",
+    "QLimitTieWarning",
 ]

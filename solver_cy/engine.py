@@ -218,10 +218,13 @@ class Engine:
         def run(pv, pq, s0, V):
             return self._run(self._newton(pv, pq, plan), plan, s0, V, tol, max_iter, pv=pv, pq=pq)
 
-        ran, c2, it2, n2, limited, fixed_q = enforce_q_limits(
+        ran, c2, it2, n2, limited, fixed_q, ties = enforce_q_limits(
             inj.gens, topo.bus_type, inj.s0, self.world.sn_mva, V, run,
-            lambda V, lim, fq: self._gen_q(V, lim, fq, plan), vm_set=inj.vm_set, ref=REF)
+            lambda V, lim, fq: self._gen_q(V, lim, fq, plan), vm_set=inj.vm_set, ref=REF,
+            tie=max(float(tol) * float(self.world.sn_mva), 1e-9))
         self._qlim = (limited, fixed_q)
+        if ties.any():
+            _warn_ties(self.world, inj.gens, ties)
         if ran:
             conv, it, norm = c2, it2, n2
         return conv, it, norm, V
@@ -275,3 +278,18 @@ class Engine:
         self._results = None
         self.solved = False
         self.converged = False
+
+
+def _warn_ties(world, gens, ties):
+    """QLimitTieWarning naming the generators the Q-limit loop decided on round-off."""
+    import warnings
+
+    from gridtape.errors import QLimitTieWarning
+
+    ids = [int(world["gen"].ids[r]) for r in np.asarray(gens["row"])[ties]]
+    shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
+    warnings.warn(QLimitTieWarning(
+        f"enforce_q_lims: gen {shown} sat at a reactive limit to within the solver tolerance when the "
+        "Q-limit loop decided whether to fix it; round-off decides such a tie, so pandapower may take the "
+        "other branch and reach another solution (docs/model-notes.md, 'Q-limit ties')", "gen", ids),
+        stacklevel=4)

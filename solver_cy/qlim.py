@@ -12,7 +12,7 @@ import numpy as np
 PV, PQ = 2, 1  # bus type codes (solver_cy.topology / model)
 
 
-def enforce_q_limits(gens, bus_type, s0, sn_mva, V, run, gen_q, vm_set=None, qmin=None, qmax=None, ref=3):
+def enforce_q_limits(gens, bus_type, s0, sn_mva, V, run, gen_q, vm_set=None, qmin=None, qmax=None, ref=3, tie=0.0):
     """pandapower's outer Q-limit loop after a converged first Newton run.
 
     ``gens``: the engine's generator table (``bus``, ``qmin``, ``qmax``, ``kind`` with 1 = gen,
@@ -28,8 +28,9 @@ def enforce_q_limits(gens, bus_type, s0, sn_mva, V, run, gen_q, vm_set=None, qmi
     turns PQ unless it is a reference bus, its fixed Q becomes a negative demand; a machine still
     on at a bus that is now PQ injects the Q the last split gave it.  A round that does not
     converge does not end the loop (pandapower checks the limits on its last iterate).  Returns ``(ran, converged,
-    iterations, norm, limited, fixed_q)``; ``ran`` is False when no limit was crossed (the first
-    run stands)."""
+    iterations, norm, limited, fixed_q, ties)``; ``ran`` is False when no limit was crossed (the first
+    run stands); ``ties`` marks the machines whose Q was within ``tie`` MVAr of a limit when a round
+    decided (round-off, not physics, decides them: pandapower may decide the other way)."""
     gb = np.asarray(gens["bus"], dtype=np.int64)
     ng = len(gb)
     qmin = np.asarray(gens["qmin"] if qmin is None else qmin, dtype=float)
@@ -39,10 +40,13 @@ def enforce_q_limits(gens, bus_type, s0, sn_mva, V, run, gen_q, vm_set=None, qmi
     demand = np.zeros(len(btype), dtype=complex)  # the limited machines' fixed Q, as injections
     limited = np.zeros(ng, bool)
     fixed_q = np.zeros(ng)
+    ties = np.zeros(ng, bool)
     ran, conv, it, norm = False, True, 0, 0.0
     while True:
         qg = gen_q(V, limited, fixed_q)
         cand = cand_all & ~limited
+        if tie > 0.0:
+            ties |= cand & ((np.abs(qg - qmin) <= tie) | (np.abs(qg - qmax) <= tie))
         mx = cand & (qg > qmax)
         mn = cand & (qg < qmin)
         new = mx | mn
@@ -71,7 +75,7 @@ def enforce_q_limits(gens, bus_type, s0, sn_mva, V, run, gen_q, vm_set=None, qmi
         conv, it, norm = run(pv, pq, s0 + demand + extra, V)
         # pandapower goes on after a round that did not converge (its limits are checked on the
         # last iterate); only the last round's convergence counts
-    return ran, conv, it, norm, limited, fixed_q
+    return ran, conv, it, norm, limited, fixed_q, ties
 
 
 def clip_sgen(values, lo, hi):

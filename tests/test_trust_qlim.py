@@ -129,3 +129,41 @@ def test_reactive_capability_curves_on_gen_and_sgen(via, tmp_path):
     # the curve binds: gen 0 at p=30 MW has q_max 4.25 Mvar
     assert abs(ref.res_gen.q_mvar.iloc[0] - 4.25) < 1e-6
     assert d[("gen", "q_mvar")] <= 1e-3
+
+
+def test_qlim_tie_at_a_limit_is_reported_by_name():
+    """A generator whose Q sits on its limit to within the solver tolerance is a round-off tie:
+    pandapower may fix it there or not.  gridtape says so (QLimitTieWarning naming the gen) rather
+    than differ silently; a limit clear of the Q raises nothing."""
+    import warnings
+
+    from gridtape.errors import QLimitTieWarning
+
+    net, b = _small()
+    pp.create_gen(net, b[2], p_mw=15.0, vm_pu=1.05, min_q_mvar=-50, max_q_mvar=50)
+    g2 = pp.create_gen(net, b[3], p_mw=5.0, vm_pu=1.04, min_q_mvar=-50, max_q_mvar=50)
+    grid = trust.grid_of(net)
+    assert grid.solve().converged
+    q = float(grid.res_gen.q_mvar.loc[g2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QLimitTieWarning)
+        assert grid.solve(qlim=True).converged  # limits clear of Q: no warning
+    grid.set("gen", [g2], "max_q_mvar" if q > 0 else "min_q_mvar", [q])
+    with pytest.warns(QLimitTieWarning) as rec:
+        grid.solve(qlim=True, init="flat")
+    w = rec[0].message
+    assert w.table == "gen" and w.rows == (g2,) and f"gen {g2}" in str(w)
+    assert isinstance(w, UserWarning)
+
+
+def test_qlim_gbnetwork_round_off_tie_is_named():
+    """GBnetwork with enforce_q_lims: gen 233 sits alone on a dangling bus with min_q_mvar = 0 and
+    Q = 0 (pandapower's round-off gives -1.5e-13 and fixes it).  The one difference of the sweep
+    over pandapower.networks is therefore reported, not silent."""
+    from gridtape.errors import QLimitTieWarning
+
+    net = pn.GBnetwork()
+    grid = trust.grid_of(net, qlim=True)
+    with pytest.warns(QLimitTieWarning) as rec:
+        grid.solve()
+    assert 233 in rec[0].message.rows

@@ -200,8 +200,8 @@ def compare_case(net, qlim=False, tol=None):
         pp_ok = False
         pp_err = type(e).__name__
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             grid = grid_of(net, qlim=qlim)
             rep = grid.solve()
             if rep.converged:
@@ -213,15 +213,20 @@ def compare_case(net, qlim=False, tol=None):
     if not rep.converged:
         return "gt diverges", {}, f"mismatch {rep.mismatch:.3g}"
     missing = [k for k in RES_KINDS if k in net and len(net[k]) and k not in grid.post_process()]
+    # a Q-limit round-off tie is reported to the user (QLimitTieWarning naming the gens): a
+    # difference it explains is "tie, named", not silent
+    ties = [c.message for c in caught if isinstance(c.message, E.QLimitTieWarning)]
+    differs = "tie, named" if ties else "DIFFERS"
+    named = f"QLimitTieWarning gen {list(ties[0].rows)[:5]}; " if ties else ""
     try:
         d = deltas(grid, ref, missing_ok=missing)
     except AssertionError as e:
-        return "DIFFERS", {}, str(e)[:160]
+        return differs, {}, named + str(e)[:160]
     bad = {k: v for k, v in d.items() if not v <= (tol or limit)(k[1])}
     w = worst(d)
     if bad:
         top = sorted(bad.items(), key=lambda kv: -kv[1])[:3]
-        return "DIFFERS", w, ", ".join(f"res_{k[0]}.{k[1]} {v:.3g}" for k, v in top)
+        return differs, w, named + ", ".join(f"res_{k[0]}.{k[1]} {v:.3g}" for k, v in top)
     if missing:
         return "no " + "/".join(f"res_{k}" for k in missing), w, ""
     return "agree", w, ""
