@@ -264,12 +264,17 @@ class PowerGrid(Writes):
                      "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
             o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
         else:  # the grid's options: resolved once while they stay
-            token = (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack)
-            if self._last_opts is None or self._last_opts[0] != token:
-                self._last_opts = (token, self._solve_options({}))
+            last = self._last_opts
+            if last is None or (t := last[0])[0] is not self.qlim or t[1] is not self.tolerance_mva or \
+                    t[2] is not self.max_iteration or t[3] is not self.init or t[4] is not self.distributed_slack:
+                o = self._solve_options({})
+                last = self._last_opts = (
+                    (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack),
+                    o, (o["tolerance_mva"], o["max_iteration"], o["algorithm"], o["enforce_q_lims"],
+                        o["distributed_slack"], o["init"]))
             elif self._engine_opts_stale:
                 self._solve_options({})
-            o = self._last_opts[1]
+            o = last[1]
             if tolerance_mva is not None or max_iteration is not None or \
                     init is not None and init not in _INITS:
                 # per-call numbers that configure nothing: checked alone (no option resolution)
@@ -279,10 +284,15 @@ class PowerGrid(Writes):
                 for k, v in (("tolerance_mva", tolerance_mva), ("max_iteration", max_iteration), ("init", init)):
                     if v is not None:
                         o[k] = O.check(k, v)
-        tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
-        qlim, distributed_slack = o["enforce_q_lims"], o["distributed_slack"]
-        if init is None and o["init"] != self.init:
-            init = o["init"]
+            else:
+                o = None
+        if o is None:  # the grid's own options (resolved above)
+            tolerance_mva, max_iteration, algorithm, qlim, distributed_slack, oinit = last[2]
+        else:
+            tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
+            qlim, distributed_slack, oinit = o["enforce_q_lims"], o["distributed_slack"], o["init"]
+        if init is None and oinit != self.init:
+            init = oinit
         self._results = None
         if v_init is None and self._v_init is not None:
             v_init = self._v_init

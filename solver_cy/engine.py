@@ -48,6 +48,7 @@ class Engine:
         self.solve_options = {}  # runpp options of the injections and results (configure)
         self._inj_eff = self._inj_base = self._eff_sig = None
         self._qlim_active = self._plims_active = False
+        self._plain_inj = True
         self.va_dc = None  # rundcpp's unwrapped angles (rad) of the last DC solve
         # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
         self.reuse_lu = True
@@ -161,6 +162,10 @@ class Engine:
                 self.trafo_model = self.cache.trafo_model = mo
                 self.cache._reset()
         self.solve_options.update(solve_options)
+        o = self.solve_options
+        # no option changes the injections: the effective injections are the model's own
+        self._plain_inj = not o.get("enforce_p_lims", False) and bool(o.get("voltage_angles", True)) and \
+            bool(o.get("voltage_depend_loads", True))
 
     def _effective_injections(self, qlim):
         from .effective import effective_injections
@@ -169,7 +174,10 @@ class Engine:
 
     def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
         level = self.prepare()
-        self._effective_injections(qlim)
+        if qlim or not self._plain_inj or self._eff_sig is not None:
+            self._effective_injections(qlim)
+        elif self.inj is not self._inj_eff:  # the plain case after a plain solve: the model's own
+            self._inj_eff = self._inj_base = self.inj
         self._results = None
         if init is None:
             init = "results" if (self.V is not None and self.converged) else "auto"
