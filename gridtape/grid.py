@@ -259,33 +259,35 @@ class PowerGrid(Writes):
         an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
-        if options or algorithm is not None or qlim is not None or distributed_slack is not None:
+        last = self._last_opts
+        if last is None or (t := last[0])[0] is not self.qlim or t[1] is not self.tolerance_mva or \
+                t[2] is not self.max_iteration or t[3] is not self.init or t[4] is not self.distributed_slack:
+            # the grid's own options, resolved once while they stay (this configures the engine)
+            o = self._solve_options({})
+            last = self._last_opts = (
+                (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack),
+                o, (o["tolerance_mva"], o["max_iteration"], o["algorithm"], o["enforce_q_lims"],
+                    o["distributed_slack"], o["init"]))
+        own = last[2]
+        if options or algorithm is not None and algorithm != own[2] or qlim is not None and qlim is not own[3] or \
+                distributed_slack is not None and distributed_slack is not own[4]:
+            # options of this solve only (the next plain solve re-configures the engine)
             named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
                      "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
             o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
-        else:  # the grid's options: resolved once while they stay
-            last = self._last_opts
-            if last is None or (t := last[0])[0] is not self.qlim or t[1] is not self.tolerance_mva or \
-                    t[2] is not self.max_iteration or t[3] is not self.init or t[4] is not self.distributed_slack:
-                o = self._solve_options({})
-                last = self._last_opts = (
-                    (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack),
-                    o, (o["tolerance_mva"], o["max_iteration"], o["algorithm"], o["enforce_q_lims"],
-                        o["distributed_slack"], o["init"]))
-            elif self._engine_opts_stale:
+        else:
+            if self._engine_opts_stale:
                 self._solve_options({})
-            o = last[1]
+            o = None
             if tolerance_mva is not None or max_iteration is not None or \
                     init is not None and init not in _INITS:
                 # per-call numbers that configure nothing: checked alone (no option resolution)
                 from . import options as O
 
-                o = dict(o)
+                o = dict(last[1])
                 for k, v in (("tolerance_mva", tolerance_mva), ("max_iteration", max_iteration), ("init", init)):
                     if v is not None:
                         o[k] = O.check(k, v)
-            else:
-                o = None
         if o is None:  # the grid's own options (resolved above)
             tolerance_mva, max_iteration, algorithm, qlim, distributed_slack, oinit = last[2]
         else:
