@@ -144,3 +144,22 @@ def test_log_hash_column_is_readable_hex(tmp_path):
         assert all(all(ch in "0123456789abcdef" for ch in v) for v in vals), c
         log[c].astype(str)  # no UnicodeDecodeError
     grid.close()
+
+
+def test_line_without_a_thermal_limit_has_nan_loading_as_in_pandapower():
+    """pandapower accepts ``max_i_ka = NaN`` (case11_iwamoto has it on every line) and reports
+    loading_percent NaN for such a line; gridtape loads the net and does the same."""
+    import pandapower as pp
+
+    net = pp.create_empty_network()
+    b = [pp.create_bus(net, 20.0) for _ in range(3)]
+    pp.create_ext_grid(net, b[0])
+    pp.create_line_from_parameters(net, b[0], b[1], 2.0, 0.1, 0.3, 10.0, float("nan"))
+    pp.create_line_from_parameters(net, b[1], b[2], 2.0, 0.1, 0.3, 10.0, 0.4)
+    pp.create_load(net, b[2], p_mw=3.0, q_mvar=1.0)
+    trust.solve_and_compare(net)
+    ref = trust.runpp(copy.deepcopy(net))
+    grid = trust.grid_of(net)
+    assert grid.solve().converged
+    assert np.isnan(grid.res_line.loading_percent.loc[0]) and np.isnan(ref.res_line.loading_percent.loc[0])
+    assert grid.res_line.loading_percent.loc[1] > 0

@@ -173,7 +173,7 @@ _kind(
     _c("x_ohm_per_km", F8, "ohm/km", affects="adm"),
     _c("c_nf_per_km", F8, "nF/km", default=0.0, affects="adm"),
     _c("g_us_per_km", F8, "uS/km", default=0.0, affects="adm"),
-    _c("max_i_ka", F8, "kA", default=_INF, lo=0.0, doc="thermal limit, for loading_percent"),
+    _c("max_i_ka", F8, "kA", default=_INF, lo=0.0, nan_ok=True, doc="thermal limit, for loading_percent (NaN: no limit known, loading NaN as in pandapower)"),
     _c("df", F8, "", default=1.0, lo=0.0, hi=1.0, doc="derating factor of max_i_ka"),
     _c("parallel", I8, "", default=1, lo=1, affects="adm", doc="number of parallel systems"),
     _c("type", STR, doc="ol (overhead) or cs (cable)"),
