@@ -10,6 +10,7 @@ import numpy as np
 
 from gridtape.errors import SchemaError
 from gridtape.solver_cy import results as R
+from gridtape.solver_cy.result_arrays import branch_loading, loading_constants
 
 DEFAULT = (("bus", "vm_pu"), ("bus", "va_degree"), ("line", "loading_percent"), ("line", "p_from_mw"),
            ("trafo", "loading_percent"), ("trafo", "p_hv_mw"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
@@ -78,7 +79,7 @@ class Extractor:
             elif kind == "bus":
                 out.append((res.vm if col == "vm_pu" else res.va)[topo.lookup])
             elif kind in ("line", "trafo"):
-                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const))
+                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const, _power(engine)))
             else:
                 out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
@@ -123,7 +124,7 @@ class Extractor:
             if kind == "bus":
                 a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
             elif kind in ("line", "trafo"):
-                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const)
+                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const, _power(engine))
             else:
                 m = g["kind"] == (0 if kind == "ext_grid" else 1)
                 sub = np.zeros((k, a.shape[1]))
@@ -132,11 +133,10 @@ class Extractor:
         return out
 
 
-def _branch_column(w, topo, kind, col, vm, sf, st, cache):
-    """A line or trafo result column from the branch flows (MVA, one step or steps x branches):
-    the quantities solver_cy/results.py computes for res_line / res_trafo, the loading written as
-    ``max(|s_f| / vm_f * c_f, |s_t| / vm_t * c_t)`` with the per-branch constants of
-    :func:`_loading_constants`."""
+def _branch_column(w, topo, kind, col, vm, sf, st, cache, power=False):
+    """A line or trafo result column from the branch flows (MVA, one step or steps x branches),
+    the loading by the result path's one formula (solver_cy/result_arrays.branch_loading) with
+    its constants kept in ``cache`` (the extractor's) for the topology they were made for."""
     br = topo.branches
     n = len(w[kind])
     if kind not in br.slices:
@@ -144,38 +144,11 @@ def _branch_column(w, topo, kind, col, vm, sf, st, cache):
     s0, s1 = br.slices[kind]
     if col in ("p_from_mw", "p_hv_mw"):
         return sf[..., s0:s1].real.copy()
-    f, t, cf, ct, zero = _loading_constants(w, topo, kind, cache)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.maximum(np.abs(sf[..., s0:s1]) / vm[..., f] * cf, np.abs(st[..., s0:s1]) / vm[..., t] * ct)
-    if zero is not None:
-        out[..., zero] = np.inf
-    return out
-
-
-def _loading_constants(w, topo, kind, cache):
-    """(f, t, c_f, c_t, zero): the branch ends and the factors that turn |S| / |V| (MVA, p.u.) at
-    each end into percent of the rating; ``zero``: lines rated 0 kA (loading inf), or None.  Kept
-    in ``cache`` (the extractor's) for the topology they were made for (ratings cannot be
-    profiled)."""
     hit = cache.get(kind)
-    if hit is not None and hit[0] is topo:
-        return hit[1]
-    br = topo.branches
-    s0, s1 = br.slices[kind]
-    f, t = br.f[s0:s1], br.t[s0:s1]
-    kv = topo.base_kv
-    c = w[kind].cols
-    zero = None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if kind == "line":  # i = |S| / (|V| kV sqrt3), loading = i / (max_i_ka df parallel) 100
-            i_max = c["max_i_ka"] * c["df"] * c["parallel"]
-            cf = 100.0 / (kv[f] * R.SQRT3 * i_max)
-            ct = 100.0 / (kv[t] * R.SQRT3 * i_max)
-            zero = np.flatnonzero(i_max == 0) if (i_max == 0).any() else None
-        else:  # loading = max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 / parallel / df
-            d = c["sn_mva"] * c["parallel"] * c["df"]
-            cf = c["vn_hv_kv"] / (kv[f] * d) * 100.0
-            ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
-    val = (f, t, cf, ct, zero)
-    cache[kind] = (topo, val)
-    return val
+    if hit is None or hit[0] is not topo or hit[1] != power:
+        hit = cache[kind] = (topo, power, loading_constants(w, topo, kind, power))
+    return branch_loading(vm, sf[..., s0:s1], st[..., s0:s1], hit[2])
+
+
+def _power(engine) -> bool:
+    return engine.solve_options.get("trafo_loading", "current") == "power"
