@@ -264,8 +264,11 @@ def _validate(frames: dict, world) -> Profiles:
             raise BadReferenceError(f"profile ({kind}, {field}) names missing {kind} {missing[0]}", table=kind,
                                     row=missing[0], field=field)
         raw = fr.to_numpy()
-        vals = np.empty(raw.shape, dtype=col.np_dtype)
-        for j in range(raw.shape[1]):
+        vals = _floats_at_once(col, raw)
+        slow = vals is None  # a bad value (named below) or a column that is not plain numbers
+        if slow:
+            vals = np.empty(raw.shape, dtype=col.np_dtype)
+        for j in range(raw.shape[1] if slow else 0):
             try:
                 vals[:, j] = coerce_column(col, raw[:, j], table=kind)
             except SchemaError as e:
@@ -277,6 +280,24 @@ def _validate(frames: dict, world) -> Profiles:
         raise SchemaError("the profiles name no element", table="profiles")
     entries.sort(key=lambda e: (e.kind, e.field))
     return Profiles(index, entries)
+
+
+def _floats_at_once(col, raw):
+    """The float64 values of a numeric block for a float column when every value passes the
+    column's checks (what coerce_column checks per column: NaN allowed, bounds), as one copy;
+    None otherwise (the per-column path then names the first bad value)."""
+    from gridtape.world.schema import F8
+
+    if col.dtype != F8 or raw.dtype.kind not in "biuf":
+        return None
+    f = raw.astype(np.float64, copy=True)
+    step = max(1, 1_000_000 // max(f.shape[1], 1))  # checked in blocks of rows: bounded temporaries
+    for a in range(0, len(f), step):
+        b = f[a:a + step]
+        nan = np.isnan(b)
+        if (not col.nan_ok and nan.any()) or (~nan & ((b < col.vmin) | (b > col.vmax))).any():
+            return None
+    return f
 
 
 def _ok(col, values) -> np.ndarray:
