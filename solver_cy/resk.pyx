@@ -11,7 +11,7 @@ tables (results.py) and the grid2op adapter's buffers (g2o.fill_buffers) read th
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport atan2, cos, hypot, isfinite, sin, M_PI, NAN
+from libc.math cimport atan2, cos, hypot, isfinite, isnan, sin, sqrt, M_PI, NAN
 from libc.stdint cimport int32_t, int64_t
 
 cnp.import_array()
@@ -25,11 +25,53 @@ cdef inline double complex _fin(double complex v) noexcept nogil:
     return v if (isfinite(v.real) and isfinite(v.imag)) else 0.0
 
 
+cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const int32_t *f,
+                  const int32_t *t, const double complex *yff, const double complex *yft,
+                  const double complex *ytf, const double complex *ytt, const int32_t *yp,
+                  const int32_t *yi, const double complex *y, double sn, double *vm, double *va,
+                  double complex *sf, double complex *st, double complex *sb) noexcept nogil:
+    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller)."""
+    cdef Py_ssize_t i, k, q
+    cdef double complex vf, vt, a, b, acc
+    for i in range(nb):
+        vm[i] = hypot(V[i].real, V[i].imag)
+        va[i] = atan2(V[i].imag, V[i].real) * DEG
+    for k in range(nbr):
+        vf = _fin(V[f[k]])
+        vt = _fin(V[t[k]])
+        a = yff[k] * vf + yft[k] * vt
+        b = ytf[k] * vf + ytt[k] * vt
+        sf[k] = vf * a.conjugate() * sn
+        st[k] = vt * b.conjugate() * sn
+    for i in range(nb):
+        acc = 0
+        for q in range(yp[i], yp[i + 1]):
+            acc = acc + y[q] * _fin(V[yi[q]])
+        sb[i] = _fin(V[i]) * acc.conjugate() * sn
+
+
+cdef int _ac_check(Py_ssize_t nb, Py_ssize_t nbr, Py_ssize_t ny, const int32_t *f, const int32_t *t,
+                   const int32_t *yp, const int32_t *yi) except -1:
+    cdef Py_ssize_t i, k, q
+    for k in range(nbr):
+        if not (0 <= f[k] < nb and 0 <= t[k] < nb):
+            raise ValueError("ac_arrays: branch bus out of range")
+    if yp[0] != 0 or yp[nb] > ny:
+        raise ValueError("ac_arrays: inconsistent Ybus arrays")
+    for i in range(nb):
+        if yp[i + 1] < yp[i]:
+            raise ValueError("ac_arrays: inconsistent Ybus arrays")
+    for q in range(yp[nb]):
+        if not 0 <= yi[q] < nb:
+            raise ValueError("ac_arrays: Ybus column out of range")
+    return 0
+
+
 def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn, out=None):
     """AC results of the voltages ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``:
     magnitudes (p.u.) and angles (degrees), NaN where V is; the complex power (MVA) entering
     every branch at its from and to end and injected at every bus, with unsupplied buses at 0 V."""
-    cdef Py_ssize_t nb = _size(V_in), nbr = _size(f_in), ny = _size(indices), i, k, q
+    cdef Py_ssize_t nb = _size(V_in), nbr = _size(f_in), ny = _size(indices)
     if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
         raise ValueError("ac_arrays: inconsistent arrays")
     cdef const double complex *V = <const double complex *>_ptr(V_in, cnp.NPY_COMPLEX128, nb, "V")
@@ -42,17 +84,7 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
     cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
     cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
-    for k in range(nbr):
-        if not (0 <= f[k] < nb and 0 <= t[k] < nb):
-            raise ValueError("ac_arrays: branch bus out of range")
-    if yp[0] != 0 or yp[nb] > ny:
-        raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for i in range(nb):
-        if yp[i + 1] < yp[i]:
-            raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for q in range(yp[nb]):
-        if not 0 <= yi[q] < nb:
-            raise ValueError("ac_arrays: Ybus column out of range")
+    _ac_check(nb, nbr, ny, f, t, yp, yi)
     vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
     sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
     sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
@@ -61,24 +93,94 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     cdef double complex *sf = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sf_a)
     cdef double complex *st = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>st_a)
     cdef double complex *sb = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sb_a)
-    cdef double complex vf, vt, a, b, acc
     with nogil:
-        for i in range(nb):
-            vm[i] = hypot(V[i].real, V[i].imag)
-            va[i] = atan2(V[i].imag, V[i].real) * DEG
-        for k in range(nbr):
-            vf = _fin(V[f[k]])
-            vt = _fin(V[t[k]])
-            a = yff[k] * vf + yft[k] * vt
-            b = ytf[k] * vf + ytt[k] * vt
-            sf[k] = vf * a.conjugate() * sn
-            st[k] = vt * b.conjugate() * sn
-        for i in range(nb):
-            acc = 0
-            for q in range(yp[i], yp[i + 1]):
-                acc = acc + y[q] * _fin(V[yi[q]])
-            sb[i] = _fin(V[i]) * acc.conjugate() * sn
+        _ac_one(nb, nbr, V, f, t, yff, yft, ytf, ytt, yp, yi, y, sn, vm, va, sf, st, sb)
     return vm_a, va_a, sf_a, st_a, sb_a
+
+
+def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn,
+             out):
+    """:func:`ac_arrays` of many solves of one model at once (a study's chunk of steps): the
+    voltages ``Vs_in`` (steps x buses) of the steps ``rows_in`` (int64) into the rows of ``out``
+    = (vm, va, sf, st, sbus), each (len(rows) x buses or branches), C-contiguous.  The arguments
+    are checked once, the loop over the steps runs without the GIL."""
+    cdef Py_ssize_t nb = _size(indptr) - 1, nbr = _size(f_in), ny = _size(indices), k = _size(rows_in), n, j
+    if nb < 0 or nbr < 0 or ny < 0 or k < 0 or _size(Vs_in) < 0:
+        raise ValueError("ac_steps: inconsistent arrays")
+    n = _size(Vs_in) // nb if nb else 0
+    cdef const double complex *V = <const double complex *>_ptr(Vs_in, cnp.NPY_COMPLEX128, n * nb, "Vs")
+    cdef const int64_t *rows = <const int64_t *>_ptr(rows_in, cnp.NPY_INT64, k, "rows")
+    cdef const int32_t *f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
+    cdef const int32_t *t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
+    cdef const double complex *yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
+    cdef const double complex *yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
+    cdef const double complex *ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
+    cdef const double complex *ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
+    cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
+    cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
+    cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
+    _ac_check(nb, nbr, ny, f, t, yp, yi)
+    for j in range(k):
+        if not 0 <= rows[j] < n:
+            raise ValueError("ac_steps: step out of range")
+    cdef double *vm = <double *>_ptr(out[0], cnp.NPY_DOUBLE, k * nb, "out vm")
+    cdef double *va = <double *>_ptr(out[1], cnp.NPY_DOUBLE, k * nb, "out va")
+    cdef double complex *sf = <double complex *>_ptr(out[2], cnp.NPY_COMPLEX128, k * nbr, "out sf")
+    cdef double complex *st = <double complex *>_ptr(out[3], cnp.NPY_COMPLEX128, k * nbr, "out st")
+    cdef double complex *sb = <double complex *>_ptr(out[4], cnp.NPY_COMPLEX128, k * nb, "out sbus")
+    with nogil:
+        for j in range(k):
+            _ac_one(nb, nbr, V + rows[j] * nb, f, t, yff, yft, ytf, ytt, yp, yi, y, sn, vm + j * nb,
+                    va + j * nb, sf + j * nbr, st + j * nbr, sb + j * nb)
+    return out
+
+
+def branch_loading(vm_in, sf_in, st_in, Py_ssize_t s0, f_in, t_in, cf_in, ct_in, bint by_v, out):
+    """Loading (percent) of ``m`` branches (the model's branches ``s0`` .. ``s0 + m``) for ``k``
+    solves: ``out`` (k x m) = ``max(|s_f| / |v_f| c_f, |s_t| / |v_t| c_t)`` from the magnitudes
+    ``vm_in`` (k x buses) and the flows ``sf_in``, ``st_in`` (k x branches, MVA); without ``by_v``
+    |S| is not divided by |V| (a power loading).  NaN when either end is (numpy's maximum).  The
+    one loading formula (result_arrays.branch_loading: the result tables and the studies)."""
+    cdef Py_ssize_t m = _size(f_in), k, nb, nbr, i, j
+    if m < 0 or _size(out) < 0:
+        raise ValueError("branch_loading: inconsistent arrays")
+    k = _size(out) // m if m else 0
+    if k * m != _size(out) or (k and (_size(vm_in) % k or _size(sf_in) % k)):
+        raise ValueError("branch_loading: inconsistent arrays")
+    nb = _size(vm_in) // k if k else 0
+    nbr = _size(sf_in) // k if k else 0
+    if s0 < 0 or s0 + m > nbr and k:
+        raise ValueError("branch_loading: branch slice out of range")
+    cdef const double *vm = <const double *>_ptr(vm_in, cnp.NPY_DOUBLE, k * nb, "vm")
+    cdef const double complex *sf = <const double complex *>_ptr(sf_in, cnp.NPY_COMPLEX128, k * nbr, "sf")
+    cdef const double complex *st = <const double complex *>_ptr(st_in, cnp.NPY_COMPLEX128, k * nbr, "st")
+    cdef const int32_t *f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, m, "f")
+    cdef const int32_t *t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, m, "t")
+    cdef const double *cf = <const double *>_ptr(cf_in, cnp.NPY_DOUBLE, m, "c_f")
+    cdef const double *ct = <const double *>_ptr(ct_in, cnp.NPY_DOUBLE, m, "c_t")
+    cdef double *o = <double *>_ptr(out, cnp.NPY_DOUBLE, k * m, "out")
+    for j in range(m):
+        if not (0 <= f[j] < nb and 0 <= t[j] < nb):
+            raise ValueError("branch_loading: branch bus out of range")
+    cdef double a, b
+    cdef const double complex *xf
+    cdef const double complex *xt
+    cdef const double *v
+    with nogil:
+        for i in range(k):
+            xf = sf + i * nbr + s0
+            xt = st + i * nbr + s0
+            v = vm + i * nb
+            for j in range(m):
+                a = sqrt(xf[j].real * xf[j].real + xf[j].imag * xf[j].imag)
+                b = sqrt(xt[j].real * xt[j].real + xt[j].imag * xt[j].imag)
+                if by_v:
+                    a = a / v[f[j]]
+                    b = b / v[t[j]]
+                a = a * cf[j]
+                b = b * ct[j]
+                o[i * m + j] = a if (isnan(a) or a >= b) else b
+    return out
 
 
 def dc_arrays(V_in, f_in, t_in, status, x_in, ratio_in, shift_in, ysh_in, double sn, out=None, va_in=None):
@@ -206,12 +308,52 @@ cdef class GenSplit:
         self._keep = (on, bus, qmin, qmn, den, rng, cnt, same, rbus, rmode, rsp, rfp, rsl, rfx, rshare)
 
 
+cdef void _gen_one(GenSplit s, const double complex *sb, const double *pd, const double *qd,
+                   const double *ps, const double *qo, bint q_zero, double *p, double *q) noexcept nogil:
+    """pfsoln's split of one solve (see gen_pq; arguments checked by the caller)."""
+    cdef Py_ssize_t j, m, a, b, s0, s1, f0, f1
+    cdef double x, bal, fixed, tot
+    for j in range(s.ng):
+        q[j] = 0.0
+        p[j] = ps[j]
+    if not q_zero:
+        for m in range(s.non):
+            j = s.on[m]
+            b = s.bus[j]
+            x = sb[b].imag + qd[b]
+            if qo != NULL:
+                x = x - qo[b]
+            q[j] = x / s.cnt[m] if s.same[m] else s.qmin[m] + (x - s.qmn[m]) / s.den[m] * s.rng[m]
+    for j in range(s.nref):
+        if s.rmode[j] == 0:
+            continue
+        b = s.rbus[j]
+        bal = sb[b].real + pd[b]
+        s0, s1, f0, f1 = s.rsp[j], s.rsp[j + 1], s.rfp[j], s.rfp[j + 1]
+        if s.rmode[j] == 1:
+            p[s.rsl[s0]] = bal
+            continue
+        fixed = 0.0
+        for m in range(f0, f1):
+            fixed = fixed + p[s.rfx[m]]
+        if s.rmode[j] == 2:
+            for m in range(s0, s1):
+                p[s.rsl[m]] = (bal - fixed) / (s1 - s0)
+        else:
+            tot = 0.0
+            for m in range(s0, s1):
+                tot = tot + p[s.rsl[m]]
+            for m in range(s0, s1):
+                a = s.rsl[m]
+                p[a] = p[a] + (bal - fixed - tot) * s.rshare[m]
+
+
 def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=None):
     """``(pg, qg)`` (MW, MVAr) of every generator-table entry from the bus injections ``sbus``
     (MVA), the bus loads ``pd`` / ``qd`` (MW, MVAr) and the P set-points ``p_set``.  ``qoff``
     (MVAr per bus, or None): Q already taken at the bus by generators outside ``on`` (held at a
     limit); entries outside ``on`` read Q 0.  ``q_zero``: no reactive power (DC)."""
-    cdef Py_ssize_t ng = s.ng, nb = s.nb, j, m, a, b, s0, s1, f0, f1
+    cdef Py_ssize_t ng = s.ng, nb = s.nb
     cdef const double complex *sb = <const double complex *>_ptr(sbus_in, cnp.NPY_COMPLEX128, nb, "sbus")
     cdef const double *pd = <const double *>_ptr(pd_in, cnp.NPY_DOUBLE, nb, "pd")
     cdef const double *qd = <const double *>_ptr(qd_in, cnp.NPY_DOUBLE, nb, "qd")
@@ -222,42 +364,26 @@ def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=N
     pg_a, qg_a = _out(out, 0, ng, cnp.NPY_DOUBLE), _out(out, 1, ng, cnp.NPY_DOUBLE)
     cdef double *p = <double *>cnp.PyArray_DATA(<cnp.ndarray>pg_a)
     cdef double *q = <double *>cnp.PyArray_DATA(<cnp.ndarray>qg_a)
-    cdef double x, bal, fixed, tot
     with nogil:
-        for j in range(ng):
-            q[j] = 0.0
-            p[j] = ps[j]
-        if not q_zero:
-            for m in range(s.non):
-                j = s.on[m]
-                b = s.bus[j]
-                x = sb[b].imag + qd[b]
-                if qo != NULL:
-                    x = x - qo[b]
-                q[j] = x / s.cnt[m] if s.same[m] else s.qmin[m] + (x - s.qmn[m]) / s.den[m] * s.rng[m]
-        for j in range(s.nref):
-            if s.rmode[j] == 0:
-                continue
-            b = s.rbus[j]
-            bal = sb[b].real + pd[b]
-            s0, s1, f0, f1 = s.rsp[j], s.rsp[j + 1], s.rfp[j], s.rfp[j + 1]
-            if s.rmode[j] == 1:
-                p[s.rsl[s0]] = bal
-                continue
-            fixed = 0.0
-            for m in range(f0, f1):
-                fixed = fixed + p[s.rfx[m]]
-            if s.rmode[j] == 2:
-                for m in range(s0, s1):
-                    p[s.rsl[m]] = (bal - fixed) / (s1 - s0)
-            else:
-                tot = 0.0
-                for m in range(s0, s1):
-                    tot = tot + p[s.rsl[m]]
-                for m in range(s0, s1):
-                    a = s.rsl[m]
-                    p[a] = p[a] + (bal - fixed - tot) * s.rshare[m]
+        _gen_one(s, sb, pd, qd, ps, qo, q_zero, p, q)
     return pg_a, qg_a
+
+
+def gen_steps(GenSplit s, sbus_in, pd_in, qd_in, p_in, out):
+    """:func:`gen_pq` (AC, no generator held at a limit) of ``k`` solves of one model at once: the
+    rows of ``sbus_in`` (k x buses), ``pd_in``, ``qd_in`` (k x buses), ``p_in`` (k x generators)
+    into ``out`` = (pg, qg), each k x generators, C-contiguous."""
+    cdef Py_ssize_t ng = s.ng, nb = s.nb, k = _size(sbus_in) // nb if nb else 0, j
+    cdef const double complex *sb = <const double complex *>_ptr(sbus_in, cnp.NPY_COMPLEX128, k * nb, "sbus")
+    cdef const double *pd = <const double *>_ptr(pd_in, cnp.NPY_DOUBLE, k * nb, "pd")
+    cdef const double *qd = <const double *>_ptr(qd_in, cnp.NPY_DOUBLE, k * nb, "qd")
+    cdef const double *ps = <const double *>_ptr(p_in, cnp.NPY_DOUBLE, k * ng, "p_set")
+    cdef double *p = <double *>_ptr(out[0], cnp.NPY_DOUBLE, k * ng, "out pg")
+    cdef double *q = <double *>_ptr(out[1], cnp.NPY_DOUBLE, k * ng, "out qg")
+    with nogil:
+        for j in range(k):
+            _gen_one(s, sb + j * nb, pd + j * nb, qd + j * nb, ps + j * ng, NULL, False, p + j * ng, q + j * ng)
+    return out
 
 
 cdef inline double _u(const double *vm, int64_t b) noexcept nogil:

@@ -16,6 +16,7 @@ from .chartables import shunt_step_values
 from .g2o import fill_buffers
 from .qlim import sgen_setpoints
 from .resk import ac_arrays, dc_arrays, element_pq, gen_pq
+from .resk import branch_loading as _loading
 
 #: kernel code and columns of each one-bus element kind (resk.element_pq)
 ELEMENT_COLUMNS = {
@@ -151,10 +152,10 @@ def fill_grid2op(res: ResultArrays, pack, sto_p, sto_q, vm=None) -> bool:
 
 
 def loading_constants(world, topo, kind: str, power: bool = False) -> tuple:
-    """``(f, t, c_f, c_t, zero, by_v)``: what :func:`branch_loading` needs for the ``kind``
-    ("line" or "trafo") slice of the model's branches: the internal from / to (hv / lv) buses,
-    the per-branch factors, ``zero`` (lines rated 0 kA: loading inf; or None) and ``by_v``
-    (whether |S| is divided by |V|: a current loading).
+    """``(s0, f, t, c_f, c_t, zero, by_v)``: what :func:`branch_loading` needs for the ``kind``
+    ("line" or "trafo") slice of the model's branches (``s0``: its first branch): the internal
+    from / to (hv / lv) buses, the per-branch factors, ``zero`` (lines rated 0 kA: loading inf;
+    or None) and ``by_v`` (whether |S| is divided by |V|: a current loading).
 
     - line: ``i = |S| / (|V| kV sqrt3)``, ``loading = max(i_f, i_t) / (max_i_ka df parallel) 100``;
     - trafo (current, pandapower's default): ``max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 /
@@ -163,7 +164,7 @@ def loading_constants(world, topo, kind: str, power: bool = False) -> tuple:
     Ratings cannot be profiled: a study keeps these for its topology."""
     br = topo.branches
     s0, s1 = br.slices[kind]
-    f, t = br.f[s0:s1], br.t[s0:s1]
+    f, t = np.ascontiguousarray(br.f[s0:s1]), np.ascontiguousarray(br.t[s0:s1])
     kv = topo.base_kv
     c = world[kind].cols
     zero = None
@@ -184,20 +185,21 @@ def loading_constants(world, topo, kind: str, power: bool = False) -> tuple:
                 ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
         else:
             raise ValueError(f"loading_constants: no loading formula for {kind}")
-    return f, t, cf, ct, zero, by_v
+    cf = np.ascontiguousarray(cf, dtype=np.float64)
+    ct = np.ascontiguousarray(ct, dtype=np.float64)
+    return s0, f, t, cf, ct, zero, by_v
 
 
 def branch_loading(vm, sf, st, const) -> np.ndarray:
     """Loading (percent) of the branches of :func:`loading_constants` ``const`` from the bus
-    magnitudes ``vm`` (p.u.) and the flows ``sf``, ``st`` (MVA) of that slice, for one solve
-    (1-d) or for steps x branches (2-d): ``max(|s_f| / |v_f| c_f, |s_t| / |v_t| c_t)`` (NaN when
-    either end is; the one loading formula of the result tables and the studies)."""
-    f, t, cf, ct, zero, by_v = const
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if by_v:
-            out = np.maximum(np.abs(sf) / vm[..., f] * cf, np.abs(st) / vm[..., t] * ct)
-        else:
-            out = np.maximum(np.abs(sf) * cf, np.abs(st) * ct)
+    magnitudes ``vm`` (p.u.) and the flows ``sf``, ``st`` (MVA) of every branch of the model, for
+    one solve (1-d) or for solves x buses / branches (2-d): ``max(|s_f| / |v_f| c_f, |s_t| / |v_t|
+    c_t)`` (NaN when either end is), by the kernel resk.branch_loading: the one loading formula
+    of the result tables and the studies."""
+    s0, f, t, cf, ct, zero, by_v = const
+    vm2 = np.ascontiguousarray(vm, dtype=np.float64)
+    out = np.empty(sf.shape[:-1] + (len(f),))
+    _loading(vm2, np.ascontiguousarray(sf), np.ascontiguousarray(st), s0, f, t, cf, ct, by_v, out)
     if zero is not None:
         out[..., zero] = np.inf
     return out

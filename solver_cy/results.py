@@ -119,7 +119,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         f, t = br.f[s0:s1], br.t[s0:s1]
         i_ka = np.fmax(i_f[s0:s1], i_t[s0:s1])
         i_ka = np.where(np.isnan(i_f[s0:s1]) | np.isnan(i_t[s0:s1]), np.nan, i_ka)
-        loading = branch_loading(vm, sf[s0:s1], st[s0:s1], loading_constants(w, topo, "line"))
+        loading = branch_loading(vm, sf, st, loading_constants(w, topo, "line"))
         out["line"] = _frame("line", idx("line"), {
             "p_from_mw": sf[s0:s1].real, "q_from_mvar": sf[s0:s1].imag, "p_to_mw": st[s0:s1].real,
             "q_to_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,
@@ -133,7 +133,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         s0, s1 = br.slices["trafo"]
         c = w["trafo"].cols
         f, t = br.f[s0:s1], br.t[s0:s1]
-        loading = branch_loading(vm, sf[s0:s1], st[s0:s1], loading_constants(w, topo, "trafo", power_loading))
+        loading = branch_loading(vm, sf, st, loading_constants(w, topo, "trafo", power_loading))
         out["trafo"] = _frame("trafo", idx("trafo"), {
             "p_hv_mw": sf[s0:s1].real, "q_hv_mvar": sf[s0:s1].imag, "p_lv_mw": st[s0:s1].real,
             "q_lv_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,

@@ -88,38 +88,32 @@ class Extractor:
         """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
         injection arrays, solver_cy.batch.ChunkInjections).  One (steps x elements) array per
-        output, NaN rows where a step did not converge.  Per step the result kernels run
-        (resk.ac_arrays: voltages, branch flows and bus injections; resk.gen_pq: the generator
-        split); the rest is done on the whole chunk."""
-        from gridtape.solver_cy.resk import ac_arrays, gen_pq
+        output, NaN rows where a step did not converge.  The result kernels run over the chunk's
+        converged steps at once (resk.ac_steps: voltages, branch flows and bus injections;
+        resk.gen_steps: the generator split; resk.branch_loading), the rest is numpy on the chunk."""
+        from gridtape.solver_cy.resk import ac_steps, gen_steps
 
         n = len(Vs)
         out = [np.full((n, m), np.nan) for m in self.sizes]
         w, topo = self.world, engine.topo
         sn = w.sn_mva
-        good = np.flatnonzero(ok)
+        good = np.flatnonzero(ok).astype(np.int64)
         if not len(good):
             return out
         br = topo.branches
         k = len(good)
-        vm = np.empty((k, topo.nb))
-        va = np.empty((k, topo.nb))
-        sf = np.empty((k, len(br.f)), complex)
-        st = np.empty_like(sf)
+        nb, nbr = topo.nb, len(br.f)
         g = engine.inj.gens
         ng = len(g["bus"])
-        pg = np.empty((k, ng))
-        qg = np.empty((k, ng))
+        vm, va = np.empty((k, nb)), np.empty((k, nb))
+        sf, st, sbus = np.empty((k, nbr), complex), np.empty((k, nbr), complex), np.empty((k, nb), complex)
+        ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
+                 engine.indices, engine.ydata, sn, (vm, va, sf, st, sbus))
         if self._gens:
-            split = engine.gen_split(None)
-            pd = inj.at("pd", np.arange(topo.nb), good)
-            qd = inj.at("qd", np.arange(topo.nb), good)
-            gp = inj.at("gp", np.arange(ng), good)
-        args = (br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr, engine.indices, engine.ydata, sn)
-        for i, s in enumerate(good):
-            vm[i], va[i], sf[i], st[i], sbus = ac_arrays(Vs[s], *args)
-            if self._gens:
-                pg[i], qg[i] = gen_pq(split, sbus, pd[i], qd[i], gp[i], None, False)
+            pg, qg = np.empty((k, ng)), np.empty((k, ng))
+            cols = np.arange(nb)
+            gen_steps(engine.gen_split(None), sbus, inj.at("pd", cols, good), inj.at("qd", cols, good),
+                      inj.at("gp", np.arange(ng), good), (pg, qg))
         for a, (kind, col) in zip(out, self.outputs):
             if kind == "bus":
                 a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
@@ -147,7 +141,7 @@ def _branch_column(w, topo, kind, col, vm, sf, st, cache, power=False):
     hit = cache.get(kind)
     if hit is None or hit[0] is not topo or hit[1] != power:
         hit = cache[kind] = (topo, power, loading_constants(w, topo, kind, power))
-    return branch_loading(vm, sf[..., s0:s1], st[..., s0:s1], hit[2])
+    return branch_loading(vm, sf, st, hit[2])
 
 
 def _power(engine) -> bool:
