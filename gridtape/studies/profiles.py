@@ -7,8 +7,10 @@ step (any index; a DatetimeIndex typically) and has element ids as columns.  Acc
   ``(element, column)`` -- its columns must be the element ids (as ints or as strings of ints);
 - SimBench's absolute-value profiles: ``simbench.get_absolute_values(net, True)`` returns exactly
   such a mapping (``("load", "p_mw")`` -> steps x load index);
-- one wide table whose columns are named ``kind/field/id`` (the stored form, see
-  :meth:`Profiles.to_arrow`), as a DataFrame or an Arrow table, with an optional ``step`` column.
+- one wide table whose columns are named ``kind/field/id`` (see
+  :meth:`Profiles.to_arrow`), as a DataFrame or an Arrow table, with an optional ``step`` column;
+- the stored form (:meth:`Profiles.stored_table`: a ``step`` column and one list column
+  ``kind/field`` per profiled column), as an Arrow table or Parquet bytes (or a list of them).
 
 Everything is validated against the world before anything runs: the kind and field exist, the
 field is one the incremental or admittance path takes (``affects`` "inj" or "adm" in the schema),
