@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from .outputs import output_name
 
 ROW_GROUP = 1024
-GROUP_VALUES = 4_000_000  # values per row group (32 MB of float64) for wide files
+GROUP_VALUES = 1_000_000  # values per row group (8 MB of float64) for wide files
 
 
 def group_rows(width: int) -> int:
