@@ -64,6 +64,15 @@ class Extractor:
         self._branch = any(k in ("line", "trafo") for k, _ in outputs)
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
         self._const = {}  # kind -> (topology, loading constants)
+        self._buf = None  # the result kernels' arrays of the last chunk (reused: no fresh pages per chunk)
+
+    def _scratch(self, k, nb, nbr):
+        """(vm, va, sf, st, sbus) for ``k`` steps: views of arrays kept from chunk to chunk."""
+        b = self._buf
+        if b is None or len(b[0]) < k or b[0].shape[1] != nb or b[2].shape[1] != nbr:
+            b = self._buf = (np.empty((k, nb)), np.empty((k, nb)), np.empty((k, nbr), complex),
+                             np.empty((k, nbr), complex), np.empty((k, nb), complex))
+        return tuple(a[:k] for a in b)
 
     def rows(self, engine) -> list:
         """One float64 array per output (the element ids' order), from the engine's result arrays
@@ -105,8 +114,7 @@ class Extractor:
         nb, nbr = topo.nb, len(br.f)
         g = engine.inj.gens
         ng = len(g["bus"])
-        vm, va = np.empty((k, nb)), np.empty((k, nb))
-        sf, st, sbus = np.empty((k, nbr), complex), np.empty((k, nbr), complex), np.empty((k, nb), complex)
+        vm, va, sf, st, sbus = self._scratch(k, nb, nbr)
         ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
                  engine.indices, engine.ydata, sn, (vm, va, sf, st, sbus))
         if self._gens:
