@@ -50,19 +50,46 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
         sb[i] = _fin(V[i]) * acc.conjugate() * sn
 
 
-cdef int _ac_check(Py_ssize_t nb, Py_ssize_t nbr, Py_ssize_t ny, const int32_t *f, const int32_t *t,
-                   const int32_t *yp, const int32_t *yi) except -1:
-    cdef Py_ssize_t i, k, q
+cdef struct _Ac:
+    Py_ssize_t nb, nbr
+    const int32_t *f
+    const int32_t *t
+    const double complex *yff
+    const double complex *yft
+    const double complex *ytf
+    const double complex *ytt
+    const int32_t *yp
+    const int32_t *yi
+    const double complex *y
+
+
+cdef int _ac_args(_Ac *a, Py_ssize_t nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
+                  ydata) except -1:
+    """Check the model arrays of the AC result kernels (branch ends and admittances, Ybus) and
+    take their pointers."""
+    cdef Py_ssize_t nbr = _size(f_in), ny = _size(indices), i, k, q
+    if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
+        raise ValueError("ac_arrays: inconsistent arrays")
+    a.nb, a.nbr = nb, nbr
+    a.f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
+    a.t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
+    a.yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
+    a.yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
+    a.ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
+    a.ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
+    a.yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
+    a.yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
+    a.y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
     for k in range(nbr):
-        if not (0 <= f[k] < nb and 0 <= t[k] < nb):
+        if not (0 <= a.f[k] < nb and 0 <= a.t[k] < nb):
             raise ValueError("ac_arrays: branch bus out of range")
-    if yp[0] != 0 or yp[nb] > ny:
+    if a.yp[0] != 0 or a.yp[nb] > ny:
         raise ValueError("ac_arrays: inconsistent Ybus arrays")
     for i in range(nb):
-        if yp[i + 1] < yp[i]:
+        if a.yp[i + 1] < a.yp[i]:
             raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for q in range(yp[nb]):
-        if not 0 <= yi[q] < nb:
+    for q in range(a.yp[nb]):
+        if not 0 <= a.yi[q] < nb:
             raise ValueError("ac_arrays: Ybus column out of range")
     return 0
 
@@ -71,20 +98,11 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     """AC results of the voltages ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``:
     magnitudes (p.u.) and angles (degrees), NaN where V is; the complex power (MVA) entering
     every branch at its from and to end and injected at every bus, with unsupplied buses at 0 V."""
-    cdef Py_ssize_t nb = _size(V_in), nbr = _size(f_in), ny = _size(indices)
-    if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
-        raise ValueError("ac_arrays: inconsistent arrays")
+    cdef _Ac a
+    cdef Py_ssize_t nb = _size(V_in)
+    _ac_args(&a, nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata)
+    cdef Py_ssize_t nbr = a.nbr
     cdef const double complex *V = <const double complex *>_ptr(V_in, cnp.NPY_COMPLEX128, nb, "V")
-    cdef const int32_t *f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
-    cdef const int32_t *t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
-    cdef const double complex *yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
-    cdef const double complex *yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
-    cdef const double complex *ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
-    cdef const double complex *ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
-    cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
-    cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
-    cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
-    _ac_check(nb, nbr, ny, f, t, yp, yi)
     vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
     sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
     sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
@@ -94,7 +112,7 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     cdef double complex *st = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>st_a)
     cdef double complex *sb = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sb_a)
     with nogil:
-        _ac_one(nb, nbr, V, f, t, yff, yft, ytf, ytt, yp, yi, y, sn, vm, va, sf, st, sb)
+        _ac_one(nb, nbr, V, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn, vm, va, sf, st, sb)
     return vm_a, va_a, sf_a, st_a, sb_a
 
 
@@ -104,22 +122,15 @@ def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr,
     voltages ``Vs_in`` (steps x buses) of the steps ``rows_in`` (int64) into the rows of ``out``
     = (vm, va, sf, st, sbus), each (len(rows) x buses or branches), C-contiguous.  The arguments
     are checked once, the loop over the steps runs without the GIL."""
-    cdef Py_ssize_t nb = _size(indptr) - 1, nbr = _size(f_in), ny = _size(indices), k = _size(rows_in), n, j
-    if nb < 0 or nbr < 0 or ny < 0 or k < 0 or _size(Vs_in) < 0:
+    cdef _Ac a
+    cdef Py_ssize_t nb = _size(indptr) - 1, k = _size(rows_in), n, j
+    _ac_args(&a, nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata)
+    cdef Py_ssize_t nbr = a.nbr
+    if k < 0 or _size(Vs_in) < 0:
         raise ValueError("ac_steps: inconsistent arrays")
     n = _size(Vs_in) // nb if nb else 0
     cdef const double complex *V = <const double complex *>_ptr(Vs_in, cnp.NPY_COMPLEX128, n * nb, "Vs")
     cdef const int64_t *rows = <const int64_t *>_ptr(rows_in, cnp.NPY_INT64, k, "rows")
-    cdef const int32_t *f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
-    cdef const int32_t *t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
-    cdef const double complex *yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
-    cdef const double complex *yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
-    cdef const double complex *ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
-    cdef const double complex *ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
-    cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
-    cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
-    cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
-    _ac_check(nb, nbr, ny, f, t, yp, yi)
     for j in range(k):
         if not 0 <= rows[j] < n:
             raise ValueError("ac_steps: step out of range")
@@ -130,8 +141,8 @@ def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr,
     cdef double complex *sb = <double complex *>_ptr(out[4], cnp.NPY_COMPLEX128, k * nb, "out sbus")
     with nogil:
         for j in range(k):
-            _ac_one(nb, nbr, V + rows[j] * nb, f, t, yff, yft, ytf, ytt, yp, yi, y, sn, vm + j * nb,
-                    va + j * nb, sf + j * nbr, st + j * nbr, sb + j * nb)
+            _ac_one(nb, nbr, V + rows[j] * nb, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn,
+                    vm + j * nb, va + j * nb, sf + j * nbr, st + j * nbr, sb + j * nb)
     return out
 
 
