@@ -10,6 +10,10 @@ _KERNELS = {
     "journal": ("gridtape.journal", ["frames", "recorder"]),
     "world": ("gridtape.world", ["colwrite"]),
 }
+#: per-kernel flags: the result kernels multiply complex numbers they have made finite first, so
+#: C99's NaN/inf recovery of complex products (a __muldc3 call each) is not needed (-fcx-limited-range:
+#: the plain formula, the same bits for finite operands, 10x faster)
+_FLAGS = {"resk": ["-fcx-limited-range"]}
 
 
 def _extension(folder, package, name):
@@ -17,7 +21,7 @@ def _extension(folder, package, name):
         f"{package}.{name}",
         [f"{folder}/{name}.pyx"],
         include_dirs=[np.get_include(), folder],
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3"] + _FLAGS.get(name, []),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         libraries=["dl"] if folder == "solver_cy" else [],
     )

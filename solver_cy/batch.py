@@ -120,6 +120,7 @@ class ChunkInjections:
             sel = np.flatnonzero((rows >= lo) & (rows < hi))
             self._parts[name] = (x0[lo:hi], rows[sel] - lo, sel)
         self._complex = {}
+        self._rows = {}
         for name in ("s0", "si", "sz"):
             re, im = self._parts[name + "r"], self._parts[name + "i"]
             base = re[0] + 1j * im[0]
@@ -130,10 +131,12 @@ class ChunkInjections:
             self._complex[name] = (base, pos, dc)
 
     def _step(self, name, i):
-        base, pos, dc = self._complex[name]
-        v = base.copy()
-        v[pos] += dc[i]
-        return v
+        rows = self._rows.get(name)
+        if rows is None:  # the chunk's rows at once: one array, a (contiguous) row per step
+            base, pos, dc = self._complex[name]
+            rows = self._rows[name] = np.repeat(base[None, :], self.n, axis=0)
+            rows[:, pos] += dc
+        return rows[i]
 
     def s0(self, i):
         return self._step("s0", i)

@@ -6,12 +6,14 @@ those.
 Each formula stands here once: bus voltages in polar form, branch flows (AC from the branch
 admittances, DC from the branch susceptances), bus injections, pandapower's generator P/Q split
 (pfsoln) and the P/Q of one-bus elements (loads with constant-current / constant-impedance
-shares, static set-points, shunts, wards).  Everything in MW / MVAr / degrees.  The result
-tables (results.py) and the grid2op adapter's buffers (g2o.fill_buffers) read these arrays.
+shares, static set-points, shunts, wards), and the line / trafo loading (resk_steps.pxi, with the
+kernels that run the AC results and the generator split over a chunk of solves: a study's
+steps).  Everything in MW / MVAr / degrees.  The result tables (results.py) and the grid2op
+adapter's buffers (g2o.fill_buffers) read these arrays.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport atan2, cos, hypot, isfinite, sin, M_PI, NAN
+from libc.math cimport atan2, cos, hypot, isfinite, isnan, sin, sqrt, M_PI, NAN
 from libc.stdint cimport int32_t, int64_t
 
 cnp.import_array()
@@ -25,34 +27,84 @@ cdef inline double complex _fin(double complex v) noexcept nogil:
     return v if (isfinite(v.real) and isfinite(v.imag)) else 0.0
 
 
+cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const int32_t *f,
+                  const int32_t *t, const double complex *yff, const double complex *yft,
+                  const double complex *ytf, const double complex *ytt, const int32_t *yp,
+                  const int32_t *yi, const double complex *y, double sn, double *vm, double *va,
+                  double complex *sf, double complex *st, double complex *sb) noexcept nogil:
+    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller)."""
+    cdef Py_ssize_t i, k, q
+    cdef double complex vf, vt, a, b, acc
+    for i in range(nb):
+        vm[i] = hypot(V[i].real, V[i].imag)
+        va[i] = atan2(V[i].imag, V[i].real) * DEG
+    for k in range(nbr):
+        vf = _fin(V[f[k]])
+        vt = _fin(V[t[k]])
+        a = yff[k] * vf + yft[k] * vt
+        b = ytf[k] * vf + ytt[k] * vt
+        sf[k] = vf * a.conjugate() * sn
+        st[k] = vt * b.conjugate() * sn
+    for i in range(nb):
+        acc = 0
+        for q in range(yp[i], yp[i + 1]):
+            acc = acc + y[q] * _fin(V[yi[q]])
+        sb[i] = _fin(V[i]) * acc.conjugate() * sn
+
+
+cdef struct _Ac:
+    Py_ssize_t nb, nbr
+    const int32_t *f
+    const int32_t *t
+    const double complex *yff
+    const double complex *yft
+    const double complex *ytf
+    const double complex *ytt
+    const int32_t *yp
+    const int32_t *yi
+    const double complex *y
+
+
+cdef int _ac_args(_Ac *a, Py_ssize_t nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
+                  ydata) except -1:
+    """Check the model arrays of the AC result kernels (branch ends and admittances, Ybus) and
+    take their pointers."""
+    cdef Py_ssize_t nbr = _size(f_in), ny = _size(indices), i, k, q
+    if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
+        raise ValueError("ac_arrays: inconsistent arrays")
+    a.nb, a.nbr = nb, nbr
+    a.f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
+    a.t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
+    a.yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
+    a.yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
+    a.ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
+    a.ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
+    a.yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
+    a.yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
+    a.y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
+    for k in range(nbr):
+        if not (0 <= a.f[k] < nb and 0 <= a.t[k] < nb):
+            raise ValueError("ac_arrays: branch bus out of range")
+    if a.yp[0] != 0 or a.yp[nb] > ny:
+        raise ValueError("ac_arrays: inconsistent Ybus arrays")
+    for i in range(nb):
+        if a.yp[i + 1] < a.yp[i]:
+            raise ValueError("ac_arrays: inconsistent Ybus arrays")
+    for q in range(a.yp[nb]):
+        if not 0 <= a.yi[q] < nb:
+            raise ValueError("ac_arrays: Ybus column out of range")
+    return 0
+
+
 def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn, out=None):
     """AC results of the voltages ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``:
     magnitudes (p.u.) and angles (degrees), NaN where V is; the complex power (MVA) entering
     every branch at its from and to end and injected at every bus, with unsupplied buses at 0 V."""
-    cdef Py_ssize_t nb = _size(V_in), nbr = _size(f_in), ny = _size(indices), i, k, q
-    if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
-        raise ValueError("ac_arrays: inconsistent arrays")
+    cdef _Ac a
+    cdef Py_ssize_t nb = _size(V_in)
+    _ac_args(&a, nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata)
+    cdef Py_ssize_t nbr = a.nbr
     cdef const double complex *V = <const double complex *>_ptr(V_in, cnp.NPY_COMPLEX128, nb, "V")
-    cdef const int32_t *f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
-    cdef const int32_t *t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
-    cdef const double complex *yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
-    cdef const double complex *yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
-    cdef const double complex *ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
-    cdef const double complex *ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
-    cdef const int32_t *yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
-    cdef const int32_t *yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
-    cdef const double complex *y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
-    for k in range(nbr):
-        if not (0 <= f[k] < nb and 0 <= t[k] < nb):
-            raise ValueError("ac_arrays: branch bus out of range")
-    if yp[0] != 0 or yp[nb] > ny:
-        raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for i in range(nb):
-        if yp[i + 1] < yp[i]:
-            raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for q in range(yp[nb]):
-        if not 0 <= yi[q] < nb:
-            raise ValueError("ac_arrays: Ybus column out of range")
     vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
     sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
     sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
@@ -61,23 +113,8 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     cdef double complex *sf = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sf_a)
     cdef double complex *st = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>st_a)
     cdef double complex *sb = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sb_a)
-    cdef double complex vf, vt, a, b, acc
     with nogil:
-        for i in range(nb):
-            vm[i] = hypot(V[i].real, V[i].imag)
-            va[i] = atan2(V[i].imag, V[i].real) * DEG
-        for k in range(nbr):
-            vf = _fin(V[f[k]])
-            vt = _fin(V[t[k]])
-            a = yff[k] * vf + yft[k] * vt
-            b = ytf[k] * vf + ytt[k] * vt
-            sf[k] = vf * a.conjugate() * sn
-            st[k] = vt * b.conjugate() * sn
-        for i in range(nb):
-            acc = 0
-            for q in range(yp[i], yp[i + 1]):
-                acc = acc + y[q] * _fin(V[yi[q]])
-            sb[i] = _fin(V[i]) * acc.conjugate() * sn
+        _ac_one(nb, nbr, V, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn, vm, va, sf, st, sb)
     return vm_a, va_a, sf_a, st_a, sb_a
 
 
@@ -206,12 +243,52 @@ cdef class GenSplit:
         self._keep = (on, bus, qmin, qmn, den, rng, cnt, same, rbus, rmode, rsp, rfp, rsl, rfx, rshare)
 
 
+cdef void _gen_one(GenSplit s, const double complex *sb, const double *pd, const double *qd,
+                   const double *ps, const double *qo, bint q_zero, double *p, double *q) noexcept nogil:
+    """pfsoln's split of one solve (see gen_pq; arguments checked by the caller)."""
+    cdef Py_ssize_t j, m, a, b, s0, s1, f0, f1
+    cdef double x, bal, fixed, tot
+    for j in range(s.ng):
+        q[j] = 0.0
+        p[j] = ps[j]
+    if not q_zero:
+        for m in range(s.non):
+            j = s.on[m]
+            b = s.bus[j]
+            x = sb[b].imag + qd[b]
+            if qo != NULL:
+                x = x - qo[b]
+            q[j] = x / s.cnt[m] if s.same[m] else s.qmin[m] + (x - s.qmn[m]) / s.den[m] * s.rng[m]
+    for j in range(s.nref):
+        if s.rmode[j] == 0:
+            continue
+        b = s.rbus[j]
+        bal = sb[b].real + pd[b]
+        s0, s1, f0, f1 = s.rsp[j], s.rsp[j + 1], s.rfp[j], s.rfp[j + 1]
+        if s.rmode[j] == 1:
+            p[s.rsl[s0]] = bal
+            continue
+        fixed = 0.0
+        for m in range(f0, f1):
+            fixed = fixed + p[s.rfx[m]]
+        if s.rmode[j] == 2:
+            for m in range(s0, s1):
+                p[s.rsl[m]] = (bal - fixed) / (s1 - s0)
+        else:
+            tot = 0.0
+            for m in range(s0, s1):
+                tot = tot + p[s.rsl[m]]
+            for m in range(s0, s1):
+                a = s.rsl[m]
+                p[a] = p[a] + (bal - fixed - tot) * s.rshare[m]
+
+
 def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=None):
     """``(pg, qg)`` (MW, MVAr) of every generator-table entry from the bus injections ``sbus``
     (MVA), the bus loads ``pd`` / ``qd`` (MW, MVAr) and the P set-points ``p_set``.  ``qoff``
     (MVAr per bus, or None): Q already taken at the bus by generators outside ``on`` (held at a
     limit); entries outside ``on`` read Q 0.  ``q_zero``: no reactive power (DC)."""
-    cdef Py_ssize_t ng = s.ng, nb = s.nb, j, m, a, b, s0, s1, f0, f1
+    cdef Py_ssize_t ng = s.ng, nb = s.nb
     cdef const double complex *sb = <const double complex *>_ptr(sbus_in, cnp.NPY_COMPLEX128, nb, "sbus")
     cdef const double *pd = <const double *>_ptr(pd_in, cnp.NPY_DOUBLE, nb, "pd")
     cdef const double *qd = <const double *>_ptr(qd_in, cnp.NPY_DOUBLE, nb, "qd")
@@ -222,41 +299,8 @@ def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=N
     pg_a, qg_a = _out(out, 0, ng, cnp.NPY_DOUBLE), _out(out, 1, ng, cnp.NPY_DOUBLE)
     cdef double *p = <double *>cnp.PyArray_DATA(<cnp.ndarray>pg_a)
     cdef double *q = <double *>cnp.PyArray_DATA(<cnp.ndarray>qg_a)
-    cdef double x, bal, fixed, tot
     with nogil:
-        for j in range(ng):
-            q[j] = 0.0
-            p[j] = ps[j]
-        if not q_zero:
-            for m in range(s.non):
-                j = s.on[m]
-                b = s.bus[j]
-                x = sb[b].imag + qd[b]
-                if qo != NULL:
-                    x = x - qo[b]
-                q[j] = x / s.cnt[m] if s.same[m] else s.qmin[m] + (x - s.qmn[m]) / s.den[m] * s.rng[m]
-        for j in range(s.nref):
-            if s.rmode[j] == 0:
-                continue
-            b = s.rbus[j]
-            bal = sb[b].real + pd[b]
-            s0, s1, f0, f1 = s.rsp[j], s.rsp[j + 1], s.rfp[j], s.rfp[j + 1]
-            if s.rmode[j] == 1:
-                p[s.rsl[s0]] = bal
-                continue
-            fixed = 0.0
-            for m in range(f0, f1):
-                fixed = fixed + p[s.rfx[m]]
-            if s.rmode[j] == 2:
-                for m in range(s0, s1):
-                    p[s.rsl[m]] = (bal - fixed) / (s1 - s0)
-            else:
-                tot = 0.0
-                for m in range(s0, s1):
-                    tot = tot + p[s.rsl[m]]
-                for m in range(s0, s1):
-                    a = s.rsl[m]
-                    p[a] = p[a] + (bal - fixed - tot) * s.rshare[m]
+        _gen_one(s, sb, pd, qd, ps, qo, q_zero, p, q)
     return pg_a, qg_a
 
 
@@ -319,3 +363,6 @@ def element_pq(int code, eb_in, act_in, vm_in, base_kv, c0, c1, c2=None, c3=None
                 p[i] = c[0][i] + u * u * c[2][i]
                 q[i] = c[1][i] + u * u * c[3][i]
     return p_a, q_a
+
+
+include "resk_steps.pxi"

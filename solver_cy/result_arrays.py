@@ -16,6 +16,7 @@ from .chartables import shunt_step_values
 from .g2o import fill_buffers
 from .qlim import sgen_setpoints
 from .resk import ac_arrays, dc_arrays, element_pq, gen_pq
+from .resk import branch_loading as _loading
 
 #: kernel code and columns of each one-bus element kind (resk.element_pq)
 ELEMENT_COLUMNS = {
@@ -28,6 +29,7 @@ ELEMENT_COLUMNS = {
     "xward": (3, ("ps_mw", "qs_mvar", "pz_mw", "qz_mvar")),
 }
 _GEN_CODE = {"ext_grid": 0, "gen": 1, "xward": 2}
+SQRT3 = np.sqrt(3.0)
 
 
 class ResultArrays:
@@ -147,3 +149,57 @@ def fill_grid2op(res: ResultArrays, pack, sto_p, sto_q, vm=None) -> bool:
         ld, sh = res.element("load", vm), res.element("shunt", vm)
     return fill_buffers(pack, vm, res.va, res.sf, res.st, res.gens["gen_pos"], res.gen_p, res.gen_q, ld[0], ld[1],
                         sto_p, sto_q, sh[0], sh[1], res.algorithm == "dc")
+
+
+def loading_constants(world, topo, kind: str, power: bool = False) -> tuple:
+    """``(s0, f, t, c_f, c_t, zero, by_v)``: what :func:`branch_loading` needs for the ``kind``
+    ("line" or "trafo") slice of the model's branches (``s0``: its first branch): the internal
+    from / to (hv / lv) buses, the per-branch factors, ``zero`` (lines rated 0 kA: loading inf;
+    or None) and ``by_v`` (whether |S| is divided by |V|: a current loading).
+
+    - line: ``i = |S| / (|V| kV sqrt3)``, ``loading = max(i_f, i_t) / (max_i_ka df parallel) 100``;
+    - trafo (current, pandapower's default): ``max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 /
+      parallel / df``; ``power``: ``max(|S_hv|, |S_lv|) / sn_mva 100 / parallel / df``.
+
+    Ratings cannot be profiled: a study keeps these for its topology."""
+    br = topo.branches
+    s0, s1 = br.slices[kind]
+    f, t = np.ascontiguousarray(br.f[s0:s1]), np.ascontiguousarray(br.t[s0:s1])
+    kv = topo.base_kv
+    c = world[kind].cols
+    zero = None
+    by_v = True
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "line":
+            i_max = c["max_i_ka"] * c["df"] * c["parallel"]
+            cf = 100.0 / (kv[f] * SQRT3 * i_max)
+            ct = 100.0 / (kv[t] * SQRT3 * i_max)
+            zero = np.flatnonzero(i_max == 0) if (i_max == 0).any() else None
+        elif kind == "trafo":
+            d = c["sn_mva"] * c["parallel"] * c["df"]
+            if power:
+                cf = ct = 100.0 / d
+                by_v = False
+            else:
+                cf = c["vn_hv_kv"] / (kv[f] * d) * 100.0
+                ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
+        else:
+            raise ValueError(f"loading_constants: no loading formula for {kind}")
+    cf = np.ascontiguousarray(cf, dtype=np.float64)
+    ct = np.ascontiguousarray(ct, dtype=np.float64)
+    return s0, f, t, cf, ct, zero, by_v
+
+
+def branch_loading(vm, sf, st, const) -> np.ndarray:
+    """Loading (percent) of the branches of :func:`loading_constants` ``const`` from the bus
+    magnitudes ``vm`` (p.u.) and the flows ``sf``, ``st`` (MVA) of every branch of the model, for
+    one solve (1-d) or for solves x buses / branches (2-d): ``max(|s_f| / |v_f| c_f, |s_t| / |v_t|
+    c_t)`` (NaN when either end is), by the kernel resk.branch_loading: the one loading formula
+    of the result tables and the studies."""
+    s0, f, t, cf, ct, zero, by_v = const
+    vm2 = np.ascontiguousarray(vm, dtype=np.float64)
+    out = np.empty(sf.shape[:-1] + (len(f),))
+    _loading(vm2, np.ascontiguousarray(sf), np.ascontiguousarray(st), s0, f, t, cf, ct, by_v, out)
+    if zero is not None:
+        out[..., zero] = np.inf
+    return out

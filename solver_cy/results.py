@@ -10,10 +10,9 @@ import pandas as pd
 
 from .dc_results import blank_dc_columns
 from .modelopts import as_model_options
+from .result_arrays import SQRT3, branch_loading, loading_constants
 from .switch_results import switch_columns
 
-
-SQRT3 = np.sqrt(3.0)
 
 COLUMNS = {
     "bus": ["vm_pu", "va_degree", "p_mw", "q_mvar"],
@@ -120,9 +119,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         f, t = br.f[s0:s1], br.t[s0:s1]
         i_ka = np.fmax(i_f[s0:s1], i_t[s0:s1])
         i_ka = np.where(np.isnan(i_f[s0:s1]) | np.isnan(i_t[s0:s1]), np.nan, i_ka)
-        i_max = c["max_i_ka"] * c["df"] * c["parallel"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loading = np.where(i_max != 0, i_ka / i_max, np.inf) * 100
+        loading = branch_loading(vm, sf, st, loading_constants(w, topo, "line"))
         out["line"] = _frame("line", idx("line"), {
             "p_from_mw": sf[s0:s1].real, "q_from_mvar": sf[s0:s1].imag, "p_to_mw": st[s0:s1].real,
             "q_to_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,
@@ -136,12 +133,7 @@ def compute(engine, branch_analysis: bool = True) -> dict:
         s0, s1 = br.slices["trafo"]
         c = w["trafo"].cols
         f, t = br.f[s0:s1], br.t[s0:s1]
-        if power_loading:
-            ld = np.vstack([np.abs(sf[s0:s1]), np.abs(st[s0:s1])]) / c["sn_mva"] * 100
-        else:
-            ld = np.vstack([i_f[s0:s1] * c["vn_hv_kv"], i_t[s0:s1] * c["vn_lv_kv"]]) * SQRT3 / c["sn_mva"] * 100
-        with np.errstate(invalid="ignore"):
-            loading = np.max(ld, axis=0) / c["parallel"] / c["df"]
+        loading = branch_loading(vm, sf, st, loading_constants(w, topo, "trafo", power_loading))
         out["trafo"] = _frame("trafo", idx("trafo"), {
             "p_hv_mw": sf[s0:s1].real, "q_hv_mvar": sf[s0:s1].imag, "p_lv_mw": st[s0:s1].real,
             "q_lv_mvar": st[s0:s1].imag, "pl_mw": sf[s0:s1].real + st[s0:s1].real,

@@ -471,3 +471,59 @@ def test_klu_binding_refuses_an_unverified_nbklu():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "refused:" in out.stdout and "nbklu 9.9.9" in out.stdout, out.stdout + out.stderr
     assert newton.NBKLU_VERIFIED and newton._check_layout() is None  # the installed one passes
+
+
+@pytest.mark.parametrize("name", ["case14", "case118"])
+def test_chunk_kernels_equal_the_one_solve_kernels(name):
+    """resk.ac_steps / gen_steps over a chunk of solves give, row for row, the bits of
+    ac_arrays / gen_pq of each; resk.branch_loading against the numpy formula (|S| / |V| c)."""
+    import os
+
+    import gridtape as gt
+
+    ppi, _ = solved(name)
+    f, t, yff, yft, ytf, ytt = branch_admittances(ppi)
+    indptr, indices, ydata = sorted_csr(ppi["Ybus"])
+    rng = np.random.default_rng(1)
+    nb, nbr = len(ppi["V"]), len(f)
+    Vs = ppi["V"][None, :] * (1 + 0.02 * (rng.uniform(-1, 1, (5, nb)) + 1j * rng.uniform(-1, 1, (5, nb))))
+    Vs[3, 2] = np.nan  # an unsupplied bus
+    rows = np.array([4, 0, 3], np.int64)
+    out = (np.empty((3, nb)), np.empty((3, nb)), np.empty((3, nbr), complex), np.empty((3, nbr), complex),
+           np.empty((3, nb), complex))
+    resk.ac_steps(Vs, rows, f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 100.0, out)
+    for j, r in enumerate(rows):
+        one = resk.ac_arrays(np.ascontiguousarray(Vs[r]), f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 100.0)
+        for a, b in zip(out, one):
+            assert np.array_equal(a[j], b, equal_nan=True)
+    with pytest.raises(ValueError):
+        resk.ac_steps(Vs, np.array([5], np.int64), f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 100.0, out)
+    # the loading kernel against numpy: every branch, one row per solve, NaN where an end is NaN
+    vm, sf, st = out[0], out[2], out[3]
+    cf, ct = rng.uniform(0.5, 2, nbr), rng.uniform(0.5, 2, nbr)
+    got = np.empty((3, nbr - 2))
+    resk.branch_loading(vm, sf, st, 2, f[2:], t[2:], cf[2:], ct[2:], True, got)
+    want = np.maximum(np.abs(sf[:, 2:]) / vm[:, f[2:]] * cf[2:], np.abs(st[:, 2:]) / vm[:, t[2:]] * ct[2:])
+    assert np.allclose(got, want, rtol=1e-14, atol=0, equal_nan=True) and np.isnan(got).any()
+    resk.branch_loading(vm, sf, st, 2, f[2:], t[2:], cf[2:], ct[2:], False, got)
+    assert np.allclose(got, np.maximum(np.abs(sf[:, 2:]) * cf[2:], np.abs(st[:, 2:]) * ct[2:]), rtol=1e-14, atol=0)
+    # the generator split of a grid, step by step and at once
+    g = gt.PowerGrid(os.path.join(os.path.dirname(os.path.dirname(__file__)), "cases", "IEEE30"), journal=False)
+    g.solve()
+    eng = g._engine
+    br, inj = eng.topo.branches, eng.inj
+    V = np.ascontiguousarray(np.stack([eng.V, eng.V * 1.01]))
+    k, nb = 2, eng.topo.nb
+    o = (np.empty((k, nb)), np.empty((k, nb)), np.empty((k, len(br.f)), complex), np.empty((k, len(br.f)), complex),
+         np.empty((k, nb), complex))
+    resk.ac_steps(V, np.arange(k), br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, eng.indptr, eng.indices, eng.ydata,
+                  g.world.sn_mva, o)
+    ng = len(inj.gens["bus"])
+    pd, qd = np.stack([inj.pd, inj.pd * 1.1]), np.stack([inj.qd, inj.qd * 0.9])
+    gp = np.stack([inj.gens["p"], inj.gens["p"] * 1.05])
+    pg, qg = np.empty((k, ng)), np.empty((k, ng))
+    split = eng.gen_split(None)
+    resk.gen_steps(split, o[4], pd, qd, gp, (pg, qg))
+    for j in range(k):
+        p1, q1 = resk.gen_pq(split, o[4][j], pd[j], qd[j], gp[j], None, False)
+        assert np.array_equal(p1, pg[j]) and np.array_equal(q1, qg[j])

@@ -1,4 +1,4 @@
-"""A study in the history: one ``study`` event with the base point, the profiles blob, the options
+"""A study in the history: one ``study`` event with the base point, the profiles file, the options
 and the output files' hashes; verify names a tampered file; a rerun from the recorded base point
 writes the same bytes; the outputs are queryable in DuckDB beside the events; the CLI."""
 from __future__ import annotations
@@ -37,7 +37,9 @@ def journaled(tmp_path):
 
 
 @pytest.mark.parametrize("independent", [False, True])
-def test_study_event_blob_and_hashes(journaled, independent):
+def test_study_event_profiles_file_and_hashes(journaled, independent):
+    from gridtape.studies.store import profiles_dir, profiles_path
+
     g, path = journaled
     j = g.journal
     base = j.last_seq
@@ -48,41 +50,83 @@ def test_study_event_blob_and_hashes(journaled, independent):
     info = json.loads(ev["info"].iloc[0])
     assert info["base_seq"] == base and info["steps"] == 30 and info["independent"] is independent
     assert info["version"] == gt.__version__ and info["options"]["tolerance_mva"] == g.tolerance_mva
-    parts = [j.get_blob(sha) for sha in info["profiles"]]
-    assert [hashlib.sha256(b).hexdigest() for b in parts] == info["profiles"]
-    assert parts == read_profiles(prof, g.world).to_parquet_parts()  # the profiles, stored once
+    # the profiles: one content-addressed Parquet file beside the journal, named by its sha256
+    assert info["profiles_store"] == "file" and len(info["profiles"]) == 1
+    sha = info["profiles"][0]
+    data = open(profiles_path(j, sha), "rb").read()
+    assert hashlib.sha256(data).hexdigest() == sha
+    assert data == read_profiles(prof, g.world).to_parquet_bytes()  # the profiles, stored once
+    back = read_profiles(data, g.world)
+    for e, want in zip(back.entries, read_profiles(prof, g.world).entries):
+        assert (e.kind, e.field) == (want.kind, want.field) and np.array_equal(e.ids, want.ids)
+        assert np.array_equal(e.values, want.values)
+    assert list(back.index) == list(prof[("load", "p_mw")].index)
     d = os.path.join(os.path.dirname(path), info["dir"])
     assert os.path.abspath(d) == os.path.abspath(res.directory)
-    for name, sha in info["manifest"].items():
+    for name, sha_out in info["manifest"].items():
         with open(os.path.join(d, name), "rb") as fh:
-            assert hashlib.sha256(fh.read()).hexdigest() == sha
+            assert hashlib.sha256(fh.read()).hexdigest() == sha_out
     assert verify_study(j).ok and res.verify().ok
     # the grid's world and history are untouched by the run (one study transaction only)
     assert g.world["load"].cols["p_mw"][g.world["load"].rows([g.load(bus=3).id])[0]] == 50.0
     assert set(j.log(since=base + 1).event) <= {"study", "commit"}
-    # the same profiles again: the blob is stored once
+    # the same profiles again: the file is stored once, nothing is left behind
     g.timeseries(prof, independent=independent)
-    assert j._con.execute("SELECT count(*) FROM blobs WHERE sha256 = ?", [info["profiles"][0]]).fetchone()[0] == 1
+    assert sorted(os.listdir(profiles_dir(j))) == [f"{sha}.parquet"]
+    assert json.loads(j.log(event="study")["info"].iloc[-1])["profiles"] == [sha]
+    assert j._con.execute("SELECT count(*) FROM blobs WHERE name = 'profiles'").fetchall() == [(0,)]  # no DuckDB blob
     assert len(studies(j)) == 2
 
 
-def test_long_profiles_are_stored_in_parts(journaled, monkeypatch):
-    from gridtape.studies import profiles as P
+def test_profiles_file_tampered_or_missing_is_named(journaled, tmp_path, monkeypatch):
+    from gridtape.studies import sink as S
+    from gridtape.studies.store import profiles_path
 
     g, _ = journaled
+    monkeypatch.setattr(S, "GROUP_VALUES", 10)  # row groups of 64 steps: the file is streamed
+    prof = profiles(g.world, 150)
+    res = g.timeseries(prof)
+    info = json.loads(g.journal.log(event="study")["info"].iloc[-1])
+    p = profiles_path(g.journal, info["profiles"][0])
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(p).metadata.num_row_groups == 3
+    again = rerun_study(g.journal, res.seq, out_dir=str(tmp_path / "again"))
+    assert again.manifest == res.manifest
+    data = bytearray(open(p, "rb").read())
+    data[len(data) // 2] ^= 0x01
+    open(p, "wb").write(bytes(data))
+    chk = verify_study(g.journal, res.seq)
+    assert not chk.ok and info["profiles"][0] in repr(chk) and "changed" in repr(chk)
+    os.remove(p)
+    chk = verify_study(g.journal, res.seq)
+    assert not chk.ok and "missing" in repr(chk) and info["profiles"][0] in repr(chk)
+    with pytest.raises(JournalError):
+        rerun_study(g.journal, res.seq)
+
+
+def test_in_memory_journal_stores_profiles_as_blob_parts(monkeypatch):
+    from gridtape.studies import profiles as P
+
+    g = gt.PowerGrid(os.path.join(ROOT, "cases", "IEEE30"), journal=True)
     monkeypatch.setattr(P, "PART_VALUES", 100)  # a few steps of p and q of every load a part
     prof = profiles(g.world, 10)
     res = g.timeseries(prof)
     info = json.loads(g.journal.log(event="study")["info"].iloc[-1])
     per = 100 // (2 * len(g.world["load"]))
-    assert len(info["profiles"]) == -(-10 // per) > 1
+    assert info["profiles_store"] == "blob" and len(info["profiles"]) == -(-10 // per) > 1
+    parts = [g.journal.get_blob(sha) for sha in info["profiles"]]
+    assert [hashlib.sha256(b).hexdigest() for b in parts] == info["profiles"]
+    assert parts == read_profiles(prof, g.world).to_parquet_parts()
     again = rerun_study(g.journal, res.seq)
     for o in res.outputs:
         assert np.array_equal(res[o].to_numpy(), again[o].to_numpy(), equal_nan=True)
+    assert verify_study(g.journal, res.seq).ok
     with g.journal._con.cursor() as c:  # a missing part is named by verify
         c.execute("DELETE FROM blobs WHERE sha256 = ?", [info["profiles"][1]])
     chk = verify_study(g.journal, res.seq)
     assert not chk.ok and info["profiles"][1] in repr(chk)
+    g.close()
 
 
 def test_tampered_output_is_named(journaled):

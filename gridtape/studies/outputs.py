@@ -10,6 +10,7 @@ import numpy as np
 
 from gridtape.errors import SchemaError
 from gridtape.solver_cy import results as R
+from gridtape.solver_cy.result_arrays import branch_loading, loading_constants
 
 DEFAULT = (("bus", "vm_pu"), ("bus", "va_degree"), ("line", "loading_percent"), ("line", "p_from_mw"),
            ("trafo", "loading_percent"), ("trafo", "p_hv_mw"), ("ext_grid", "p_mw"), ("ext_grid", "q_mvar"),
@@ -63,6 +64,15 @@ class Extractor:
         self._branch = any(k in ("line", "trafo") for k, _ in outputs)
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
         self._const = {}  # kind -> (topology, loading constants)
+        self._buf = None  # the result kernels' arrays of the last chunk (reused: no fresh pages per chunk)
+
+    def _scratch(self, k, nb, nbr):
+        """(vm, va, sf, st, sbus) for ``k`` steps: views of arrays kept from chunk to chunk."""
+        b = self._buf
+        if b is None or len(b[0]) < k or b[0].shape[1] != nb or b[2].shape[1] != nbr:
+            b = self._buf = (np.empty((k, nb)), np.empty((k, nb)), np.empty((k, nbr), complex),
+                             np.empty((k, nbr), complex), np.empty((k, nb), complex))
+        return tuple(a[:k] for a in b)
 
     def rows(self, engine) -> list:
         """One float64 array per output (the element ids' order), from the engine's result arrays
@@ -78,7 +88,7 @@ class Extractor:
             elif kind == "bus":
                 out.append((res.vm if col == "vm_pu" else res.va)[topo.lookup])
             elif kind in ("line", "trafo"):
-                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const))
+                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const, _power(engine)))
             else:
                 out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
@@ -87,43 +97,36 @@ class Extractor:
         """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
         injection arrays, solver_cy.batch.ChunkInjections).  One (steps x elements) array per
-        output, NaN rows where a step did not converge.  Per step the result kernels run
-        (resk.ac_arrays: voltages, branch flows and bus injections; resk.gen_pq: the generator
-        split); the rest is done on the whole chunk."""
-        from gridtape.solver_cy.resk import ac_arrays, gen_pq
+        output, NaN rows where a step did not converge.  The result kernels run over the chunk's
+        converged steps at once (resk.ac_steps: voltages, branch flows and bus injections;
+        resk.gen_steps: the generator split; resk.branch_loading), the rest is numpy on the chunk."""
+        from gridtape.solver_cy.resk import ac_steps, gen_steps
 
         n = len(Vs)
         out = [np.full((n, m), np.nan) for m in self.sizes]
         w, topo = self.world, engine.topo
         sn = w.sn_mva
-        good = np.flatnonzero(ok)
+        good = np.flatnonzero(ok).astype(np.int64)
         if not len(good):
             return out
         br = topo.branches
         k = len(good)
-        vm = np.empty((k, topo.nb))
-        va = np.empty((k, topo.nb))
-        sf = np.empty((k, len(br.f)), complex)
-        st = np.empty_like(sf)
+        nb, nbr = topo.nb, len(br.f)
         g = engine.inj.gens
         ng = len(g["bus"])
-        pg = np.empty((k, ng))
-        qg = np.empty((k, ng))
+        vm, va, sf, st, sbus = self._scratch(k, nb, nbr)
+        ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
+                 engine.indices, engine.ydata, sn, (vm, va, sf, st, sbus))
         if self._gens:
-            split = engine.gen_split(None)
-            pd = inj.at("pd", np.arange(topo.nb), good)
-            qd = inj.at("qd", np.arange(topo.nb), good)
-            gp = inj.at("gp", np.arange(ng), good)
-        args = (br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr, engine.indices, engine.ydata, sn)
-        for i, s in enumerate(good):
-            vm[i], va[i], sf[i], st[i], sbus = ac_arrays(Vs[s], *args)
-            if self._gens:
-                pg[i], qg[i] = gen_pq(split, sbus, pd[i], qd[i], gp[i], None, False)
+            pg, qg = np.empty((k, ng)), np.empty((k, ng))
+            cols = np.arange(nb)
+            gen_steps(engine.gen_split(None), sbus, inj.at("pd", cols, good), inj.at("qd", cols, good),
+                      inj.at("gp", np.arange(ng), good), (pg, qg))
         for a, (kind, col) in zip(out, self.outputs):
             if kind == "bus":
                 a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
             elif kind in ("line", "trafo"):
-                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const)
+                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const, _power(engine))
             else:
                 m = g["kind"] == (0 if kind == "ext_grid" else 1)
                 sub = np.zeros((k, a.shape[1]))
@@ -132,11 +135,10 @@ class Extractor:
         return out
 
 
-def _branch_column(w, topo, kind, col, vm, sf, st, cache):
-    """A line or trafo result column from the branch flows (MVA, one step or steps x branches):
-    the quantities solver_cy/results.py computes for res_line / res_trafo, the loading written as
-    ``max(|s_f| / vm_f * c_f, |s_t| / vm_t * c_t)`` with the per-branch constants of
-    :func:`_loading_constants`."""
+def _branch_column(w, topo, kind, col, vm, sf, st, cache, power=False):
+    """A line or trafo result column from the branch flows (MVA, one step or steps x branches),
+    the loading by the result path's one formula (solver_cy/result_arrays.branch_loading) with
+    its constants kept in ``cache`` (the extractor's) for the topology they were made for."""
     br = topo.branches
     n = len(w[kind])
     if kind not in br.slices:
@@ -144,38 +146,11 @@ def _branch_column(w, topo, kind, col, vm, sf, st, cache):
     s0, s1 = br.slices[kind]
     if col in ("p_from_mw", "p_hv_mw"):
         return sf[..., s0:s1].real.copy()
-    f, t, cf, ct, zero = _loading_constants(w, topo, kind, cache)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.maximum(np.abs(sf[..., s0:s1]) / vm[..., f] * cf, np.abs(st[..., s0:s1]) / vm[..., t] * ct)
-    if zero is not None:
-        out[..., zero] = np.inf
-    return out
-
-
-def _loading_constants(w, topo, kind, cache):
-    """(f, t, c_f, c_t, zero): the branch ends and the factors that turn |S| / |V| (MVA, p.u.) at
-    each end into percent of the rating; ``zero``: lines rated 0 kA (loading inf), or None.  Kept
-    in ``cache`` (the extractor's) for the topology they were made for (ratings cannot be
-    profiled)."""
     hit = cache.get(kind)
-    if hit is not None and hit[0] is topo:
-        return hit[1]
-    br = topo.branches
-    s0, s1 = br.slices[kind]
-    f, t = br.f[s0:s1], br.t[s0:s1]
-    kv = topo.base_kv
-    c = w[kind].cols
-    zero = None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if kind == "line":  # i = |S| / (|V| kV sqrt3), loading = i / (max_i_ka df parallel) 100
-            i_max = c["max_i_ka"] * c["df"] * c["parallel"]
-            cf = 100.0 / (kv[f] * R.SQRT3 * i_max)
-            ct = 100.0 / (kv[t] * R.SQRT3 * i_max)
-            zero = np.flatnonzero(i_max == 0) if (i_max == 0).any() else None
-        else:  # loading = max(i_hv vn_hv, i_lv vn_lv) sqrt3 / sn_mva 100 / parallel / df
-            d = c["sn_mva"] * c["parallel"] * c["df"]
-            cf = c["vn_hv_kv"] / (kv[f] * d) * 100.0
-            ct = c["vn_lv_kv"] / (kv[t] * d) * 100.0
-    val = (f, t, cf, ct, zero)
-    cache[kind] = (topo, val)
-    return val
+    if hit is None or hit[0] is not topo or hit[1] != power:
+        hit = cache[kind] = (topo, power, loading_constants(w, topo, kind, power))
+    return branch_loading(vm, sf, st, hit[2])
+
+
+def _power(engine) -> bool:
+    return engine.solve_options.get("trafo_loading", "current") == "power"

@@ -7,8 +7,10 @@ step (any index; a DatetimeIndex typically) and has element ids as columns.  Acc
   ``(element, column)`` -- its columns must be the element ids (as ints or as strings of ints);
 - SimBench's absolute-value profiles: ``simbench.get_absolute_values(net, True)`` returns exactly
   such a mapping (``("load", "p_mw")`` -> steps x load index);
-- one wide table whose columns are named ``kind/field/id`` (the stored form, see
-  :meth:`Profiles.to_arrow`), as a DataFrame or an Arrow table, with an optional ``step`` column.
+- one wide table whose columns are named ``kind/field/id`` (see
+  :meth:`Profiles.to_arrow`), as a DataFrame or an Arrow table, with an optional ``step`` column;
+- the stored form (:meth:`Profiles.stored_table`: a ``step`` column and one list column
+  ``kind/field`` per profiled column), as an Arrow table or Parquet bytes (or a list of them).
 
 Everything is validated against the world before anything runs: the kind and field exist, the
 field is one the incremental or admittance path takes (``affects`` "inj" or "adm" in the schema),
@@ -18,6 +20,7 @@ every id exists, every value passes the column's type and range check.  A bad pr
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,10 @@ import pyarrow.parquet as pq
 
 from gridtape.errors import BadReferenceError, SchemaError
 
+PROFILE_IDS = b"gridtape.profile_ids"  # schema metadata of the stored form: {"kind/field": [ids]}
+# zstd with byte-stream split: cheaper to encode than lz4 here and smaller (random +-5 % profiles:
+# 80 % of their size; measured shapes far less)
+_STORED = {"compression": "zstd", "use_dictionary": False, "use_byte_stream_split": True}
 PART_VALUES = 2_000_000  # values per stored part of the profiles (16 MB of float64)
 PROFILABLE = ("inj", "adm")  # what a profiled column may affect: no topology change per step
 STEP = "step"
@@ -77,30 +84,51 @@ class Profiles:
                 else [pa.array(c) for c in np.ascontiguousarray(e.values.T)]
         return pa.Table.from_arrays(arrays, names=names)
 
+    def stored_table(self, start: int = 0, stop: int | None = None) -> pa.Table:
+        """Steps ``start`` .. ``stop`` in the stored form: a ``step`` column and one column
+        ``kind/field`` per entry holding a list of the step's values (one per element, in the order
+        of the ids the schema metadata ``gridtape.profile_ids`` gives).  A few columns whatever
+        the number of elements: a Parquet column costs 10-20 us per row group to write, which for
+        the 10,600 profiled values of a case9241pegase step would cost more than the steps."""
+        stop = len(self) if stop is None else stop
+        names, arrays = [STEP], [_index_array(self.index[start:stop])]
+        for e in self.entries:
+            v = np.ascontiguousarray(e.values[start:stop])
+            names.append(f"{e.kind}/{e.field}")
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), len(e.ids)))
+        meta = {f"{e.kind}/{e.field}": [int(i) for i in e.ids] for e in self.entries}
+        return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
+            {PROFILE_IDS: json.dumps(meta, separators=(",", ":"))})
+
+    def write_parquet(self, where) -> None:
+        """The stored form (deterministic for equal profiles) written to ``where`` (a path or a
+        binary file) in row groups of a size fixed by the width, so one group at a time is
+        copied: the content-hashed profiles file of a study."""
+        from .sink import group_rows
+
+        width = sum(len(e.ids) for e in self.entries)
+        step = group_rows(width)
+        writer = None
+        for a in range(0, max(len(self), 1), step):
+            tb = self.stored_table(a, min(a + step, len(self)))
+            if writer is None:
+                writer = pq.ParquetWriter(where, tb.schema, **_STORED)
+            writer.write_table(tb, row_group_size=step)
+        writer.close()
+
     def to_parquet_parts(self) -> list:
         """The stored form cut into parts of about PART_VALUES values (consecutive steps), each
-        its own Parquet bytes: the journal stores each as a blob (a DuckDB insert of one big blob
-        holds several times its size in memory), ``read_profiles`` takes the list back."""
+        its own Parquet bytes: a journal without a file stores each as a blob (a DuckDB insert of
+        one big blob holds several times its size in memory); ``read_profiles`` takes the list
+        back."""
         width = max(1, sum(len(e.ids) for e in self.entries))
         step = max(1, PART_VALUES // width)
         return [self.slice(a, a + step).to_parquet_bytes() for a in range(0, max(len(self), 1), step)]
 
     def to_parquet_bytes(self) -> bytes:
-        """The stored form as Parquet bytes (deterministic for equal profiles: the journal's blob),
-        written in row groups of a size fixed by the width, so only one group is ever copied."""
-        from .sink import group_rows
-
+        """The stored form as Parquet bytes (see :meth:`write_parquet`)."""
         buf = io.BytesIO()
-        width = sum(len(e.ids) for e in self.entries)
-        step = group_rows(width)
-        writer = None
-        for a in range(0, max(len(self), 1), step):
-            tb = self.slice(a, a + step).to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(buf, tb.schema, compression="lz4", use_dictionary=False,
-                                          use_byte_stream_split=True, store_schema=False)
-            writer.write_table(tb, row_group_size=step)
-        writer.close()
+        self.write_parquet(buf)
         return buf.getvalue()
 
 
@@ -132,11 +160,11 @@ def read_profiles(obj, world) -> Profiles:
     if isinstance(obj, Profiles):
         frames = {(e.kind, e.field): pd.DataFrame(e.values, index=obj.index, columns=e.ids) for e in obj.entries}
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        frames = _split_wide(pq.read_table(io.BytesIO(bytes(obj))))
+        frames = _split_table(pq.read_table(io.BytesIO(bytes(obj))))
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(b, (bytes, bytearray)) for b in obj):
-        frames = _split_wide(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
+        frames = _split_table(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
     elif isinstance(obj, pa.Table):
-        frames = _split_wide(obj)
+        frames = _split_table(obj)
     elif isinstance(obj, pd.DataFrame):
         frames = _split_wide(pa.Table.from_pandas(obj.reset_index(names=STEP) if STEP not in obj.columns else obj,
                                                   preserve_index=False))
@@ -153,6 +181,22 @@ def read_profiles(obj, world) -> Profiles:
     if not frames:
         raise SchemaError("no profiles given", table="profiles")
     return _validate(frames, world)
+
+
+def _split_table(tb: pa.Table) -> dict:
+    """The frames of a table in the stored form (list columns) or the wide form."""
+    meta = tb.schema.metadata or {}
+    if PROFILE_IDS not in meta:
+        return _split_wide(tb)
+    ids = json.loads(meta[PROFILE_IDS])
+    index = pd.Index(tb.column(STEP).to_pandas())
+    frames = {}
+    for name, cols in ids.items():
+        kind, _, field = name.partition("/")
+        col = tb.column(name).combine_chunks()
+        flat = col.flatten().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0)
+        frames[(kind, field)] = pd.DataFrame(flat.reshape(len(col), len(cols)), index=index, columns=cols)
+    return frames
 
 
 def _split_wide(tb: pa.Table) -> dict:
@@ -222,8 +266,11 @@ def _validate(frames: dict, world) -> Profiles:
             raise BadReferenceError(f"profile ({kind}, {field}) names missing {kind} {missing[0]}", table=kind,
                                     row=missing[0], field=field)
         raw = fr.to_numpy()
-        vals = np.empty(raw.shape, dtype=col.np_dtype)
-        for j in range(raw.shape[1]):
+        vals = _floats_at_once(col, raw)
+        slow = vals is None  # a bad value (named below) or a column that is not plain numbers
+        if slow:
+            vals = np.empty(raw.shape, dtype=col.np_dtype)
+        for j in range(raw.shape[1] if slow else 0):
             try:
                 vals[:, j] = coerce_column(col, raw[:, j], table=kind)
             except SchemaError as e:
@@ -235,6 +282,24 @@ def _validate(frames: dict, world) -> Profiles:
         raise SchemaError("the profiles name no element", table="profiles")
     entries.sort(key=lambda e: (e.kind, e.field))
     return Profiles(index, entries)
+
+
+def _floats_at_once(col, raw):
+    """The float64 values of a numeric block for a float column when every value passes the
+    column's checks (what coerce_column checks per column: NaN allowed, bounds), as one copy;
+    None otherwise (the per-column path then names the first bad value)."""
+    from gridtape.world.schema import F8
+
+    if col.dtype != F8 or raw.dtype.kind not in "biuf":
+        return None
+    f = raw.astype(np.float64, copy=True)
+    step = max(1, 1_000_000 // max(f.shape[1], 1))  # checked in blocks of rows: bounded temporaries
+    for a in range(0, len(f), step):
+        b = f[a:a + step]
+        nan = np.isnan(b)
+        if (not col.nan_ok and nan.any()) or (~nan & ((b < col.vmin) | (b > col.vmax))).any():
+            return None
+    return f
 
 
 def _ok(col, values) -> np.ndarray:

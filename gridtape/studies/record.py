@@ -4,9 +4,10 @@ One run is one ``study`` event (its own transaction) whose ``info`` (JSON) holds
 
 - ``type`` ("timeseries"), ``base_seq`` (the point of history the steps start from: the journal's
   last event when the run began), ``steps``, ``independent``;
-- ``profiles``: the sha256 of each part of the profiles' Parquet form (consecutive steps, about
-  16 MB each; one part for most studies), each stored once as a journal blob
-  (``Journal.put_blob``), and ``columns``: the profiled (kind, field, number of elements);
+- ``profiles``: the sha256 of the profiles' Parquet form, stored once as a content-addressed
+  file beside the journal (``profiles_store`` "file", gridtape/studies/store.py; a journal in
+  memory: parts of about 16 MB as journal blobs, ``profiles_store`` "blob"), and ``columns``: the
+  profiled (kind, field, number of elements);
 - ``outputs`` (``res_<kind>.<column>``), ``options`` (the solver options, chunk size, overlap,
   executor kind), ``version`` (gridtape's);
 - ``dir`` (the output directory, relative to the journal's when beside it) and ``manifest``
@@ -24,18 +25,17 @@ import pyarrow.parquet as pq
 from gridtape.errors import JournalError
 
 from .sink import MANIFEST, sha256_file
+from .store import check_profiles, load_profiles
 
 STUDIES_SUFFIX = ".studies"
 
 
-def default_dir(j, base_seq, blob) -> str | None:
-    """``<journal>.studies/study-<base seq>-<profiles sha>[-n]`` (None for an in-memory journal)."""
+def default_dir(j, base_seq) -> str | None:
+    """``<journal>.studies/study-<base seq>-<12 random hex>[-n]`` (None for an in-memory journal)."""
     if j.path is None:
         return None
-    import hashlib
-
     root = str(j.path) + STUDIES_SUFFIX
-    stem = os.path.join(root, f"study-{base_seq}-{hashlib.sha256(blob).hexdigest()[:12]}")
+    stem = os.path.join(root, f"study-{base_seq}-{os.urandom(6).hex()}")
     d, n = stem, 1
     while os.path.exists(d):
         n += 1
@@ -56,8 +56,9 @@ def _abs(j, d):
     return os.path.join(os.path.dirname(os.path.abspath(str(j.path))), d)
 
 
-def record_study(j, base_seq, sha, prof, outs, opts, independent, size, overlap, executor, res) -> int:
-    """Append the ``study`` event (the profiles blobs ``sha`` are stored); returns its seq."""
+def record_study(j, base_seq, stored, prof, outs, opts, independent, size, overlap, executor, res) -> int:
+    """Append the ``study`` event (``stored``: (sha256 list, store) of the stored profiles,
+    store.store_profiles); returns its seq."""
     from gridtape import __version__
 
     from .outputs import output_name
@@ -67,7 +68,7 @@ def record_study(j, base_seq, sha, prof, outs, opts, independent, size, overlap,
         with tempfile.TemporaryDirectory() as tmp:
             manifest = res.to_parquet(tmp)
     info = {"type": "timeseries", "base_seq": int(base_seq), "steps": len(prof), "independent": bool(independent),
-            "profiles": sha, "columns": [[e.kind, e.field, len(e.ids)] for e in prof.entries],
+            "profiles": stored[0], "profiles_store": stored[1], "columns": [[e.kind, e.field, len(e.ids)] for e in prof.entries],
             "outputs": [output_name(*o) for o in outs],
             "options": {**opts, "chunk_size": size, "overlap": overlap,
                         "executor": None if executor is None else type(executor).__name__},
@@ -158,20 +159,13 @@ def verify_outputs(directory, manifest=None) -> StudyCheck:
 
 
 def verify_study(source, seq=None) -> StudyCheck:
-    """Check the study event ``seq`` (None: the latest): its profiles blob is there and hashes to
-    its name, and every output file hashes to what the event recorded (the file is named if not)."""
-    import hashlib
-
+    """Check the study event ``seq`` (None: the latest): its profiles file (or blob) is there and
+    hashes to its name, and every output file hashes to what the event recorded (a file is named
+    if not)."""
     j, close = _journal(source)
     try:
         seq, info = study_info(j, seq)
-        problems = []
-        for sha in info["profiles"]:
-            try:
-                if hashlib.sha256(j.get_blob(sha)).hexdigest() != sha:
-                    problems.append(f"profiles blob {sha}: content does not hash to its name")
-            except JournalError as e:
-                problems.append(f"profiles blob: {e}")
+        problems = check_profiles(j, info)
         d = _abs(j, info.get("dir"))
         if d is None:
             chk = StudyCheck(None, [], [], problems)
@@ -195,7 +189,7 @@ def rerun_study(source, seq=None, out_dir=None, executor=None):
     j, close = _journal(source)
     try:
         seq, info = study_info(j, seq)
-        blob = [j.get_blob(sha) for sha in info["profiles"]]
+        blob = load_profiles(j, info)
         grid = Study(j).at(info["base_seq"])
         o = dict(info["options"])
         size, ov = o.pop("chunk_size"), o.pop("overlap")

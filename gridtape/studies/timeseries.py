@@ -69,10 +69,9 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
 
         j.flush()
         base_seq = j.last_seq
-        blobs = prof.to_parquet_parts()
         if out_dir is None:
-            out_dir = default_dir(j, base_seq, blobs[0])
-        stored = _store_blob(j, blobs)  # while the steps run: nothing else uses the journal meanwhile
+            out_dir = default_dir(j, base_seq)
+        stored = _store_profiles(j, prof)  # while the steps run: nothing else uses the journal meanwhile
     n = len(prof)
     base_copy = world.copy()
     sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
@@ -116,25 +115,26 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
 
         if stored.error is not None:
             raise stored.error
-        res.seq = record_study(j, base_seq, stored.sha, prof, outs, opts, independent, size, ov, executor, res)
+        res.seq = record_study(j, base_seq, stored.stored, prof, outs, opts, independent, size, ov, executor, res)
     return res
 
 
-def _store_blob(j, blobs):
-    """``j.put_blob`` of each part in a thread (DuckDB inserts, mostly I/O); ``.join()``, then
-    ``.sha`` (the list of sha256) or ``.error``."""
+def _store_profiles(j, prof):
+    """store.store_profiles in a thread (file writes, mostly I/O); ``.join()``, then ``.stored``
+    ((sha256 list, store)) or ``.error``."""
     import threading
 
-    t = threading.Thread(target=_put, args=(j, blobs), name="gridtape-study-blob", daemon=True)
-    t.sha = t.error = None
+    t = threading.Thread(target=_put, args=(j, prof), name="gridtape-study-profiles", daemon=True)
+    t.stored = t.error = None
     t.start()
     return t
 
 
-def _put(j, blobs):
+def _put(j, prof):
+    from .store import store_profiles
+
     t = __import__("threading").current_thread()
     try:
-        t.sha = [j.put_blob(b, name="profiles") for b in blobs]
+        t.stored = store_profiles(j, prof)
     except BaseException as e:  # noqa: BLE001 - raised by the caller
         t.error = e
-
