@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import JournalCorruptError, JournalError, ReadOnlyError
-from . import db, query
+from . import ack, db, query
 from .args import author_name
 from .chain import ZERO
 from .mover import Mover, track
@@ -59,6 +59,7 @@ class Journal(Recorder):
         self.closed = True
         self._con = None
         self._tail = None  # read-only: the segment's rows not in DuckDB, as an Arrow table
+        self._ack = None  # writer: the map of the acknowledgement record (journal/ack.py)
         if self.path is None and self.read_only:
             raise JournalError("an in-memory journal cannot be read-only", field="read_only")
         if self.path is not None:
@@ -70,12 +71,20 @@ class Journal(Recorder):
             if not self.read_only:
                 db.create(self._con, self.path)
             db.check(self._con, self.path)
-            self._resume()
-        except BaseException:
+            created = db.meta(self._con).get("created")
+            self._resume(created)
+            if self.path is not None and not self.read_only:  # both segments are empty now
+                self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
+                self._seg_slot = 0
+                self._ack_bind(self._ack)
+        except BaseException as e:
             if self._con is not None:
                 self._con.close()
             for seg in self._segs:
                 seg.close()
+            if isinstance(e, OSError):
+                raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
+                                   file=self.path + ack.SUFFIX) from None
             raise
         self.closed = False
         self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
@@ -85,8 +94,9 @@ class Journal(Recorder):
             track(self)
 
     # --- opening ----------------------------------------------------------------------------------
-    def _resume(self):
-        """Continue numbering after the last row (DuckDB, then the segment tail)."""
+    def _resume(self, created=None):
+        """Continue numbering after the last row (DuckDB, then the segment tail); the events
+        found must reach the acknowledgement record's seq (journal/ack.py)."""
         last = db.last_row(self._con)
         mv = self._mover
         self._next_seq, self._next_tx, self._last_ts, mv.chain = \
@@ -113,6 +123,15 @@ class Journal(Recorder):
         for seg, got, good, n, first in torn:
             if first is not None and first != self._next_seq:
                 self._torn_damage(seg, good, f"its header names seq {first}, the next append is seq {self._next_seq}")
+        acked = ack.read(self.path, created) if self.path is not None else None
+        if acked is not None and acked.binding() and acked.seq >= self._next_seq:
+            seg, got, good, n, first = reads[acked.slot]
+            raise JournalCorruptError(
+                f"acknowledged events are missing: the segment was acknowledged up to seq {acked.seq} at "
+                f"{acked.slots[acked.slot][1]} bytes ({os.path.basename(self.path + ack.SUFFIX)}), it holds {n} "
+                f"bytes and the events found end at seq {self._next_seq - 1}; the file was truncated; nothing "
+                "was changed (`gridtape recover` salvages every frame that verifies)",
+                file=seg.path, row=self._next_seq, offset=good)
         if not self.read_only:
             for seg, got, good, n, first in torn:
                 seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged append
@@ -178,6 +197,14 @@ class Journal(Recorder):
             self._con.close()
             for seg in self._segs:
                 seg.close()
+            if self._ack is not None:
+                self._ack_bind(None)
+                try:
+                    self._ack.flush()  # msync: the record as durable as the frames
+                except OSError:
+                    pass
+                self._ack.close()
+                self._ack = None
 
     def __enter__(self):
         return self
