@@ -90,14 +90,15 @@ class Journal(Recorder):
             created = db.meta(self._con).get("created")
             self._resume(created)
             if self.path is not None and not self.read_only:  # both segments are empty now
-                self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
+                try:
+                    self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
+                except OSError as e:
+                    raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
+                                       file=self.path + ack.SUFFIX) from None
                 self._seg_slot = 0
                 self._ack_bind(self._ack)
-        except BaseException as e:
+        except BaseException:
             self._detach()
-            if isinstance(e, OSError):
-                raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
-                                   file=self.path + ack.SUFFIX) from None
             raise
         self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
 
