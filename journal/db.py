@@ -39,8 +39,9 @@ def connect(path, read_only):
         if "lock" in text:
             pid = re.search(r"PID (\d+)", text)
             who = f"process {pid.group(1)}" if pid else "another process"
-            raise JournalLockedError(f"the journal is held by a writer in {who}: close it there (or stop "
-                                     "that process) before opening it here", file=path) from None
+            held = "a writer" if read_only else "a reader or writer"
+            raise JournalLockedError(f"the journal is held by {held} in {who}: close it there (PowerGrid.close(), "
+                                     "Study.close(), Journal.close()) or stop that process", file=path) from None
         raise JournalError(f"cannot open the journal database: {text}", file=path) from None
     except duckdb.Error as e:
         raise JournalError(f"cannot open the journal database: {e}", file=path) from None

@@ -86,7 +86,7 @@ class Mover:
         batch, rows, seg = j._mirror, j._mirror_rows, j._seg
         j._mirror, j._mirror_rows = [], 0
         if other is not None:
-            j._seg, j._seg_fd = other, other.fd
+            j._seg, j._seg_fd, j._seg_slot = other, other.fd, j._segs.index(other)
         con = j._con.cursor()  # its own connection to the database, made in this thread
         self._thread = threading.Thread(target=self._move, args=(con, batch, rows, seg, self.chain),
                                         name="gridtape-journal-mover")

@@ -76,6 +76,9 @@ cdef class Recorder:
 
     * ``_seg`` / ``_seg_fd``: where flush appends a frame (an object with ``size`` and
       ``failed(errno)``, and its file descriptor), or None / -1 to keep frames in memory only;
+    * ``_seg_slot`` and ``_ack_bind(map)``: after a frame is written (and fsynced), flush stores
+      its last seq and the segment's new length into slot ``_seg_slot`` of the acknowledgement
+      record (journal/ack.py), a shared memory map: no system call;
     * ``_ingest_due()``: called by :meth:`flush`, after the frame is written, when
       ``_mirror_rows`` reaches ``ingest_every``.  The default does nothing: a bare Recorder
       keeps every frame in ``_mirror``;
@@ -86,6 +89,9 @@ cdef class Recorder:
     cdef public int64_t _next_seq, _next_tx, _last_ts, _durable, _mirror_rows, ingest_every
     cdef public bint closed, read_only, sync_fsync
     cdef public int _seg_fd  # the segment's file descriptor, -1 for none (in memory, read-only, closed)
+    cdef public int _seg_slot  # which pair of the acknowledgement record the segment's flushes store
+    cdef int64_t* _ackp  # the record's (seq, length) pairs, NULL for none
+    cdef object _ack_view  # the memoryview that keeps the map exported while _ackp points into it
 
     def __init__(self, author=None, *, clock=None, ingest_every=65536, sync_fsync=False):
         self.author, self.clock, self.ingest_every, self.sync_fsync = author, clock, ingest_every, sync_fsync
@@ -96,7 +102,21 @@ cdef class Recorder:
         self._mirror_rows = self._next_seq = self._next_tx = self._last_ts = 0
         self._durable = -1
         self._seg_fd = -1
+        self._seg_slot = 0
+        self._ackp = NULL
+        self._ack_view = None
         self.closed = self.read_only = False
+
+    def _ack_bind(self, m):
+        """Store acknowledgements into ``m`` (a writable map of journal/ack.py's record) from now
+        on, or nowhere (None; releases the map so that it can be closed)."""
+        cdef unsigned char[::1] v
+        self._ackp = NULL
+        self._ack_view = None
+        if m is not None:
+            v = m
+            self._ack_view = v
+            self._ackp = <int64_t*>&v[32]
 
     def _ingest_due(self):
         """Hook: ``ingest_every`` flushed rows wait in ``_mirror``.  A bare Recorder keeps them."""
@@ -203,7 +223,7 @@ cdef class Recorder:
             raise
         if n:
             if self._seg_fd >= 0:
-                self._append(frame)
+                self._append(frame, seq)
             (<list>self._mirror).append(frame)
             self._mirror_rows += n
             self._next_seq, self._next_tx, self._last_ts = seq + 1, tx + 1, ts
@@ -215,10 +235,12 @@ cdef class Recorder:
             self._ingest_due()
         return self._durable
 
-    cdef int _append(self, bytes frame) except -1:
-        """One frame onto the segment; a failed write is cut back by the Segment, which raises."""
+    cdef int _append(self, bytes frame, int64_t seq) except -1:
+        """One frame onto the segment, then its acknowledgement (last seq, segment length) into
+        the record; a failed write is cut back by the Segment, which raises."""
         cdef const char* p = frame
         cdef Py_ssize_t n = len(frame), done = 0, w
+        cdef int64_t size
         while done < n:
             w = write(self._seg_fd, p + done, n - done)
             if w < 0:
@@ -228,7 +250,11 @@ cdef class Recorder:
             done += w
         if self.sync_fsync and fsync(self._seg_fd) != 0:
             self._seg.failed(errno)
-        self._seg.size += n
+        size = self._seg.size + n
+        self._seg.size = size
+        if self._ackp != NULL:
+            self._ackp[2 * self._seg_slot + 1] = size
+            self._ackp[2 * self._seg_slot] = seq
         return 0
 
     def record_many(self, event, kind, eids, field, olds, news):

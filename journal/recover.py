@@ -23,7 +23,7 @@ import os
 import pyarrow as pa
 
 from ..errors import JournalCorruptError, JournalError
-from . import db
+from . import ack, db
 from . import frames as _frames
 from .chain import ZERO
 from .segment import MAGICS, Segment
@@ -94,7 +94,7 @@ def recover(path, out=None, *, in_place=False) -> dict:
     if in_place:
         out = path
     out = os.fspath(out) if out is not None else path + ".recovered"
-    if not in_place and any(os.path.exists(out + s) for s in ("",) + SEGMENTS):
+    if not in_place and any(os.path.exists(out + s) for s in ("", ack.SUFFIX) + SEGMENTS):
         raise JournalError("the recovered journal's path exists already; pass another out=", file=out)
     segs = [Segment(path + s, True, path) for s in SEGMENTS]  # shared locks: no writer may be open
     report = {"journal": path, "recovered": out, "damaged": [], "left_out": [],
@@ -108,13 +108,15 @@ def recover(path, out=None, *, in_place=False) -> dict:
             meta = db.meta(con)
         finally:
             con.close()
+        acked = ack.read(path, meta.get("created"))
         next_seq, lost_frames = table.num_rows, 0
         head = bytes(table.column("hash")[-1].as_py()) if next_seq else ZERO
-        frames = []
+        frames, sizes = [], {}
         for seg in segs:
             if seg._f is None:
                 continue
             data = os.pread(seg._f.fileno(), os.fstat(seg._f.fileno()).st_size, 0)
+            sizes[seg.path] = len(data)
             got, bad = _scan_all(data, seg.path)
             for off, n in bad:  # at_end: possibly a torn append that was never acknowledged
                 entry = {"file": seg.path, "offset": off, "bytes": n, "at_end": off + n == len(data)}
@@ -139,7 +141,7 @@ def recover(path, out=None, *, in_place=False) -> dict:
         if in_place:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
             report["backup"] = []
-            for s in ("", ".wal") + SEGMENTS:
+            for s in ("", ".wal", ack.SUFFIX) + SEGMENTS:
                 if os.path.exists(path + s):
                     os.replace(path + s, f"{path}{s}.damaged-{stamp}")
                     report["backup"].append(f"{path}{s}.damaged-{stamp}")
@@ -169,7 +171,14 @@ def recover(path, out=None, *, in_place=False) -> dict:
         report["left_out"].insert(0, {"file": path, "first_seq": table.num_rows, "rows": lost_db,
                                       "why": report["duckdb_damage"]["why"]})
     report["events_lost"] = lost_db + lost_frames
-    report["ok"] = not report["damaged"] and not report["events_lost"]
+    if acked is not None and acked.binding() and acked.seq >= next_seq:  # acknowledged, not found
+        k = acked.slot
+        report["missing"] = {"file": path + SEGMENTS[k], "acknowledged_seq": acked.seq,
+                             "acknowledged_bytes": acked.slots[k][1], "bytes": sizes.get(path + SEGMENTS[k], 0),
+                             "first_seq": next_seq,
+                             "why": "acknowledged events are not in the journal (a segment was truncated)"}
+        report["events_lost"] = max(report["events_lost"], acked.seq + 1 - next_seq)
+    report["ok"] = not report["damaged"] and not report["events_lost"] and "missing" not in report
     with open(out + ".recovery.json", "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -147,21 +147,35 @@ class Segment:
             self._f = None
 
 
-def _holder(path, read_only) -> str:
-    """Who holds the lock on segment ``path``: this process, or the pid /proc/locks names."""
+def _locks(path):
+    """``[(pid, "reader" | "writer")]`` of the flock locks on file ``path`` (/proc/locks)."""
+    got = []
     try:
         ino = os.stat(path).st_ino
         with open("/proc/locks") as f:
             for line in f:
                 parts = line.split()
                 if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(ino):
-                    pid = int(parts[4])
-                    if pid == os.getpid():
-                        held = "a writer" if read_only else "a reader or writer"
-                        return (f"the journal is held by {held} in this process: close() that PowerGrid, "
-                                "Study or Journal first (or open it in a `with` block)")
-                    return (f"the journal is held by a writer in process {pid}: close it there (or stop "
-                            "that process) before opening it here")
+                    got.append((int(parts[4]), "writer" if parts[3] == "WRITE" else "reader"))
     except (OSError, ValueError):
         pass
-    return "the journal is held by another writer"
+    return got
+
+
+def holders(path, me) -> list:
+    """What holds segment ``path`` in processes other than ``me``, as JournalLockedError texts."""
+    return [f"the journal is held by a {who} in process {pid}: close it there (PowerGrid.close(), "
+            f"Study.close(), Journal.close(), or leave its `with` block) or stop that process"
+            for pid, who in _locks(path) if pid != me]
+
+
+def _holder(path, read_only) -> str:
+    """Who holds the lock on segment ``path``: this process, or the pid /proc/locks names."""
+    me = os.getpid()
+    for pid, who in _locks(path):
+        if pid == me:
+            return (f"the journal is held by a {who} in this process (journal/shared.py shares it between "
+                    "one writer and its readers; this is another opening, e.g. `gridtape recover`): close() "
+                    "that PowerGrid, Study or Journal first (or open it in a `with` block)")
+    others = holders(path, me)
+    return others[0] if others else "the journal is held by another " + ("writer" if read_only else "process")

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import JournalCorruptError, JournalError, ReadOnlyError
-from . import db, query
+from . import ack, db, query, shared
 from .args import author_name
 from .chain import ZERO
 from .mover import Mover, track
@@ -59,34 +59,70 @@ class Journal(Recorder):
         self.closed = True
         self._con = None
         self._tail = None  # read-only: the segment's rows not in DuckDB, as an Arrow table
+        self._ack = None  # writer: the map of the acknowledgement record (journal/ack.py)
         if self.path is None and self.read_only:
             raise JournalError("an in-memory journal cannot be read-only", field="read_only")
-        if self.path is not None:
-            for suffix in SEGMENTS:
-                self._segs.append(Segment(self.path + suffix, self.read_only, self.path))
-            self._seg = self._segs[0]
-        try:
-            self._con = db.connect(self.path, self.read_only)
-            if not self.read_only:
-                db.create(self._con, self.path)
-            db.check(self._con, self.path)
-            self._resume()
-        except BaseException:
-            if self._con is not None:
-                self._con.close()
-            for seg in self._segs:
-                seg.close()
-            raise
+        self._link = None  # a reader of a journal this process writes: weakref to that writer
+        if self.path is None:
+            self._attach()
+        else:
+            shared.open_journal(self)  # its own files, or the writer's DuckDB in this process
         self.closed = False
-        self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
         if self.read_only:
             self._refuse(ReadOnlyError, "the journal is open read-only")
         else:
             track(self)
 
     # --- opening ----------------------------------------------------------------------------------
-    def _resume(self):
-        """Continue numbering after the last row (DuckDB, then the segment tail)."""
+    def _attach(self):
+        """Open this journal's own files: lock the segments, connect DuckDB, resume the numbering
+        (and, for a writer, start the acknowledgement record).  Leaves nothing open on failure."""
+        self._segs, self._seg, self._con, self._link = [], None, None, None
+        try:
+            if self.path is not None:
+                for suffix in SEGMENTS:
+                    self._segs.append(Segment(self.path + suffix, self.read_only, self.path))
+                self._seg = self._segs[0]
+            self._con = db.connect(self.path, self.read_only)
+            if not self.read_only:
+                db.create(self._con, self.path)
+            db.check(self._con, self.path)
+            created = db.meta(self._con).get("created")
+            self._resume(created)
+            if self.path is not None and not self.read_only:  # both segments are empty now
+                try:
+                    self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
+                except OSError as e:
+                    raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
+                                       file=self.path + ack.SUFFIX) from None
+                self._seg_slot = 0
+                self._ack_bind(self._ack)
+        except BaseException:
+            self._detach()
+            raise
+        self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
+
+    def _detach(self):
+        """Close this journal's connection and files (its own, or its cursor of a writer's)."""
+        self._seg_fd = -1
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        for seg in self._segs:
+            seg.close()
+        self._segs, self._seg, self._tail, self._link = [], None, None, None
+        if self._ack is not None:
+            self._ack_bind(None)
+            try:
+                self._ack.flush()  # msync: the record as durable as the frames
+            except OSError:
+                pass
+            self._ack.close()
+            self._ack = None
+
+    def _resume(self, created=None):
+        """Continue numbering after the last row (DuckDB, then the segment tail); the events
+        found must reach the acknowledgement record's seq (journal/ack.py)."""
         last = db.last_row(self._con)
         mv = self._mover
         self._next_seq, self._next_tx, self._last_ts, mv.chain = \
@@ -113,6 +149,15 @@ class Journal(Recorder):
         for seg, got, good, n, first in torn:
             if first is not None and first != self._next_seq:
                 self._torn_damage(seg, good, f"its header names seq {first}, the next append is seq {self._next_seq}")
+        acked = ack.read(self.path, created) if self.path is not None else None
+        if acked is not None and acked.binding() and acked.seq >= self._next_seq:
+            seg, got, good, n, first = reads[acked.slot]
+            raise JournalCorruptError(
+                f"acknowledged events are missing: the segment was acknowledged up to seq {acked.seq} at "
+                f"{acked.slots[acked.slot][1]} bytes ({os.path.basename(self.path + ack.SUFFIX)}), it holds {n} "
+                f"bytes and the events found end at seq {self._next_seq - 1}; the file was truncated; nothing "
+                "was changed (`gridtape recover` salvages every frame that verifies)",
+                file=seg.path, row=self._next_seq, offset=good)
         if not self.read_only:
             for seg, got, good, n, first in torn:
                 seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged append
@@ -173,11 +218,9 @@ class Journal(Recorder):
         finally:
             self._mover.stop(self)
             self.closed = True
-            self._seg_fd = -1
             self._refuse(JournalError, "the journal is closed")
-            self._con.close()
-            for seg in self._segs:
-                seg.close()
+            self._detach()
+            shared.closed(self)
 
     def __enter__(self):
         return self
@@ -197,7 +240,32 @@ class Journal(Recorder):
         state = "closed" if self.closed else ("read-only" if self.read_only else "open")
         return f"<Journal {where} {state} next_seq={self.next_seq if not self.closed else '?'}>"
 
-    # --- state (next_seq, next_tx, last_seq, durable_seq, in_transaction: Recorder) -------------
+    # --- state (next_tx, in_transaction: Recorder) -----------------------------------------------
+    # a reader of a journal this process writes follows the writer's flushed events (shared.follow)
+    @property
+    def next_seq(self):
+        """The seq the next buffered row will get."""
+        if self._link is not None:
+            shared.follow(self)
+        return Recorder.next_seq.__get__(self)
+
+    @property
+    def last_seq(self):
+        """The seq of the last recorded row (buffered or not), -1 if none."""
+        return self.next_seq - 1
+
+    @property
+    def durable_seq(self):
+        """The last seq that has been flushed (-1 if none)."""
+        if self._link is not None:
+            shared.follow(self)
+        return self._durable
+
+    def _open(self):
+        Recorder._open(self)
+        if self._link is not None:
+            shared.follow(self)
+
     @property
     def head_hash(self) -> str:
         """Hex hash of the last flushed row: note it somewhere to detect a cut-off tail later.
@@ -205,6 +273,8 @@ class Journal(Recorder):
         if not self.closed and not self.read_only:
             self.flush()
             self._ingest()
+        elif self._link is not None:
+            shared.follow(self)
         return self._mover.chain.hex()
 
     # --- blobs ------------------------------------------------------------------------------------
@@ -235,7 +305,9 @@ class Journal(Recorder):
         """The events relation, brought up to date (flush + ingest, or the read-only tail)."""
         self._open()
         if self.read_only:
-            return "(SELECT * FROM events UNION ALL SELECT * FROM _gt_tail)" if self._tail.num_rows else "events"
+            if self._tail is None or not self._tail.num_rows:  # none: following a writer (above)
+                return "events"
+            return "(SELECT * FROM events UNION ALL SELECT * FROM _gt_tail)"
         self.flush()
         self._ingest()
         return "events"

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 import numpy as np
 import pytest
@@ -21,33 +25,40 @@ from gridtape.journal import Journal
 from gridtape.journal.segment import TEAR_ALIGN
 
 
+ACKS = {}  # path -> the acknowledgement record (journal/ack.py) after each flush of _build
+
+
 def _build(tmp_path, sizes=(3, 3, 3, 300)):
     """A journal killed after flushing one frame per entry of ``sizes`` (a record_many of that
     many rows plus its commit row) and before moving them into DuckDB: ``(path, db_bytes,
-    seg_bytes, frame_ends, events)`` with ``events`` the acknowledged count."""
+    seg_bytes, frame_ends, events)`` with ``events`` the acknowledged count.  ``ACKS[path][k]``
+    is the acknowledgement record as flush ``k`` left it."""
     path = str(tmp_path / "j.duckdb")
     with Journal(path) as j:
         j.record("load")
     db_bytes = open(path, "rb").read()
-    ends = []
+    ends, ACKS[path] = [], []
     j = Journal(path, ingest_every=10 ** 9, background=False)
     for k, n in enumerate(sizes):
         j.record_many("set", "load", np.arange(n), "p_mw", np.zeros(n), np.full(n, float(k + 1)))
         j.flush()
         ends.append(os.path.getsize(path + ".seg"))
+        ACKS[path].append(open(path + ".ack", "rb").read())
     seg = open(path + ".seg", "rb").read()
     j.close()
     return path, db_bytes, seg, ends, 1 + sum(n + 1 for n in sizes)
 
 
-def _lay(path, db_bytes, seg=b"", seg2=b""):
-    """Put the post-crash files in place."""
+def _lay(path, db_bytes, seg=b"", seg2=b"", acked=None):
+    """Put the post-crash files in place; ``acked=k``: the acknowledgement record as flush ``k``
+    of _build left it (default: the last one, every frame acknowledged)."""
     for suffix in (".wal",):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
     open(path, "wb").write(db_bytes)
     open(path + ".seg", "wb").write(seg)
     open(path + ".seg2", "wb").write(seg2)
+    open(path + ".ack", "wb").write(ACKS[path][-1 if acked is None else acked])
 
 
 def _files(path):
@@ -97,7 +108,7 @@ def test_a_torn_append_is_cut_and_the_journal_continues(tmp_path):
     last = 300 + 1
     cut = (ends[-2] // TEAR_ALIGN + 1) * TEAR_ALIGN  # the kill stopped the write at a page boundary
     assert ends[-2] < cut < ends[-1]
-    _lay(path, dbb, seg[:cut])
+    _lay(path, dbb, seg[:cut], acked=-2)  # killed in the last flush: it never returned
     with Journal(path, read_only=True) as r:  # a reader ignores the tear and writes nothing
         assert r.count() == n - last
     assert os.path.getsize(path + ".seg") == cut
@@ -110,7 +121,7 @@ def test_a_torn_append_is_cut_and_the_journal_continues(tmp_path):
         pad = (-(ends[-2] + len(tail))) % TEAR_ALIGN if tail[:1] == b"G" else 0
         if pad:
             continue
-        _lay(path, dbb, seg[:ends[-2]] + tail)
+        _lay(path, dbb, seg[:ends[-2]] + tail, acked=-2)
         with Journal(path) as j:
             assert j.count() == n - last
 
@@ -206,3 +217,122 @@ def test_cli_recover(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f": {n - 301} events salvaged" in out and " 301 lost" in out
     assert cli_main(["verify", str(tmp_path / "r.duckdb")]) == 0
+
+
+# --- acknowledged frames cut off (the acknowledgement record, journal/ack.py) ------------------------
+def _missing(path, seg_name, acked_bytes, found_bytes, offset):
+    """The open (reader and writer) reports acknowledged events missing, naming the segment,
+    the acknowledged length and the length found, and changes no byte."""
+    e = _refused(path, offset, seg_name)
+    assert "acknowledged" in str(e) and f"{acked_bytes} bytes" in str(e) and f"holds {found_bytes} bytes" in str(e)
+    return e
+
+
+def test_whole_acknowledged_frames_cut_off_the_end_are_damage(tmp_path):
+    path, dbb, seg, ends, n = _build(tmp_path)
+    for cut in (ends[-2], ends[0], 0):  # the last frame, several, every frame of the segment
+        _lay(path, dbb, seg[:cut])
+        e = _missing(path, ".seg", ends[-1], cut, cut)
+        kept = 1 + (sum(k + 1 for k in (3, 3, 3, 300)[:ends.index(cut) + 1]) if cut else 0)
+        assert e.row == kept  # the first seq missing
+    # a cut at a block boundary inside the last, acknowledged frame looks like a tear: it is not one
+    cut = (ends[-2] // TEAR_ALIGN + 1) * TEAR_ALIGN
+    _lay(path, dbb, seg[:cut])
+    _missing(path, ".seg", ends[-1], cut, ends[-2])
+
+
+def test_a_tear_of_an_unacknowledged_flush_still_reopens(tmp_path):
+    """The record as the last flush found it (that flush never returned): its frame cut at a
+    block boundary is a tear; the frames before it are all there."""
+    path, dbb, seg, ends, n = _build(tmp_path)
+    _lay(path, dbb, seg[:ends[-2]], acked=-2)  # the kill came before the last write began
+    with Journal(path) as j:
+        assert j.count() == n - 301
+
+
+def test_recover_salvages_what_verifies_when_acknowledged_frames_were_cut_off(tmp_path):
+    path, dbb, seg, ends, n = _build(tmp_path)
+    _lay(path, dbb, seg[:ends[1]])  # frames 3 and 4 (4 + 301 events) cut off whole
+    r = Journal.recover(path)
+    assert r["events_kept"] == 1 + 4 + 4 and r["events_lost"] == 4 + 301 and r["ok"] is False
+    assert r["missing"]["file"] == path + ".seg" and r["missing"]["acknowledged_bytes"] == ends[-1]
+    assert r["missing"]["bytes"] == ends[1] and r["missing"]["acknowledged_seq"] == n - 1
+    with Journal(path + ".recovered") as j:
+        assert j.verify() == 9
+        j.record("after")
+    with Journal(path + ".recovered") as j:
+        assert j.count() == 10
+
+
+def _child(code):
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       timeout=120, cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stderr
+
+
+KILLED_IN_A_WRITE = """
+    import os
+    import numpy as np
+    from gridtape.journal import Journal
+    from gridtape.journal.recorder import Recorder
+    j = Journal({path!r})
+    for k in range(5):
+        j.record("set", "load", k, "p_mw", float(k), 1.0)
+        j.flush()
+    # the next flush's frame, of which the kernel had copied only the first pages when the kill came
+    r = Recorder()
+    r._next_seq, r._next_tx, r._last_ts = j._next_seq, j._next_tx, j._last_ts
+    r.record_many("set", "load", np.arange(300), "p_mw", np.zeros(300), np.ones(300))
+    r.flush()
+    frame = r._mirror[-1]
+    size = os.path.getsize({path!r} + ".seg")
+    os.write(j._seg_fd, frame[:(size // 512 + 1) * 512 - size])
+    os._exit(0)
+"""
+
+
+def test_a_process_killed_in_a_write_reopens_cleanly(tmp_path):
+    path = str(tmp_path / "j.duckdb")
+    _child(KILLED_IN_A_WRITE.format(path=path))
+    size = os.path.getsize(path + ".seg")
+    assert size % TEAR_ALIGN == 0
+    with Journal(path, read_only=True) as j:
+        assert j.count() == 5
+    assert os.path.getsize(path + ".seg") == size
+    with Journal(path) as j:
+        assert j.count() == 5 and j.verify() == 5
+        j.record("after")
+    with Journal(path) as j:
+        assert j.count() == 6
+
+
+MOVED_THEN_KILLED = """
+    import os
+    from gridtape.journal import Journal
+    j = Journal({path!r}, ingest_every=20)
+    for k in range(30):  # the first 20 are moved by the thread, the writer goes on in .seg2
+        j.record("set", "load", k, "p_mw", float(k), 1.0)
+        j.flush()
+    j._mover.join()
+    print(os.path.getsize({path!r} + ".seg"), os.path.getsize({path!r} + ".seg2"))
+    os._exit(0)
+"""
+
+
+def test_frames_cut_off_the_newer_segment_after_a_move_are_damage(tmp_path):
+    path = str(tmp_path / "j.duckdb")
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(MOVED_THEN_KILLED.format(path=path))],
+                       capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "0" and int(r.stdout.split()[1]) > 0  # the batch moved, .seg2 active
+    seg2 = open(path + ".seg2", "rb").read()
+    ends = [0]
+    while ends[-1] < len(seg2):
+        ends.append(ends[-1] + 8 + int.from_bytes(seg2[ends[-1] + 4:ends[-1] + 8], "little"))
+    keep = ends[-3]  # the last two frames cut off
+    open(path + ".seg2", "wb").write(seg2[:keep])
+    e = _missing(path, ".seg2", len(seg2), keep, keep)
+    assert e.row == 28
+    open(path + ".seg2", "wb").write(seg2)  # put back, the journal is whole again
+    with Journal(path) as j:
+        assert j.count() == 30 and j.verify() == 30
