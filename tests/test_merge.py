@@ -342,3 +342,29 @@ def test_merge_needs_a_related_journal(fork, tmp_path):
             g.merge("nope")
         with pytest.raises(JournalError, match="another journal"):
             g.merge(path)
+
+
+def test_cherry_pick_from_this_journal_applies_a_transaction_again(grid):
+    tb = tx_of(grid, "b: load 1, new load")
+    after_b = grid.world.copy()
+    grid.revert(tb)
+    t = grid.cherry_pick(tb)  # the same journal: b once more (its added load with its id)
+    assert t is not None
+    same_values(grid.world, after_b)
+    ev = grid.journal.log(tx=t)
+    assert json.loads(ev[ev.event == "cherry-pick"]["info"].iloc[0])["tx"] == tb
+
+
+def test_a_writable_study_reverts_and_merges(fork):
+    path, br = fork
+    br.element("load", 2).p_mw = 77.0
+    br.close()
+    with gt.open(path) as study:
+        with pytest.raises(JournalError, match="writable"):
+            study.revert(1)
+    with gt.open(path, read_only=False) as study:
+        t = study.merge("x", author="carl")
+        assert study.log(tx=t).author.iloc[-1] == "carl"
+        r = study.revert(t)
+        assert study.world_at()["load"].get(2, "p_mw") != 77.0 and r > t
+        assert study.merge("x") is None  # the base moved to the merged head (as in git)
