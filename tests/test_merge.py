@@ -368,3 +368,21 @@ def test_a_writable_study_reverts_and_merges(fork):
         r = study.revert(t)
         assert study.world_at()["load"].get(2, "p_mw") != 77.0 and r > t
         assert study.merge("x") is None  # the base moved to the merged head (as in git)
+
+
+def test_merge_two_branches_of_one_study(fork):
+    path, br = fork
+    x_path = br.journal.path
+    br.element("load", 2).p_mw = 77.0
+    br.close()
+    with gt.open(path, read_only=False) as study:
+        y = study.branch(study.head, "y")
+    y.element("load", 5).p_mw = 9.0
+    y_path = y.journal.path
+    y.close()
+    with gt.PowerGrid(journal=x_path) as g:
+        t = g.merge(y_path)
+        ev = g.journal.log(tx=t)
+        assert set(ev[ev.event == "set"].eid) == {5}  # only y's change: the base is the study at the fork
+        assert os.path.samefile(json.loads(ev[ev.event == "merge"]["info"].iloc[0])["base"]["path"], path)
+        assert g.world["load"].get(2, "p_mw") == 77.0 and g.world["load"].get(5, "p_mw") == 9.0
