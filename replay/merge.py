@@ -33,8 +33,7 @@ import pandas as pd
 
 from gridtape.world.schema import SWITCH_ET_KIND
 
-from .codec import tag
-from .diff import COLUMNS, diff_worlds
+from .diff import COLUMNS, _row_dict, _tag, diff_worlds
 
 
 @dataclass
@@ -71,25 +70,9 @@ def _show(v):
 
 
 def same(a, b) -> bool:
-    """Whether two cell values are the same value (floats bit-exact, NaN equal to NaN; 1 != 1.0)."""
-    if a is b:
-        return True
-    try:
-        return tag(a) == tag(b)
-    except TypeError:
-        return a == b
-
-
-def _row(t, eid) -> dict:
-    """One element's schema and extra cells as Python values."""
-    r = t.positions[eid]
-    out = {}
-    for name, arr in t.cols.items():
-        v = arr[r]
-        out[name] = v.item() if hasattr(v, "item") else v
-    for name, arr in t.extra.items():
-        out[name] = arr[r]
-    return out
+    """Whether two cell values are the same value, as diffs compare them (floats bit-exact, NaN
+    equal to NaN; 1 != 1.0)."""
+    return a is b or _tag(a) == _tag(b)
 
 
 def _differing(a: dict, b: dict) -> list:
@@ -116,7 +99,7 @@ def three_way(base, ours, theirs, *, force=False):
         key = (kind, eid)
         if key not in rows:
             t = ours.tables[kind]
-            rows[key] = _row(t, eid) if eid in t.positions else None
+            rows[key] = _row_dict(t, t.positions[eid]) if eid in t.positions else None
         return rows[key]
 
     for i in range(len(d)):

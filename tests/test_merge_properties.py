@@ -10,6 +10,8 @@ import json
 import os
 import tempfile
 
+import pandas as pd
+
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -67,14 +69,21 @@ def touched_later(ev, tx) -> bool:
     return False
 
 
+def drawn_history(data, max_size, min_size):
+    """A grid (in-memory journal) after a drawn edit history, its world events, and a drawn edit
+    transaction of it."""
+    grid = gt.PowerGrid(world=BASE.copy(), journal=True)
+    run(grid, data.draw(edit_sequences(grid, max_size=max_size, min_size=min_size, weights=WEIGHTS),
+                        label="history"))
+    ev, txs = edit_transactions(grid)
+    assume(txs)
+    return grid, ev, data.draw(st.sampled_from(txs), label="tx")
+
+
 @given(data=st.data())
 @SETTINGS
 def test_revert_of_an_untouched_transaction_equals_the_history_without_it(data):
-    grid = gt.PowerGrid(world=BASE.copy(), journal=True)
-    run(grid, data.draw(edit_sequences(grid, max_size=8, min_size=2, weights=WEIGHTS), label="history"))
-    ev, txs = edit_transactions(grid)
-    assume(txs)
-    tx = data.draw(st.sampled_from(txs), label="tx")
+    grid, ev, tx = drawn_history(data, 8, 2)
     if touched_later(ev, tx):
         try:
             grid.revert(tx)
@@ -97,11 +106,7 @@ def test_revert_of_an_untouched_transaction_equals_the_history_without_it(data):
 @given(data=st.data())
 @SETTINGS
 def test_revert_then_revert_of_the_revert_restores(data):
-    grid = gt.PowerGrid(world=BASE.copy(), journal=True)
-    run(grid, data.draw(edit_sequences(grid, max_size=6, min_size=1, weights=WEIGHTS), label="history"))
-    _, txs = edit_transactions(grid)
-    assume(txs)
-    tx = data.draw(st.sampled_from(txs), label="tx")
+    grid, _, tx = drawn_history(data, 6, 1)
     start = grid.world.copy()
     try:
         r = grid.revert(tx)
@@ -152,16 +157,17 @@ def test_merge_without_conflicts_equals_both_sides_changes(data):
 
 def _not_in(d, other):
     """The rows of diff ``d`` (table-level rows aside) that ``other`` does not hold as well."""
-    seen = {}
-    for r in other.itertuples():
-        seen[(r.change, r.kind, None if r.id is None or r.id != r.id else int(r.id), r.field)] = r.new
+    def key(r):
+        return (r.change, r.kind, None if pd.isna(r.id) else int(r.id), r.field)
+
+    seen = {key(r): r.new for r in other.itertuples()}
     keep = []
     for i, r in enumerate(d.itertuples()):
         if isinstance(r.field, str) and r.field.startswith("@"):
             continue
-        key = (r.change, r.kind, None if r.id is None or r.id != r.id else int(r.id), r.field)
-        if key in seen and (r.change == "remove" or (r.change == "set" and same(seen[key], r.new))
-                            or (r.change == "add" and all(same(seen[key].get(k), v) for k, v in r.new.items()))):
+        key_ = key(r)
+        if key_ in seen and (r.change == "remove" or (r.change == "set" and same(seen[key_], r.new))
+                             or (r.change == "add" and all(same(seen[key_].get(k), v) for k, v in r.new.items()))):
             continue
         keep.append(i)
     return d.iloc[keep].reset_index(drop=True)
