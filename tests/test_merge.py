@@ -386,3 +386,15 @@ def test_merge_two_branches_of_one_study(fork):
         assert set(ev[ev.event == "set"].eid) == {5}  # only y's change: the base is the study at the fork
         assert os.path.samefile(json.loads(ev[ev.event == "merge"]["info"].iloc[0])["base"]["path"], path)
         assert g.world["load"].get(2, "p_mw") == 77.0 and g.world["load"].get(5, "p_mw") == 9.0
+
+
+def test_a_forced_revert_of_an_add_removes_the_element_changed_since(grid):
+    tb = tx_of(grid, "b: load 1, new load")
+    new_id = int(grid.world["load"].ids[-1])
+    grid.element("load", new_id).p_mw = 6.0
+    with pytest.raises(RevertConflictError) as ex:
+        grid.revert(tb)
+    assert {(c.what, c.id, c.field) for c in ex.value.conflicts} == {("remove", new_id, "p_mw")}
+    grid.revert(tb, force=True)
+    assert new_id not in grid.world["load"]
+    assert_replay_equals_live(grid)
