@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 when the answer is "found / differs / diverged" (``diff`` with differences,
 ``bisect`` that found a breaking transaction, ``solve`` that diverged, ``verify`` that found a
-broken chain); 2 an error (bad input, missing file, unknown point).  ``--json`` prints one JSON
+broken chain); 2 an error (bad input, missing file, unknown point); 3 a conflict (``revert``,
+``cherry-pick``, ``merge``: nothing was written; gridtape/cli_merge.py).  ``--json`` prints one JSON
 document for scripts.  See docs/cli.md.
 """
 from __future__ import annotations
@@ -356,7 +357,10 @@ def _parser():
               journal=False)
     cv.add_argument("src")
     cv.add_argument("dst")
+    from gridtape.cli_merge import add_merge_parsers
     from gridtape.studies.cli import add_timeseries_parser
+
+    add_merge_parsers(verb)
 
     add_timeseries_parser(sub)
     return ap

@@ -19,7 +19,10 @@ keeps working::
     ├── DependencyError              ImportError         an optional package is missing
     ├── JournalError                 RuntimeError        the journal cannot do what was asked
     │   ├── JournalLockedError                           held by another writer
-    │   └── JournalCorruptError      + ValueError        damaged bytes
+    │   ├── JournalCorruptError      + ValueError        damaged bytes
+    │   └── ConflictError                                a revert, cherry-pick or merge meets later changes
+    │       ├── RevertConflictError
+    │       └── MergeConflictError                       (merge and cherry-pick)
     ├── ReadOnlyError                PermissionError     a write to a read-only grid or journal
     ├── SnapshotCorruptError         ValueError          damaged snapshot bytes
     └── SnapshotError                OSError             a snapshot cannot be written (disk full, read-only)
@@ -155,6 +158,24 @@ class JournalCorruptError(JournalError, ValueError):
         return where
 
 
+class ConflictError(JournalError):
+    """A revert, cherry-pick or merge would overwrite changes made on the current line of history
+    (see docs/time-travel.md); nothing was changed.  ``conflicts`` lists each one
+    (``gridtape.replay.merge.Conflict``: what, kind, id, field, base, ours, theirs, tx)."""
+
+    def __init__(self, message: str, *, conflicts=(), file=None, table=None, row=None, field=None):
+        self.conflicts = list(conflicts)
+        super().__init__(message, file=file, table=table, row=row, field=field)
+
+
+class RevertConflictError(ConflictError):
+    """A revert meets a later transaction that changed what the reverted one changed."""
+
+
+class MergeConflictError(ConflictError):
+    """A merge or cherry-pick meets a change of the current line to the same cell or element."""
+
+
 class ReadOnlyError(GridtapeError, PermissionError):
     """A write to a grid that is read-only (a materialized point of history, a read-only journal)."""
 
@@ -200,6 +221,9 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "JournalCorruptError",
+    "ConflictError",
+    "RevertConflictError",
+    "MergeConflictError",
     "ReadOnlyError",
     "SnapshotCorruptError",
     "SnapshotError",

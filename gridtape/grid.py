@@ -13,6 +13,7 @@ from gridtape.world import World
 
 from .handles import Handle, find_all_by_bus, find_branch, find_by_bus
 from .history import History, open_journal
+from .merge import Merging
 from .writes import Writes
 
 
@@ -34,7 +35,7 @@ class SolveReport:
 _RESULT_KINDS = tuple(R.COLUMNS)
 
 
-class PowerGrid(Writes):
+class PowerGrid(Writes, Merging):
     """A power network, its solver state and its results.
 
     ``PowerGrid(case_path=None, qlim=False, **kwargs)``: ``case_path`` is a pandapower JSON file, a

@@ -5,7 +5,8 @@ read-only PowerGrid with the world as of that event: the newest intact snapshot 
 plus the tail of events (or the case load plus every event when there is no snapshot).
 ``study.bisect()`` finds the first transaction after which a predicate (default: the solve
 converges) turns false, with O(log n) materializations; ``study.blame()`` names the event that last
-set a cell; ``study.branch()`` starts a new line of history from a past point.
+set a cell; ``study.branch()`` starts a new line of history from a past point; ``revert``,
+``cherry_pick`` and ``merge`` (a study opened writable) add a transaction at the head.
 """
 from __future__ import annotations
 
@@ -202,6 +203,28 @@ class Study:
         j.record("branch", None, None, None, None, None, info)
         j.commit()
         return g
+
+    # --- revert, cherry-pick, merge (gridtape/merge.py): a writer grid at the head -------------------
+    def _writer(self, what, author):
+        from gridtape.grid import PowerGrid
+
+        if self.journal.read_only:
+            raise JournalError(f"{what} records a transaction: open the study writable "
+                               "(gridtape.open(path, read_only=False))", file=self.path)
+        return PowerGrid(journal=self.journal, author=author)
+
+    def revert(self, tx, *, force=False, message=None, author=None):
+        """``PowerGrid.revert`` at the head of this study (open it writable); returns the new tx."""
+        return self._writer("revert()", author).revert(tx, force=force, message=message, author=author)
+
+    def cherry_pick(self, tx, source=None, *, force=False, message=None, author=None):
+        """``PowerGrid.cherry_pick`` at the head of this study (open it writable)."""
+        return self._writer("cherry_pick()", author).cherry_pick(tx, source, force=force, message=message,
+                                                                 author=author)
+
+    def merge(self, branch, *, force=False, message=None, author=None):
+        """``PowerGrid.merge`` at the head of this study (open it writable)."""
+        return self._writer("merge()", author).merge(branch, force=force, message=message, author=author)
 
     def branches(self) -> pd.DataFrame:
         log = self.journal.log(event="branch")

@@ -1,4 +1,5 @@
-"""The history verbs behind ``gridtape log/show/diff/blame/at/tag/branch/bisect/convert``, as Python.
+"""The history verbs behind ``gridtape log/show/diff/blame/at/tag/branch/bisect/convert`` and
+``revert/cherry-pick/merge``, as Python.
 
 Each function takes a :class:`~gridtape.study.Study` (or a journal path) and returns plain
 data (DataFrames, dicts); :mod:`gridtape.cli` prints them.  Points of history are named the way
@@ -262,3 +263,42 @@ def branch(path, name, at=None, author=None) -> dict:
         finally:
             g.close()
     return out
+
+
+# --- revert, cherry-pick, merge: a writer grid on the journal (gridtape/merge.py) ---------------------
+def _written(grid, tx) -> dict:
+    """What a revert, cherry-pick or merge wrote: ``{"tx", "seq", "message", "changes"}`` (None tx:
+    nothing to change)."""
+    if tx is None:
+        return {"tx": None, "seq": None, "message": None, "changes": pd.DataFrame(
+            columns=["event", "kind", "eid", "field", "old", "new"])}
+    ev = grid.journal.log(tx=int(tx))
+    world = ev[ev["event"].isin(("set", "add", "remove", "network"))]
+    return {"tx": int(tx), "seq": int(ev["seq"].iloc[-1]), "message": ev["message"].iloc[-1],
+            "changes": world[["event", "kind", "eid", "field", "old", "new"]].reset_index(drop=True)}
+
+
+def revert(path, tx, force=False, author=None, message=None) -> dict:
+    """``grid.revert(tx)`` on the study at ``path`` (a writer grid at its head)."""
+    import gridtape as gt
+
+    with gt.PowerGrid(journal=str(path), author=author) as grid:
+        return _written(grid, grid.revert(int(tx), force=force, message=message, author=author))
+
+
+def cherry_pick(path, tx, source, force=False, author=None, message=None) -> dict:
+    """``grid.cherry_pick(tx, source)`` on the study at ``path``; ``source`` is a branch name of it
+    or a journal path."""
+    import gridtape as gt
+
+    with gt.PowerGrid(journal=str(path), author=author) as grid:
+        return _written(grid, grid.cherry_pick(int(tx), source, force=force, message=message, author=author))
+
+
+def merge(path, branch, force=False, author=None, message=None) -> dict:
+    """``grid.merge(branch)`` on the study at ``path``; ``branch`` is a branch name of it or a
+    journal path (a branch, its parent, or a sibling branch)."""
+    import gridtape as gt
+
+    with gt.PowerGrid(journal=str(path), author=author) as grid:
+        return _written(grid, grid.merge(branch, force=force, message=message, author=author))

@@ -38,6 +38,7 @@ BUILTINS = {
     "JournalError": (RuntimeError,), "JournalLockedError": (RuntimeError,),
     "JournalCorruptError": (RuntimeError, ValueError), "ReadOnlyError": (PermissionError,),
     "SnapshotCorruptError": (ValueError,), "SnapshotError": (OSError,),
+    "ConflictError": (RuntimeError,), "RevertConflictError": (RuntimeError,), "MergeConflictError": (RuntimeError,),
 }
 
 
