@@ -52,7 +52,7 @@ def fetch_tail(j, since: int, until: int) -> Tail:
     where = f"FROM {src} AS e WHERE seq >= ? AND seq <= ? AND event IN ({events})"
     params = [int(since), int(until)]
     cells = db.fetch(j._con, f"SELECT kind, field, eid, arg_max(new_f, seq) AS new_f, "
-                             f"bool_and(event = 'set' AND vtype_new = {FLOAT}) AS plain {where} "
+                             f"bool_and(coalesce(event = 'set' AND vtype_new = {FLOAT}, false)) AS plain {where} "
                              "GROUP BY kind, field, eid", params)
     if not cells.num_rows:
         return Tail(events=cells.slice(0, 0))
