@@ -17,7 +17,8 @@ diverges (so bisect has something to find).  Timed, per workload, in one run:
 
 - ``study.at(seq)`` at random seqs (max and median: the target is max <= 0.3 s), with the replay
   tail (events between the snapshot used and the seq) and where the time goes (snapshot read,
-  fetching the tail from DuckDB, applying it, building the grid);
+  fetching the tail from DuckDB as Arrow columns, applying it as vectorized changes -- replay/tail.py,
+  what ``study.at`` does -- and building the grid);
 - snapshot write (``grid.snapshot()``) and read (``read_snapshot``, hashes checked);
 - diff of two distant points (``gridtape.diff``);
 - bisect of the first non-converging point (``study.bisect()``);
@@ -95,6 +96,7 @@ def breakdown(study, seq, ckpts):
     from gridtape.grid import PowerGrid
     from gridtape.replay import read_snapshot
     from gridtape.replay.events import WORLD_EVENTS, apply_events
+    from gridtape.replay.tail import apply_tail, fetch_tail
 
     j = study.journal
     usable = [(s, c) for s, c in ckpts if s <= seq]
@@ -110,13 +112,13 @@ def breakdown(study, seq, ckpts):
         base = load
     out["snapshot read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tail = j.log(since=base + 1, until=seq, event=list(WORLD_EVENTS))
+    tail = fetch_tail(j, base + 1, seq)  # what materialize does: Arrow columns of the world events
     out["tail fetch"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     j.log(since=base + 1, until=seq, event=list(WORLD_EVENTS), columns=REPLAY_COLUMNS)
-    out["(tail fetch of the replayed columns only)"] = time.perf_counter() - t0
+    out["(the same tail as a log() DataFrame)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    world = apply_events(world, tail, j.get_blob)
+    world = apply_tail(world, tail, j.get_blob)
     out["tail apply"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     PowerGrid(world=world, journal=False, read_only=True)

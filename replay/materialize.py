@@ -2,7 +2,7 @@
 builds a world from a journal (``study.at``, ``PowerGrid`` resuming a journal, bisect, branch).
 
 The newest intact snapshot at or before the point (after the last case load) plus the events
-after it (replay/events.py), or the case load plus every event when there is no snapshot.
+after it (replay/tail.py, replay/events.py), or the case load plus every event when there is no snapshot.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import warnings
 
 from gridtape.errors import GridtapeError, JournalError, SnapshotCorruptError
 
-from .events import WORLD_EVENTS, apply_events
+from .events import apply_events
+from .tail import apply_tail, fetch_tail
 
 SNAPSHOT_SUFFIX = ".snapshots"
 
@@ -51,14 +52,16 @@ def materialize(j, seq=None, *, use_snapshots=True):
     if seq < 0 or seq > head:
         raise JournalError(f"seq {seq} is outside the journal (0..{head})", file=j.path, field="seq")
     seq = tx_end(j, seq)
-    got = _fetch(j, "SELECT max(seq) FROM {events} WHERE event = 'load' AND seq <= ?", [seq])
-    if not got or got[0][0] is None:
+    # the last case load at or before seq and the snapshots after it, newest first (one query)
+    marks = _fetch(j, "SELECT seq, event, info FROM {events} WHERE event IN ('load', 'snapshot') AND seq <= ? "
+                      "ORDER BY seq DESC", [seq])
+    loads = [i for i, (_, event, _) in enumerate(marks) if event == "load"]
+    if not loads:
         raise JournalError(f"no case load at or before seq {seq}", file=j.path, row=seq)
-    load_seq = int(got[0][0])
+    load_seq = int(marks[loads[0]][0])
     world, base = None, None
     if use_snapshots:
-        snaps = _fetch(j, "SELECT seq, info FROM {events} WHERE event = 'snapshot' AND seq <= ? AND seq > ? "
-                          "ORDER BY seq DESC", [seq, load_seq])
+        snaps = [(sseq, info) for sseq, _, info in marks[: loads[0]]]
         for sseq, info in snaps:
             meta = json.loads(info)
             if int(meta["covers"]) < load_seq:
@@ -78,5 +81,5 @@ def materialize(j, seq=None, *, use_snapshots=True):
         world = apply_events(None, j.log(since=load_seq, until=load_seq), j.get_blob)
         base = load_seq
     if seq > base:
-        world = apply_events(world, j.log(since=base + 1, until=seq, event=list(WORLD_EVENTS)), j.get_blob)
+        world = apply_tail(world, fetch_tail(j, base + 1, seq), j.get_blob)
     return world, seq

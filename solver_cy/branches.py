@@ -31,8 +31,8 @@ def fill_admittances(world, topo: Topology, trafo_model="t", cache: dict | None 
     """Fill the branch admittances of ``topo.branches``; return the bus shunt vector ysh (p.u.).
 
     ``cache`` (a dict kept by the caller between calls) holds the per-unit branch parameters of
-    the last call and their key: admittance counter, network values, branch tables and the base
-    voltages at the branch ends.  A topology change that only moves branch ends between buses of
+    the last call and their key: model options, branch tables and the base voltages at the branch
+    ends (the model cache clears it when a column they read or a network value changes).  A topology change that only moves branch ends between buses of
     the same voltage, or switches branches, reuses them; only the status-dependent part is redone."""
     br = topo.branches
     sn = world.sn_mva

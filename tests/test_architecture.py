@@ -7,6 +7,7 @@ face (gridtape/) ties them together for users.  This test reads every source fil
 (Python by its syntax tree, Cython by its import lines, imports inside functions included) and
 fails on an import that crosses a layer the wrong way, or on a write into a table's columns
 outside the change vocabulary.  ``test_contract_catches_a_violation`` shows that it fails.
+It also holds every module (.py, .pyx, .pxi) to at most MAX_LINES lines: rooms of one concern.
 """
 from __future__ import annotations
 
@@ -131,6 +132,41 @@ def violations(root: str = ROOT) -> list[str]:
             out += [f"{rel}:{line}: writes a table's columns outside the change vocabulary"
                     for line in column_writes(path)]
     return out
+
+
+#: the longest a module may be (lines): split a longer one by concern (subfolders are fine)
+MAX_LINES = 400
+
+
+def oversized(root: str = ROOT) -> list[str]:
+    """``path: N lines`` of every .py / .pyx / .pxi module of the tree longer than MAX_LINES."""
+    out = []
+    for folder in FOLDERS:
+        for dirpath, dirnames, files in os.walk(os.path.join(root, folder)):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+            for f in sorted(files):
+                if f.endswith((".py", ".pyx", ".pxi")):
+                    path = os.path.join(dirpath, f)
+                    with open(path, encoding="utf-8") as fh:
+                        n = sum(1 for _ in fh)
+                    if n > MAX_LINES:
+                        out.append(f"{os.path.relpath(path, root)}: {n} lines")
+    return out
+
+
+def test_no_module_is_over_the_size_limit():
+    found = oversized()
+    assert not found, f"modules over {MAX_LINES} lines (split them by concern):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name, lines, bad", [("big.py", MAX_LINES + 1, True), ("big.pxi", MAX_LINES + 1, True),
+                                              ("ok.pyx", MAX_LINES, False)])
+def test_size_limit_catches_a_long_module(tmp_path, name, lines, bad):
+    for f in FOLDERS:
+        (tmp_path / f).mkdir()
+    (tmp_path / "journal" / name).write_text("x = 1\n" * lines)
+    found = oversized(str(tmp_path))
+    assert found == ([f"{os.path.join('journal', name)}: {lines} lines"] if bad else [])
 
 
 def test_the_tree_keeps_the_contract():

@@ -4,6 +4,7 @@ import gc
 import numpy as np
 
 import gridtape as gt
+from gridtape.world.changes import SetNetwork, apply
 
 
 def _grid():
@@ -33,8 +34,11 @@ def test_structural_changes_and_network_values_mark_rows():
         e.add_load(3, p_mw=1.0, q_mvar=0.5)
     assert "load" in d.rows and d.touches([("load", "q_mvar")])
     d.clear()
-    g.world.bump("topo")  # a wholesale change (a new world loaded into the grid)
+    g.world._mark_rows(None)  # a wholesale change (a new world loaded into the grid)
     assert d.network and d.rows >= {"bus", "line", "load"}
+    d.clear()
+    apply(g.world, [SetNetwork("sn_mva", 10.0)])  # every per-unit value changes
+    assert d.network and not d.cols and g._engine.level() == "full"
 
 
 def test_every_watcher_is_marked_and_dead_ones_are_dropped():
@@ -49,3 +53,23 @@ def test_every_watcher_is_marked_and_dead_ones_are_dropped():
     gc.collect()
     g.load(bus=2).q_mvar = 6.0
     assert len(g.world._watchers) == n - 1 and b.cols == {("load", "q_mvar")}
+
+
+def test_a_network_value_change_rebuilds_the_model():
+    """sn_mva / f_hz marks ``network``: the next solve rebuilds and equals a fresh grid's solve."""
+    g = _grid()
+    ids = g.world["line"].ids
+    g.set("line", ids, "c_nf_per_km", np.full(len(ids), 250.0))  # line charging: f_hz matters
+    g.solve()
+    before = g.res_line.copy()
+    for field, value in (("f_hz", g.world.f_hz * 0.8), ("sn_mva", g.world.sn_mva * 0.7)):
+        apply(g.world, [SetNetwork(field, value)])
+        assert g._engine.level() == "full"
+        g.solve()
+        assert g.last_report.rebuild == "full"
+        fresh = gt.PowerGrid(world=g.world.copy(), journal=False)
+        fresh.solve()
+        np.testing.assert_allclose(g.res_bus.to_numpy(float), fresh.res_bus.to_numpy(float), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(g.res_line.to_numpy(float), fresh.res_line.to_numpy(float), rtol=1e-9, atol=1e-9)
+    # the line charging moved with f_hz: the results are not the old ones
+    assert not np.allclose(g.res_line["q_from_mvar"].to_numpy(float), before["q_from_mvar"].to_numpy(float))

@@ -1,8 +1,8 @@
 """The backend's fast paths against the checked / reference paths they stand in for.
 
 - ``World.write_rows`` (the trusted write the backend uses for the bus / in_service values it
-  derives itself) leaves the world, the old values, the version counters and the write stamps
-  exactly as the checked ``World.set_values`` does;
+  derives itself) leaves the world and the old values
+  exactly as the checked ``World.set_values`` does, and marks the same dirty sets;
 - a GridtapeBackend whose every write goes through ``set_values`` plays the same episode (same
   world after every step, same observations) as the one using the trusted writes.
 """
@@ -15,13 +15,16 @@ import numpy as np
 import pytest
 
 from gridtape.world.io import load_case
+from gridtape.world.schema import spec
 
 CASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cases", "IEEE14", "data.zip")
 
 
-def _state(w):
-    return (w.topo_version, w.adm_version, w.inj_version, dict(w.kind_version), dict(w.col_version), w._tick,
-            w._tick_all)
+def _state(d):
+    """What a dirty set holds (then cleared for the next write)."""
+    out = (set(d.cols), set(d.rows), d.network)
+    d.clear()
+    return out
 
 
 def test_write_rows_matches_set_values():
@@ -30,12 +33,14 @@ def test_write_rows_matches_set_values():
     a.add("bus", {"vn_kv": a["bus"].cols["vn_kv"].copy()}, ids=a["bus"].ids + 100)  # second busbars
     a.remove("load", a["load"].ids[:1])  # ids no longer equal to rows
     b = a.copy()
+    da, db = a.watch(), b.watch()
     bus_ids = a["bus"].ids
     writes = [("load", "bus", lambda n: rng.choice(bus_ids, n)), ("line", "from_bus", lambda n: rng.choice(bus_ids, n)),
               ("trafo", "lv_bus", lambda n: rng.choice(bus_ids, n)), ("gen", "in_service", lambda n: rng.random(n) < 0.5),
               ("load", "p_mw", lambda n: rng.uniform(0, 50, n)), ("shunt", "q_mvar", lambda n: rng.uniform(-5, 5, n)),
               ("line", "r_ohm_per_km", lambda n: rng.uniform(0.1, 1, n))]
-    assert _state(a) == _state(b)
+    assert _state(da) == _state(db)
+    seen = set()
     for step in range(60):
         kind, col, draw = writes[rng.integers(len(writes))]
         t = a[kind]
@@ -50,8 +55,10 @@ def test_write_rows_matches_set_values():
         old_b = b.write_rows(kind, rows, col, vals)
         assert old_a.dtype == old_b.dtype and np.array_equal(old_a, old_b)
         assert a.equals(b)
-        assert _state(a) == _state(b)
-    assert a.topo_version > 0 and a.adm_version > 0 and a.inj_version > 0
+        sa = _state(da)
+        assert sa == _state(db) and sa[0] == {(kind, col)} and not sa[1] and not sa[2]
+        seen.add(spec(kind)[col].affects)
+    assert seen >= {"topo", "adm", "inj"}
 
 
 grid2op = pytest.importorskip("grid2op")
@@ -81,6 +88,7 @@ def test_trusted_writes_play_the_episode_the_checked_writes_play():
         env.seed(0)
         env.reset()
     resets = moved = 0
+    watched = [None, None, None, None]
     for k in plan:
         obs = []
         for env in envs:
@@ -93,7 +101,10 @@ def test_trusted_writes_play_the_episode_the_checked_writes_play():
         moved += k is not None
         wa, wb = (e.backend.grid.world for e in envs)
         assert wa.equals(wb)
-        assert (wa.topo_version, wa.adm_version, wa.inj_version) == (wb.topo_version, wb.adm_version, wb.inj_version)
+        if watched[0] is not wa or watched[1] is not wb:  # the first step, or a world replaced
+            watched = [wa, wb, wa.watch(), wb.watch()]
+        else:
+            assert _state(watched[2]) == _state(watched[3])
         assert np.array_equal(obs[0].topo_vect, obs[1].topo_vect)
         for f in ("a_or", "p_or", "v_or", "gen_q", "load_v"):
             assert np.array_equal(getattr(obs[0], f), getattr(obs[1], f))
@@ -246,13 +257,14 @@ def test_kernel_results_equal_the_numpy_results(name):
 
 
 def test_write_rows_checked_validates_as_set_values():
-    """``World.write_rows_checked`` writes as ``set_values`` (values, old values, counters) and
-    refuses what it refuses, naming the same row, leaving the world unchanged."""
+    """``World.write_rows_checked`` writes as ``set_values`` (values, old values, dirty sets) and
+    refuses what it refuses, naming the same row, leaving the world unchanged (nothing marked)."""
     from gridtape.errors import GridtapeError
 
     a = load_case(CASE)
     a.remove("load", a["load"].ids[:1])  # ids no longer equal to rows
     b = a.copy()
+    da, db = a.watch(), b.watch()
     rng = np.random.default_rng(9)
     for kind, col in (("load", "p_mw"), ("gen", "vm_pu"), ("line", "length_km"), ("load", "bus"), ("gen", "in_service")):
         t = a[kind]
@@ -263,20 +275,20 @@ def test_write_rows_checked_validates_as_set_values():
                 vals = vals * rng.uniform(0.5, 1.5, n) + 0.1
             old_a = a.set_values(kind, t.ids if rows is None else t.ids[rows], col, vals)
             old_b = b.write_rows_checked(kind, rows, col, vals)
-            assert np.array_equal(old_a, old_b) and a.equals(b) and _state(a) == _state(b)
+            assert np.array_equal(old_a, old_b) and a.equals(b) and _state(da) == _state(db)
     for kind, col, bad in (("load", "p_mw", np.nan), ("line", "length_km", -1.0), ("gen", "vm_pu", -0.5)):
         t = b[kind]
         rows = np.array([0, 2], dtype=np.int64)
         vals = t.cols[col][rows].copy()
         vals[1] = bad
-        before, state = b.copy(), _state(b)
+        before, _ = b.copy(), _state(db)
         with pytest.raises(GridtapeError) as e_fast:
             b.write_rows_checked(kind, rows, col, vals)
         with pytest.raises(GridtapeError) as e_ref:
             b.set_values(kind, t.ids[rows], col, vals)
         assert (e_fast.value.table, e_fast.value.row, e_fast.value.field) == \
             (e_ref.value.table, e_ref.value.row, e_ref.value.field) == (kind, int(t.ids[2]), col)
-        assert b.equals(before) and _state(b) == state
+        assert b.equals(before) and _state(db) == (set(), set(), False)
 
 
 @pytest.mark.parametrize("name", ["l2rpn_case14_sandbox", "l2rpn_idf_2023"])

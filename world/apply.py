@@ -3,8 +3,7 @@
 Two passes.  The first validates every change against a shadow of the ids (the ids each kind will
 have once the earlier changes of the list are applied) and normalizes it (ids as int64, values in
 their column's dtype, default columns filled); it writes nothing.  The second writes the
-normalized changes in order, records what each replaced, moves the counters and marks the dirty
-sets.
+normalized changes in order, records what each replaced and marks the dirty sets.
 """
 from __future__ import annotations
 
@@ -213,10 +212,7 @@ def _write_remove(w, c):
 def _write_network(w, c):
     c.old = getattr(w, c.field)
     setattr(w, c.field, c.value)
-    if c.field == "name":
-        w._mark_network()
-    else:
-        w.bump("topo")  # every per-unit value changes: a full rebuild
+    w._mark_network()  # sn_mva / f_hz: every per-unit value changes, the model cache rebuilds fully
 
 
 _WRITE = {SetCol: _write_set, AddRows: _write_add, RemoveRows: _write_remove, SetNetwork: _write_network}

@@ -23,7 +23,7 @@ Applying
     list leave it (ids exist or are free, values fit their column, references point at elements
     that exist, switch elements exist for their ``et``).  If any change is bad it raises
     (SchemaError / BadReferenceError naming file, table, id and field) and nothing is written.
-    Then writes the changes in order, moves the world's counters and marks every dirty set
+    Then writes the changes in order and marks every dirty set
     (``World.watch()``), and returns an :class:`Applied`:
 
     - ``applied.done``: the changes as applied, each carrying what it replaced: a SetCol has
@@ -52,7 +52,7 @@ Fast paths (the same SetCol, without building change objects)
     the same at row positions (an int64 array, or None for every row) for callers that hold row
     positions (the grid2op adapter).  ``check=False``: the values are already valid and of the
     column's dtype (the caller derived them from the world).
-Each moves the counters and marks the dirty sets as :func:`apply` does.  The inverse of a fast
+Each marks the dirty sets as :func:`apply` does.  The inverse of a fast
 set is ``SetCol(kind, ids, field, old)``.
 """
 from __future__ import annotations
@@ -170,15 +170,13 @@ def _rows_json(columns, n):
     return [row_json({k: v[i] for k, v in cols}) for i in range(n)]
 
 
-# --- counters and dirty sets -----------------------------------------------------------------------
+# --- dirty sets ------------------------------------------------------------------------------------
 def _note_set(w, kind, name, affects):
-    """A column was written: the counters (deprecated-internal, see World.bump) and the dirty sets."""
+    """A column was written: the dirty sets."""
     w._wrote(kind, name, affects)
 
 
 def _note_rows(w, kind):
-    w.kind_version[kind] += 1
-    w.topo_version += 1
     w._mark_rows(kind)
 
 

@@ -17,17 +17,21 @@ pandapower's ``converter.from_mpc`` / ``from_ppc`` converts a case:
 
 gencost, bus_name / gen_name / branch_name (used as names), areas and any other fields are
 accepted; only bus, gen, branch and baseMVA are required.
+
+The text is parsed by world/matpower_parse.py; ``.m`` files are written by world/matpower_write.py
+(``format_matpower`` / ``write_matpower``, importable from here as before).
 """
 from __future__ import annotations
 
 import math
 import os
-import re
 
 import numpy as np
 
 from gridtape.errors import CaseError
 
+from .matpower_parse import parse_matpower
+from .matpower_write import format_matpower, write_matpower  # noqa: F401  (the writer, re-exported)
 from .world import World, world_from_frames
 
 # MATPOWER column indices (0-based)
@@ -37,120 +41,6 @@ F_BUS, T_BUS, BR_R, BR_X, BR_B, RATE_A, RATE_B, RATE_C, TAP, SHIFT, BR_STATUS = 
 
 _MIN_COLS = {"bus": VMIN + 1, "gen": PMIN + 1, "branch": BR_STATUS + 1}
 _MAX_VAL = 99999.0
-
-
-# ------------------------------------------------------------------------------------------------
-# parsing
-# ------------------------------------------------------------------------------------------------
-def parse_matpower(text: str, *, file=None) -> dict:
-    """The fields of a MATPOWER case: ``{"version": str, "baseMVA": float, "bus": 2-D array, ...,
-    "bus_name": [str, ...]}``.  Matrices become float arrays, cell arrays lists of strings."""
-    text = _strip_comments(text)
-    m = re.search(r"\bfunction\s+(?:\[?\s*(\w+)\s*\]?\s*=\s*)?\w+", text)
-    var = m.group(1) if m and m.group(1) else "mpc"
-    out = {}
-    for am in re.finditer(rf"\b{re.escape(var)}\s*\.\s*(\w+)\s*=\s*", text):
-        field = am.group(1)
-        pos = am.end()
-        if pos >= len(text):
-            continue
-        c = text[pos]
-        if c in "[{":
-            close = "]" if c == "[" else "}"
-            end = text.find(close, pos + 1)
-            if end < 0:
-                raise CaseError(f"{var}.{field}: no closing {close!r}", file=file, table=field)
-            body = text[pos + 1:end]
-            out[field] = _parse_matrix(body, field, file) if c == "[" else _parse_cell(body)
-        else:
-            end = _statement_end(text, pos)
-            out[field] = _parse_scalar(text[pos:end].strip())
-    return out
-
-
-def _strip_comments(text: str) -> str:
-    lines = []
-    for line in text.splitlines():
-        if "%" in line:
-            in_str = False
-            for i, ch in enumerate(line):
-                if ch == "'":
-                    # a quote starts a string unless it follows a value (transpose operator)
-                    prev = line[:i].rstrip()[-1:] if not in_str else ""
-                    if in_str or not (prev and (prev.isalnum() or prev in ")]}_.'")):
-                        in_str = not in_str
-                elif ch == "%" and not in_str:
-                    line = line[:i]
-                    break
-        lines.append(line.replace("...", " "))
-    return "\n".join(lines)
-
-
-def _statement_end(text, pos):
-    i = pos
-    in_str = False
-    while i < len(text):
-        ch = text[i]
-        if ch == "'":
-            in_str = not in_str
-        elif not in_str and ch in ";\n":
-            return i
-        i += 1
-    return i
-
-
-def _parse_scalar(s):
-    s = s.strip()
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-        return s[1:-1]
-    try:
-        return _num(s)
-    except ValueError:
-        return s
-
-
-_NUMS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan, "+nan": math.nan,
-         "-nan": math.nan}
-
-
-def _num(tok: str) -> float:
-    v = _NUMS.get(tok.lower())
-    if v is not None:
-        return v
-    return float(tok)
-
-
-def _parse_matrix(body: str, field, file) -> np.ndarray:
-    rows = []
-    for line_no, chunk in enumerate(re.split(r"[;\n]", body)):
-        toks = [t for t in re.split(r"[\s,]+", chunk.strip()) if t]
-        if not toks:
-            continue
-        try:
-            rows.append([_num(t) for t in toks])
-        except ValueError as e:
-            raise CaseError(f"mpc.{field}: not a number in row {len(rows) + 1}: {e}", file=file, table=field,
-                            row=len(rows) + 1) from None
-    if not rows:
-        return np.zeros((0, 0))
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise CaseError(f"mpc.{field}: row {i + 1} has {len(r)} columns, row 1 has {width}", file=file,
-                            table=field, row=i + 1)
-    return np.array(rows, dtype=float)
-
-
-def _parse_cell(body: str) -> list:
-    out = []
-    for m in re.finditer(r"'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|([^\s,;'\"]+)", body):
-        if m.group(1) is not None:
-            out.append(m.group(1).replace("''", "'"))
-        elif m.group(2) is not None:
-            out.append(m.group(2).replace('""', '"'))
-        else:
-            out.append(m.group(3))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -442,65 +332,3 @@ def _obj(values):
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
     return arr
-
-
-# ------------------------------------------------------------------------------------------------
-# writing (a plain formatter of MATPOWER data; used to produce test and bundled case files)
-# ------------------------------------------------------------------------------------------------
-_WIDTH = {"bus": 13, "gen": 21, "branch": 13}
-
-
-def format_matpower(mpc: dict, name: str = "case", *, header: str = "") -> str:
-    """The text of a MATPOWER ``.m`` file for ``mpc`` (``baseMVA``, ``bus``, ``gen``, ``branch``
-    and optionally ``gencost`` / ``bus_name``).  Numbers are written with repr precision; bus,
-    gen and branch keep their standard MATPOWER columns only."""
-    lines = [f"function mpc = {name}"]
-    if header:
-        lines += ["%" + (" " + h if h else "") for h in header.splitlines()]
-    lines += ["", "%% MATPOWER Case Format : Version 2", "mpc.version = '2';", "",
-              "%%-----  Power Flow Data  -----%%", "%% system MVA base",
-              f"mpc.baseMVA = {_mfmt(float(mpc['baseMVA']))};", ""]
-    titles = {"bus": "bus_i\ttype\tPd\tQd\tGs\tBs\tarea\tVm\tVa\tbaseKV\tzone\tVmax\tVmin",
-              "gen": "bus\tPg\tQg\tQmax\tQmin\tVg\tmBase\tstatus\tPmax\tPmin\tPc1\tPc2\tQc1min\tQc1max\t"
-                     "Qc2min\tQc2max\tramp_agc\tramp_10\tramp_30\tramp_q\tapf",
-              "branch": "fbus\ttbus\tr\tx\tb\trateA\trateB\trateC\tratio\tangle\tstatus\tangmin\tangmax"}
-    for key in ("bus", "gen", "branch", "gencost"):
-        if key not in mpc:
-            continue
-        a = np.atleast_2d(np.asarray(mpc[key], dtype=float))
-        if key in _WIDTH:
-            a = a[:, :_WIDTH[key]]
-        if key == "gencost":
-            lines += ["%%-----  OPF Data  -----%%", "%% generator cost data"]
-        else:
-            lines += [f"%% {key} data", f"%\t{titles[key]}"]
-        lines.append(f"mpc.{key} = [")
-        for row in a:
-            vals = [_mfmt(v) for v in row]
-            lines.append("\t" + "\t".join(vals) + ";")
-        lines += ["];", ""]
-    if "bus_name" in mpc:
-        lines += ["%% bus names", "mpc.bus_name = {"]
-        lines += ["\t'" + str(s).replace("'", "''") + "';" for s in mpc["bus_name"]]
-        lines += ["};", ""]
-    return "\n".join(lines) + "\n"
-
-
-def _mfmt(v: float) -> str:
-    v = float(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Inf" if v > 0 else "-Inf"
-    if v == int(v) and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
-
-
-def write_matpower(mpc: dict, path, name=None, *, header: str = "") -> None:
-    """Write ``mpc`` (MATPOWER data, 1-based bus numbers) as a ``.m`` case file."""
-    path = os.fspath(path)
-    if name is None:
-        name = os.path.splitext(os.path.basename(path))[0]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(format_matpower(mpc, name, header=header))

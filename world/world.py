@@ -186,10 +186,6 @@ class Table:
         return True
 
 
-#: the counter each ``affects`` class moves (deprecated-internal, see World.bump)
-_COUNTER = {"inj": "inj_version", "adm": "adm_version", "topo": "topo_version"}
-
-
 class World:
     """Every element table of one network plus its network-wide values."""
 
@@ -198,14 +194,6 @@ class World:
         self.sn_mva = float(sn_mva)
         self.f_hz = float(f_hz)
         self.name = name
-        self.topo_version = 0
-        self.adm_version = 0
-        self.inj_version = 0
-        #: write stamps: the solver keeps partial sums keyed by them (see :meth:`stamp`)
-        self.kind_version = dict.fromkeys(KIND_ORDER, 0)
-        self.col_version: dict = {}
-        self._tick = 0
-        self._tick_all = 0
         self._watchers: list = []  # weak references to the live Dirty sets (see watch())
 
     # --- dirty sets --------------------------------------------------------------------------
@@ -261,35 +249,9 @@ class World:
     def __iter__(self):
         return iter(self.tables.values())
 
-    def bump(self, affects: str, kind: str | None = None) -> None:
-        """Move the change counters for something of class ``affects`` ("inj", "adm", "topo") of
-        ``kind`` (None: of every kind, which also marks every dirty set wholly).
-
-        Deprecated-internal: the counters (topo/adm/inj/kind/col_version, _tick, :meth:`stamp`)
-        are what solver_cy and the grid2op adapter read before the dirty sets; the change
-        vocabulary moves them as before until every reader has moved to :meth:`watch`."""
-        self._tick += 1
-        if kind is None:
-            self._tick_all = self._tick
-            for k in self.kind_version:
-                self.kind_version[k] += 1
-            self._mark_rows(None)
-        else:
-            self.kind_version[kind] += 1
-        c = _COUNTER.get(affects)
-        if c is not None:
-            self.__dict__[c] += 1
-
     def _wrote(self, kind: str, name: str, affects: str) -> None:
-        """Column ``name`` of ``kind`` was written (world/changes.py only): the counters, the
-        column's write stamp and the dirty sets.  One call: the handle-write hot path."""
-        self._tick += 1
-        self.kind_version[kind] += 1
-        if affects == "inj":
-            self.inj_version += 1
-        elif affects != "none":
-            self.__dict__[_COUNTER[affects]] += 1
-        self.col_version[(kind, name)] = self._tick
+        """Column ``name`` of ``kind`` was written (world/changes.py only): marks the dirty sets.
+        One call: the handle-write hot path."""
         if self._watchers:
             self._mark_cols(kind, name)
 
@@ -336,29 +298,11 @@ class World:
     def copy(self) -> "World":
         w = World(self.sn_mva, self.f_hz, self.name)
         w.tables = {k: t.copy() for k, t in self.tables.items()}
-        w.topo_version, w.adm_version, w.inj_version = self.topo_version, self.adm_version, self.inj_version
-        w.kind_version = dict(self.kind_version)
-        w.col_version, w._tick, w._tick_all = dict(self.col_version), self._tick, self._tick_all
         return w
 
     def equals(self, other: "World") -> bool:
         return (self.sn_mva == other.sn_mva and self.f_hz == other.f_hz
                 and all(self.tables[k].equals(other.tables[k]) for k in self.tables))
-
-    def stamp(self, kind: str, *names) -> int:
-        """The latest write stamp of any of ``kind``'s columns ``names`` (0: never written)."""
-        cv = self.col_version
-        return max(self._tick_all, *(cv.get((kind, n), 0) for n in names))
-
-    def stamp_of(self, keys) -> int:
-        """The latest write stamp of any ``(kind, column)`` in ``keys`` (0: never written)."""
-        cv = self.col_version
-        m = self._tick_all
-        for k in keys:
-            v = cv.get(k, 0)
-            if v > m:
-                m = v
-        return m
 
     def counts(self) -> dict:
         return {k: len(t) for k, t in self.tables.items() if len(t)}
