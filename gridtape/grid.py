@@ -231,6 +231,13 @@ class PowerGrid(Solving, Writes, Merging):
         eid = one_id(eid, kind)
         return Handle(self, kind, eid) if eid in t.positions else None
 
+    def table(self, kind: str):
+        """The element table ``kind`` as pandapower shows it (``net.line``): a DataFrame of every
+        schema column (and the extra columns a case carried), indexed by element id.  A copy: it
+        never changes the grid; write through handles, ``set`` or an edit block."""
+        df = self._world[kind].to_frame()
+        return df.copy(deep=True)
+
     def bus(self, i):
         return self.element("bus", i)
 

@@ -49,6 +49,7 @@ class Engine:
         self._inj_eff = self._inj_base = self._eff_sig = None
         self._qlim_active = self._plims_active = False
         self._plain_inj = True
+        self._iwamoto = False  # algorithm="iwamoto_nr" (configure)
         self.va_dc = None  # rundcpp's unwrapped angles (rad) of the last DC solve
         # warm incremental solves may start from the previous solve's LU factors (NewtonSolver.solve reuse)
         self.reuse_lu = True
@@ -166,6 +167,7 @@ class Engine:
         # no option changes the injections: the effective injections are the model's own
         self._plain_inj = not o.get("enforce_p_lims", False) and bool(o.get("voltage_angles", True)) and \
             bool(o.get("voltage_depend_loads", True))
+        self._iwamoto = o.get("algorithm") == "iwamoto_nr"
 
     def _effective_injections(self, qlim):
         from .effective import effective_injections
@@ -195,7 +197,7 @@ class Engine:
         plan = self._slack_plan() if distributed_slack else None
         solver = self._newton(pv, pq, plan)
         self._qlim = None
-        if plan is None and self.solve_options.get("algorithm") == "iwamoto_nr":
+        if plan is None and self._iwamoto:
             conv, it, norm = self._run(solver, None, s0, V, tol, max_iter)
         elif plan is None:
             # a warm start on unchanged admittances may begin with the last solve's LU factors

@@ -217,3 +217,27 @@ def test_results_after_an_edit_before_the_next_solve():
             e.add_load(3, p_mw=2.0)
             raise RuntimeError("abandon the block")
     assert np.array_equal(g2.res_bus.vm_pu.to_numpy(), vm.to_numpy())  # the last solve's results
+
+
+def test_table_view_is_the_world_as_pandapower_shows_it_and_a_copy(tmp_path):
+    """grid.table(kind): every column, indexed by element id, equal to the handles' values; changing
+    the frame changes nothing in the grid; an unknown kind is refused by name."""
+    import gridtape.errors as E
+    from gridtape import PowerGrid
+
+    grid = PowerGrid(str(CASES / "IEEE14" / "data.zip"), journal=False)
+    t = grid.table("line")
+    assert list(t.index) == list(grid.world["line"].ids)
+    for eid in t.index[:5]:
+        h = grid.element("line", int(eid))
+        assert t.loc[eid, "x_ohm_per_km"] == h.x_ohm_per_km and t.loc[eid, "from_bus"] == h.from_bus
+    eid = int(t.index[0])
+    before = grid.element("line", eid).length_km
+    t.loc[eid, "length_km"] = before + 50.0
+    t["in_service"] = False
+    assert grid.element("line", eid).length_km == before
+    assert grid.world["line"].cols["in_service"].all()
+    grid.element("line", eid).length_km = before + 1.0  # a write shows in the next table
+    assert grid.table("line").loc[eid, "length_km"] == before + 1.0
+    with pytest.raises((E.GridtapeError, KeyError)):
+        grid.table("no_such_kind")
