@@ -123,3 +123,26 @@ def test_open_t3_switch_single_trafo3w_neglect():
     net.trafo3w.drop(index=1, inplace=True)
     d = _both(net, {"neglect_open_switch_branches": True})
     assert ("trafo3w", "p_hv_mw") in d
+
+
+@pytest.mark.parametrize("neglect", [True, False])
+@pytest.mark.parametrize("seed", range(8))
+def test_multivoltage_with_oos_buses_and_open_switches(seed, neglect):
+    """example_multivoltage (34 bus-bus switches, a trafo3w) with switches on the trafo3w's ends,
+    random open line / trafo / t3 switches and random out-of-service buses (not the slack's)."""
+    import pandapower.networks as pn
+
+    rng = np.random.default_rng(seed)
+    net = pn.example_multivoltage()
+    t = net.trafo3w.index[0]
+    for col in ("hv_bus", "mv_bus", "lv_bus"):
+        pp.create_switch(net, int(net.trafo3w.at[t, col]), t, "t3", closed=True)
+    sw = net.switch
+    br = np.flatnonzero(sw.et.isin(["l", "t"]).to_numpy())
+    sw.loc[sw.index[rng.choice(br, 3, replace=False)], "closed"] = False
+    t3 = np.flatnonzero((sw.et == "t3").to_numpy())
+    sw.loc[sw.index[rng.choice(t3, int(rng.integers(1, 3)), replace=False)], "closed"] = False
+    slack = set(net.ext_grid.bus.tolist())
+    cand = [b for b in net.bus.index if b not in slack]
+    net.bus.loc[rng.choice(cand, 3, replace=False), "in_service"] = False
+    _both(net, {"neglect_open_switch_branches": neglect})
