@@ -108,7 +108,9 @@ def build_core(dict tabs, row_map, fuse_a_=None, fuse_b_=None, swi_a_=None, swi_
     ``row_map``: None when the bus ids are their rows, else an int64 id -> row table (-1: no
     bus).  ``fuse_a/fuse_b``: bus rows fused by closed zero-impedance bus-bus switches;
     ``swi_a/swi_b``: bus rows joined by closed bus-bus switches with impedance; ``so_*``: open
-    branch switches (kind 1 line, 2 trafo, 3 trafo3w; element row; bus row).
+    branch switches (kind 1 line, 2 trafo, 3 trafo3w: the end moves to an auxiliary bus; kind 4
+    trafo3w with neglect_open_switch_branches: that winding is out of service; element row; bus
+    row).
 
     Returns a dict: lookup, base_kv, bus_type, f, t, on, aux_xward, aux_trafo3w, sizes (line,
     trafo, trafo3w, impedance, xward rows), elem_rows and active (lists in ELEM_KINDS order),

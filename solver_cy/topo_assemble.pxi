@@ -115,6 +115,9 @@ cdef dict _assemble(Py_ssize_t nwb, const unsigned char *bus_is, const double *v
                 pos, j = s_t3 + n3 + r, 1
             else:
                 pos, j = s_t3 + 2 * n3 + r, 1
+        elif so_kind[k] == 4:  # neglect_open_switch_branches: only this winding is out
+            on[s_t3 + (0 if hv[r] == b else n3 if mv[r] == b else 2 * n3) + r] = 0
+            continue
         else:
             continue
         kv[nxt] = vn[lookup[b]]
@@ -215,3 +218,5 @@ cdef dict _assemble(Py_ssize_t nwb, const unsigned char *bus_is, const double *v
     return {"lookup": lookup_a, "base_kv": kv_a, "bus_type": bt_a, "f": f_a, "t": t_a, "on": on_a,
             "aux_xward": axw_a, "aux_trafo3w": at3_a, "sizes": (nl, ntr, n3, ni, nx),
             "elem_rows": elem_rows, "active": active, "ref": ref_a, "pv": pv_a, "pq": pq_a}
+
+

@@ -79,10 +79,12 @@ class Topology:
 
 def build_topology(world, opts=None) -> Topology:
     """The topology of ``world`` (tests/reference/topology.py holds the reference it equals).
-    With ``opts`` (modelopts.ModelOptions) ``neglect_open_switch_branches``, a line or transformer
-    with an open switch is out of service instead of hanging at an auxiliary bus (pandapower's
-    option)."""
-    if opts is not None and as_model_options(opts).neglect_open_switch_branches:
+    With ``opts`` (modelopts.ModelOptions) ``neglect_open_switch_branches``, a line or trafo with
+    an open switch, or the trafo3w winding with one, is out of service instead of hanging at an
+    auxiliary bus (pandapower's option).  A closed bus-bus switch joins its buses only when both
+    are in service (pandapower's build_bus)."""
+    neglect = opts is not None and as_model_options(opts).neglect_open_switch_branches
+    if neglect:
         world = _open_switch_branches_out(world)
     tabs = world.tables
     bus = tabs["bus"]
@@ -98,19 +100,27 @@ def build_topology(world, opts=None) -> Topology:
         code = np.array([_ET_CODE.get(e, -1) for e in c["et"]], dtype=np.int8)
         closed = c["closed"]
         is_bb = code == 0
-        fuse = is_bb & closed & (c["z_ohm"] <= 0)
-        imp_sw = is_bb & closed & (c["z_ohm"] > 0)
         sb = _ref_rows(world, "switch", "bus", c["bus"])
+        joins = is_bb & closed
+        if joins.any():  # pandapower joins two buses only when both are in service
+            bus_is = bus.cols["in_service"]
+            eb = np.zeros(len(sw), np.int64)
+            eb[joins] = _ref_rows(world, "switch", "element", c["element"][joins], joins)
+            joins &= bus_is[sb] & bus_is[eb]
+        fuse = joins & (c["z_ohm"] <= 0)
+        imp_sw = joins & (c["z_ohm"] > 0)
         if fuse.any():
-            fuse_a, fuse_b = sb[fuse], _ref_rows(world, "switch", "element", c["element"][fuse], fuse)
+            fuse_a, fuse_b = sb[fuse], eb[fuse]
         if imp_sw.any():
-            swi_a, swi_b = sb[imp_sw], _ref_rows(world, "switch", "element", c["element"][imp_sw], imp_sw)
+            swi_a, swi_b = sb[imp_sw], eb[imp_sw]
         so = np.flatnonzero(~closed & ~is_bb & (code > 0))
         if len(so):
             el = np.array([tabs[_BRANCH_OF_CODE[k]].positions.get(int(e), -1)
                            for k, e in zip(code[so].tolist(), c["element"][so].tolist())], dtype=np.int64)
             keep = el >= 0
             so_kind, so_el, so_bus = code[so][keep], el[keep], sb[so][keep]
+            if neglect:  # an open trafo3w switch takes out only its winding (kernel code 4)
+                so_kind = np.where(so_kind == 3, 4, so_kind).astype(np.int8)
     try:
         out = (build_core(cols, row_map, fuse_a, fuse_b, swi_a, swi_b, so_kind, so_el, so_bus) if len(sw)
                else build_core(cols, row_map))
@@ -144,8 +154,9 @@ def build_topology(world, opts=None) -> Topology:
 
 
 def _open_switch_branches_out(world):
-    """A shallow view of ``world`` whose lines / trafos / trafo3ws with an open switch are out of
-    service (the tables are not copied; only the in_service columns that change are)."""
+    """A shallow view of ``world`` whose lines / trafos with an open switch are out of service
+    (the tables are not copied; only the in_service columns that change are).  An open trafo3w
+    switch takes out only its winding (pandapower sets that one branch's status to 0)."""
     import copy
 
     sw = world["switch"]
@@ -154,13 +165,13 @@ def _open_switch_branches_out(world):
     c = sw.cols
     view = copy.copy(world)
     view.tables = dict(world.tables)
-    branch_sw = (~c["closed"]) & (c["et"] != "b")
+    branch_sw = (~c["closed"]) & ((c["et"] == "l") | (c["et"] == "t"))  # trafo3w: build_topology
     if not branch_sw.any():
         return world
     s2 = copy.copy(sw)  # the open branch switches read closed: no auxiliary bus at the branch end
     s2.cols = {**c, "closed": c["closed"] | branch_sw}  # the view's own dict: the world is not written
     view.tables["switch"] = s2
-    for et, kind in (("l", "line"), ("t", "trafo"), ("t3", "trafo3w")):
+    for et, kind in (("l", "line"), ("t", "trafo")):
         m = (~c["closed"]) & (c["et"] == et)
         t = world[kind]
         if not m.any() or not len(t):

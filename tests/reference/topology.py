@@ -32,8 +32,11 @@ def build_topology_py(world) -> Topology:
     sw_closed = sw.cols["closed"]
     sw_et = sw.cols["et"]
     is_bb = np.array([e == "b" for e in sw_et], dtype=bool) if len(sw) else np.zeros(0, bool)
-    fuse = is_bb & sw_closed & (sw.cols["z_ohm"] <= 0)
-    imp_sw = is_bb & sw_closed & (sw.cols["z_ohm"] > 0)
+    both_in = np.zeros(len(sw), bool)  # a switch joins two buses only when both are in service
+    for i in np.flatnonzero(is_bb & sw_closed):
+        both_in[i] = bus_is[bus_pos[int(sw.cols["bus"][i])]] and bus_is[bus_pos[int(sw.cols["element"][i])]]
+    fuse = is_bb & sw_closed & both_in & (sw.cols["z_ohm"] <= 0)
+    imp_sw = is_bb & sw_closed & both_in & (sw.cols["z_ohm"] > 0)
     if fuse.any():
         sb = rows_of("switch", "bus")
         eb = np.fromiter((bus_pos[int(e)] for e in sw.cols["element"][fuse].tolist()), np.int64)
