@@ -7,8 +7,10 @@ Every option is one of three things:
 - *modelled*: accepted by name and reproduced (see docs/model-notes.md, "runpp options");
 - *numerical*: accepted; it changes how pandapower computes, not what (``numba``,
   ``lightsim2grid``, ...), so gridtape takes it and does nothing with it;
-- anything else: refused with :class:`gridtape.errors.OptionError` naming it (``run_control``,
-  the thermal power flow ``tdpf``, other algorithms, ...).
+- *default only*: accepted at runpp's default value, refused at any other (``only_v_results``,
+  ``run_control``, the thermal power flow ``tdpf``);
+- anything else: refused with :class:`gridtape.errors.OptionError` naming it (other algorithms,
+  ...).
 
 A bad value of a modelled option is an OptionError too.
 """
@@ -133,8 +135,13 @@ MODELLED = {
 }
 
 #: options that change how pandapower computes, not the result: accepted and ignored
-NUMERICAL = frozenset({"check_connectivity", "numba", "lightsim2grid", "recycle", "only_v_results", "use_umfpack",
-                       "permc_spec", "v_debug"})
+NUMERICAL = frozenset({"check_connectivity", "numba", "lightsim2grid", "recycle", "use_umfpack", "permc_spec",
+                       "v_debug"})
+
+#: options accepted at runpp's default value only (which changes nothing); any other value is
+#: refused by name: ``only_v_results`` (pandapower then fills only part of the result tables),
+#: ``run_control`` (controllers), the thermal power flow ``tdpf`` and its ``tdpf_delay_s``
+DEFAULT_ONLY = {"only_v_results": False, "run_control": False, "tdpf": False, "tdpf_delay_s": None}
 
 #: options that need a rebuilt model (admittances, topology) when they change
 MODEL_OPTIONS = ("trafo_model", "calculate_voltage_angles", "consider_line_temperature", "trafo3w_losses",
@@ -152,6 +159,12 @@ def check(name: str, value):
         return MODELLED[name][1](name, value)
     if name in NUMERICAL:
         return value
+    if name in DEFAULT_ONLY:
+        default = DEFAULT_ONLY[name]
+        if value is default or default is False and (value is False or type(value).__name__ == "bool_" and not value):
+            return default
+        raise _option_error(f"runpp option {name}={value!r} is not modelled by gridtape (only its default "
+                            f"{default!r} is; see docs/model-notes.md, 'runpp options')", name)
     raise _option_error(f"runpp option {name!r} is not modelled by gridtape (see docs/model-notes.md, "
                         "'runpp options')", name)
 
@@ -197,10 +210,14 @@ def _same(name, value, default):
         return False
 
 
-def voltage_angles(value, world) -> bool:
+def voltage_angles(value, world, algorithm="nr") -> bool:
     """``calculate_voltage_angles`` as runpp decides it.  "auto" is True when a bus above 70 kV
     is both a from-end and a to-end of lines; pandapower tests "any bus above 70 kV" as ``any``
-    of their row positions, so a network whose only such bus is the first row reads False."""
+    of their row positions, so a network whose only such bus is the first row reads False.
+    The DC power flow (``algorithm="dc"``) always calculates them: rundcpp ignores the option,
+    passed or stored."""
+    if algorithm == "dc":
+        return True
     if value != "auto":
         return bool(value)
     import numpy as np
@@ -211,3 +228,23 @@ def voltage_angles(value, world) -> bool:
         return False
     ends = set(line.cols["from_bus"].tolist()) & set(line.cols["to_bus"].tolist())
     return any(int(b) in ends for b in bus.ids[pos].tolist())
+
+
+def check_p_limits(world):
+    """``enforce_p_lims``: pandapower clips the P of every gen in service (at a bus in service)
+    to its limits; gridtape clips sgen P only so far, so an OptionError naming the option (and
+    the first such gen) when one of those gens is beyond its limits.  Gens out of service (or
+    at a bus out of service) do not count."""
+    import numpy as np
+
+    gen = world["gen"]
+    if not len(gen):
+        return
+    c = gen.cols
+    bus = world["bus"]
+    on = c["in_service"] & bus.cols["in_service"][bus.rows(c["bus"])]
+    beyond = on & ((c["p_mw"] > c["max_p_mw"]) | (c["p_mw"] < c["min_p_mw"]))
+    if beyond.any():
+        gid = int(gen.ids[int(np.flatnonzero(beyond)[0])])
+        raise _option_error(f"enforce_p_lims with a gen in service beyond its P limits (gen {gid}) is not modelled "
+                            "(sgens are)", "enforce_p_lims")

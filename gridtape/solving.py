@@ -96,7 +96,6 @@ class Solving:
         self._v_init = None
         if algorithm == "dc" and distributed_slack:
             raise SchemaError("distributed_slack is an AC option; use algorithm='nr'", field="distributed_slack")
-        self._since_solve.clear()
         if algorithm == "dc":
             conv, it, norm, level = eng.solve_dc()
         elif algorithm in ("nr", "iwamoto_nr"):
@@ -114,6 +113,7 @@ class Solving:
                 distributed_slack=self.distributed_slack if distributed_slack is None else bool(distributed_slack))
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
+        self._since_solve.clear()  # (after the engine: a refused solve leaves it as it was)
         if algorithm != "dc" and pre not in (None, "none"):
             level = pre
         rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
@@ -146,13 +146,8 @@ class Solving:
             raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
                                  f"{o['algorithm']!r}", "distributed_slack")
         if o["enforce_p_lims"]:
-            gen = self._world["gen"]
-            c = gen.cols
-            if len(gen) and ((c["p_mw"] > c["max_p_mw"]) | (c["p_mw"] < c["min_p_mw"])).any():
-                # pandapower clips gen P too; gridtape clips sgen P only so far
-                raise O.option_error("enforce_p_lims with a gen beyond its P limits is not modelled (sgens are)",
-                                     "enforce_p_lims")
-        angles = O.voltage_angles(o["calculate_voltage_angles"], self._world)
+            O.check_p_limits(self._world)
+        angles = O.voltage_angles(o["calculate_voltage_angles"], self._world, o["algorithm"])
         self._engine.configure(
             ModelOptions(trafo_model=o["trafo_model"], voltage_angles=angles,
                          line_temperature=o["consider_line_temperature"], trafo3w_losses=o["trafo3w_losses"],
@@ -215,7 +210,8 @@ class Solving:
             if self._last is None:
                 raise NotSolvedError("no solve has run yet: call solve() first")
             changed = self._since_solve
-            if changed.rows or changed.network or (self._engine.level() == "full" and self._engine.solved):
+            eng = self._engine
+            if changed.rows or changed.network or (eng.level() == "full" and eng.solved) or eng.model is not eng.cache.model:
                 raise NotSolvedError(
                     "elements were added or removed, switched, or a network value changed since the last solve: "
                     f"call solve() for results ({', '.join(sorted(changed.rows)) or 'network or topology'} changed)")

@@ -16,6 +16,7 @@ from .model_cache import MODEL_CACHE, ModelCache  # noqa: F401  (MODEL_CACHE: th
 from .modelopts import as_model_options
 from .newton import DistributedSlackSolver, NewtonSolver
 from .result_arrays import ResultArrays, compute_arrays
+from .setpoint_conflicts import refusal
 from .topology import REF
 
 INITS = start.INITS
@@ -59,11 +60,18 @@ class Engine:
         lvl = self.cache.level()
         return None if lvl == "none" else lvl
 
-    def prepare(self) -> str:
-        """Bring the model up to the world (model_cache.ModelCache.prepare); return the level."""
+    def prepare(self, setpoints=False) -> str:
+        """Bring the model up to the world (model_cache.ModelCache.prepare); return the level.
+        ``setpoints``: refuse voltage set-points that disagree at one bus (as runpp does, not
+        rundcpp; setpoint_conflicts) before the engine takes the new model, so the last solve's
+        voltages and model stay as they were."""
         old = self.model
         lvl = self.cache.prepare()
         m = self.cache.model
+        if setpoints and m.inj_state.conflict is not None:
+            err = refusal(m.inj_state.conflict, bool(self.solve_options.get("voltage_angles", True)))
+            if err is not None:
+                raise err
         if m is old and lvl != "full":  # same model: only the injections (and Ybus values) moved
             self.inj, self.ysh = m.inj_state.inj, m.ysh
             return lvl
@@ -141,6 +149,7 @@ class Engine:
                 init = "auto"  # the last voltages do not fit the new model: pandapower's start instead
             elif self.V is not None and len(self.V) == nb:
                 return start.last_iterate(self)
+            init = "auto"  # no earlier voltages: pandapower's init="results" without res_bus is "auto"
         if init in ("flat", "auto", "dc"):
             v0 = self.model.v0
             V = v0.get(init)
@@ -175,7 +184,7 @@ class Engine:
         effective_injections(self, qlim)
 
     def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
-        level = self.prepare()
+        level = self.prepare(setpoints=True)
         if qlim or not self._plain_inj or self._eff_sig is not None:
             self._effective_injections(qlim)
         elif self.inj is not self._inj_eff:  # the plain case after a plain solve: the model's own

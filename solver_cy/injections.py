@@ -16,6 +16,7 @@ import numpy as np
 
 from gridtape.errors import SchemaError
 
+from . import setpoint_conflicts
 from .inject import assemble, bus_sums, gen_sums
 from .topology import Q_LIM_DEFAULT, Topology
 
@@ -166,7 +167,8 @@ def _with_gen_pos(table, n_gen):
 
 
 def _setpoints(world, topo):
-    """Voltage magnitude set-point per bus (NaN where none) and angle set-point (ext_grid buses)."""
+    """Voltage magnitude set-point per bus (NaN where none), angle set-point (ext_grid buses) and
+    the set-points that disagree at one bus (setpoint_conflicts.find: None or the refusal's data)."""
     nb = topo.nb
     vm_set = np.full(nb, np.nan)
     va_set = np.full(nb, np.nan)
@@ -184,7 +186,7 @@ def _setpoints(world, topo):
     if len(xw):
         act = topo.active["xward"]
         vm_set[topo.aux["xward"][act]] = xw.cols["vm_pu"][act]
-    return vm_set, va_set
+    return vm_set, va_set, setpoint_conflicts.find(world, topo)
 
 
 class _Part:
@@ -276,6 +278,12 @@ class InjectionState:
         gens["p"] = p
         return gens, sg
 
+    @property
+    def conflict(self):
+        """Set-points that disagree at one bus (setpoint_conflicts.find), None when they agree."""
+        v = self._set.value
+        return None if v is None else v[2]
+
     def refresh(self, world, cols=None) -> Injections:
         """The injections after the writes of ``cols`` ({(kind, column)} written since the last
         refresh; None: everything)."""
@@ -305,7 +313,7 @@ class InjectionState:
         nb = topo.nb
         sn = world.sn_mva
         gens, sg = self._genp.value
-        vm_set, va_set = self._set.value
+        vm_set, va_set, _ = self._set.value
         zi = None if self._zi is None else self._zi.value
         s0, pd, qd, bad = assemble([p.value for p in self._pq], sg, sn)
         if zi is None:

@@ -93,7 +93,7 @@ def _apply_tap(td, vnh, vnl, shift, t):
             pct_set = np.nan_to_num(step_pct[ideal], nan=0) != 0
             if (deg_set & pct_set).any():
                 raise SchemaError("both tap_step_degree and tap_step_percent set for an ideal phase shifter",
-                                  table="trafo", field="tap_step_degree")
+                                  table=td.get("_kind", "trafo"), field="tap_step_degree")
             d = diff[ideal]
             with np.errstate(invalid="ignore"):
                 add = np.where(deg_set, direction * d * step_deg[ideal],
@@ -138,7 +138,7 @@ def trafo3w_as_trafos(t3, opts, world=None):
     """The three equivalent two-winding trafos (hv, mv, lv order, stacked) of each trafo3w."""
     c = dict(t3.cols)
     n = len(c["vn_hv_kv"])
-    tab = {}
+    tab = {"_kind": "trafo3w"}  # (errors name the table)
     if world is not None:
         with_char_table(world, t3, c, "trafo3w", ("vk_hv_percent", "vkr_hv_percent", "vk_mv_percent",
                                                    "vkr_mv_percent", "vk_lv_percent", "vkr_lv_percent"))
