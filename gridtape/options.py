@@ -53,24 +53,22 @@ def _choice(*allowed):
     return check
 
 
-def _positive(name, v):
+def _number(name, v, ok, what):
     try:
         f = float(v)
     except (TypeError, ValueError):
         raise _option_error(f"{name} takes a number, not {v!r}", name) from None
-    if not (f > 0 and math.isfinite(f)):
-        raise _option_error(f"{name} must be a positive number, not {v!r}", name)
+    if not (ok(f) and math.isfinite(f)):
+        raise _option_error(f"{name} must be {what}, not {v!r}", name)
     return f
+
+
+def _positive(name, v):
+    return _number(name, v, lambda f: f > 0, "a positive number")
 
 
 def _non_negative(name, v):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise _option_error(f"{name} takes a number, not {v!r}", name) from None
-    if not (f >= 0 and math.isfinite(f)):
-        raise _option_error(f"{name} must be a number >= 0, not {v!r}", name)
-    return f
+    return _number(name, v, lambda f: f >= 0, "a number >= 0")
 
 
 def _delta_q(name, v):

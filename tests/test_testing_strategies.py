@@ -139,3 +139,23 @@ def test_the_settings_profiles_exist():
     ci, thorough = settings.get_profile("gridtape-ci"), settings.get_profile("thorough")
     assert ci.derandomize and ci.deadline is None and Phase.explain not in ci.phases
     assert thorough.max_examples == PROFILES["thorough"]["max_examples"] > ci.max_examples
+
+
+def test_the_sequence_model_never_reuses_an_undone_id():
+    """The live grid never reuses ids (an undone add keeps its id taken): the model the strategies
+    draw against must predict the same ids, or a later write names an element that is not there
+    (hypothesis found: add load, undo, add, add, set loads 0..12 -> 'no load with id 11')."""
+    import gridtape as gt
+    from gridtape.testing.runner import UNDO, EditBlock, Sim, run
+    from gridtape.world.changes import AddRows
+
+    from pathlib import Path
+
+    grid = gt.PowerGrid(str(Path(__file__).resolve().parent.parent / "cases" / "IEEE14" / "data.zip"))
+    sim = Sim(grid.world)
+    block = EditBlock([AddRows("load", {"bus": [0], "p_mw": [0.0], "q_mvar": [0.0]})], message="add")
+    for step in (block, UNDO, block, block):
+        sim.step(step)
+        run(grid, step)
+    assert list(sim.world["load"].ids) == list(grid.world["load"].ids)
+    assert sim.world["load"].next_id == grid.world["load"].next_id

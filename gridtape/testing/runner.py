@@ -170,7 +170,14 @@ class Sim:
             src, dst = (self.done, self.undone) if step == UNDO else (self.undone, self.done)
             if src:
                 dst.append(self.world)
-                self.world = src.pop()
+                back = src.pop()
+                # ids are never reused: an undone add keeps its id taken (the live world's next_id
+                # only grows), so the restored copy continues from the larger counter
+                for kind, t in back.tables.items():
+                    cur = self.world.tables.get(kind)
+                    if cur is not None and cur.next_id > t.next_id:
+                        t.next_id = cur.next_id
+                self.world = back
             return
         before = self.world.copy()
         changes = [step] if isinstance(step, SetCol) else list(step)
