@@ -4,7 +4,9 @@
   with its author and message, diverged points marked;
 - :func:`plot_profiles`: the voltage profiles of two points side by side;
 - :func:`plot_loadability`: the loadability (the largest factor on every load that still converges,
-  gridtape.explain.loadability) at each tag and the head.
+  gridtape.explain.loadability) at each tag and the head;
+- :func:`plot_timeseries`: one output of a time series against its steps, limits and diverged
+  steps marked (also ``TimeSeriesResult.plot``).
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no GUI backend needed); ``path=``
 writes a PNG.
@@ -150,5 +152,35 @@ def plot_loadability(study, points=None, path=None):
     ax.set_xlabel("seq")
     ax.set_ylabel("load factor that converges")
     ax.set_title("loadability through history", fontsize=10)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_timeseries(result, kind, column, ids=None, limit=None, top=6, path=None):
+    """One output of a time series (``result[kind, column]``, steps x element ids) against the
+    step index: the ``ids`` given, else the ``top`` elements with the largest peak; ``limit`` (a
+    number or a (low, high) pair, e.g. 100 for loading_percent or (0.95, 1.05) for vm_pu) drawn as
+    dashed lines; steps that did not converge shaded.  Returns the figure."""
+    frame = result.result(kind, column)
+    fig = _figure(figsize=(9, 3.8))
+    ax = fig.add_subplot()
+    if ids is None:
+        peak = frame.max(axis=0, skipna=True).fillna(-np.inf)
+        ids = list(peak.sort_values(ascending=False).index[:top])
+    x = np.arange(len(frame)) if not len(frame.index) else frame.index
+    for i in ids:
+        ax.plot(x, frame[i].to_numpy(dtype=float), lw=1.0, label=f"{kind} {i}")
+    if limit is not None:
+        for v in (limit if isinstance(limit, (tuple, list)) else (limit,)):
+            ax.axhline(float(v), ls="--", lw=1.0, color="#c00")
+    bad = ~result.converged.to_numpy(dtype=bool)
+    if bad.any():
+        for k in np.flatnonzero(bad):
+            ax.axvspan(x[k], x[min(k + 1, len(x) - 1)], color="#c00", alpha=0.15, lw=0)
+    ax.set_xlabel(frame.index.name or "step")
+    ax.set_ylabel(f"{kind} {column}")
+    ax.set_title(f"{kind} {column}: {len(frame)} steps" + (f", {int(bad.sum())} not converged" if bad.any() else ""),
+                 fontsize=10)
+    ax.legend(loc="best", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -95,6 +95,12 @@ class TimeSeriesResult:
 
     __getitem__ = result
 
+    def plot(self, kind, column, ids=None, limit=None, path=None):
+        """``gridtape.plot.plot_timeseries`` of one output (the ``plot`` extra)."""
+        from gridtape.plot import plot_timeseries
+
+        return plot_timeseries(self, kind, column, ids=ids, limit=limit, path=path)
+
     # --- views -----------------------------------------------------------------------------------
     def violations(self, vm=(0.95, 1.05), loading=100.0) -> pd.DataFrame:
         """A long table (step, kind, id, quantity, value, limit) of every bus voltage outside
