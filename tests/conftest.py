@@ -4,6 +4,8 @@ import importlib.util
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 try:
     import gridtape.world  # noqa: F401
@@ -21,3 +23,18 @@ except ImportError:
 # working directory at the repository root would put first on sys.path (its subpackages
 # world/, solver_cy/, ... are mapped in only by the install).  Python 3.11's safe-path mode.
 os.environ.setdefault("PYTHONSAFEPATH", "1")
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """Imports of matplotlib fail, as on a machine without the ``plot`` extra."""
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mpl(name, *a, **kw):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)

@@ -1,5 +1,4 @@
 """Plots of a study's history: images are written; without matplotlib, an error that names the extra."""
-import builtins
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +61,7 @@ def test_loadability_brackets_convergence(study):
     assert ok(k) and not ok(k + 0.05)
 
 
-def test_without_matplotlib_the_error_names_the_extra(study, monkeypatch):
-    real = builtins.__import__
-
-    def no_mpl(name, *a, **kw):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_mpl)
+def test_without_matplotlib_the_error_names_the_extra(study, no_matplotlib):
     with pytest.raises(gt.errors.DependencyError, match=r"gridtape\[plot\]"):
         plot.plot_history(study, "load", 99, "p_mw")
     with pytest.raises(gt.errors.DependencyError, match="matplotlib"):

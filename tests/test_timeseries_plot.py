@@ -1,6 +1,5 @@
 """A time series' outputs drawn (issue 18: plots of time-series results): the figure shows the
 chosen outputs, the limit and the diverged steps; without matplotlib, an error naming the extra."""
-import builtins
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +39,6 @@ def test_timeseries_plot_draws_outputs_limit_and_diverged_steps(run, tmp_path):
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), run["bus", "vm_pu"][3].to_numpy())
 
 
-def test_timeseries_plot_without_matplotlib_names_the_extra(run, monkeypatch):
-    real = builtins.__import__
-
-    def no_mpl(name, *a, **kw):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_mpl)
+def test_timeseries_plot_without_matplotlib_names_the_extra(run, no_matplotlib):
     with pytest.raises(gt.errors.DependencyError, match=r"gridtape\[plot\]"):
         run.plot("line", "loading_percent", limit=100)
