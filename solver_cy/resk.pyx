@@ -31,9 +31,12 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
                   const int32_t *t, const double complex *yff, const double complex *yft,
                   const double complex *ytf, const double complex *ytt, const int32_t *yp,
                   const int32_t *yi, const double complex *y, double sn, double *vm, double *va,
-                  double complex *sf, double complex *st, double complex *sb) noexcept nogil:
-    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller)."""
-    cdef Py_ssize_t i, k, q
+                  double complex *sf, double complex *st, double complex *sb,
+                  const int64_t *sbr=NULL, Py_ssize_t nsb=-1) noexcept nogil:
+    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller).
+    ``sbr``: the ``nsb`` buses whose injection is wanted (the others of ``sb`` are not written;
+    NULL: every bus)."""
+    cdef Py_ssize_t i, k, q, r
     cdef double complex vf, vt, a, b, acc
     for i in range(nb):
         vm[i] = hypot(V[i].real, V[i].imag)
@@ -45,7 +48,8 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
         b = ytf[k] * vf + ytt[k] * vt
         sf[k] = vf * a.conjugate() * sn
         st[k] = vt * b.conjugate() * sn
-    for i in range(nb):
+    for r in range(nb if sbr == NULL else nsb):
+        i = r if sbr == NULL else sbr[r]
         acc = 0
         for q in range(yp[i], yp[i + 1]):
             acc = acc + y[q] * _fin(V[yi[q]])

@@ -38,12 +38,18 @@ class ChunkResult:
 
     __slots__ = ("start", "converged", "iterations", "mismatch", "values", "seconds")
 
-    def __init__(self, start, n, sizes, batch=False):
+    def __init__(self, start, n, sizes, batch=False, dest=None):
         self.start = start
         self.converged = np.zeros(n, bool)
         self.iterations = np.zeros(n, np.int32)
         self.mismatch = np.full(n, np.nan)
-        self.values = None if batch else [np.full((n, m), np.nan) for m in sizes]  # batch: set by the run
+        if dest is not None:  # the sink's rows (filled by the run, NaN where a step fails)
+            self.values = dest
+            if not batch:
+                for a in dest:
+                    a.fill(np.nan)
+        else:
+            self.values = [np.empty((n, m)) if batch else np.full((n, m), np.nan) for m in sizes]
         self.seconds = 0.0
 
     def __len__(self):
@@ -125,15 +131,16 @@ class Runner:
 
     # --- chunks ------------------------------------------------------------------------------
     def run(self, profiles, start: int, stop: int, independent: bool, overlap: int = 0,
-            fresh: bool = True, progress=None) -> ChunkResult:
+            fresh: bool = True, progress=None, dest=None) -> ChunkResult:
         """Steps ``start`` .. ``stop`` of ``profiles``.  Chained: ``fresh`` restarts from the base
         state (after ``overlap`` warm-up steps before ``start``); ``fresh=False`` continues from
-        where the previous chunk of this runner ended."""
+        where the previous chunk of this runner ended.  ``dest``: the arrays (steps x elements,
+        one per output) the outputs are written into (None: new ones)."""
         import time
 
         t0 = time.perf_counter()
         bmap = self._batch_map(profiles)
-        res = ChunkResult(start, stop - start, self.extract.sizes, batch=bmap is not None)
+        res = ChunkResult(start, stop - start, self.extract.sizes, batch=bmap is not None, dest=dest)
         if bmap is not None:
             if fresh and not independent:
                 self._prime()
@@ -205,7 +212,7 @@ class Runner:
             return
         Vs[:, none] = np.nan
         res.converged[:], res.iterations[:], res.mismatch[:] = ok, its, norms
-        res.values = self.extract.rows_batch(eng, Vs, ok, inj)
+        self.extract.rows_batch(eng, Vs, ok, inj, res.values)
 
     def _chained_step(self, warm):
         if warm:

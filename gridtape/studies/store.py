@@ -20,8 +20,6 @@ import hashlib
 import os
 import uuid
 
-import pyarrow as pa
-
 from gridtape.errors import JournalError
 
 PROFILES_DIR = "profiles"
@@ -37,30 +35,6 @@ def profiles_path(j, sha) -> str:
     return os.path.join(profiles_dir(j), f"{sha}.parquet")
 
 
-class _Hashing:
-    """A binary file that hashes what is written to it (for pyarrow's PythonFile)."""
-
-    def __init__(self, fh):
-        self.fh, self.h, self.n, self.closed = fh, hashlib.sha256(), 0, False
-
-    def write(self, data):
-        self.h.update(data)
-        self.n += len(data)
-        return self.fh.write(data)
-
-    def tell(self):
-        return self.n
-
-    def flush(self):
-        self.fh.flush()
-
-    def close(self):
-        self.closed = True
-
-    def writable(self):
-        return True
-
-
 def store_profiles(j, prof) -> tuple:
     """Store ``prof`` (a Profiles) for journal ``j``: ``(list of sha256, store)``, store "file"
     (the content-addressed file, flushed to disk) or "blob" (a journal without a file)."""
@@ -70,12 +44,15 @@ def store_profiles(j, prof) -> tuple:
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".tmp-{uuid.uuid4().hex}")
     try:
-        with open(tmp, "wb") as fh:
-            hf = _Hashing(fh)
-            prof.write_parquet(pa.PythonFile(hf, mode="w"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        sha = hf.h.hexdigest()
+        # written by pyarrow's own file (no Python call per write: this runs in a thread beside
+        # the steps), then hashed back from the page cache and flushed to disk
+        prof.write_parquet(tmp)
+        sha = _sha_file(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         final = profiles_path(j, sha)
         if os.path.exists(final) and _sha_file(final) == sha:
             os.remove(tmp)

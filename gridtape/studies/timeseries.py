@@ -89,7 +89,7 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             width = sum(runner.extract.sizes) or 1
             block = max(8, min(size, STEP_VALUES // width))
             for i, (a, b) in enumerate(chunks_of(n, block)):
-                sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick))
+                sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick, dest=sink.dest(a, b)))
         else:
             import hashlib
 
