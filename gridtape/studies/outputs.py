@@ -93,11 +93,12 @@ class Extractor:
                 out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
 
-    def rows_batch(self, engine, Vs, ok, inj, out):
+    def rows_batch(self, engine, Vs, ok, inj, out, polar=None):
         """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
         injection arrays, solver_cy.batch.ChunkInjections), written into ``out``: one (steps x
-        elements) array per output, NaN rows where a step did not converge.  The result kernels run over the chunk's
+        elements) array per output, NaN rows where a step did not converge.  ``polar``: the
+        solver's (magnitudes, angles) of ``Vs`` (resk.ac_steps takes them instead of |V|, arg V).  The result kernels run over the chunk's
         converged steps at once (resk.ac_steps: voltages, branch flows and the injections at the
         generators' buses; resk.gen_steps: the generator split; resk.branch_loading), the rest is
         numpy on the chunk."""
@@ -120,7 +121,7 @@ class Extractor:
         vm, va, sf, st, sbus = self._scratch(k, nb, nbr)
         gb = np.unique(np.asarray(g["bus"], np.int64)) if self._gens else None
         ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
-                 engine.indices, engine.ydata, w.sn_mva, (vm, va, sf, st, sbus), gb)
+                 engine.indices, engine.ydata, w.sn_mva, (vm, va, sf, st, sbus), gb, polar)
         if self._gens:
             # the split reads the loads at generator buses only: the rest of pd / qd stays unset
             pd, qd = np.empty((k, nb)), np.empty((k, nb))

@@ -169,6 +169,9 @@ class Runner:
         solver called directly (warm start and LU reuse when chained), outputs per chunk."""
         import numpy as np
 
+        from gridtape.solver_cy.batch import none_buses
+        from gridtape.solver_cy.newton import solve_steps
+
         n = stop - start
         inj = bmap.chunk([e.values[start:stop] for e in profiles.entries])
         eng = self.engine
@@ -177,42 +180,44 @@ class Runner:
         tol, mi = float(self.opt.get("tolerance_mva", 1e-8)), int(self.opt.get("max_iteration", 10))
         reuse_lu = bool(self.opt.get("reuse_lu", True))
         v0 = self._start_state().copy()
-        from gridtape.solver_cy.batch import none_buses
-
         none = none_buses(eng.topo)
         v0[none] = 1.0
-        Vs = np.full((n, nb), np.nan + 0j)
-        ok = np.zeros(n, bool)
+        Vs, VM, VA = self._scratch(n, nb)
+        ok = np.zeros(n, np.uint8)
         its = np.zeros(n, np.int32)
         norms = np.full(n, np.nan)
-        V = None if independent else self._vwarm
+        S0, SI, SZ = inj.arrays()
+        warm = not independent and self._vwarm is not None
+        V = self._vwarm if warm else v0.copy()  # the working voltages (chained: the last converged)
         solver = self._solver()
-        for i in range(n):
-            if V is None:
-                V = v0.copy()
-                # an independent step starts with the primed factors (chord steps): the same
-                # state for every step, as the solver is primed again after any step that moved it
-                reuse = independent and reuse_lu
-            else:
-                reuse = reuse_lu
-            c, it, nm = solver.solve(y, inj.s0(i), inj.si(i), inj.sz(i), V, tol, mi, reuse)
-            ok[i], its[i], norms[i] = c, it, nm
-            if c:
-                Vs[i] = V
-            if independent:
-                V = None
-                if not c or self._moved(solver):
-                    self._prime()
-                    solver = self._solver()
-            elif not c:
-                V = None
-        self._vwarm = V
+        i = 0
+        while i < n:
+            # the step loop runs in the kernel; an independent sweep's comes back after a step
+            # that moved the solver's state (or failed): the solver is primed again
+            i, warm = solve_steps(solver, y, S0, SI, SZ, V, v0, warm, Vs, ok, its, norms, i, tol, mi, reuse_lu,
+                                  independent, VM, VA)
+            if independent and i and (not ok[i - 1] or self._moved(solver)):
+                self._prime()
+                solver = self._solver()
+        ok = ok.view(bool)
+        self._vwarm = V if warm and not independent else None
         profiles.write_step(self.world, stop - 1)  # the world follows once per chunk
         if res is None:
             return
-        Vs[:, none] = np.nan
+        Vs[:, none] = VM[:, none] = VA[:, none] = np.nan
         res.converged[:], res.iterations[:], res.mismatch[:] = ok, its, norms
-        self.extract.rows_batch(eng, Vs, ok, inj, res.values)
+        self.extract.rows_batch(eng, Vs, ok, inj, res.values, (VM, VA))
+
+    def _scratch(self, n, nb):
+        """(Vs, VM, VA) for a chunk of ``n`` steps, NaN: the chunk's voltages, kept from chunk to
+        chunk (no fresh pages per chunk)."""
+        b = getattr(self, "_scr", None)
+        if b is None or len(b[0]) < n or b[0].shape[1] != nb:
+            b = self._scr = (np.empty((n, nb), complex), np.empty((n, nb)), np.empty((n, nb)))
+        out = tuple(a[:n] for a in b)
+        for a in out:
+            a.fill(np.nan)
+        return out
 
     def _chained_step(self, warm):
         if warm:
