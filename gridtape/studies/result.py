@@ -23,7 +23,7 @@ class TimeSeriesResult:
     ``seq``: the journal's ``study`` event (None when not recorded)."""
 
     def __init__(self, index, outputs, base_world, profiles, options, *, arrays=None, directory=None,
-                 manifest=None, seconds=0.0):
+                 manifest=None, seconds=0.0, status=None):
         self.index = index
         self.outputs = tuple(outputs)
         self.directory = directory
@@ -38,6 +38,10 @@ class TimeSeriesResult:
             (conv, it, mis), values = arrays
             self._status = pd.DataFrame({"converged": conv, "iterations": it, "mismatch": mis}, index=index)
             self._values = dict(zip(self.outputs, values))
+        elif status is not None:  # what the sink wrote to steps.parquet, kept by it
+            conv, it, mis = status
+            self._status = pd.DataFrame({"converged": conv, "iterations": it, "mismatch": mis}, index=index)
+            self._values = None
         else:
             st = pq.read_table(os.path.join(directory, STEPS_FILE)).to_pandas()
             self._status = st.drop(columns="step").set_index(pd.Index(index))
@@ -201,7 +205,7 @@ def result_from_sink(sink, index, outputs, base_world, profiles, options, second
         return TimeSeriesResult(index, outputs, base_world, profiles, options, arrays=sink.arrays(), seconds=seconds)
     manifest = sink.close()
     return TimeSeriesResult(index, outputs, base_world, profiles, options, directory=sink.directory,
-                            manifest=manifest, seconds=seconds)
+                            manifest=manifest, seconds=seconds, status=sink.status())
 
 
 __all__ = ["TimeSeriesResult", "MANIFEST"]

@@ -197,6 +197,7 @@ class ParquetSink:
         self.steps = _File(os.path.join(directory, STEPS_FILE), [])
         self.steps.names = ["step", "converged", "iterations", "mismatch"]
         self.steps.pending_tables = []  # the status file: typed columns, written as whole tables
+        self._status = []  # (converged, iterations, mismatch) of every chunk written
         self.files = []
         for kind, col in outputs:
             self.files.append(_File(os.path.join(directory, output_name(kind, col) + ".parquet"), world[kind].ids))
@@ -225,6 +226,7 @@ class ParquetSink:
         if self.steps.writer is None:
             self.steps.writer = pq.ParquetWriter(self.steps.path, st.schema, **_WRITE_STATUS)
         self.steps.pending_tables.append(st)
+        self._status.append((chunk.converged, chunk.iterations, chunk.mismatch))
         self._flush_status(False)
         for f, v in zip(self.files, chunk.values):
             f.add(steps, v)
@@ -248,6 +250,13 @@ class ParquetSink:
     def dest(self, start, stop):
         """None: a chunk's arrays are its own (they are handed to the writer thread)."""
         return None
+
+    def status(self) -> tuple:
+        """(converged, iterations, mismatch) of every step written (after :meth:`close`)."""
+        parts = self._status
+        if not parts:
+            return np.zeros(0, bool), np.zeros(0, np.int32), np.zeros(0)
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
     def add(self, chunk):
         self._raise()
