@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .outputs import output_name
 
-ROW_GROUP = 1024
+ROW_GROUP = 256  # steps: a run of a small case is written beside its solving, not all at its end
 GROUP_VALUES = 1_000_000  # values per row group (8 MB of float64) for wide files
 
 
