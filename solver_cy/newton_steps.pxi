@@ -99,7 +99,11 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
     s._check(ydata.shape[0], nb, nb, nb, nb)
     if not 0 <= start <= n:
         raise ValueError("solve_steps: start out of range")
-    if nb == 0 or n == start:
+    if nb == 0:  # nothing to solve: every step converges at once (as solve says)
+        for i in range(start, n):
+            ok[i], its[i], norms[i] = 1, 0, 0.0
+        return n, not independent
+    if n == start:
         return start, warm
     cdef const double *y = <const double *>&ydata[0] if ydata.shape[0] else NULL
     cdef const double *p0 = <const double *>&S0[0, 0]
