@@ -85,7 +85,8 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
     Independent: every step starts from ``v0``; the loop stops after a step that left the
     solver's state (new factors, a refactorization, a chord back-off) or did not converge, so the
     caller can restore that state.  ``VM``, ``VA`` (optional, the shape of ``Vs``): a converged
-    step's magnitudes and angles (rad, not wrapped) as the solver holds them.  Returns ``(next
+    step's magnitudes and angles (rad, not wrapped) as the solver holds them; a bus whose
+    magnitude is not an unknown (PV, fixed) reads its magnitude in ``v0``.  Returns ``(next
     step, warm)``."""
     cdef Py_ssize_t n = S0.shape[0], nb = s.nb, i = start
     cdef Py_ssize_t si_step = nb if SI.shape[0] > 1 else 0, sz_step = nb if SZ.shape[0] > 1 else 0
@@ -114,11 +115,21 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
     cdef double *out = <double *>&Vs[0, 0]
     cdef double *om = NULL
     cdef double *oa = NULL
+    cdef double[::1] vm0
+    cdef Py_ssize_t b
     if VM is not None:
         om, oa = &VM[0, 0], &VA[0, 0]
+        # a bus of fixed magnitude reads the magnitude it starts from: a chained series restarts
+        # each step from the last one's voltages, whose magnitudes carry the round-off of the
+        # steps before (an ulp or two), and an output at a set-point must not drift off it
+        vm0 = np.empty(nb)
+        for b in range(nb):
+            vm0[b] = sqrt(v0[b].real * v0[b].real + v0[b].imag * v0[b].imag)
     cdef int nf = s.n_factor, nr = s.n_refactor, it = 0
     cdef double norm = 0.0
     cdef bint c, r
+    cdef const int32_t *fixed = &s.ivm[0]  # < 0: the bus's magnitude is not an unknown
+    cdef const double *pm0 = &vm0[0] if om != NULL else NULL
     with nogil:
         while i < n:
             r = reuse
@@ -133,6 +144,9 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
                 if om != NULL:
                     memcpy(om + i * nb, &s.vm[0], nb * sizeof(double))
                     memcpy(oa + i * nb, &s.va[0], nb * sizeof(double))
+                    for b in range(nb):
+                        if fixed[b] < 0:
+                            om[i * nb + b] = pm0[b]
             i += 1
             if independent:
                 warm = False

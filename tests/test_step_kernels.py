@@ -77,9 +77,13 @@ def test_solve_steps_equals_one_solve_per_step(independent):
     assert np.array_equal(Vs, want[0], equal_nan=True)
     assert np.array_equal(ok.view(bool), want[1]) and np.array_equal(its, want[2])
     assert np.array_equal(norms, want[3], equal_nan=True)
-    # the solver's polar form of each converged step is the step's voltage
+    # the solver's polar form of each converged step is the step's voltage, and a bus of fixed
+    # magnitude reads exactly its start magnitude, chained or not (no round-off carried over)
     good = ok.view(bool)
     assert np.allclose(VM[good] * np.exp(1j * VA[good]), Vs[good], rtol=0, atol=1e-14)
+    fixed = np.concatenate([eng.topo.pv, np.flatnonzero(eng.topo.bus_type == 3)]).astype(int)
+    assert len(fixed) and np.allclose(VM[good][:, fixed], np.abs(v0[fixed]), rtol=1e-15, atol=0)
+    assert (VM[good][:, fixed] == VM[good][0, fixed]).all()  # the same bits in every step
 
 
 def test_solve_steps_refuses_inconsistent_arrays():
