@@ -123,23 +123,27 @@ def check_profiles(j, info) -> tuple:
 
 
 def discard_profiles(j, stored) -> None:
-    """Remove the profiles file of ``stored`` ((sha256 list, store), :func:`store_profiles`) of a
-    run that failed, unless a study event of the journal refers to it (the file is shared by
-    studies of the same profiles); the directories it made, when left empty."""
-    shas, kind = stored[0], stored[1]
-    if kind != "file":
-        return
+    """Take back the stored profiles ``stored`` ((sha256 list, store), :func:`store_profiles`) of
+    a run that failed, unless a study event of the journal refers to them (studies of the same
+    profiles share them): the file (and the directories it made, when left empty), or the
+    journal's blobs."""
     from .record import studies
 
+    shas, kind = stored[0], stored[1]
     used = {s for p in studies(j)["profiles"] for s in p}
     for sha in shas:
-        if sha not in used:
-            try:
+        if sha in used:
+            continue
+        try:
+            if kind == "file":
                 os.remove(profiles_path(j, sha))
+            else:
+                j._con.execute("DELETE FROM blobs WHERE sha256 = ? AND name = 'profiles'", [sha])
+        except Exception:  # noqa: BLE001 - the run's own error is the one to report
+            pass
+    if kind == "file":
+        for d in (profiles_dir(j), os.path.dirname(profiles_dir(j))):
+            try:
+                os.rmdir(d)  # only when empty
             except OSError:
                 pass
-    for d in (profiles_dir(j), os.path.dirname(profiles_dir(j))):
-        try:
-            os.rmdir(d)  # only when empty
-        except OSError:
-            pass

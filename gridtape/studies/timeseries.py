@@ -88,37 +88,30 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
         base_seq = j.last_seq
         if out_dir is None:
             out_dir = default_dir(j, base_seq)
-        # while the steps run (nothing else uses the journal meanwhile); a journal in memory keeps
-        # them as blobs, stored once the run has succeeded (a failed run leaves nothing in it)
-        stored = _store_profiles(j, prof) if j.path is not None else None
+        stored = _store_profiles(j, prof)  # while the steps run: nothing else uses the journal meanwhile
     n = len(prof)
-    base_copy = world.copy()
-    made = _Made(out_dir, outs) if out_dir is not None else None
+    made = None
     done = False  # the run and (with a journal) its study event
     try:
+        base_copy = world.copy()
+        made = _Made(out_dir, outs) if out_dir is not None else None
         sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
             else MemorySink(outs, base_copy, prof.index)
         res = _run(sink, world, base_copy, prof, outs, opts, independent, executor, progress, size, ov, n)
         if j is not None:
             from .record import record_study
 
-            if stored is None:
-                from .store import store_profiles
-
-                got = store_profiles(j, prof)
-            else:
-                stored.join()
-                if stored.error is not None:
-                    raise stored.error
-                got = stored.stored
-            res.seq = record_study(j, base_seq, got, prof, outs, opts, independent, size, ov, executor, res)
+            stored.join()
+            if stored.error is not None:
+                raise stored.error
+            res.seq = record_study(j, base_seq, stored.stored, prof, outs, opts, independent, size, ov, executor, res)
         done = True
         return res
     finally:
-        if not done:  # a failed run leaves nothing behind: its output files, its profiles file
+        if not done:  # a failed run leaves nothing behind: its output files, its stored profiles
             if made is not None:
                 made.discard()
-            if j is not None and stored is not None:
+            if j is not None:
                 stored.join()
                 if stored.stored is not None:
                     from .store import discard_profiles
