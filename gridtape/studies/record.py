@@ -232,7 +232,7 @@ def load_study(source, seq=None, verify=True):
         elif not os.path.isdir(d):
             raise JournalError(f"the output directory of study {seq} is missing", file=d, row=seq, field="dir")
         world = Study(j).at(info["base_seq"]).world
-        prof = read_profiles(load_profiles(j, info, check=verify), world)
+        prof = read_profiles(load_profiles(j, info, check=False), world)  # checked above when asked
         opts = {k: v for k, v in info["options"].items() if k not in ("chunk_size", "overlap", "executor")}
         outs = [tuple(x[4:].split(".", 1)) for x in info["outputs"]]
         res = TimeSeriesResult(prof.index, outs, world, prof, opts, directory=d, manifest=dict(info["manifest"]))

@@ -20,7 +20,8 @@ class TimeSeriesResult:
     ``res["res_bus.vm_pu"]`` a DataFrame steps x element ids (NaN where a step did not converge);
     ``violations()``; ``at(step)``; ``to_parquet(dir)``, ``to_arrow()``, ``to_pandas()``.
     ``directory`` and ``manifest`` (file -> sha256) when the outputs were streamed to Parquet;
-    ``seq``: the journal's ``study`` event (None when not recorded)."""
+    ``seq``: the journal's ``study`` event (None when not recorded); a recorded one is read back
+    by ``gridtape.studies.load_study``."""
 
     def __init__(self, index, outputs, base_world, profiles, options, *, arrays=None, directory=None,
                  manifest=None, seconds=0.0, status=None):
