@@ -27,9 +27,35 @@ Two modes:
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from gridtape.errors import GridtapeError
+
 from .outputs import Extractor
+
+
+def step_error(err, profiles, k):
+    """``err`` (a gridtape error raised while step ``k`` was written or solved, e.g. the model
+    build refusing a branch without impedance) again, of its class, naming the step's label and
+    the profiled (table, field) it comes from, beside what it says."""
+    label = profiles.index[k] if 0 <= k < len(profiles.index) else k
+    mine = [(e.kind, e.field) for e in profiles.entries if err.table is None or e.kind == err.table]
+    if err.table is not None and err.row is not None:
+        # the profiled columns of that very element, when the error names one
+        exact = [(e.kind, e.field) for e in profiles.entries
+                 if e.kind == err.table and err.row in set(int(i) for i in e.ids)]
+        mine = exact or mine
+    mine = mine or [(e.kind, e.field) for e in profiles.entries]
+    what = ", ".join(f"{t}.{f}" for t, f in mine)
+    field = err.field if err.field is not None or len(mine) != 1 else mine[0][1]
+    msg = f"step {label!s} (index {k}; profiled {what}): {err.message}"
+    new = copy.copy(err)  # of its class, with its location (GridtapeError.__reduce__)
+    new.message, new.field, new.step = msg, field, label
+    where = new._where()
+    new.args = (f"{msg} [{', '.join(where)}]" if where else msg,)
+    return new
 
 
 class ChunkResult:
@@ -156,9 +182,13 @@ class Runner:
             if fresh:
                 self._prime()
                 warm = False
-                for k in range(max(0, start - overlap), start):
-                    profiles.write_step(self.world, k)
-                    warm = self._chained_step(warm)[0]
+                k = start
+                try:
+                    for k in range(max(0, start - overlap), start):
+                        profiles.write_step(self.world, k)
+                        warm = self._chained_step(warm)[0]
+                except GridtapeError as e:
+                    raise step_error(e, profiles, k) from e
                 self._warm = warm
             self._run_chained(profiles, start, stop, res, progress)
         res.seconds = time.perf_counter() - t0
@@ -228,17 +258,21 @@ class Runner:
         warm = self._warm
         world, eng, rows = self.world, self.engine, self.extract.rows
         vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
-        for k in range(start, stop):
-            profiles.write_step(world, k)
-            conv, it, norm, _ = self._chained_step(warm)
-            i = k - start
-            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
-            if conv:
-                for a, r in zip(vals, rows(eng)):
-                    a[i] = r
-            warm = conv
-            if progress is not None and (i & 63) == 63:
-                progress(64)
+        k = start
+        try:
+            for k in range(start, stop):
+                profiles.write_step(world, k)
+                conv, it, norm, _ = self._chained_step(warm)
+                i = k - start
+                conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+                if conv:
+                    for a, r in zip(vals, rows(eng)):
+                        a[i] = r
+                warm = conv
+                if progress is not None and (i & 63) == 63:
+                    progress(64)
+        except GridtapeError as e:
+            raise step_error(e, profiles, k) from e
         self._warm = warm
         if progress is not None:
             progress((stop - start) & 63)
@@ -247,18 +281,22 @@ class Runner:
         world, eng, rows = self.world, self.engine, self.extract.rows
         vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
         v0 = self._start_state()
-        for k in range(start, stop):
-            profiles.write_step(world, k)
-            conv, it, norm, _ = self._solve(v_init=v0)
-            i = k - start
-            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
-            if conv:
-                for a, r in zip(vals, rows(eng)):
-                    a[i] = r
-            if not conv or not self._plain or self._moved(self._solver()):
-                self._prime()  # its pivot order changed: back to the primed factorization
-            if progress is not None and (i & 63) == 63:
-                progress(64)
+        k = start
+        try:
+            for k in range(start, stop):
+                profiles.write_step(world, k)
+                conv, it, norm, _ = self._solve(v_init=v0)
+                i = k - start
+                conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+                if conv:
+                    for a, r in zip(vals, rows(eng)):
+                        a[i] = r
+                if not conv or not self._plain or self._moved(self._solver()):
+                    self._prime()  # its pivot order changed: back to the primed factorization
+                if progress is not None and (i & 63) == 63:
+                    progress(64)
+        except GridtapeError as e:
+            raise step_error(e, profiles, k) from e
         if progress is not None:
             progress((stop - start) & 63)
 
