@@ -210,3 +210,26 @@ def test_cli_takes_pandas_to_parquet(tmp_path, capsys, index_name):
     assert cli([path, str(pfile), "--json"]) == 0
     got = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert got["steps"] == 5 and got["tx"] > tx
+
+
+# --- E: the docs name the verb, the ward columns and the unit of mismatch ----------------------------
+def test_docs_name_timeseries_ward_columns_and_mismatch_unit():
+    from gridtape.world.schema import KINDS
+
+    def page(*p):
+        return open(os.path.join(ROOT, *p), encoding="utf-8").read()
+
+    readme = page("README.md")
+    verbs = readme[readme.index("Command line: git-like verbs"):readme.index("## Documentation")]
+    assert "`timeseries" in verbs
+    cli_doc = page("docs", "cli.md")
+    assert "`timeseries`" in cli_doc.split("\n\n")[1] and "## timeseries" in cli_doc
+    studies = page("docs", "studies.md")
+    profilable = studies[studies.index("Any column whose writes"):studies.index("In-service flags")]
+    assert "ward" in profilable and "`ps_mw`" in profilable and "`qs_mvar`" in profilable
+    assert {"ps_mw", "qs_mvar"} <= set(KINDS["ward"].names)
+    assert "ward / xward `ps_mw`" in profilable  # not a ward `p_mw`, which does not exist
+    result = studies[studies.index("### The result"):]
+    at = result.index("`res.mismatch`")
+    mismatch = result[at:result.index("\n- ", at)]
+    assert "p.u." in mismatch and "sn_mva" in mismatch
