@@ -152,8 +152,9 @@ def test_tz_aware_index_kept_everywhere(tmp_path):
     files = [f for f in os.listdir(r.directory) if f.endswith(".parquet")]
     for f in files:
         assert pq.read_schema(os.path.join(r.directory, f)).field("step").type.tz == "Europe/Berlin", f
-    again = rerun_study(path, seq)
+    again = rerun_study(path, seq, out_dir=str(tmp_path / "rerun"))
     assert again.index.equals(idx) and str(again.index.tz) == "Europe/Berlin" and again.index.name == "time"
+    assert again.manifest == r.manifest  # the same bytes, zone included
     with gt.open(path) as st:
         name = outputs_view(st)
         got = st.journal._con.execute(f"SELECT DISTINCT step FROM {name} ORDER BY step").fetchall()
