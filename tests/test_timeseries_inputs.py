@@ -234,3 +234,19 @@ def test_docs_name_timeseries_ward_columns_and_mismatch_unit():
     at = result.index("`res.mismatch`")
     mismatch = result[at:result.index("\n- ", at)]
     assert "p.u." in mismatch and "sn_mva" in mismatch
+
+
+def test_cli_and_read_profiles_refuse_a_file_that_is_not_parquet(tmp_path, grid):
+    from gridtape.cli import main
+    from gridtape.errors import CaseError
+
+    path = str(tmp_path / "s.duckdb")
+    gt.PowerGrid(IEEE14, journal=path).close()
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"step,load/p_mw/0\n0,1.0\n")
+    with pytest.raises(CaseError) as e:
+        cli([path, str(bad)])
+    assert e.value.file == str(bad)
+    assert main(["timeseries", path, str(bad)]) == 2
+    with pytest.raises(SchemaError, match="Parquet"):
+        read_profiles(bad.read_bytes(), grid.world)

@@ -27,14 +27,21 @@ def add_timeseries_parser(sub):
 def cmd_timeseries(args) -> int:
     import os
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from gridtape import PowerGrid
-    from gridtape.errors import JournalError
+    from gridtape.errors import CaseError, JournalError
 
     if not os.path.exists(args.journal):  # (opening it would create an empty journal)
         raise JournalError("no such journal (a study journal is made by a grid with journal=PATH)",
                            file=args.journal)
     with open(args.profiles, "rb") as fh:
         data = fh.read()
+    try:
+        pq.read_metadata(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as e:
+        raise CaseError(f"not a Parquet file: {e}", file=args.profiles) from None
     grid = PowerGrid(journal=args.journal, author=args.author)
     try:
         ex = None

@@ -180,9 +180,9 @@ def read_profiles(obj, world) -> Profiles:
     if isinstance(obj, Profiles):
         frames = {(e.kind, e.field): pd.DataFrame(e.values, index=obj.index, columns=e.ids) for e in obj.entries}
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        frames = _split_table(pq.read_table(io.BytesIO(bytes(obj))))
+        frames = _split_table(_parquet(obj))
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(b, (bytes, bytearray)) for b in obj):
-        frames = _split_table(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
+        frames = _split_table(pa.concat_tables([_parquet(b) for b in obj]))
     elif isinstance(obj, pa.Table):
         frames = _split_table(obj)
     elif isinstance(obj, pd.DataFrame):
@@ -204,6 +204,13 @@ def read_profiles(obj, world) -> Profiles:
     if not frames:
         raise SchemaError("no profiles given", table="profiles")
     return _validate(frames, world)
+
+
+def _parquet(data) -> pa.Table:
+    try:
+        return pq.read_table(io.BytesIO(bytes(data)))
+    except (pa.ArrowException, OSError) as e:
+        raise SchemaError(f"the profiles are not a readable Parquet file: {e}", table="profiles") from None
 
 
 def _split_table(tb: pa.Table) -> dict:
