@@ -23,7 +23,7 @@ def render() -> str:
         for c in kind.columns:
             rng = ""
             if c.lo is not None or c.hi is not None:
-                rng = f"[{'' if c.lo is None else c.lo}, {'' if c.hi is None else c.hi}]"
+                rng = f"{'(' if c.lo_open else '['}{'' if c.lo is None else c.lo}, {'' if c.hi is None else c.hi}]"
             if c.choices:
                 rng = ", ".join(c.choices)
             notes = c.doc

@@ -60,12 +60,16 @@ def coerce_column(col: Column, values, *, table: str, file=None, ids=None) -> np
             else:
                 bad(i, "not a boolean")
         return out
+    if arr.dtype.kind == "b":  # True is not 1 MW: a flag where a number belongs is a mistake
+        bad(0, "a boolean is not a number")
     if col.dtype == I8:
         return _ints(col, arr, bad)
-    if arr.dtype == object or arr.dtype.kind in "USb":
+    if arr.dtype == object or arr.dtype.kind in "US":
         vals = arr.tolist()
         out = np.empty(n, dtype=np.float64)
         for i, v in enumerate(vals):
+            if isinstance(v, (bool, np.bool_)):
+                bad(i, "a boolean is not a number")
             try:
                 out[i] = _num(v)
             except (TypeError, ValueError, OverflowError):
@@ -94,8 +98,6 @@ def _ints(col, arr, bad) -> np.ndarray:
         if arr.dtype.kind == "u" and n and int(arr.max()) >= _I64:
             bad(int(np.argmax(arr)), "out of the int64 range")
         out = arr.astype(np.int64)
-    elif arr.dtype.kind == "b":
-        out = arr.astype(np.int64)
     elif arr.dtype.kind == "f":
         bad_at = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= float(_I64))
         if bad_at.any():
@@ -105,6 +107,8 @@ def _ints(col, arr, bad) -> np.ndarray:
     else:
         out = np.empty(n, dtype=np.int64)
         for i, v in enumerate(arr.tolist()):
+            if isinstance(v, (bool, np.bool_)):
+                bad(i, "a boolean is not a number")
             if isinstance(v, str):
                 s = v.strip()
                 try:
@@ -138,8 +142,6 @@ def _num(v):
     if isinstance(v, str):
         s = v.strip()
         return math.nan if s == "" or s.lower() == "nan" else float(s)
-    if isinstance(v, (bool, np.bool_)):
-        return float(v)
     return float(v)
 
 

@@ -1,7 +1,9 @@
 """``gridtape timeseries JOURNAL PROFILES.parquet``: run profiles on a journal's head and record it.
 
-PROFILES.parquet is the wide stored form of profiles: a ``step`` column and one column
-``kind/field/id`` per profiled element (what ``Profiles.to_arrow()`` writes)."""
+PROFILES.parquet holds profiles in one of the forms ``read_profiles`` takes from a file: the wide
+form (one column ``kind/field/id`` per profiled element, the steps in a ``step`` column -- what
+``Profiles.to_arrow()`` writes -- or in the index pandas stores with ``df.to_parquet(path)``), or
+the stored form a journal keeps."""
 from __future__ import annotations
 
 
@@ -23,10 +25,23 @@ def add_timeseries_parser(sub):
 
 
 def cmd_timeseries(args) -> int:
-    from gridtape import PowerGrid
+    import os
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gridtape import PowerGrid
+    from gridtape.errors import CaseError, JournalError
+
+    if not os.path.exists(args.journal):  # (opening it would create an empty journal)
+        raise JournalError("no such journal (a study journal is made by a grid with journal=PATH)",
+                           file=args.journal)
     with open(args.profiles, "rb") as fh:
         data = fh.read()
+    try:
+        pq.read_metadata(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as e:
+        raise CaseError(f"not a Parquet file: {e}", file=args.profiles) from None
     grid = PowerGrid(journal=args.journal, author=args.author)
     try:
         ex = None
@@ -43,12 +58,22 @@ def cmd_timeseries(args) -> int:
     finally:
         grid.close()
     conv = int(res.converged.sum())
+    tx = _tx_of(args.journal, res.seq)
     if args.json:
         import json
 
-        print(json.dumps({"steps": len(res), "converged": conv, "seq": res.seq, "directory": res.directory,
+        print(json.dumps({"steps": len(res), "converged": conv, "seq": res.seq, "tx": tx, "directory": res.directory,
                           "manifest": res.manifest, "seconds": res.seconds}))
         return 0 if conv == len(res) else 1
-    print(f"{len(res)} steps, {conv} converged, {len(res) - conv} not; study event seq {res.seq}; "
-          f"outputs in {res.directory}; {len(res) / max(res.seconds, 1e-9):.0f} steps/s")
+    print(f"{len(res)} steps, {conv} converged, {len(res) - conv} not; study event seq {res.seq} "
+          f"(transaction {tx}); outputs in {res.directory}; {len(res) / max(res.seconds, 1e-9):.0f} steps/s")
+    print(f"see it with: gridtape show {args.journal} {tx}   or   gridtape log {args.journal} --event study")
     return 0 if conv == len(res) else 1
+
+
+def _tx_of(journal, seq) -> int:
+    """The transaction of event ``seq`` (what ``gridtape show`` takes)."""
+    import gridtape
+
+    with gridtape.open(journal) as study:
+        return int(study.log(since=seq, until=seq)["tx"].iloc[0])

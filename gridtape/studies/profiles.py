@@ -38,6 +38,7 @@ _STORED = {"compression": "none", "use_dictionary": False, "write_statistics": [
 PART_VALUES = 2_000_000  # values per stored part of the profiles (16 MB of float64)
 PROFILABLE = ("inj", "adm")  # what a profiled column may affect: no topology change per step
 STEP = "step"
+STEP_NAME = b"gridtape.step_name"  # schema metadata: the name of the step index (JSON), when it has one
 
 
 class Entry:
@@ -84,7 +85,7 @@ class Profiles:
             names += [f"{e.kind}/{e.field}/{i}" for i in e.ids.tolist()]
             arrays += column_arrays(e.values.astype(np.float64, copy=False)) if e.values.dtype.kind == "f" \
                 else [pa.array(c) for c in np.ascontiguousarray(e.values.T)]
-        return pa.Table.from_arrays(arrays, names=names)
+        return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(_index_meta(self.index) or None)
 
     def stored_table(self, start: int = 0, stop: int | None = None) -> pa.Table:
         """Steps ``start`` .. ``stop`` in the stored form: a ``step`` column and one column
@@ -100,7 +101,7 @@ class Profiles:
             arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), len(e.ids)))
         meta = {f"{e.kind}/{e.field}": [int(i) for i in e.ids] for e in self.entries}
         return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(
-            {PROFILE_IDS: json.dumps(meta, separators=(",", ":"))})
+            {PROFILE_IDS: json.dumps(meta, separators=(",", ":")), **_index_meta(self.index)})
 
     def write_parquet(self, where) -> None:
         """The stored form (deterministic for equal profiles) written to ``where`` (a path or a
@@ -152,9 +153,26 @@ def jitter(world, n, spread=0.05, seed=0, columns=(("load", "p_mw"), ("load", "q
 
 
 def _index_array(index: pd.Index) -> pa.Array:
+    """The step labels as an Arrow array; a tz-aware DatetimeIndex keeps its zone (a timestamp
+    type with ``tz``: the instants as UTC, the zone as the type's)."""
     if isinstance(index, pd.DatetimeIndex):
-        return pa.array(index.values if index.tz is None else index.tz_convert("UTC").tz_localize(None).values)
+        return pa.array(index)
     return pa.array(np.asarray(index))
+
+
+def _index_meta(index: pd.Index) -> dict:
+    """Schema metadata keeping the index's name (a step column is always called ``step``)."""
+    return {} if index.name is None else {STEP_NAME: json.dumps(index.name)}
+
+
+def _step_index(tb: pa.Table, column: str = STEP, name=None) -> pd.Index:
+    """The step labels of a table's ``column`` (its zone kept), named as its metadata says."""
+    meta = tb.schema.metadata or {}
+    if STEP_NAME in meta:
+        name = json.loads(meta[STEP_NAME])
+    index = pd.Index(tb.column(column).to_pandas())
+    index.name = name  # (not the column's)
+    return index
 
 
 def read_profiles(obj, world) -> Profiles:
@@ -162,14 +180,17 @@ def read_profiles(obj, world) -> Profiles:
     if isinstance(obj, Profiles):
         frames = {(e.kind, e.field): pd.DataFrame(e.values, index=obj.index, columns=e.ids) for e in obj.entries}
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        frames = _split_table(pq.read_table(io.BytesIO(bytes(obj))))
+        frames = _split_table(_parquet(obj))
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(b, (bytes, bytearray)) for b in obj):
-        frames = _split_table(pa.concat_tables([pq.read_table(io.BytesIO(bytes(b))) for b in obj]))
+        frames = _split_table(pa.concat_tables([_parquet(b) for b in obj]))
     elif isinstance(obj, pa.Table):
         frames = _split_table(obj)
     elif isinstance(obj, pd.DataFrame):
-        frames = _split_wide(pa.Table.from_pandas(obj.reset_index(names=STEP) if STEP not in obj.columns else obj,
-                                                  preserve_index=False))
+        tb = pa.Table.from_pandas(obj.reset_index(names=STEP) if STEP not in obj.columns else obj,
+                                  preserve_index=False)
+        if STEP not in obj.columns and obj.index.name is not None:
+            tb = tb.replace_schema_metadata({**(tb.schema.metadata or {}), **_index_meta(obj.index)})
+        frames = _split_wide(tb)
     elif isinstance(obj, dict) or hasattr(obj, "items"):
         frames = {}
         for key, fr in obj.items():
@@ -185,13 +206,20 @@ def read_profiles(obj, world) -> Profiles:
     return _validate(frames, world)
 
 
+def _parquet(data) -> pa.Table:
+    try:
+        return pq.read_table(io.BytesIO(bytes(data)))
+    except (pa.ArrowException, OSError) as e:
+        raise SchemaError(f"the profiles are not a readable Parquet file: {e}", table="profiles") from None
+
+
 def _split_table(tb: pa.Table) -> dict:
     """The frames of a table in the stored form (list columns) or the wide form."""
     meta = tb.schema.metadata or {}
     if PROFILE_IDS not in meta:
         return _split_wide(tb)
     ids = json.loads(meta[PROFILE_IDS])
-    index = pd.Index(tb.column(STEP).to_pandas())
+    index = _step_index(tb)
     frames = {}
     for name, cols in ids.items():
         kind, _, field = name.partition("/")
@@ -203,10 +231,16 @@ def _split_table(tb: pa.Table) -> dict:
 
 def _split_wide(tb: pa.Table) -> dict:
     names = tb.column_names
-    index = pd.Index(tb.column(STEP).to_pandas()) if STEP in names else pd.RangeIndex(tb.num_rows)
+    pandas_index = _pandas_index_column(tb) if STEP not in names else None
+    if STEP in names:
+        index = _step_index(tb)
+    elif pandas_index is not None:  # df.to_parquet(path) of a frame indexed by step
+        index = _step_index(tb, pandas_index, None if pandas_index.startswith("__index_level_") else pandas_index)
+    else:
+        index = pd.RangeIndex(tb.num_rows)
     groups: dict = {}
     for name in names:
-        if name == STEP:
+        if name in (STEP, pandas_index):
             continue
         parts = str(name).split("/")
         if len(parts) != 3:
@@ -219,9 +253,22 @@ def _split_wide(tb: pa.Table) -> dict:
     return frames
 
 
+def _pandas_index_column(tb: pa.Table):
+    """The column pandas stored a frame's (single, not range) index in, or None."""
+    try:
+        cols = (tb.schema.pandas_metadata or {}).get("index_columns") or []
+    except (ValueError, TypeError):
+        return None
+    cols = [c for c in cols if isinstance(c, str) and c in tb.column_names]
+    return cols[0] if len(cols) == 1 else None
+
+
 def _ids_of(columns, kind, field) -> np.ndarray:
     out = []
     for c in columns:
+        if isinstance(c, (bool, np.bool_)):  # int(True) is 1, but a flag is not an element id
+            raise SchemaError(f"profile ({kind}, {field}): column {c!r} is not an element id", table=kind,
+                              field=field)
         try:
             v = int(c) if not isinstance(c, (float, np.floating)) or float(c).is_integer() else None
         except (TypeError, ValueError):
@@ -234,26 +281,16 @@ def _ids_of(columns, kind, field) -> np.ndarray:
 
 
 def _validate(frames: dict, world) -> Profiles:
-    from gridtape.world.schema import F8, I8, KINDS
-    from gridtape.world.world import coerce_column
-
     index = None
     entries = []
     for (kind, field), fr in frames.items():
-        if isinstance(fr, pd.DataFrame) and fr.shape[1] == 0:
-            continue  # profiles nothing (SimBench gives such frames for kinds a grid lacks)
-        if kind not in KINDS:
-            raise SchemaError(f"unknown element kind {kind!r} in the profiles", table=kind, field=field)
-        spec = world[kind].spec
-        col = spec.by_name.get(field)
-        if col is None:
-            raise SchemaError(f"{kind} has no column {field!r}", table=kind, field=field)
-        if col.affects not in PROFILABLE or col.dtype not in (F8, I8):
-            raise SchemaError(f"{kind}.{field} cannot be profiled: a write to it affects {col.affects!r} "
-                              f"(only columns of the incremental or admittance path can)", table=kind, field=field)
+        col = _profilable(world, kind, field)
         if not isinstance(fr, pd.DataFrame):
             raise SchemaError(f"profile ({kind}, {field}) is a {type(fr).__name__}, not a DataFrame", table=kind,
                               field=field)
+        if fr.shape[1] == 0:
+            continue  # profiles nothing (SimBench gives such frames for kinds a grid lacks)
+        _check_index(fr.index, kind, field)
         if index is None:
             index = fr.index
         elif not fr.index.equals(index):
@@ -267,23 +304,64 @@ def _validate(frames: dict, world) -> Profiles:
         if missing:
             raise BadReferenceError(f"profile ({kind}, {field}) names missing {kind} {missing[0]}", table=kind,
                                     row=missing[0], field=field)
-        raw = fr.to_numpy()
-        vals = _floats_at_once(col, raw)
-        slow = vals is None  # a bad value (named below) or a column that is not plain numbers
-        if slow:
-            vals = np.empty(raw.shape, dtype=col.np_dtype)
-        for j in range(raw.shape[1] if slow else 0):
-            try:
-                vals[:, j] = coerce_column(col, raw[:, j], table=kind)
-            except SchemaError as e:
-                bad = int(np.argmax(~_ok(col, raw[:, j]))) if len(raw) else 0
-                raise SchemaError(f"profile ({kind}, {field}), {kind} {int(ids[j])}, step {fr.index[bad]!r}: "
-                                  f"{e.args[0] if e.args else e}", table=kind, row=int(ids[j]), field=field) from None
-        entries.append(Entry(kind, field, ids, t.rows(ids).astype(np.int64), vals))
+        entries.append(Entry(kind, field, ids, t.rows(ids).astype(np.int64), _values(col, fr, kind, ids)))
     if not entries:
         raise SchemaError("the profiles name no element", table="profiles")
     entries.sort(key=lambda e: (e.kind, e.field))
     return Profiles(index, entries)
+
+
+def _profilable(world, kind, field):
+    """The schema column a profile of ``(kind, field)`` writes, or why it cannot be profiled."""
+    from gridtape.world.schema import F8, I8, KINDS
+
+    if kind not in KINDS:
+        raise SchemaError(f"unknown element kind {kind!r} in the profiles", table=kind, field=field)
+    col = world[kind].spec.by_name.get(field)
+    if col is None:
+        raise SchemaError(f"{kind} has no column {field!r}", table=kind, field=field)
+    if col.affects == "topo":
+        why = "a write to it changes the topology, which is an edit, not a step of a profile"
+    elif col.affects not in PROFILABLE:
+        why = f"the power flow does not read it (a write to it affects {col.affects!r})"
+    elif col.dtype not in (F8, I8):
+        what = f"text (one of {', '.join(map(repr, col.choices))})" if col.choices else \
+            ("text" if col.dtype == "str" else "a flag")
+        why = f"it holds {what}, and a profile holds numbers per step"
+    else:
+        return col
+    raise SchemaError(f"{kind}.{field} cannot be profiled: {why}", table=kind, field=field)
+
+
+def _check_index(index: pd.Index, kind, field) -> None:
+    """A step index has steps, each once."""
+    if len(index) == 0:
+        raise SchemaError(f"profile ({kind}, {field}) has no steps (no rows)", table=kind, field=field)
+    if not index.is_unique:
+        dup = index[index.duplicated()][0]
+        raise SchemaError(f"profile ({kind}, {field}) has step {dup!r} twice (each step label once)",
+                          table=kind, field=field)
+
+
+def _values(col, fr, kind, ids) -> np.ndarray:
+    """The steps x ids values of a frame, checked as a write of each through the world's write
+    path would check it (``coerce_column``, the one validator of every write); a refusal names
+    the element id and the step."""
+    from gridtape.world.coerce import coerce_column
+
+    raw = fr.to_numpy()
+    vals = _floats_at_once(col, raw)
+    if vals is not None:
+        return vals
+    vals = np.empty(raw.shape, dtype=col.np_dtype)
+    for j in range(raw.shape[1]):  # a bad value (named here) or a column that is not plain numbers
+        try:
+            vals[:, j] = coerce_column(col, raw[:, j], table=kind)
+        except SchemaError as e:
+            bad = _first_bad(col, raw[:, j], kind)
+            raise SchemaError(f"profile ({kind}, {col.name}), {kind} {int(ids[j])}, step {fr.index[bad]!r}: "
+                              f"{e.message}", table=kind, row=int(ids[j]), field=col.name) from None
+    return vals
 
 
 def _floats_at_once(col, raw):
@@ -292,7 +370,7 @@ def _floats_at_once(col, raw):
     None otherwise (the per-column path then names the first bad value)."""
     from gridtape.world.schema import F8
 
-    if col.dtype != F8 or raw.dtype.kind not in "biuf":
+    if col.dtype != F8 or raw.dtype.kind not in "iuf":  # (booleans: refused by coerce_column)
         return None
     f = raw.astype(np.float64, copy=True)
     step = max(1, 1_000_000 // max(f.shape[1], 1))  # checked in blocks of rows: bounded temporaries
@@ -304,14 +382,13 @@ def _floats_at_once(col, raw):
     return f
 
 
-def _ok(col, values) -> np.ndarray:
-    try:
-        f = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        return np.zeros(len(values), bool)
-    ok = ~np.isnan(f) | col.nan_ok
-    if col.lo is not None:
-        ok &= ~(f < col.lo)
-    if col.hi is not None:
-        ok &= ~(f > col.hi)
-    return ok
+def _first_bad(col, values, kind) -> int:
+    """The position of the first value of ``values`` the write path refuses."""
+    from gridtape.world.coerce import coerce_column
+
+    for i in range(len(values)):
+        try:
+            coerce_column(col, values[i:i + 1], table=kind)
+        except SchemaError:
+            return i
+    return 0
