@@ -185,6 +185,23 @@ def test_outputs_in_duckdb_beside_the_events(journaled):
     assert who == [("ann",)]
 
 
+def test_outputs_view_over_studies_of_different_step_types(journaled):
+    """Integer steps, naive times and zoned times in one journal: the view holds every study's
+    rows (the steps as text when their types differ, none converted into another's zone)."""
+    g, _ = journaled
+    runs = []
+    for index in (pd.RangeIndex(5), pd.date_range("2026-01-01", periods=5, freq="h"),
+                  pd.date_range("2026-01-01", periods=5, freq="h", tz="Europe/Berlin")):
+        prof = {k: v.set_axis(index) for k, v in profiles(g.world, 5).items()}
+        runs.append(g.timeseries(prof))
+    name = outputs_view(g.journal)
+    got = g.journal._con.execute(f"SELECT study, count(DISTINCT step) FROM {name} GROUP BY study ORDER BY study").fetchall()
+    assert got == [(r.seq, 5) for r in runs]
+    steps = [x[0] for x in g.journal._con.execute(
+        f"SELECT DISTINCT step FROM {name} WHERE study = {runs[2].seq} ORDER BY step").fetchall()]
+    assert pd.Timestamp(steps[0]) == pd.Timestamp("2026-01-01 00:00", tz="Europe/Berlin")  # the same instant
+
+
 def test_refused_inside_an_edit_block(journaled):
     g, _ = journaled
     n = g.journal.count()

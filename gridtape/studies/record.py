@@ -256,7 +256,7 @@ def outputs_view(source, name="study_outputs", con=None) -> str:
     """
     j, _ = _journal(source)
     con = j._con if con is None else con
-    parts = []
+    parts, kinds = [], set()
     for _, row in studies(j).iterrows():
         d = _abs(j, row["dir"])
         if d is None:
@@ -265,11 +265,16 @@ def outputs_view(source, name="study_outputs", con=None) -> str:
             p = os.path.join(d, out + ".parquet")
             if not os.path.exists(p):
                 continue
-            ids = json.loads(pq.read_schema(p).metadata[b"gridtape.ids"])
+            schema = pq.read_schema(p)
+            ids = json.loads(schema.metadata[b"gridtape.ids"])
+            kinds.add(str(schema.field("step").type))
             q = p.replace("'", "''")
-            parts.append(f"SELECT {int(row['seq'])}::BIGINT AS study, '{out}' AS output, step, "
+            parts.append(f"SELECT {int(row['seq'])}::BIGINT AS study, '{out}' AS output, step{{cast}} AS step, "
                          f"UNNEST({[int(i) for i in ids]}::BIGINT[]) AS id, UNNEST(\"values\") AS value "
                          f"FROM read_parquet('{q}')")
+    # studies of different step types (numbers, times with and without a zone) side by side:
+    # their steps as text, so that no value is converted into another's type or zone
+    parts = [x.replace("{cast}", "::VARCHAR" if len(kinds) > 1 else "") for x in parts]
     if not parts:
         sql = "SELECT NULL::BIGINT AS study, NULL::VARCHAR AS output, NULL::BIGINT AS step, NULL::BIGINT AS id, " \
               "NULL::DOUBLE AS value WHERE false"
