@@ -183,7 +183,10 @@ class Engine:
 
         effective_injections(self, qlim)
 
-    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
+    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False,
+              fallback="auto"):
+        """``init`` None: a warm start from the last converged voltages of the current model (after
+        the upkeep), else ``fallback``."""
         level = self.prepare(setpoints=True)
         if qlim or not self._plain_inj or self._eff_sig is not None:
             self._effective_injections(qlim)
@@ -191,7 +194,7 @@ class Engine:
             self._inj_eff = self._inj_base = self.inj
         self._results = None
         if init is None:
-            init = "results" if (self.V is not None and self.converged) else "auto"
+            init = "results" if (self.V is not None and self.converged) else fallback
         topo, inj = self.topo, self.inj
         warm = init == "results" and v_init is None and self.converged and self.V is not None and \
             len(self.V) == topo.nb

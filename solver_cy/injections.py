@@ -268,13 +268,13 @@ class InjectionState:
         idx = static.get("p_index")
         if idx is None:  # made once per static table (shared tables are shared with their index)
             on = np.flatnonzero(static["kind"] == 1)
-            idx = static["p_index"] = (np.ascontiguousarray(static["row"][on], dtype=np.int64),
-                                       int(on[0]) if len(on) else 0,
-                                       np.ascontiguousarray(static["bus"], dtype=np.int64))
-        rows, off, gbus = idx
+            idx = (np.ascontiguousarray(static["row"][on], dtype=np.int64), int(on[0]) if len(on) else 0,
+                   np.ascontiguousarray(static["bus"], dtype=np.int64), dict(static))  # (the table without it)
+            static["p_index"] = idx
+        rows, off, gbus, table = idx
         c = world["gen"].cols
         p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)
-        gens = {k: v for k, v in static.items() if k != "p_index"}
+        gens = table.copy()
         gens["p"] = p
         return gens, sg
 

@@ -94,6 +94,7 @@ class ModelCache:
         self.shared: dict = {}  # injection parts no topology changes (injections.forget prunes it)
         self.branch_params: dict = {}  # per-unit branch parameters (branches.fill_admittances)
         self._affects: dict = {}
+        self._ranks: dict = {}  # (kind, column) -> rank of its schema class in LEVELS
         self._params: dict = {}
 
     # --- the level ---------------------------------------------------------------------------
@@ -111,17 +112,22 @@ class ModelCache:
         if self.model is None or d.rows or d.network:
             return "full"
         rank = 0
+        ranks = self._ranks
         for key in d.cols:
-            rank = max(rank, _RANK.get(self.affects(key), 3))
-            if rank == 3:
-                break
+            r = ranks.get(key)
+            if r is None:
+                r = ranks[key] = _RANK.get(self.affects(key), 3)
+            if r > rank:
+                if r == 3:
+                    return "full"
+                rank = r
         return LEVELS[rank]
 
     # --- upkeep ------------------------------------------------------------------------------
     def prepare(self) -> str:
         """Bring the current model up to the world; return the level done."""
         d = self.dirty
-        if self.model is not None and not d:
+        if self.model is not None and not (d.cols or d.rows or d.network):
             return "none"
         lvl = self.level()
         cols, rows, network = d.cols, d.rows, d.network
