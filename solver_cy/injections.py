@@ -42,7 +42,7 @@ def _shared(shared, key, compute, place=None):
     """``compute()`` kept in ``shared`` (across topologies) under ``key`` (a tuple of the
     ``(kind, column)`` pairs it reads) until :func:`forget` drops it.  ``place`` (arrays of where
     the elements are): for a value that also depends on it, kept per placement (a few dozen at
-    most), found by comparing the arrays."""
+    most), found by the arrays' bytes."""
     if shared is None:
         return compute()
     if place is None:
@@ -50,14 +50,18 @@ def _shared(shared, key, compute, place=None):
         if hit is None:
             hit = shared[key] = (compute(),)
         return hit[0]
-    placed = shared.setdefault("placed", [])
-    for k, pl, value in placed:
-        if k == key and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(pl, place)):
-            return value
+    placed = shared.get("placed")
+    if placed is None:
+        placed = shared["placed"] = {}
+    # the placement by its bytes (found in one dict look-up; dtype and shape keep it exact)
+    pk = (key, tuple([(a.dtype.str, a.shape, a.tobytes()) for a in place]))
+    value = placed.get(pk, placed)
+    if value is not placed:
+        return value
     value = compute()
     if len(placed) >= _PLACEMENTS:
-        del placed[0]
-    placed.append((key, place, value))
+        del placed[next(iter(placed))]  # the oldest
+    placed[pk] = value
     return value
 
 
@@ -74,7 +78,8 @@ def forget(shared: dict, cols, rows) -> None:
         del shared[key]
     placed = shared.get("placed")
     if placed:
-        placed[:] = [e for e in placed if not stale(e[0])]
+        for pk in [pk for pk in placed if stale(pk[0])]:
+            del placed[pk]
 
 
 _PLACEMENTS = 64
