@@ -100,7 +100,7 @@ class Solving:
         t0 = time.perf_counter()
         eng = self._engine
         own = self._own
-        if own is None or self._engine_opts_stale:
+        if own is None:
             own = self._plain_options()
         if options or algorithm is not None and algorithm != own[2] or qlim is not None and qlim is not own[3] or \
                 distributed_slack is not None and distributed_slack is not own[4]:
@@ -113,6 +113,8 @@ class Solving:
             if init is None and o["init"] != own[6]:
                 init = o["init"]
         else:  # the grid's own options (resolved while they stay)
+            if self._engine_opts_stale:  # (the engine was configured by the last solve's options)
+                own = self._plain_options()
             tol, max_it, algorithm, qlim, distributed_slack = own[:5]
             if tolerance_mva is not None or max_iteration is not None or init is not None and init not in _INITS:
                 # per-call numbers that configure nothing: checked alone (no option resolution)

@@ -74,7 +74,7 @@ def forget(shared: dict, cols, rows) -> None:
     def stale(key):
         return any(k in cols or k[0] in rows for k in key)
 
-    for key in [k for k in shared if k != "placed" and stale(k)]:
+    for key in [k for k in shared if k != "placed" and k != "splits" and stale(k)]:
         del shared[key]
     placed = shared.get("placed")
     if placed:
