@@ -45,36 +45,26 @@ def resolve(case, n=300):
     p = [bp * 1.01, bp * 0.99]
     q = [bq * 1.01, bq * 0.99]
     sv = w.set_values
-    solve = g.solve
+    eng = g._engine
 
-    def full(k):
-        for i in range(k):
-            j = i & 1
-            sv("load", ids, "p_mw", p[j])
-            sv("load", ids, "q_mvar", q[j])
-            solve()
-
-    def writes(k):
-        for i in range(k):
-            j = i & 1
-            sv("load", ids, "p_mw", p[j])
-            sv("load", ids, "q_mvar", q[j])
+    def loop(then):
+        """k steps of: the two load writes, then ``then()`` (None: nothing)."""
+        def run(k):
+            for i in range(k):
+                j = i & 1
+                sv("load", ids, "p_mw", p[j])
+                sv("load", ids, "q_mvar", q[j])
+                if then is not None:
+                    then()
+        return run
 
     def plain(k):
         for i in range(k):
-            solve()
+            g.solve()
 
-    full(20)
-    r = {"write+solve": best(full, n), "writes": best(writes, n), "solve(no change)": best(plain, n)}
-    eng = g._engine
-
-    def eng_solve(k):
-        for i in range(k):
-            j = i & 1
-            sv("load", ids, "p_mw", p[j])
-            sv("load", ids, "q_mvar", q[j])
-            eng.solve(init="results")
-    r["write+eng.solve"] = best(eng_solve, n)
+    loop(g.solve)(20)
+    r = {"write+solve": best(loop(g.solve), n), "writes": best(loop(None), n), "solve(no change)": best(plain, n),
+         "write+eng.solve": best(loop(lambda: eng.solve(init="results")), n)}
     return r
 
 
