@@ -119,6 +119,14 @@ class BadReferenceError(GridtapeError, LookupError, ValueError):
     """An element refers to an entity that does not exist (a branch to a missing bus, ...)."""
 
 
+class UnknownStepError(GridtapeError, KeyError):
+    """A step label that is not one step of a study's index (``res.at(step)``).  A ``KeyError``
+    (what a pandas index lookup raises) whose ``str()`` is its message, not a quoted repr."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class TopologyError(GridtapeError, ValueError):
     """The network cannot be solved as given: no slack, or an inconsistent topology."""
 

@@ -135,12 +135,24 @@ class PowerGrid(Solving, Writes, Merging):
     _bg = property(lambda self: self._history._bg, doc="the checkpoint being written (None: none)")
     _ckpt_seq = property(lambda self: self._history._ckpt_seq, doc="the first seq not covered by a checkpoint")
 
-    def timeseries(self, profiles, outputs=None, *, independent=False, executor=None, progress=None, **kw):
-        """A time series or scenario sweep from this point (docs/studies.md): gridtape.studies."""
-        from gridtape.studies import run_timeseries
+    def timeseries(self, profiles, outputs=None, *, independent=False, executor=None, progress=None, out_dir=None,
+                   chunk_size=None, overlap=None, qlim=None, tolerance_mva=None, max_iteration=None, init=None,
+                   distributed_slack=None):
+        """A time series or scenario sweep from this point (docs/studies.md): gridtape.studies.
 
-        return run_timeseries(self, profiles, outputs, independent=independent, executor=executor,
-                              progress=progress, **kw)
+        The steps solve with the grid's own options (the constructor's ``qlim``, ``tolerance_mva``,
+        ``max_iteration``, ``init``, ``distributed_slack``; not those of an earlier ``solve(...)``
+        call) unless given here, for this run only (validated as ``solve`` validates them, and
+        recorded in the study event's options).  ``out_dir``: where the outputs are written
+        (default: beside the journal, or in memory without a journal file); ``chunk_size``
+        (>= 1, default 256) and ``overlap`` (>= 0, default 8): the chunks of an executor run."""
+        from gridtape.studies import run_timeseries
+        from gridtape.studies.timeseries import run_options
+
+        opts = run_options(self, {"qlim": qlim, "tolerance_mva": tolerance_mva, "max_iteration": max_iteration,
+                                  "init": init, "distributed_slack": distributed_slack})
+        return run_timeseries(self, profiles, outputs, independent=independent, executor=executor, progress=progress,
+                              out_dir=out_dir, chunk_size=chunk_size, overlap=overlap, options=opts)
 
     def flush(self) -> int:
         """Make every recorded event durable; returns the last durable seq (-1 without journal)."""

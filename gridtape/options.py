@@ -130,10 +130,11 @@ MODELLED = {
     "switch_rx_ratio": (2.0, _non_negative),
     "neglect_open_switch_branches": (False, _bool),
     "delta_q": (0.0, _delta_q),
+    "check_connectivity": (True, _bool),
 }
 
 #: options that change how pandapower computes, not the result: accepted and ignored
-NUMERICAL = frozenset({"check_connectivity", "numba", "lightsim2grid", "recycle", "use_umfpack", "permc_spec",
+NUMERICAL = frozenset({"numba", "lightsim2grid", "recycle", "use_umfpack", "permc_spec",
                        "v_debug"})
 
 #: options accepted at runpp's default value only (which changes nothing); any other value is
@@ -195,6 +196,29 @@ def resolve(explicit: dict, stored: dict | None = None, base: dict | None = None
             continue
         if name in MODELLED:
             out[name] = val
+    return out
+
+
+#: rundcpp's own parameters (with their defaults): the only options its DC power flow takes
+RUNDCPP = ("trafo_model", "trafo_loading", "check_connectivity", "switch_rx_ratio", "trafo3w_losses")
+
+
+def dc_options(explicit: dict) -> dict:
+    """The options of a DC solve (``algorithm="dc"``) as ``rundcpp`` takes them: rundcpp reads no
+    ``net.user_pf_options`` and none of runpp's other parameters, so only the options passed
+    explicitly (``explicit``: the grid's and the solve's) count, and of those only rundcpp's own
+    parameters (RUNDCPP); the rest keep runpp's defaults (voltage angles are always calculated:
+    voltage_angles()).  ``distributed_slack`` is kept, to be refused by name.  Every name is
+    checked as in resolve()."""
+    out = {k: v for k, (v, _) in MODELLED.items()}
+    for name, v in explicit.items():
+        name = ALIASES.get(name, name)
+        if v is None:
+            continue
+        val = check(name, v)
+        if name in RUNDCPP or name == "distributed_slack":
+            out[name] = val
+    out["algorithm"] = "dc"
     return out
 
 

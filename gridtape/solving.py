@@ -189,6 +189,8 @@ class Solving:
                   "max_iteration": self.max_iteration, "init": self.init, "distributed_slack": self.distributed_slack,
                   **{k: v for k, v in given.items() if v is not None}}
         o = O.resolve(merged, stored=self._stored)
+        if o["algorithm"] == "dc":
+            o = self._dc_options(given)
         if o["algorithm"] != "nr" and o["distributed_slack"]:
             raise O.option_error(f"distributed_slack is modelled with algorithm='nr' only (as in pandapower), not "
                                  f"{o['algorithm']!r}", "distributed_slack")
@@ -202,8 +204,28 @@ class Solving:
                          neglect_open_switch_branches=o["neglect_open_switch_branches"]),
             voltage_angles=angles, voltage_depend_loads=o["voltage_depend_loads"],
             enforce_p_lims=o["enforce_p_lims"], trafo_loading=o["trafo_loading"], delta_q=o["delta_q"],
-            algorithm=o["algorithm"])
+            algorithm=o["algorithm"], check_connectivity=o["check_connectivity"],
+            voltage_depend_loads_stored=bool(o["voltage_depend_loads"] and o["algorithm"] != "dc"
+                                             and self._stored.get("voltage_depend_loads", False)))
         return o
+
+    def _dc_options(self, given: dict) -> dict:
+        """The options of a DC solve, as rundcpp takes them (gridtape.options.dc_options): the
+        net's stored options do not count (rundcpp ignores net.user_pf_options), the grid's and
+        this solve's explicit ones do; ``algorithm="dc"`` itself must be explicit (a stored one
+        makes pandapower's runpp fail: OptionError)."""
+        from . import options as O
+
+        explicit = {**self._explicit, **{k: v for k, v in given.items() if v is not None}}
+        if explicit.get("algorithm") != "dc":
+            raise O.option_error("algorithm='dc' stored in the net's user_pf_options is refused: pandapower's runpp "
+                                 "fails on it (rundcpp ignores stored options); pass algorithm='dc' to solve() or "
+                                 "PowerGrid instead", "algorithm")
+        # the grid's distributed_slack counts unless it is the net's stored one
+        if "distributed_slack" not in explicit and ("distributed_slack" not in self._stored
+                                                    or self.distributed_slack != self._options["distributed_slack"]):
+            explicit["distributed_slack"] = self.distributed_slack
+        return O.dc_options(explicit)
 
     def _to_internal(self, v):
         v = np.asarray(v, dtype=complex)

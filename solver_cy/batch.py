@@ -130,13 +130,23 @@ class ChunkInjections:
             dc.imag[:, np.searchsorted(pos, im[1])] = delta[:, im[2]]
             self._complex[name] = (base, pos, dc)
 
-    def _step(self, name, i):
+    def _all(self, name):
         rows = self._rows.get(name)
         if rows is None:  # the chunk's rows at once: one array, a (contiguous) row per step
             base, pos, dc = self._complex[name]
             rows = self._rows[name] = np.repeat(base[None, :], self.n, axis=0)
             rows[:, pos] += dc
-        return rows[i]
+        return rows
+
+    def _step(self, name, i):
+        return self._all(name)[i]
+
+    def arrays(self):
+        """``(S0, SI, SZ)``: steps x buses arrays of s0, si, sz (si and sz: their one row when no
+        profiled value moves them), C-contiguous: a chunk for solver_cy.newton.solve_steps."""
+        if self.m.voltage_dependent:
+            return self._all("s0"), self._all("si"), self._all("sz")
+        return self._all("s0"), self._complex["si"][0][None, :].copy(), self._complex["sz"][0][None, :].copy()
 
     def s0(self, i):
         return self._step("s0", i)

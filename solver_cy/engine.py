@@ -10,6 +10,7 @@ import numpy as np
 from gridtape.errors import SchemaError
 
 from . import start
+from .connectivity import refusal as connectivity_refusal
 from .dslack import initial_slack, slack_plan
 from .gensplit import make_split
 from .model_cache import MODEL_CACHE, ModelCache  # noqa: F401  (MODEL_CACHE: the adapter's size)
@@ -70,6 +71,11 @@ class Engine:
         m = self.cache.model
         if setpoints and m.inj_state.conflict is not None:
             err = refusal(m.inj_state.conflict, bool(self.solve_options.get("voltage_angles", True)))
+            if err is not None:
+                raise err
+        if self.solve_options.get("check_connectivity") is False:  # (connectivity.py)
+            neglect = as_model_options(self.trafo_model).neglect_open_switch_branches
+            err = connectivity_refusal(self.world, m.topo, neglect)
             if err is not None:
                 raise err
         if m is old and lvl != "full":  # same model: only the injections (and Ybus values) moved

@@ -2,7 +2,8 @@
 
 One extension module in rooms (textual includes): klu_binding.pxi (the KLU binding),
 nr_kernels.pxi (mismatch, Jacobian, update), this file (NewtonSolver), dslack_newton.pxi
-(DistributedSlackSolver), dc.pxi (dc_solve).
+(DistributedSlackSolver), dc.pxi (dc_solve), newton_steps.pxi (a solve's Newton run, a study
+chunk's step loop).
 
 Internal unknown order: buses in index order, each non-fixed bus contributing
 Va (and Vm if PQ); equation P_i sits at the row of Va_i and Q_i at the row of
@@ -72,9 +73,8 @@ cdef class NewtonSolver:
     cdef readonly int n_factor, n_refactor, n_reused
     cdef readonly int chord_wait, chord_backoff  # solves to skip reuse after undone chord steps
     cdef public bint load_jacobian
-    cdef object _vbak  # V before a chord step (solve reuse), allocated on first use
     cdef int32_t[::1] yp, yi, iva, ivm, ica, jp, ji
-    cdef double[::1] jx, F, va, vm, inv_vm, S
+    cdef double[::1] jx, F, va, vm, inv_vm, S, vb  # vb: V before a chord step (solve reuse)
     cdef object _pv, _pq, _ref
     cdef klu_common common
     cdef void *sym
@@ -196,10 +196,10 @@ cdef class NewtonSolver:
         self.jp = ib[4 * nb + 1 + ny:4 * nb + 2 + ny + c]
         self.ji = jib
 
-        # the float64 work arrays in one block: F (max(c, 1)) | va, vm, inv_vm (nb each) | S (2nb)
+        # the float64 work arrays in one block: F (max(c, 1)) | va, vm, inv_vm (nb each) | S, vb (2nb each)
         self.jx = np.zeros(max(nnz, 1))
         k = max(c, 1)
-        db = np.empty(k + 5 * nb)
+        db = np.empty(k + 7 * nb + 1)
         d = &db[0]
         for i in range(k):
             d[i] = 0.0
@@ -214,6 +214,7 @@ cdef class NewtonSolver:
         self.vm = db[k + nb:k + 2 * nb]
         self.inv_vm = db[k + 2 * nb:k + 3 * nb]
         self.S = db[k + 3 * nb:k + 5 * nb]
+        self.vb = db[k + 5 * nb:k + 7 * nb + 1]
         self.load_jacobian = True
 
         _klu.defaults(&self.common)
@@ -269,84 +270,16 @@ cdef class NewtonSolver:
         injections on unchanged admittances, where the old Jacobian is close to the new one;
         the answer meets the same tolerance either way."""
         self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
-        cdef int nb = self.nb, i, it = 0
-        cdef double norm = 0.0, prev
-        cdef bint ok = True, moved
-        if nb == 0:
+        if self.nb == 0:
             return True, 0, 0.0
-        cdef bint chord = reuse and self.num != NULL and self.chord_wait == 0
-        if reuse and self.chord_wait > 0:
-            self.chord_wait -= 1
-        cdef double[::1] vb
-        cdef double *bak = NULL
-        if chord:
-            if self._vbak is None:
-                self._vbak = np.empty(2 * nb)
-            vb = self._vbak
-            bak = &vb[0]
+        cdef int it = 0
+        cdef double norm = 0.0
+        cdef bint c
         cdef const double *y = <const double *>&ydata[0] if ydata.shape[0] else NULL
-        cdef const double *ps0 = <const double *>&s0[0]
-        cdef const double *psi = <const double *>&si[0]
-        cdef const double *psz = <const double *>&sz[0]
-        cdef double *v = <double *>&V[0]
-        cdef double *va = &self.va[0]
-        cdef double *vm = &self.vm[0]
-        cdef double *ivm_ = &self.inv_vm[0]
-        cdef double *S = &self.S[0]
-        cdef double *F = &self.F[0]
-        cdef const int32_t *iva = &self.iva[0]
-        cdef const int32_t *ivm = &self.ivm[0]
         with nogil:
-            _polar(nb, v, vm, va, ivm_)
-            norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
-                             iva, ivm, S, F)
-            while isfinite(norm) and not norm < tol and it < max_iter:
-                it += 1
-                if chord:
-                    prev = norm
-                    memcpy(bak, v, 2 * nb * sizeof(double))
-                    _klu.tsolve(self.sym, self.num, self.n_jac, 1, F, &self.common)
-                    moved = _update(nb, iva, ivm, F, va, vm, ivm_, v)
-                    if moved:
-                        norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
-                                         iva, ivm, S, F)
-                    # Newton's own first step may grow the max-norm mismatch (case300: 1.7x):
-                    # up to CHORD_GROWTH times is kept, and Newton goes on from there
-                    if moved and isfinite(norm) and norm < CHORD_GROWTH * prev:
-                        self.n_reused += 1
-                        # go on with chord steps only if they contract fast enough to reach the
-                        # tolerance within CHORD_LEFT more steps (and the iteration budget):
-                        # linear convergence at 0.08 per step would take ten, Newton three
-                        chord = norm <= CHORD_RATE * prev and (
-                            norm < tol or _steps_left(norm, norm / prev, tol) <= min(CHORD_LEFT, max_iter - it))
-                        if chord:
-                            self.chord_backoff = 0
-                        continue
-                    # the old factors led astray: back to where the step started, Newton on
-                    memcpy(v, bak, 2 * nb * sizeof(double))
-                    _polar(nb, v, vm, va, ivm_)
-                    norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
-                                     iva, ivm, S, F)
-                    chord = False
-                    it -= 1
-                    # where old factors lead astray once they tend to again (a hard case, big
-                    # steps): skip the next 1, 2, 4, ... 64 solves' attempts
-                    self.chord_backoff = 1 if self.chord_backoff == 0 else min(2 * self.chord_backoff, 64)
-                    self.chord_wait = self.chord_backoff
-                    continue
-                _jacobian(nb, &self.yp[0], &self.yi[0], y, v, ivm_, vm, S, psi, psz,
-                          self.load_jacobian, iva, ivm, iva, &self.jp[0], &self.jx[0])
-                if not self._factor():
-                    ok = False
-                    break
-                _klu.tsolve(self.sym, self.num, self.n_jac, 1, F, &self.common)
-                if not _update(nb, iva, ivm, F, va, vm, ivm_, v):
-                    ok = False
-                    break
-                norm = _mismatch(nb, &self.yp[0], &self.yi[0], y, v, vm, ps0, psi, psz,
-                                 iva, ivm, S, F)
-        converged = ok and isfinite(norm) and norm < tol
-        return bool(converged), it, float(norm)
+            c = _nr_run(self, y, <const double *>&s0[0], <const double *>&si[0], <const double *>&sz[0],
+                        <double *>&V[0], tol, max_iter, reuse, &it, &norm)
+        return bool(c), it, float(norm)
 
     def mismatch(self, const double complex[::1] ydata, const double complex[::1] s0,
                  const double complex[::1] si, const double complex[::1] sz,
@@ -390,6 +323,7 @@ cdef class NewtonSolver:
 
 include "dslack_newton.pxi"
 include "dc.pxi"
+include "newton_steps.pxi"
 
 
 if _KLU_ERROR is not None:

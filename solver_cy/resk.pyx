@@ -13,7 +13,7 @@ adapter's buffers (g2o.fill_buffers) read these arrays.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport atan2, cos, hypot, isfinite, isnan, sin, sqrt, M_PI, NAN
+from libc.math cimport atan2, cos, floor, hypot, isfinite, isnan, sin, sqrt, M_PI, NAN
 from libc.stdint cimport int32_t, int64_t
 
 cnp.import_array()
@@ -31,11 +31,26 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
                   const int32_t *t, const double complex *yff, const double complex *yft,
                   const double complex *ytf, const double complex *ytt, const int32_t *yp,
                   const int32_t *yi, const double complex *y, double sn, double *vm, double *va,
-                  double complex *sf, double complex *st, double complex *sb) noexcept nogil:
-    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller)."""
-    cdef Py_ssize_t i, k, q
+                  double complex *sf, double complex *st, double complex *sb,
+                  const int64_t *sbr=NULL, Py_ssize_t nsb=-1, const double *pm=NULL,
+                  const double *pa=NULL) noexcept nogil:
+    """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller).
+    ``sbr``: the ``nsb`` buses whose injection is wanted (the others of ``sb`` are not written;
+    NULL: every bus).  ``pm``, ``pa``: the magnitudes and angles (rad) the solver holds for V, taken
+    instead of |V| and arg V (the angle wrapped into (-180, 180] degrees as arg gives it)."""
+    cdef Py_ssize_t i, k, q, r
     cdef double complex vf, vt, a, b, acc
-    for i in range(nb):
+    cdef double x
+    if pm != NULL:
+        for i in range(nb):
+            vm[i] = pm[i]
+            x = pa[i]
+            if isfinite(x) and not (-M_PI < x <= M_PI):
+                x = x - 2.0 * M_PI * floor((x + M_PI) / (2.0 * M_PI))
+                if x <= -M_PI:
+                    x = x + 2.0 * M_PI
+            va[i] = x * DEG
+    for i in range(nb if pm == NULL else 0):
         vm[i] = hypot(V[i].real, V[i].imag)
         va[i] = atan2(V[i].imag, V[i].real) * DEG
     for k in range(nbr):
@@ -45,7 +60,8 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
         b = ytf[k] * vf + ytt[k] * vt
         sf[k] = vf * a.conjugate() * sn
         st[k] = vt * b.conjugate() * sn
-    for i in range(nb):
+    for r in range(nb if sbr == NULL else nsb):
+        i = r if sbr == NULL else sbr[r]
         acc = 0
         for q in range(yp[i], yp[i + 1]):
             acc = acc + y[q] * _fin(V[yi[q]])

@@ -5,11 +5,15 @@
 
 
 def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn,
-             out):
+             out, sbus_buses=None, polar=None):
     """:func:`ac_arrays` of many solves of one model at once (a study's chunk of steps): the
     voltages ``Vs_in`` (steps x buses) of the steps ``rows_in`` (int64) into the rows of ``out``
-    = (vm, va, sf, st, sbus), each (len(rows) x buses or branches), C-contiguous.  The arguments
-    are checked once, the loop over the steps runs without the GIL."""
+    = (vm, va, sf, st, sbus), each (len(rows) x buses or branches), C-contiguous.
+    ``sbus_buses`` (int64, optional): the only buses whose column of sbus is written (a study
+    needs the injections at generator buses alone).  ``polar`` (optional): ``(VM, VA)``, the
+    magnitudes and angles (rad) the solver holds for ``Vs`` (its shape, float64), taken instead
+    of computing |V| and arg V (NaN rows for NaN voltages).  The arguments are checked once, the
+    loop over the steps runs without the GIL."""
     cdef _Ac a
     cdef Py_ssize_t nb = _size(indptr) - 1, k = _size(rows_in), n, j
     _ac_args(&a, nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata)
@@ -27,10 +31,24 @@ def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr,
     cdef double complex *sf = <double complex *>_ptr(out[2], cnp.NPY_COMPLEX128, k * nbr, "out sf")
     cdef double complex *st = <double complex *>_ptr(out[3], cnp.NPY_COMPLEX128, k * nbr, "out st")
     cdef double complex *sb = <double complex *>_ptr(out[4], cnp.NPY_COMPLEX128, k * nb, "out sbus")
+    cdef const int64_t *sbr = NULL
+    cdef Py_ssize_t nsb = -1
+    if sbus_buses is not None:
+        nsb = _size(sbus_buses)
+        sbr = <const int64_t *>_ptr(sbus_buses, cnp.NPY_INT64, nsb, "sbus_buses")
+        for j in range(nsb):
+            if not 0 <= sbr[j] < nb:
+                raise ValueError("ac_steps: sbus bus out of range")
+    cdef const double *pm = NULL
+    cdef const double *pa = NULL
+    if polar is not None:
+        pm = <const double *>_ptr(polar[0], cnp.NPY_DOUBLE, n * nb, "polar vm")
+        pa = <const double *>_ptr(polar[1], cnp.NPY_DOUBLE, n * nb, "polar va")
     with nogil:
         for j in range(k):
             _ac_one(nb, nbr, V + rows[j] * nb, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn,
-                    vm + j * nb, va + j * nb, sf + j * nbr, st + j * nbr, sb + j * nb)
+                    vm + j * nb, va + j * nb, sf + j * nbr, st + j * nbr, sb + j * nb, sbr, nsb,
+                    NULL if pm == NULL else pm + rows[j] * nb, NULL if pa == NULL else pa + rows[j] * nb)
     return out
 
 

@@ -78,6 +78,8 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             continue
         p, q = res.element(kind)
         cols = {"p_mw": p, "q_mvar": q}
+        if kind == "load" and not dc:
+            p, q = cols["p_mw"], cols["q_mvar"] = _dead_loads_nan(engine, res, p, q)
         if kind in ("shunt", "ward"):
             cols["vm_pu"] = np.nan_to_num(vm[topo.elem_bus(kind)])  # de-energised: 0 (pandapower)
         out[kind] = _frame(kind, idx(kind), cols)
@@ -103,12 +105,20 @@ def compute(engine, branch_analysis: bool = True) -> dict:
             b = topo.elem_bus("gen")
             cols["vm_pu"] = np.where(act, vm[b], 0.0)
             cols["va_degree"] = np.where(act, va[b], 0.0)
+        if kind == "ext_grid" and n and not w["ext_grid"].cols["in_service"].any():
+            # pandapower fills res_ext_grid only when an ext_grid is in service (a slack gen is
+            # the reference): NaN otherwise (results_gen._get_gen_results)
+            cols["p_mw"] = cols["q_mvar"] = np.full(n, np.nan)
         out[kind] = _frame(kind, idx(kind), cols)
         if n:
             add_bus(kind, -p, -q)
     oos = ~w["bus"].cols["in_service"]
     bus_p[oos] = np.nan
     bus_q[oos] = np.nan
+    if "load" in out and len(w["load"]):  # a load reading NaN makes its bus's sum NaN (pandapower)
+        nan_at = topo.elem_bus_row["load"][np.isnan(out["load"]["p_mw"].to_numpy())]
+        bus_p[nan_at] = np.nan
+        bus_q[nan_at] = np.nan
     out["bus"] = _frame("bus", idx("bus"), {"vm_pu": vm[lookup], "va_degree": va[lookup], "p_mw": bus_p,
                                             "q_mvar": bus_q})
     # --- branches -------------------------------------------------------------------------
@@ -177,6 +187,26 @@ def compute(engine, branch_analysis: bool = True) -> dict:
     if dc:
         blank_dc_columns(out)
     return out
+
+
+def _dead_loads_nan(engine, res, p, q):
+    """runpp's res_load with voltage-dependent loads (results_bus.write_voltage_dependend_load_results):
+    each load's P and Q are multiplied by its bus voltage terms, NaN at a bus without a voltage
+    (out of service or unsupplied), so every load there reads NaN, in service or not.  pandapower
+    takes that path when the AC power flow uses voltage-dependent loads: ``voltage_depend_loads``
+    and some load (in service or not) with a non-zero const_z / const_i percentage, or a stored
+    ``voltage_depend_loads=True`` (its stored options override that test)."""
+    o = engine.solve_options
+    if not o.get("voltage_depend_loads", True):
+        return p, q
+    dead = np.isnan(res.vm[res.topo.elem_bus("load")])
+    if not dead.any():
+        return p, q
+    c = res.world["load"].cols
+    if not (o.get("voltage_depend_loads_stored") or any(
+            c[k].any() for k in ("const_z_p_percent", "const_i_p_percent", "const_z_q_percent", "const_i_q_percent"))):
+        return p, q
+    return np.where(dead, np.nan, p), np.where(dead, np.nan, q)
 
 
 def _xward_slack_share(res):

@@ -66,6 +66,11 @@ def test_study_event_profiles_file_and_hashes(journaled, independent):
     for name, sha_out in info["manifest"].items():
         with open(os.path.join(d, name), "rb") as fh:
             assert hashlib.sha256(fh.read()).hexdigest() == sha_out
+    # the result's per-step status is what steps.parquet holds
+    st = pd.read_parquet(os.path.join(d, "steps.parquet"))
+    assert list(st["step"]) == list(prof[("load", "p_mw")].index)
+    for col in ("converged", "iterations", "mismatch"):
+        assert np.array_equal(st[col].to_numpy(), getattr(res, col).to_numpy(), equal_nan=True)
     assert verify_study(j).ok and res.verify().ok
     # the grid's world and history are untouched by the run (one study transaction only)
     assert g.world["load"].cols["p_mw"][g.world["load"].rows([g.load(bus=3).id])[0]] == 50.0

@@ -93,38 +93,49 @@ class Extractor:
                 out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
 
-    def rows_batch(self, engine, Vs, ok, inj):
+    def rows_batch(self, engine, Vs, ok, inj, out, polar=None):
         """The outputs of a chunk of steps solved on one model with the batch path: ``Vs`` (steps x
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
-        injection arrays, solver_cy.batch.ChunkInjections).  One (steps x elements) array per
-        output, NaN rows where a step did not converge.  The result kernels run over the chunk's
-        converged steps at once (resk.ac_steps: voltages, branch flows and bus injections;
-        resk.gen_steps: the generator split; resk.branch_loading), the rest is numpy on the chunk."""
+        injection arrays, solver_cy.batch.ChunkInjections), written into ``out``: one (steps x
+        elements) array per output, NaN rows where a step did not converge.  ``polar``: the
+        solver's (magnitudes, angles) of ``Vs`` (resk.ac_steps takes them instead of |V|, arg V).  The result kernels run over the chunk's
+        converged steps at once (resk.ac_steps: voltages, branch flows and the injections at the
+        generators' buses; resk.gen_steps: the generator split; resk.branch_loading), the rest is
+        numpy on the chunk."""
         from gridtape.solver_cy.resk import ac_steps, gen_steps
 
         n = len(Vs)
-        out = [np.full((n, m), np.nan) for m in self.sizes]
-        w, topo = self.world, engine.topo
-        sn = w.sn_mva
+        ok = np.asarray(ok, bool)
         good = np.flatnonzero(ok).astype(np.int64)
-        if not len(good):
-            return out
-        br = topo.branches
         k = len(good)
+        if k < n:
+            for a in out:
+                a[~ok] = np.nan
+        if not k:
+            return out
+        w, topo = self.world, engine.topo
+        br = topo.branches
         nb, nbr = topo.nb, len(br.f)
         g = engine.inj.gens
         ng = len(g["bus"])
         vm, va, sf, st, sbus = self._scratch(k, nb, nbr)
+        gb = np.unique(np.asarray(g["bus"], np.int64)) if self._gens else None
         ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
-                 engine.indices, engine.ydata, sn, (vm, va, sf, st, sbus))
+                 engine.indices, engine.ydata, w.sn_mva, (vm, va, sf, st, sbus), gb, polar)
         if self._gens:
+            # the split reads the loads at generator buses only: the rest of pd / qd stays unset
+            pd, qd = np.empty((k, nb)), np.empty((k, nb))
+            pd[:, gb] = inj.at("pd", gb, good)
+            qd[:, gb] = inj.at("qd", gb, good)
             pg, qg = np.empty((k, ng)), np.empty((k, ng))
-            cols = np.arange(nb)
-            gen_steps(engine.gen_split(None), sbus, inj.at("pd", cols, good), inj.at("qd", cols, good),
-                      inj.at("gp", np.arange(ng), good), (pg, qg))
+            gen_steps(engine.gen_split(None), sbus, pd, qd, inj.at("gp", np.arange(ng), good), (pg, qg))
         for a, (kind, col) in zip(out, self.outputs):
             if kind == "bus":
-                a[good] = (vm if col == "vm_pu" else va)[:, topo.lookup]
+                src = vm if col == "vm_pu" else va
+                if k == n:
+                    np.take(src, topo.lookup, axis=1, out=a)
+                else:
+                    a[good] = src[:, topo.lookup]
             elif kind in ("line", "trafo"):
                 a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const, _power(engine))
             else:

@@ -160,18 +160,19 @@ def verify_outputs(directory, manifest=None) -> StudyCheck:
 
 def verify_study(source, seq=None) -> StudyCheck:
     """Check the study event ``seq`` (None: the latest): its profiles file (or blob) is there and
-    hashes to its name, and every output file hashes to what the event recorded (a file is named
-    if not)."""
+    hashes to its name, and every output file hashes to what the event recorded.  A changed file
+    is named in ``bad``, a missing one in ``missing`` (the profiles file by its path, an output
+    file by its name in ``directory``), each with a message in ``problems``."""
     j, close = _journal(source)
     try:
         seq, info = study_info(j, seq)
-        problems = check_profiles(j, info)
+        bad, missing, problems = check_profiles(j, info)
         d = _abs(j, info.get("dir"))
         if d is None:
-            chk = StudyCheck(None, [], [], problems)
+            chk = StudyCheck(None, bad, missing, problems)
         else:
             chk = verify_outputs(d, info["manifest"])
-            chk.problems = problems + chk.problems
+            chk.bad, chk.missing, chk.problems = bad + chk.bad, missing + chk.missing, problems + chk.problems
         return chk
     finally:
         if close:
@@ -197,6 +198,49 @@ def rerun_study(source, seq=None, out_dir=None, executor=None):
         outs = [tuple(x[4:].split(".", 1)) for x in info["outputs"]]
         return run_timeseries(grid, blob, outs, independent=info["independent"], executor=executor,
                               progress=False, out_dir=out_dir, chunk_size=size, overlap=ov, record=False, options=o)
+    finally:
+        if close:
+            j.close()
+
+
+def load_study(source, seq=None, verify=True):
+    """The study event ``seq`` (None: the latest) of a journal (a Journal, a Study, a PowerGrid or
+    a path) read back as a :class:`TimeSeriesResult` from its recorded output files: converged,
+    iterations, mismatch, every output, ``at(step)`` from the recorded base point, profiles and
+    options; ``seq``, ``directory`` and ``manifest`` as recorded.  ``verify``: the profiles file
+    and every output file are first checked against the event (a changed or missing one:
+    JournalError naming it).  A study of a journal in memory kept no files: ``rerun_study``."""
+    from gridtape.study import Study
+
+    from .profiles import read_profiles
+    from .result import TimeSeriesResult
+
+    j, close = _journal(source)
+    try:
+        seq, info = study_info(j, seq)
+        d = _abs(j, info.get("dir"))
+        if d is None:
+            raise JournalError(f"study {seq} kept its outputs in memory (its journal has no file): "
+                               "rerun_study() computes them again", file=j.path, row=seq, field="dir")
+        if verify:
+            bad, missing, problems = check_profiles(j, info)
+            out = verify_outputs(d, info["manifest"])
+            names = bad + missing + [os.path.join(d, n) for n in out.bad + out.missing]
+            if names:
+                raise JournalError(f"study {seq} does not match its record: {'; '.join(problems + out.problems)}",
+                                   file=names[0], row=seq, field="manifest")
+        elif not os.path.isdir(d):
+            raise JournalError(f"the output directory of study {seq} is missing", file=d, row=seq, field="dir")
+        world = Study(j).at(info["base_seq"]).world
+        prof = read_profiles(load_profiles(j, info, check=False), world)  # checked above when asked
+        opts = {k: v for k, v in info["options"].items() if k not in ("chunk_size", "overlap", "executor")}
+        outs = [tuple(x[4:].split(".", 1)) for x in info["outputs"]]
+        res = TimeSeriesResult(prof.index, outs, world, prof, opts, directory=d, manifest=dict(info["manifest"]))
+        if len(res.converged) != info["steps"]:
+            raise JournalError(f"study {seq}: {len(res.converged)} steps in the files, {info['steps']} recorded",
+                               file=d, row=seq, field="steps")
+        res.seq = seq
+        return res
     finally:
         if close:
             j.close()

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gridtape.errors import SchemaError
+from gridtape.errors import SchemaError, UnknownStepError
 
 from .outputs import output_name
 from .sink import MANIFEST, STEPS_FILE, MemorySink, ParquetSink
@@ -20,10 +20,11 @@ class TimeSeriesResult:
     ``res["res_bus.vm_pu"]`` a DataFrame steps x element ids (NaN where a step did not converge);
     ``violations()``; ``at(step)``; ``to_parquet(dir)``, ``to_arrow()``, ``to_pandas()``.
     ``directory`` and ``manifest`` (file -> sha256) when the outputs were streamed to Parquet;
-    ``seq``: the journal's ``study`` event (None when not recorded)."""
+    ``seq``: the journal's ``study`` event (None when not recorded); a recorded one is read back
+    by ``gridtape.studies.load_study``."""
 
     def __init__(self, index, outputs, base_world, profiles, options, *, arrays=None, directory=None,
-                 manifest=None, seconds=0.0):
+                 manifest=None, seconds=0.0, status=None):
         self.index = index
         self.outputs = tuple(outputs)
         self.directory = directory
@@ -38,6 +39,10 @@ class TimeSeriesResult:
             (conv, it, mis), values = arrays
             self._status = pd.DataFrame({"converged": conv, "iterations": it, "mismatch": mis}, index=index)
             self._values = dict(zip(self.outputs, values))
+        elif status is not None:  # what the sink wrote to steps.parquet, kept by it
+            conv, it, mis = status
+            self._status = pd.DataFrame({"converged": conv, "iterations": it, "mismatch": mis}, index=index)
+            self._values = None
         else:
             st = pq.read_table(os.path.join(directory, STEPS_FILE)).to_pandas()
             self._status = st.drop(columns="step").set_index(pd.Index(index))
@@ -71,10 +76,13 @@ class TimeSeriesResult:
     # --- outputs -------------------------------------------------------------------------------
     def _key(self, key):
         if isinstance(key, str):
-            kind, _, col = key.partition(".")
-            key = (kind[4:] if kind.startswith("res_") else kind, col)
-        if tuple(key) not in self.outputs:
-            raise SchemaError(f"res_{key[0]}.{key[1]} was not requested; outputs: "
+            key = key.partition(".")[::2]
+        key = tuple(key)
+        if len(key) == 2 and isinstance(key[0], str) and key[0].startswith("res_"):
+            key = (key[0][4:], key[1])  # "res_bus" as the result table's name: the kind "bus"
+        if key not in self.outputs:
+            name = f"res_{key[0]}.{key[1]}" if len(key) == 2 else repr(key)
+            raise SchemaError(f"{name} was not requested; outputs: "
                               f"{[output_name(*o) for o in self.outputs]}", field="outputs")
         return tuple(key)
 
@@ -124,7 +132,13 @@ class TimeSeriesResult:
 
     def world_at(self, step):
         """The world of ``step`` (a step label of the index): the base world with that step's values."""
-        k = self.index.get_loc(step)
+        try:
+            k = self.index.get_loc(step)
+        except (KeyError, TypeError, ValueError):
+            raise UnknownStepError(f"step {step!r} is not a step of this study (its index runs from "
+                                   f"{self.index[0] if len(self.index) else None!s} to "
+                                   f"{self.index[-1] if len(self.index) else None!s}, {len(self.index)} steps)",
+                                   field="step") from None
         if not isinstance(k, (int, np.integer)):
             raise SchemaError(f"step {step!r} is not one step of the index", field="step")
         w = self._base.copy()
@@ -201,7 +215,7 @@ def result_from_sink(sink, index, outputs, base_world, profiles, options, second
         return TimeSeriesResult(index, outputs, base_world, profiles, options, arrays=sink.arrays(), seconds=seconds)
     manifest = sink.close()
     return TimeSeriesResult(index, outputs, base_world, profiles, options, directory=sink.directory,
-                            manifest=manifest, seconds=seconds)
+                            manifest=manifest, seconds=seconds, status=sink.status())
 
 
 __all__ = ["TimeSeriesResult", "MANIFEST"]

@@ -27,9 +27,35 @@ Two modes:
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from gridtape.errors import GridtapeError
+
 from .outputs import Extractor
+
+
+def step_error(err, profiles, k):
+    """``err`` (a gridtape error raised while step ``k`` was written or solved, e.g. the model
+    build refusing a branch without impedance) again, of its class, naming the step's label and
+    the profiled (table, field) it comes from, beside what it says."""
+    label = profiles.index[k] if 0 <= k < len(profiles.index) else k
+    mine = [(e.kind, e.field) for e in profiles.entries if err.table is None or e.kind == err.table]
+    if err.table is not None and err.row is not None:
+        # the profiled columns of that very element, when the error names one
+        exact = [(e.kind, e.field) for e in profiles.entries
+                 if e.kind == err.table and err.row in set(int(i) for i in e.ids)]
+        mine = exact or mine
+    mine = mine or [(e.kind, e.field) for e in profiles.entries]
+    what = ", ".join(f"{t}.{f}" for t, f in mine)
+    field = err.field if err.field is not None or len(mine) != 1 else mine[0][1]
+    msg = f"step {label!s} (index {k}; profiled {what}): {err.message}"
+    new = copy.copy(err)  # of its class, with its location (GridtapeError.__reduce__)
+    new.message, new.field, new.step = msg, field, label
+    where = new._where()
+    new.args = (f"{msg} [{', '.join(where)}]" if where else msg,)
+    return new
 
 
 class ChunkResult:
@@ -38,12 +64,18 @@ class ChunkResult:
 
     __slots__ = ("start", "converged", "iterations", "mismatch", "values", "seconds")
 
-    def __init__(self, start, n, sizes, batch=False):
+    def __init__(self, start, n, sizes, batch=False, dest=None):
         self.start = start
         self.converged = np.zeros(n, bool)
         self.iterations = np.zeros(n, np.int32)
         self.mismatch = np.full(n, np.nan)
-        self.values = None if batch else [np.full((n, m), np.nan) for m in sizes]  # batch: set by the run
+        if dest is not None:  # the sink's rows (filled by the run, NaN where a step fails)
+            self.values = dest
+            if not batch:
+                for a in dest:
+                    a.fill(np.nan)
+        else:
+            self.values = [np.empty((n, m)) if batch else np.full((n, m), np.nan) for m in sizes]
         self.seconds = 0.0
 
     def __len__(self):
@@ -125,15 +157,16 @@ class Runner:
 
     # --- chunks ------------------------------------------------------------------------------
     def run(self, profiles, start: int, stop: int, independent: bool, overlap: int = 0,
-            fresh: bool = True, progress=None) -> ChunkResult:
+            fresh: bool = True, progress=None, dest=None) -> ChunkResult:
         """Steps ``start`` .. ``stop`` of ``profiles``.  Chained: ``fresh`` restarts from the base
         state (after ``overlap`` warm-up steps before ``start``); ``fresh=False`` continues from
-        where the previous chunk of this runner ended."""
+        where the previous chunk of this runner ended.  ``dest``: the arrays (steps x elements,
+        one per output) the outputs are written into (None: new ones)."""
         import time
 
         t0 = time.perf_counter()
         bmap = self._batch_map(profiles)
-        res = ChunkResult(start, stop - start, self.extract.sizes, batch=bmap is not None)
+        res = ChunkResult(start, stop - start, self.extract.sizes, batch=bmap is not None, dest=dest)
         if bmap is not None:
             if fresh and not independent:
                 self._prime()
@@ -149,9 +182,13 @@ class Runner:
             if fresh:
                 self._prime()
                 warm = False
-                for k in range(max(0, start - overlap), start):
-                    profiles.write_step(self.world, k)
-                    warm = self._chained_step(warm)[0]
+                k = start
+                try:
+                    for k in range(max(0, start - overlap), start):
+                        profiles.write_step(self.world, k)
+                        warm = self._chained_step(warm)[0]
+                except GridtapeError as e:
+                    raise step_error(e, profiles, k) from e
                 self._warm = warm
             self._run_chained(profiles, start, stop, res, progress)
         res.seconds = time.perf_counter() - t0
@@ -162,6 +199,9 @@ class Runner:
         solver called directly (warm start and LU reuse when chained), outputs per chunk."""
         import numpy as np
 
+        from gridtape.solver_cy.batch import none_buses
+        from gridtape.solver_cy.newton import solve_steps
+
         n = stop - start
         inj = bmap.chunk([e.values[start:stop] for e in profiles.entries])
         eng = self.engine
@@ -170,42 +210,44 @@ class Runner:
         tol, mi = float(self.opt.get("tolerance_mva", 1e-8)), int(self.opt.get("max_iteration", 10))
         reuse_lu = bool(self.opt.get("reuse_lu", True))
         v0 = self._start_state().copy()
-        from gridtape.solver_cy.batch import none_buses
-
         none = none_buses(eng.topo)
         v0[none] = 1.0
-        Vs = np.full((n, nb), np.nan + 0j)
-        ok = np.zeros(n, bool)
+        Vs, VM, VA = self._scratch(n, nb)
+        ok = np.zeros(n, np.uint8)
         its = np.zeros(n, np.int32)
         norms = np.full(n, np.nan)
-        V = None if independent else self._vwarm
+        S0, SI, SZ = inj.arrays()
+        warm = not independent and self._vwarm is not None
+        V = self._vwarm if warm else v0.copy()  # the working voltages (chained: the last converged)
         solver = self._solver()
-        for i in range(n):
-            if V is None:
-                V = v0.copy()
-                # an independent step starts with the primed factors (chord steps): the same
-                # state for every step, as the solver is primed again after any step that moved it
-                reuse = independent and reuse_lu
-            else:
-                reuse = reuse_lu
-            c, it, nm = solver.solve(y, inj.s0(i), inj.si(i), inj.sz(i), V, tol, mi, reuse)
-            ok[i], its[i], norms[i] = c, it, nm
-            if c:
-                Vs[i] = V
-            if independent:
-                V = None
-                if not c or self._moved(solver):
-                    self._prime()
-                    solver = self._solver()
-            elif not c:
-                V = None
-        self._vwarm = V
+        i = 0
+        while i < n:
+            # the step loop runs in the kernel; an independent sweep's comes back after a step
+            # that moved the solver's state (or failed): the solver is primed again
+            i, warm = solve_steps(solver, y, S0, SI, SZ, V, v0, warm, Vs, ok, its, norms, i, tol, mi, reuse_lu,
+                                  independent, VM, VA)
+            if independent and i and (not ok[i - 1] or self._moved(solver)):
+                self._prime()
+                solver = self._solver()
+        ok = ok.view(bool)
+        self._vwarm = V if warm and not independent else None
         profiles.write_step(self.world, stop - 1)  # the world follows once per chunk
         if res is None:
             return
-        Vs[:, none] = np.nan
+        Vs[:, none] = VM[:, none] = VA[:, none] = np.nan
         res.converged[:], res.iterations[:], res.mismatch[:] = ok, its, norms
-        res.values = self.extract.rows_batch(eng, Vs, ok, inj)
+        self.extract.rows_batch(eng, Vs, ok, inj, res.values, (VM, VA))
+
+    def _scratch(self, n, nb):
+        """(Vs, VM, VA) for a chunk of ``n`` steps, NaN: the chunk's voltages, kept from chunk to
+        chunk (no fresh pages per chunk)."""
+        b = getattr(self, "_scr", None)
+        if b is None or len(b[0]) < n or b[0].shape[1] != nb:
+            b = self._scr = (np.empty((n, nb), complex), np.empty((n, nb)), np.empty((n, nb)))
+        out = tuple(a[:n] for a in b)
+        for a in out:
+            a.fill(np.nan)
+        return out
 
     def _chained_step(self, warm):
         if warm:
@@ -216,17 +258,21 @@ class Runner:
         warm = self._warm
         world, eng, rows = self.world, self.engine, self.extract.rows
         vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
-        for k in range(start, stop):
-            profiles.write_step(world, k)
-            conv, it, norm, _ = self._chained_step(warm)
-            i = k - start
-            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
-            if conv:
-                for a, r in zip(vals, rows(eng)):
-                    a[i] = r
-            warm = conv
-            if progress is not None and (i & 63) == 63:
-                progress(64)
+        k = start
+        try:
+            for k in range(start, stop):
+                profiles.write_step(world, k)
+                conv, it, norm, _ = self._chained_step(warm)
+                i = k - start
+                conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+                if conv:
+                    for a, r in zip(vals, rows(eng)):
+                        a[i] = r
+                warm = conv
+                if progress is not None and (i & 63) == 63:
+                    progress(64)
+        except GridtapeError as e:
+            raise step_error(e, profiles, k) from e
         self._warm = warm
         if progress is not None:
             progress((stop - start) & 63)
@@ -235,18 +281,22 @@ class Runner:
         world, eng, rows = self.world, self.engine, self.extract.rows
         vals, conv_a, it_a, mis_a = res.values, res.converged, res.iterations, res.mismatch
         v0 = self._start_state()
-        for k in range(start, stop):
-            profiles.write_step(world, k)
-            conv, it, norm, _ = self._solve(v_init=v0)
-            i = k - start
-            conv_a[i], it_a[i], mis_a[i] = conv, it, norm
-            if conv:
-                for a, r in zip(vals, rows(eng)):
-                    a[i] = r
-            if not conv or not self._plain or self._moved(self._solver()):
-                self._prime()  # its pivot order changed: back to the primed factorization
-            if progress is not None and (i & 63) == 63:
-                progress(64)
+        k = start
+        try:
+            for k in range(start, stop):
+                profiles.write_step(world, k)
+                conv, it, norm, _ = self._solve(v_init=v0)
+                i = k - start
+                conv_a[i], it_a[i], mis_a[i] = conv, it, norm
+                if conv:
+                    for a, r in zip(vals, rows(eng)):
+                        a[i] = r
+                if not conv or not self._plain or self._moved(self._solver()):
+                    self._prime()  # its pivot order changed: back to the primed factorization
+                if progress is not None and (i & 63) == 63:
+                    progress(64)
+        except GridtapeError as e:
+            raise step_error(e, profiles, k) from e
         if progress is not None:
             progress((stop - start) & 63)
 

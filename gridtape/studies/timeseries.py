@@ -6,6 +6,7 @@ gridtape/studies/record.py).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -20,6 +21,8 @@ CHUNK = 256  # steps per chunk (a task of an executor; a Parquet flush unit of a
 OVERLAP = 8  # warm-up steps before a chunk of a chained series run on an executor
 STEP_VALUES = 2_000_000  # output values per chunk in one process (16 MB; case9241pegase: 36 steps)
 OPTIONS = ("tolerance_mva", "max_iteration", "init", "qlim", "distributed_slack", "reuse_lu")
+#: the solver options ``grid.timeseries(...)`` takes for one run (the grid's own otherwise)
+RUN_OPTIONS = ("qlim", "tolerance_mva", "max_iteration", "init", "distributed_slack")
 
 
 def grid_options(grid) -> dict:
@@ -27,6 +30,20 @@ def grid_options(grid) -> dict:
     return {"tolerance_mva": grid.tolerance_mva, "max_iteration": grid.max_iteration, "init": grid.init,
             "qlim": grid.qlim, "distributed_slack": grid.distributed_slack, "reuse_lu": grid.reuse_lu,
             "trafo_model": grid._engine.trafo_model}
+
+
+def run_options(grid, given: dict) -> dict:
+    """The solver options of a run: the grid's (its constructor's), with ``given`` (the ones
+    passed to ``timeseries``, None: not given) on top, each validated as ``grid.solve`` does."""
+    from gridtape import options as O
+
+    opts = grid_options(grid)
+    for k, v in given.items():
+        if k not in RUN_OPTIONS:
+            raise TypeError(f"timeseries() got an unexpected keyword argument {k!r}")
+        if v is not None:
+            opts[k] = O.check(k, v)
+    return opts
 
 
 def chunks_of(n, size):
@@ -51,20 +68,20 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
                    out_dir=None, chunk_size=None, overlap=None, record=True, options=None):
     """See :meth:`gridtape.PowerGrid.timeseries`."""
     world = grid.world
+    if grid._editor is not None:  # the edit block's changes are not history yet: no base point
+        raise JournalError("timeseries() inside an edit block: commit it first",
+                           file=None if grid.journal is None else grid.journal.path)
     prof = read_profiles(profiles, world)  # validated before anything runs or is recorded
     outs = parse_outputs(outputs, world)
     opts = dict(grid_options(grid) if options is None else options)
-    size = int(chunk_size or CHUNK)
-    ov = int(OVERLAP if overlap is None else overlap)
-    if size < 1 or ov < 0:
-        raise SchemaError("chunk_size must be >= 1 and overlap >= 0", field="chunk_size")
+    size = _count(CHUNK if chunk_size is None else chunk_size, 1, "chunk_size")
+    ov = _count(OVERLAP if overlap is None else overlap, 0, "overlap")
     j = grid.journal if record else None
     if j is not None and (grid._read_only or j.read_only):
         j = None  # a point of history or a read-only journal: run, record nothing
     if j is not None:
-        if grid._editor is not None or j.in_transaction:
-            raise JournalError("timeseries() inside an edit block or open transaction: commit it first",
-                               file=j.path)
+        if j.in_transaction:
+            raise JournalError("timeseries() inside an open transaction: commit it first", file=j.path)
         from .record import default_dir
 
         j.flush()
@@ -73,9 +90,37 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             out_dir = default_dir(j, base_seq)
         stored = _store_profiles(j, prof)  # while the steps run: nothing else uses the journal meanwhile
     n = len(prof)
-    base_copy = world.copy()
-    sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
-        else MemorySink(outs, base_copy, prof.index)
+    made = None
+    done = False  # the run and (with a journal) its study event
+    try:
+        base_copy = world.copy()
+        made = _Made(out_dir, outs) if out_dir is not None else None
+        sink = ParquetSink(str(out_dir), outs, base_copy, prof.index) if out_dir is not None \
+            else MemorySink(outs, base_copy, prof.index)
+        res = _run(sink, world, base_copy, prof, outs, opts, independent, executor, progress, size, ov, n)
+        if j is not None:
+            from .record import record_study
+
+            stored.join()
+            if stored.error is not None:
+                raise stored.error
+            res.seq = record_study(j, base_seq, stored.stored, prof, outs, opts, independent, size, ov, executor, res)
+        done = True
+        return res
+    finally:
+        if not done:  # a failed run leaves nothing behind: its output files, its stored profiles
+            if made is not None:
+                made.discard()
+            if j is not None:
+                stored.join()
+                if stored.stored is not None:
+                    from .store import discard_profiles
+
+                    discard_profiles(j, stored.stored)
+
+
+def _run(sink, world, base_copy, prof, outs, opts, independent, executor, progress, size, ov, n):
+    """The steps of a run into ``sink``; the result (its files closed)."""
     bar = _progress_bar(progress, n)
     tick = None if bar is None else bar.update
     t0 = time.perf_counter()
@@ -89,7 +134,7 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
             width = sum(runner.extract.sizes) or 1
             block = max(8, min(size, STEP_VALUES // width))
             for i, (a, b) in enumerate(chunks_of(n, block)):
-                sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick))
+                sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick, dest=sink.dest(a, b)))
         else:
             import hashlib
 
@@ -107,16 +152,53 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
     finally:
         if bar is not None:
             bar.close()
-        if j is not None:
-            stored.join()
-    res = result_from_sink(sink, prof.index, outs, base_copy, prof, opts, time.perf_counter() - t0)
-    if j is not None:
-        from .record import record_study
+    return result_from_sink(sink, prof.index, outs, base_copy, prof, opts, time.perf_counter() - t0)
 
-        if stored.error is not None:
-            raise stored.error
-        res.seq = record_study(j, base_seq, stored.stored, prof, outs, opts, independent, size, ov, executor, res)
-    return res
+
+class _Made:
+    """What a run writes into its output directory, to take back when the run fails: the
+    directory itself when the run made it, else the files it created or changed there."""
+
+    def __init__(self, out_dir, outs):
+        from .outputs import output_name
+        from .sink import MANIFEST, STEPS_FILE
+
+        self.dir = str(out_dir)
+        self.new = not os.path.exists(self.dir)
+        names = [STEPS_FILE, MANIFEST] + [output_name(*o) + ".parquet" for o in outs]
+        self.before = {} if self.new else {n: _stat(os.path.join(self.dir, n)) for n in names}
+
+    def discard(self):
+        import shutil
+
+        if self.new:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        for name, st in self.before.items():
+            p = os.path.join(self.dir, name)
+            now = _stat(p)
+            if now is not None and now != st:
+                try:
+                    os.remove(p)
+                except OSError:
+                    pass
+
+
+def _stat(p):
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _count(v, least, name) -> int:
+    """``v`` as an int >= ``least`` (SchemaError naming ``name`` otherwise: 0 is not "the default")."""
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < least:
+        raise SchemaError(f"{name} must be an integer >= {least}, not {v!r}", field=name)
+    return int(v)
 
 
 def _store_profiles(j, prof):
