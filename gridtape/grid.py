@@ -74,8 +74,9 @@ class PowerGrid(Solving, Writes, Merging):
         self.case_path = source
         self._world = world
         #: what changed in the world since the last solve: results of a world whose elements changed
-        #: since are refused (NotSolvedError), never computed on mismatched arrays
-        self._since_solve = world.watch()
+        #: since are refused (NotSolvedError), never computed on mismatched arrays (rows and network
+        #: values only: column writes are the model cache's to judge)
+        self._since_solve = world.watch(cols=False)
         # the net's stored runpp options (net.user_pf_options) apply where no option is given
         self._stored = dict(getattr(world, "pf_options", None) or {})
         self._explicit = {k: v for k, v in explicit.items()
@@ -88,7 +89,7 @@ class PowerGrid(Solving, Writes, Merging):
         self.init = o["init"]
         self.distributed_slack = o["distributed_slack"]
         self._engine = Engine(world, trafo_model=o["trafo_model"])
-        self._last_opts = None  # (grid option values, resolved options) of plain solves
+        self._own = None  # the options of plain solves, resolved (Solving._plain_options)
         self._engine_opts_stale = False
         self._engine.reuse_lu = bool(reuse_lu)
         self._results = None

@@ -4,7 +4,7 @@ lazily from the solver's result arrays (solver_cy/results.py)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -30,8 +30,53 @@ class SolveReport:
 _RESULT_KINDS = tuple(R.COLUMNS)
 
 
+def _report_maker():
+    """``SolveReport(...)`` at half the cost of the frozen dataclass's ``__init__`` (which sets each
+    field through ``object.__setattr__``): the slots' own descriptors, in field order."""
+    new = SolveReport.__new__
+    c, i, t, r, m, a = (getattr(SolveReport, f.name).__set__ for f in fields(SolveReport))
+
+    def report(converged, iterations, runtime_ms, rebuild, mismatch, algorithm):
+        rep = new(SolveReport)
+        c(rep, converged)
+        i(rep, iterations)
+        t(rep, runtime_ms)
+        r(rep, rebuild)
+        m(rep, mismatch)
+        a(rep, algorithm)
+        return rep
+
+    return report
+
+
+_report = _report_maker()
+
+
+def _grid_option(name: str, doc: str):
+    """A grid option every plain solve uses: setting it drops the options resolved for them."""
+    slot = "_opt_" + name
+
+    def get(self):
+        try:
+            return self.__dict__[slot]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set_(self, value):
+        self.__dict__[slot] = value
+        self._own = None
+
+    return property(get, set_, doc=doc)
+
+
 class Solving:
     """Solving and results of a PowerGrid (its attributes are set by PowerGrid.__init__)."""
+
+    qlim = _grid_option("qlim", "enforce_q_lims of every solve that does not pass ``qlim``.")
+    tolerance_mva = _grid_option("tolerance_mva", "The default convergence tolerance (MVA).")
+    max_iteration = _grid_option("max_iteration", "The default iteration limit of Newton-Raphson.")
+    init = _grid_option("init", "The start of a solve with no converged voltages to warm-start from.")
+    distributed_slack = _grid_option("distributed_slack", "pandapower's runpp(distributed_slack=...) by default.")
 
     # --- solving -------------------------------------------------------------------------
     @property
@@ -54,69 +99,60 @@ class Solving:
         an OptionError and nothing runs."""
         t0 = time.perf_counter()
         eng = self._engine
-        last = self._last_opts
-        if last is None or (t := last[0])[0] is not self.qlim or t[1] is not self.tolerance_mva or \
-                t[2] is not self.max_iteration or t[3] is not self.init or t[4] is not self.distributed_slack:
-            # the grid's own options, resolved once while they stay (this configures the engine)
-            o = self._solve_options({})
-            last = self._last_opts = (
-                (self.qlim, self.tolerance_mva, self.max_iteration, self.init, self.distributed_slack),
-                o, (o["tolerance_mva"], o["max_iteration"], o["algorithm"], o["enforce_q_lims"],
-                    o["distributed_slack"], o["init"]))
-        own = last[2]
+        own = self._own
+        if own is None:
+            own = self._plain_options()
         if options or algorithm is not None and algorithm != own[2] or qlim is not None and qlim is not own[3] or \
                 distributed_slack is not None and distributed_slack is not own[4]:
             # options of this solve only (the next plain solve re-configures the engine)
             named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
                      "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
             o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})
-        else:
-            if self._engine_opts_stale:
-                self._solve_options({})
-            o = None
-            if tolerance_mva is not None or max_iteration is not None or \
-                    init is not None and init not in _INITS:
+            tol, max_it, algorithm = float(o["tolerance_mva"]), int(o["max_iteration"]), o["algorithm"]
+            qlim, distributed_slack = bool(o["enforce_q_lims"]), bool(o["distributed_slack"])
+            if init is None and o["init"] != own[6]:
+                init = o["init"]
+        else:  # the grid's own options (resolved while they stay)
+            if self._engine_opts_stale:  # (the engine was configured by the last solve's options)
+                own = self._plain_options()
+            tol, max_it, algorithm, qlim, distributed_slack = own[:5]
+            if tolerance_mva is not None or max_iteration is not None or init is not None and init not in _INITS:
                 # per-call numbers that configure nothing: checked alone (no option resolution)
                 from . import options as O
 
-                o = dict(last[1])
-                for k, v in (("tolerance_mva", tolerance_mva), ("max_iteration", max_iteration), ("init", init)):
-                    if v is not None:
-                        o[k] = O.check(k, v)
-        if o is None:  # the grid's own options (resolved above)
-            tolerance_mva, max_iteration, algorithm, qlim, distributed_slack, oinit = last[2]
-        else:
-            tolerance_mva, max_iteration, algorithm = o["tolerance_mva"], o["max_iteration"], o["algorithm"]
-            qlim, distributed_slack, oinit = o["enforce_q_lims"], o["distributed_slack"], o["init"]
-        if init is None and oinit != self.init:
-            init = oinit
+                if tolerance_mva is not None:
+                    tol = float(O.check("tolerance_mva", tolerance_mva))
+                if max_iteration is not None:
+                    max_it = int(O.check("max_iteration", max_iteration))
+                if init is not None:
+                    init = O.check("init", init)
+            if init is None:
+                init = own[5]
         self._results = None
         if v_init is None and self._v_init is not None:
             v_init = self._v_init
         self._v_init = None
         if algorithm == "dc" and distributed_slack:
             raise SchemaError("distributed_slack is an AC option; use algorithm='nr'", field="distributed_slack")
+        pre = None
         if algorithm == "dc":
             conv, it, norm, level = eng.solve_dc()
-        elif algorithm in ("nr", "iwamoto_nr"):
-            if init is None and not (eng.V is not None and eng.converged and eng.level() != "full"):
-                init = self.init
+        elif algorithm == "nr" or algorithm == "iwamoto_nr":
             vi = None
-            pre = None
             if v_init is not None:
                 pre = eng.prepare()  # the model must exist to place v_init on its buses
                 vi = self._to_internal(v_init)
-            conv, it, norm, level = eng.solve(
-                init=init, tol=self.tolerance_mva if tolerance_mva is None else float(tolerance_mva),
-                max_iter=self.max_iteration if max_iteration is None else int(max_iteration),
-                qlim=self.qlim if qlim is None else bool(qlim), v_init=vi,
-                distributed_slack=self.distributed_slack if distributed_slack is None else bool(distributed_slack))
+            # init None: a warm start from the last converged voltages of the same model, else
+            # the grid's init
+            conv, it, norm, level = eng.solve(init, tol, max_it, qlim, vi, distributed_slack, own[6])
         else:
             raise SchemaError(f"unknown algorithm {algorithm!r}; use 'nr' or 'dc'", field="algorithm")
-        self._since_solve.clear()  # (after the engine: a refused solve leaves it as it was)
-        if algorithm != "dc" and pre not in (None, "none"):
+        d = self._since_solve  # (after the engine: a refused solve leaves it as it was)
+        if d.rows or d.network:
+            d.clear()
+        if pre is not None and pre != "none":
             level = pre
-        rep = SolveReport(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
+        rep = _report(conv, it, (time.perf_counter() - t0) * 1e3, level, norm, algorithm)
         self._last = rep
         j = self._journal
         if j is not None and not self._read_only:
@@ -128,6 +164,17 @@ class Solving:
             else:
                 self._editor.events += 1
         return rep
+
+    def _plain_options(self) -> tuple:
+        """The grid's own options resolved (this configures the engine), kept for plain solves
+        while no grid option is set: (tolerance_mva, max_iteration, algorithm, enforce_q_lims,
+        distributed_slack, the init a solve without one takes (None: warm start, else the grid's
+        init), the grid's init)."""
+        o = self._solve_options({})
+        g_init = self.init
+        own = self._own = (float(o["tolerance_mva"]), int(o["max_iteration"]), o["algorithm"], bool(o["enforce_q_lims"]),
+                           bool(o["distributed_slack"]), None if o["init"] == g_init else o["init"], g_init)
+        return own
 
     def _solve_options(self, given: dict) -> dict:
         """This solve's runpp options (gridtape.options): the grid's, with the ones given here
@@ -263,7 +310,7 @@ class Solving:
 _VERSION = []
 
 
-_INITS = ("auto", "flat", "dc", "results")  # the init values (gridtape.options checks them)
+_INITS = frozenset(("auto", "flat", "dc", "results"))  # the init values (gridtape.options checks them)
 
 
 def _version() -> str:

@@ -81,8 +81,15 @@ def shunt_step_values(world):
     (pandapower's shunt step tables: the row is the total at that step)."""
     sh = world["shunt"]
     c = sh.cols
-    if "step_dependency_table" not in c and "step_dependency_table" not in sh.extra:
-        return c["p_mw"], c["q_mvar"]  # (the common case, on the result path of every solve)
+    if "step_dependency_table" not in c:
+        ext = sh.extra.get("step_dependency_table")
+        if ext is None:
+            return c["p_mw"], c["q_mvar"]  # (the common case, on the result path of every solve)
+        try:
+            if not any(ext.tolist()):  # every cell False, 0 or None (as pandapower 3 nets carry it)
+                return c["p_mw"], c["q_mvar"]
+        except (TypeError, ValueError):  # a cell with no truth value (pandas NA): read exactly below
+            pass
     dep = column(sh, "step_dependency_table", False).astype(bool)
     if not dep.any():
         return c["p_mw"], c["q_mvar"]

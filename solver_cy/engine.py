@@ -116,8 +116,26 @@ class Engine:
 
     def gen_split(self, plan=None):
         """The model's generator split (gensplit.make_split) with or without distributed slack."""
-        return self.model.derive("split_ds" if plan is not None else "split", lambda: make_split(
-            self.inj.gens, self.topo.bus_type, self.topo.nb, plan))
+        if plan is None:
+            return self.model.derive("split", self._plain_split)
+        return self.model.derive("split_ds", lambda: make_split(self.inj.gens, self.topo.bus_type, self.topo.nb, plan))
+
+    def _plain_split(self):
+        """make_split without a slack plan, shared by the models of one generator placement (the
+        same generator table arrays, bus types at their buses and bus count: a topology change
+        that moves no generator), kept in the model cache's shared values (dropped with them)."""
+        g, topo = self.inj.gens, self.topo
+        arrays = (g["bus"], g["qmin"], g["qmax"], g["slack"], g["weight"])  # what make_split reads of g
+        key = (topo.bus_type[g["bus"]].tobytes(), topo.nb)
+        splits = self.cache.shared.setdefault("splits", [])
+        for k, a, split in splits:
+            if k == key and all(x is y for x, y in zip(a, arrays)):
+                return split
+        split = make_split(g, topo.bus_type, topo.nb)
+        if len(splits) >= 16:
+            del splits[0]
+        splits.append((key, arrays, split))
+        return split
 
     def _run(self, solver, plan, s0, V, tol, max_iter, warm=False, pv=None, pq=None):
         """One Newton run; with a slack plan the island slack powers start from pandapower's
@@ -189,7 +207,10 @@ class Engine:
 
         effective_injections(self, qlim)
 
-    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False):
+    def solve(self, init="auto", tol=1e-8, max_iter=10, qlim=False, v_init=None, distributed_slack=False,
+              fallback="auto"):
+        """``init`` None: a warm start from the last converged voltages of the current model (after
+        the upkeep), else ``fallback``."""
         level = self.prepare(setpoints=True)
         if qlim or not self._plain_inj or self._eff_sig is not None:
             self._effective_injections(qlim)
@@ -197,7 +218,7 @@ class Engine:
             self._inj_eff = self._inj_base = self.inj
         self._results = None
         if init is None:
-            init = "results" if (self.V is not None and self.converged) else "auto"
+            init = "results" if (self.V is not None and self.converged) else fallback
         topo, inj = self.topo, self.inj
         warm = init == "results" and v_init is None and self.converged and self.V is not None and \
             len(self.V) == topo.nb

@@ -42,7 +42,7 @@ def _shared(shared, key, compute, place=None):
     """``compute()`` kept in ``shared`` (across topologies) under ``key`` (a tuple of the
     ``(kind, column)`` pairs it reads) until :func:`forget` drops it.  ``place`` (arrays of where
     the elements are): for a value that also depends on it, kept per placement (a few dozen at
-    most), found by comparing the arrays."""
+    most), found by the arrays' bytes."""
     if shared is None:
         return compute()
     if place is None:
@@ -50,14 +50,18 @@ def _shared(shared, key, compute, place=None):
         if hit is None:
             hit = shared[key] = (compute(),)
         return hit[0]
-    placed = shared.setdefault("placed", [])
-    for k, pl, value in placed:
-        if k == key and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(pl, place)):
-            return value
+    placed = shared.get("placed")
+    if placed is None:
+        placed = shared["placed"] = {}
+    # the placement by its bytes (found in one dict look-up; dtype and shape keep it exact)
+    pk = (key, tuple([(a.dtype.str, a.shape, a.tobytes()) for a in place]))
+    value = placed.get(pk, placed)
+    if value is not placed:
+        return value
     value = compute()
     if len(placed) >= _PLACEMENTS:
-        del placed[0]
-    placed.append((key, place, value))
+        del placed[next(iter(placed))]  # the oldest
+    placed[pk] = value
     return value
 
 
@@ -70,11 +74,12 @@ def forget(shared: dict, cols, rows) -> None:
     def stale(key):
         return any(k in cols or k[0] in rows for k in key)
 
-    for key in [k for k in shared if k != "placed" and stale(k)]:
+    for key in [k for k in shared if k != "placed" and k != "splits" and stale(k)]:
         del shared[key]
     placed = shared.get("placed")
     if placed:
-        placed[:] = [e for e in placed if not stale(e[0])]
+        for pk in [pk for pk in placed if stale(pk[0])]:
+            del placed[pk]
 
 
 _PLACEMENTS = 64
@@ -268,13 +273,13 @@ class InjectionState:
         idx = static.get("p_index")
         if idx is None:  # made once per static table (shared tables are shared with their index)
             on = np.flatnonzero(static["kind"] == 1)
-            idx = static["p_index"] = (np.ascontiguousarray(static["row"][on], dtype=np.int64),
-                                       int(on[0]) if len(on) else 0,
-                                       np.ascontiguousarray(static["bus"], dtype=np.int64))
-        rows, off, gbus = idx
+            idx = (np.ascontiguousarray(static["row"][on], dtype=np.int64), int(on[0]) if len(on) else 0,
+                   np.ascontiguousarray(static["bus"], dtype=np.int64), dict(static))  # (the table without it)
+            static["p_index"] = idx
+        rows, off, gbus, table = idx
         c = world["gen"].cols
         p, sg = gen_sums(rows, c["p_mw"], c["scaling"], gbus, off, self.topo.nb)
-        gens = {k: v for k, v in static.items() if k != "p_index"}
+        gens = table.copy()
         gens["p"] = p
         return gens, sg
 

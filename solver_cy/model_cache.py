@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridtape.world.schema import spec
+from gridtape.world.schema import KIND_ORDER, spec
 
 from .branches import BRANCH_KINDS, fill_admittances
 from .chartables import CHAR_KINDS
@@ -73,6 +73,15 @@ class Model:
         return s
 
 
+def _snap(col):
+    """What a model keeps of a topology column to know it again: its bytes (equal bytes are equal
+    values), a copy of a str column."""
+    return col.copy() if col.dtype.hasobject else col.tobytes()
+
+
+_TOPO_COLUMNS = {kind: tuple(c.name for c in spec(kind).columns if c.affects == "topo") for kind in KIND_ORDER}
+
+
 def _same(a, b):
     if a is b:
         return True
@@ -94,6 +103,7 @@ class ModelCache:
         self.shared: dict = {}  # injection parts no topology changes (injections.forget prunes it)
         self.branch_params: dict = {}  # per-unit branch parameters (branches.fill_admittances)
         self._affects: dict = {}
+        self._ranks: dict = {}  # (kind, column) -> rank of its schema class in LEVELS
         self._params: dict = {}
 
     # --- the level ---------------------------------------------------------------------------
@@ -111,17 +121,22 @@ class ModelCache:
         if self.model is None or d.rows or d.network:
             return "full"
         rank = 0
+        ranks = self._ranks
         for key in d.cols:
-            rank = max(rank, _RANK.get(self.affects(key), 3))
-            if rank == 3:
-                break
+            r = ranks.get(key)
+            if r is None:
+                r = self._rank(key)
+            if r > rank:
+                if r == 3:
+                    return "full"
+                rank = r
         return LEVELS[rank]
 
     # --- upkeep ------------------------------------------------------------------------------
     def prepare(self) -> str:
         """Bring the current model up to the world; return the level done."""
         d = self.dirty
-        if self.model is not None and not d:
+        if self.model is not None and not (d.cols or d.rows or d.network):
             return "none"
         lvl = self.level()
         cols, rows, network = d.cols, d.rows, d.network
@@ -197,14 +212,31 @@ class ModelCache:
         return p
 
     def _find(self):
-        """A cached model whose topology columns equal the world's (most recent first)."""
+        """A cached model whose topology columns equal the world's (most recent first): equal
+        bytes (a str column: equal values; see :func:`_snap`)."""
         tabs = self.world.tables
+        now = {}  # (kind, column) -> the world's column as its snapshot compares (made once)
+        ranks = self._ranks
         for m in reversed(self.models):
-            topo_cols = [k for k in m.pending if self.affects(k) == "topo"]
-            if all(k in m.snap and np.array_equal(tabs[k[0]].cols[k[1]], m.snap[k]) for k in topo_cols):
+            snap = m.snap
+            topo_cols = [k for k in m.pending if (ranks.get(k) or self._rank(k)) == 3]
+            for k in topo_cols:
+                old = snap.get(k)
+                if old is None:
+                    break
+                cur = now.get(k)
+                if cur is None:
+                    cur = now[k] = _snap(tabs[k[0]].cols[k[1]])
+                if not (cur == old if type(cur) is bytes else np.array_equal(cur, old)):
+                    break
+            else:
                 m.pending.difference_update(topo_cols)
                 return m
         return None
+
+    def _rank(self, key) -> int:
+        r = self._ranks[key] = _RANK.get(self.affects(key), 3)
+        return r
 
     def _catch_up(self, m):
         """Model ``m`` after the writes in its ``pending`` set (no topology column among them)."""
@@ -228,11 +260,12 @@ class ModelCache:
         ysh = fill_admittances(w, topo, self.trafo_model, self.branch_params)
         indptr, indices, pos, ydata = ybus_build(topo.nb, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, ysh)
         snap = {}
-        for kind, t in w.tables.items():
-            if len(t):
-                for c in t.spec.columns:
-                    if c.affects == "topo":
-                        snap[(kind, c.name)] = t.cols[c.name].copy()
+        tabs = w.tables
+        for kind, names in _TOPO_COLUMNS.items():
+            t = tabs.get(kind)
+            if t is not None and len(t):
+                for name in names:
+                    snap[(kind, name)] = _snap(t.cols[name])
         inj_state = InjectionState(w, topo, self.shared)
         inj_state.refresh(w, None)
         return Model(topo, ysh, indptr, indices, pos, ydata, inj_state, snap)

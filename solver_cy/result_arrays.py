@@ -63,7 +63,8 @@ class ResultArrays:
         return hit
 
     def _element(self, kind, vm):
-        n = len(self.world[kind])
+        t = self.world.tables[kind]
+        n = len(t.ids)
         if kind in ("ext_grid", "gen"):
             g = self.gens
             p, q = np.zeros(n), np.zeros(n)
@@ -74,7 +75,7 @@ class ResultArrays:
         code, names = ELEMENT_COLUMNS[kind]
         if not n:
             return np.zeros(0), np.zeros(0)
-        c = self.world[kind].cols
+        c = t.cols
         cols = [c[k] for k in names]
         if kind == "sgen" and self.sgen_pq is not None:  # set-points clipped to their limits
             cols[0], cols[1] = self.sgen_pq
@@ -105,7 +106,7 @@ def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
     o = engine.solve_options
     r.const_loads = not o.get("voltage_depend_loads", True)
     r.sgen_pq = sgen_setpoints(engine.world, engine._qlim_active and algorithm != "dc",
-                               engine._plims_active) if len(engine.world["sgen"]) else None
+                               engine._plims_active) if len(engine.world.tables["sgen"].ids) else None
     buf = r._buf = engine.model.buffers
     out = buf.get("bus")
     if out is None:

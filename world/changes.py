@@ -68,6 +68,8 @@ from .coerce import _column, _fast_floats, coerce_column, int_ids, one_id
 from .colwrite import write_floats
 from .schema import BOOL, F8, I8, STR, SWITCH_ET_KIND
 
+_I8 = np.dtype(np.int64)  # (compared by identity: numpy's int64 dtype is a singleton)
+
 NETWORK_FIELDS = ("sn_mva", "f_hz", "name")
 
 
@@ -171,9 +173,9 @@ def _rows_json(columns, n):
 
 
 # --- dirty sets ------------------------------------------------------------------------------------
-def _note_set(w, kind, name, affects):
+def _note_set(w, kind, name, affects=""):
     """A column was written: the dirty sets."""
-    w._wrote(kind, name, affects)
+    w._wrote(kind, name)
 
 
 def _note_rows(w, kind):
@@ -183,9 +185,12 @@ def _note_rows(w, kind):
 # --- the fast paths ----------------------------------------------------------------------------------
 def set_cell(w, kind, eid, name, value):
     """One cell: validate, write, mark; ``(old, new)`` as Python scalars (``new`` as stored)."""
-    t = w.tables.get(kind) or w[kind]
+    t = w.tables.get(kind)
+    if t is None:
+        t = w[kind]
     col = t.spec.by_name.get(name) or _column(t, name)
-    r = t.positions.get(eid) if type(eid) is int else None
+    pos = t._pos
+    r = (pos if pos is not None else t.positions).get(eid) if type(eid) is int else None
     if r is None:
         r = t.row(_eid(eid, kind, name))
     tv = type(value)
@@ -205,32 +210,31 @@ def set_cell(w, kind, eid, name, value):
             _check_switch_cells(w, t, [r], name, [v])
         new = None
     arr = t.cols[name]
-    old = arr[r]
+    old = arr.item(r)  # (a Python scalar; a str column's object as stored)
     arr[r] = v
-    w._wrote(kind, name, col.affects)
+    w._wrote(kind, name)
     if new is None:
-        new = arr[r]
-        new = new.item() if hasattr(new, "item") else new
-    return (old.item() if hasattr(old, "item") else old), new
+        new = arr.item(r)
+    return old, new
 
 
 def apply_set(w, kind, ids, name, values):
     """One column for many ids: validate all, write, mark; ``(old, new)`` arrays."""
-    t = w.tables.get(kind) or w[kind]
+    t = w.tables.get(kind)
+    if t is None:
+        t = w[kind]
     col = t.spec.by_name.get(name) or _column(t, name)
-    if type(ids) is not np.ndarray or ids.dtype != np.int64:
+    if type(ids) is not np.ndarray or ids.dtype is not _I8:
         ids = _ids(ids, kind, name)
+    rows = None if ids is t.ids else t.rows(ids)
     if col.dtype == F8 and col.ref is None:
-        rows = None if ids is t.ids else t.rows(ids)
         old = write_floats(t.cols[name], rows, values, col.vmin, col.vmax, col.nan_ok)
         if old is not None:
-            _note_set(w, kind, name, col.affects)
+            w._wrote(kind, name)
             return old, values
-    else:
-        rows = None if ids is t.ids else t.rows(ids)
     new = _coerce_many(w, t, col, ids, rows, values)
     old = _put(t.cols[name], rows, new)
-    _note_set(w, kind, name, col.affects)
+    w._wrote(kind, name)
     return old, new
 
 
@@ -243,11 +247,11 @@ def apply_set_rows(w, kind, rows, name, values, *, check=True):
         if col.dtype == F8 and col.ref is None:
             old = write_floats(arr, rows, values, col.vmin, col.vmax, col.nan_ok)
             if old is not None:
-                _note_set(w, kind, name, col.affects)
+                w._wrote(kind, name)
                 return old
         return apply_set(w, kind, t.ids if rows is None else t.ids[rows], name, values)[0]
     old = _put(arr, rows, values)
-    _note_set(w, kind, name, col.affects)
+    w._wrote(kind, name)
     return old
 
 

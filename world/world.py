@@ -195,26 +195,33 @@ class World:
         self.f_hz = float(f_hz)
         self.name = name
         self._watchers: list = []  # weak references to the live Dirty sets (see watch())
+        self._col_watchers: list = []  # those of them that watch columns
 
     # --- dirty sets --------------------------------------------------------------------------
-    def watch(self) -> Dirty:
+    def watch(self, cols: bool = True) -> Dirty:
         """A new dirty set for one consumer of this world's columns (world/dirty.py): it starts
         with everything marked and is marked by every change applied after.  Keep a reference to
-        it; the world holds it weakly."""
+        it; the world holds it weakly.  ``cols=False``: a consumer of rows and network values
+        only (its ``cols`` stay empty; column writes do not visit it)."""
         d = Dirty(True, self.tables)
-        self._watchers.append(weakref.ref(d))
+        r = weakref.ref(d)
+        self._watchers.append(r)
+        if cols:
+            self._col_watchers.append(r)
         return d
 
-    def _mark_cols(self, kind, name) -> None:
-        dead = False
-        for r in self._watchers:
+    def _wrote(self, kind: str, name: str, affects: str = "") -> None:
+        """Column ``name`` of ``kind`` was written (world/changes.py only): marks the dirty sets
+        that watch columns.  One call: the handle-write hot path."""
+        key = None
+        for r in self._col_watchers:
             d = r()
             if d is None:
-                dead = True
-            else:
-                d.cols.add((kind, name))
-        if dead:
-            self._prune()
+                self._prune()
+                return self._wrote(kind, name)
+            if key is None:
+                key = (kind, name)
+            d.cols.add(key)
 
     def _mark_rows(self, kind) -> None:
         dead = False
@@ -238,6 +245,7 @@ class World:
 
     def _prune(self) -> None:
         self._watchers = [r for r in self._watchers if r() is not None]
+        self._col_watchers = [r for r in self._col_watchers if r() is not None]
 
     def __getitem__(self, kind: str) -> Table:
         try:
@@ -248,12 +256,6 @@ class World:
 
     def __iter__(self):
         return iter(self.tables.values())
-
-    def _wrote(self, kind: str, name: str, affects: str) -> None:
-        """Column ``name`` of ``kind`` was written (world/changes.py only): marks the dirty sets.
-        One call: the handle-write hot path."""
-        if self._watchers:
-            self._mark_cols(kind, name)
 
     # --- conveniences over the change vocabulary (world/changes.py) ---------------------------
     def set_value(self, kind: str, eid, name: str, value):
