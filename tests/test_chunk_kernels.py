@@ -144,3 +144,27 @@ def test_restore_without_kept_state_changes_nothing():
     V = eng.V.copy()
     s.solve(eng.ydata, inj.s0 * 1.3, inj.si, inj.sz, V, 1e-8, 10)  # refactors
     assert s.left_kept and s.restore() and not s.left_kept
+
+
+def test_take_steps_picks_columns_into_the_converged_rows():
+    from gridtape.solver_cy.resk import take_steps
+
+    rng = np.random.default_rng(2)
+    src = rng.normal(size=(3, 7))
+    csrc = np.ascontiguousarray(src + 1j * rng.normal(size=(3, 7)))
+    cols = np.array([6, -1, 0, 3], np.int64)
+    good = np.array([0, 2, 4], np.int64)  # rows 1 and 3 of the chunk did not converge
+    for s in (src, csrc):
+        dest = np.full((5, 4), -7.0)
+        take_steps(s, cols, good, dest)
+        want = np.where(cols >= 0, s.real[:, np.maximum(cols, 0)], 0.0)
+        assert np.array_equal(dest[good], want)
+        assert (dest[[1, 3]] == -7.0).all()  # the other rows untouched
+    with pytest.raises(ValueError):  # a column past the source
+        take_steps(src, np.array([7], np.int64), good, np.zeros((5, 1)))
+    with pytest.raises(ValueError):  # a row past the destination
+        take_steps(src, cols, np.array([0, 1, 5], np.int64), np.zeros((5, 4)))
+    with pytest.raises(ValueError):  # a destination of another width
+        take_steps(src, cols, good, np.zeros((5, 3)))
+    with pytest.raises(ValueError):  # int32 columns
+        take_steps(src, cols.astype(np.int32), good, np.zeros((5, 4)))
