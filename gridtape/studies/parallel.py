@@ -59,10 +59,11 @@ def _runner_for(key, base, profiles, outputs, options):
     return got
 
 
-def run_chunk(key, base, profiles, outputs, options, start, stop, independent, overlap):
-    """One task: steps ``start`` .. ``stop`` on this worker's runner of study ``key``."""
+def run_chunk(key, base, profiles, outputs, options, start, stop, independent, overlap, dest=None):
+    """One task: steps ``start`` .. ``stop`` on this worker's runner of study ``key``; ``dest``
+    (threads of this process only): the run's rows to write the outputs into."""
     runner, prof = _runner_for(key, base, profiles, outputs, options)
-    return runner.run(prof, start, stop, independent, overlap=overlap, fresh=True)
+    return runner.run(prof, start, stop, independent, overlap=overlap, fresh=True, dest=dest)
 
 
 def _is_dask(executor):
@@ -107,11 +108,20 @@ def run_chunks(executor, key, base, profiles, outputs, options, chunks, independ
     else:
         def submit(*a):
             return executor.submit(run_chunk, *a)
+    # threads of this process write their outputs straight into the sink's rows when it has
+    # them (a memory sink): no copy by this thread, which would hold the GIL meanwhile
+    shared = in_process(executor)
+
+    def task(a, b):
+        if shared:
+            return submit(*submit_args, a, b, independent, overlap, sink.dest(a, b))
+        return submit(*submit_args, a, b, independent, overlap)
+
     window = max(2, 2 * workers_of(executor))
     pending = deque()
     todo = iter(chunks)
     for a, b in todo:
-        pending.append(submit(*submit_args, a, b, independent, overlap))
+        pending.append(task(a, b))
         if len(pending) >= window:
             break
     while pending:
@@ -120,5 +130,5 @@ def run_chunks(executor, key, base, profiles, outputs, options, chunks, independ
         if progress is not None:
             progress(len(res))
         for a, b in todo:
-            pending.append(submit(*submit_args, a, b, independent, overlap))
+            pending.append(task(a, b))
             break
