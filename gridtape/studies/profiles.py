@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 
 from gridtape.errors import BadReferenceError, SchemaError
 
+from .steps import STEP, STEP_NAME, _check_index, _index_array, _index_meta, _step_index  # noqa: F401
+
 PROFILE_IDS = b"gridtape.profile_ids"  # schema metadata of the stored form: {"kind/field": [ids]}
 # plain and uncompressed, statistics of the step column only: the profiles are stored while the
 # steps run, and their encoding is CPU time taken from them (case2869pegase x 1,000 steps: 14 ms
@@ -37,8 +39,6 @@ PROFILE_IDS = b"gridtape.profile_ids"  # schema metadata of the stored form: {"k
 _STORED = {"compression": "none", "use_dictionary": False, "write_statistics": ["step"]}
 PART_VALUES = 2_000_000  # values per stored part of the profiles (16 MB of float64)
 PROFILABLE = ("inj", "adm")  # what a profiled column may affect: no topology change per step
-STEP = "step"
-STEP_NAME = b"gridtape.step_name"  # schema metadata: the name of the step index (JSON), when it has one
 
 
 class Entry:
@@ -150,29 +150,6 @@ def jitter(world, n, spread=0.05, seed=0, columns=(("load", "p_mw"), ("load", "q
             out[(kind, field)] = pd.DataFrame(t.cols[field] * (1 + spread * rng.uniform(-1, 1, (n, len(t)))),
                                               index=index, columns=t.ids)
     return out
-
-
-def _index_array(index: pd.Index) -> pa.Array:
-    """The step labels as an Arrow array; a tz-aware DatetimeIndex keeps its zone (a timestamp
-    type with ``tz``: the instants as UTC, the zone as the type's)."""
-    if isinstance(index, pd.DatetimeIndex):
-        return pa.array(index)
-    return pa.array(np.asarray(index))
-
-
-def _index_meta(index: pd.Index) -> dict:
-    """Schema metadata keeping the index's name (a step column is always called ``step``)."""
-    return {} if index.name is None else {STEP_NAME: json.dumps(index.name)}
-
-
-def _step_index(tb: pa.Table, column: str = STEP, name=None) -> pd.Index:
-    """The step labels of a table's ``column`` (its zone kept), named as its metadata says."""
-    meta = tb.schema.metadata or {}
-    if STEP_NAME in meta:
-        name = json.loads(meta[STEP_NAME])
-    index = pd.Index(tb.column(column).to_pandas())
-    index.name = name  # (not the column's)
-    return index
 
 
 def read_profiles(obj, world) -> Profiles:
@@ -331,33 +308,6 @@ def _profilable(world, kind, field):
     else:
         return col
     raise SchemaError(f"{kind}.{field} cannot be profiled: {why}", table=kind, field=field)
-
-
-def _check_index(index: pd.Index, kind, field) -> None:
-    """A step index has steps, each once, each one label that a study's Parquet files can hold
-    (and give back as it was): integers, floats, strings, booleans, dates and timestamps."""
-    if len(index) == 0:
-        raise SchemaError(f"profile ({kind}, {field}) has no steps (no rows)", table=kind, field=field)
-    what = None
-    if isinstance(index, pd.MultiIndex):
-        what = f"a step index of {index.nlevels} levels"
-    else:
-        try:
-            typ = _index_array(index).type
-        except (pa.ArrowException, TypeError, ValueError):
-            typ = None
-        if typ is None:
-            what = f"step labels of dtype {index.dtype} (e.g. {index[0]!r})"
-        elif pa.types.is_nested(typ):
-            what = f"step labels that are sequences (e.g. {index[0]!r})"
-    if what is not None:
-        raise SchemaError(f"profile ({kind}, {field}) has {what}: a step takes one label, an integer, float, "
-                          f"string, date or timestamp (e.g. index.map(str), or a DatetimeIndex)",
-                          table=kind, field=field)
-    if not index.is_unique:
-        dup = index[index.duplicated()][0]
-        raise SchemaError(f"profile ({kind}, {field}) has step {dup!r} twice (each step label once)",
-                          table=kind, field=field)
 
 
 def _values(col, fr, kind, ids) -> np.ndarray:

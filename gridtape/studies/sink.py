@@ -48,7 +48,7 @@ _WRITE_STATUS = _WRITE
 
 
 def step_array(index) -> pa.Array:
-    from .profiles import _index_array
+    from .steps import _index_array
 
     return _index_array(index)
 
