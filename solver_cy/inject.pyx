@@ -5,7 +5,8 @@ Arguments are checked numpy arrays read through their data pointers: on a 14-bus
 memoryview per argument would cost more than the arithmetic."""
 cimport numpy as cnp
 from libc.stdint cimport int64_t
-from libc.math cimport isfinite
+from libc.math cimport fabs, isfinite, isinf
+import numpy as np
 
 cnp.import_array()
 
@@ -146,3 +147,39 @@ def shunt_ysh(cnp.ndarray lookup, cnp.ndarray rows, cnp.ndarray kv, cnp.ndarray 
             out[2 * b] += pp[k] * f
             out[2 * b + 1] -= qq[k] * f
     return out_a
+
+
+def first_conflict(cnp.ndarray bus, cnp.ndarray v, Py_ssize_t nb):
+    """pandapower's test of the set-points at one bus (setpoint_conflicts.find): -1 when no bus
+    holds two of the elements (``bus``: int64 in 0..nb-1, the elements in pandapower's order),
+    else the first element whose value ``v[k]`` is not close to the first value at its bus as
+    numpy.isclose judges (``|a - f| <= 1e-8 + 1e-5 |f|``, infinities equal only to themselves, NaN
+    to nothing, itself included), -1 when there is none."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(bus, 0), k, f
+    cdef const int64_t *b = <const int64_t *>_data(bus, cnp.NPY_INT64, n, "bus")
+    cdef const double *x = <const double *>_data(v, cnp.NPY_DOUBLE, n, "v")
+    for k in range(n):
+        if not 0 <= b[k] < nb:
+            raise ValueError("first_conflict: bus out of range")
+    if n < 2:
+        return -1
+    first_a = np.full(nb, -1, dtype=np.int64)
+    cdef int64_t *first = <int64_t *>cnp.PyArray_DATA(first_a)
+    cdef bint twice = False
+    cdef double a, r
+    for k in range(n):
+        if first[b[k]] < 0:
+            first[b[k]] = k
+        else:
+            twice = True
+    if not twice:
+        return -1
+    for k in range(n):
+        a = x[k]
+        r = x[first[b[k]]]
+        if isinf(a) or isinf(r):
+            if a != r:
+                return k
+        elif not fabs(a - r) <= 1e-8 + 1e-5 * fabs(r):  # (NaN: not close)
+            return k
+    return -1

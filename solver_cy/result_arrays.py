@@ -10,6 +10,8 @@ ext_grid, gen, xward) for ``gen_p`` / ``gen_q``, world row order for element arr
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from .chartables import shunt_step_values
@@ -29,6 +31,7 @@ ELEMENT_COLUMNS = {
     "xward": (3, ("ps_mw", "qs_mvar", "pz_mw", "qz_mvar")),
 }
 _GEN_CODE = {"ext_grid": 0, "gen": 1, "xward": 2}
+_GET = {kind: itemgetter(*names) for kind, (_, names) in ELEMENT_COLUMNS.items()}  # a kind's columns at once
 SQRT3 = np.sqrt(3.0)
 
 
@@ -83,9 +86,9 @@ class ResultArrays:
         if fixed is None:
             n = len(t.ids)
             code, names = ELEMENT_COLUMNS[kind]
-            fixed = self._buf[kind] = (code, names, self.topo.elem_bus(kind), self.topo.active[kind],
+            fixed = self._buf[kind] = (code, _GET[kind], self.topo.elem_bus(kind), self.topo.active[kind],
                                        (np.empty(n), np.empty(n)), n)
-        code, names, eb, act, out, n = fixed
+        code, get, eb, act, out, n = fixed
         if not n:
             return np.zeros(0), np.zeros(0)
         if vm is not self.vm:
@@ -95,13 +98,13 @@ class ResultArrays:
             p, q = shunt_step_values(self.world)
             return element_pq(code, eb, act, vm, self.topo.base_kv, p, q, c["vn_kv"], c["step"], None, None, None,
                               out)
-        cols = [c[k] for k in names]
+        cols = get(c)
         if kind == "sgen":  # set-points clipped to their limits
             sp = self.sgen_pq
             if sp is not None:
-                cols[0], cols[1] = sp
+                cols = sp + cols[2:]
         elif kind == "load" and self.const_loads:  # runpp(voltage_depend_loads=False)
-            cols[3:] = [np.zeros(n)] * 4
+            cols = cols[:3] + (np.zeros(n),) * 4
         return element_pq(code, eb, act, vm, self.topo.base_kv, *cols, out=out)
 
 
