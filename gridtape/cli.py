@@ -253,13 +253,19 @@ def cmd_bisect(args) -> int:
 
     with _open(args.journal) as study:
         res = verbs.bisect(study, until=args.until, lo=args.lo, hi=args.hi)
+        ends = verbs.bisect_range(study, lo=args.lo, hi=args.hi)
         ex = None
         if res is not None and args.explain:
             from gridtape.explain import explain
 
             ex = explain(res, study, predicate=verbs.predicate(args.until))
     if res is None:
-        emit({"found": False}) if args.json else print(f"{args.journal}: the condition holds at every point")
+        if args.json:
+            emit({"found": False, "lo": ends[0], "hi": ends[1]})
+        else:
+            print(f"{args.journal}: the condition holds at seq {ends[0]} and seq {ends[1]} (the ends of the range) "
+                  f"and wherever a recorded solve in it diverged; the points between were not all "
+                  f"checked (give --hi a point where it fails)")
         return 0
     if args.json:
         out = {"found": True, "seq": res.seq, "tx": res.tx, "good_seq": res.good_seq, "author": res.author,

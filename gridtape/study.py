@@ -143,7 +143,14 @@ class Study:
     def bisect(self, predicate=None, lo=None, hi=None) -> BisectResult | None:
         """The first point (end of a transaction) in [lo, hi] at which ``predicate(grid)`` is false,
         given that it holds at ``lo`` (default: the first point, the case load) -- the default
-        predicate is "the AC power flow converges".  None when it holds everywhere."""
+        predicate is "the AC power flow converges".
+
+        Like ``git bisect`` it needs a point where the predicate is false: ``hi`` (default: the
+        last point), or, when it holds there (a later edit fixed the case), the first point in the
+        range whose recorded solve diverged (checked with the predicate itself); from there it
+        finds the first point at which the predicate turned false.  None when the predicate holds
+        at ``hi`` and at every such point: the points between were not all checked (give as
+        ``hi`` a point where it is false)."""
         pred = predicate or (lambda g: g.solve().converged)
         pts = self.points(lo, hi)
         if not len(pts):
@@ -157,9 +164,12 @@ class Study:
         if not ok(0):
             raise JournalError(f"the predicate is already false at seq {int(pts[0])} (the start of the range)",
                                file=self.path, row=int(pts[0]))
-        if ok(len(pts) - 1):
-            return None
-        a, b = 0, len(pts) - 1  # ok(a) and not ok(b)
+        b = len(pts) - 1
+        if ok(b):
+            b = next((i for i in self._diverged_points(pts) if not ok(i)), None)
+            if b is None:
+                return None
+        a = 0  # ok(a) and not ok(b)
         while b - a > 1:
             m = (a + b) // 2
             if ok(m):
@@ -177,6 +187,22 @@ class Study:
         d = diff_worlds(before, after) if before is not None else pd.DataFrame()
         last = events.iloc[-1]
         return BisectResult(bad, tx, good, last.author, last.message, events, d, count[0])
+
+    def _diverged_points(self, pts, most=3):
+        """Indexes into ``pts`` (points, ascending) of the first ``most`` points after ``pts[0]``
+        whose world a recorded solve found diverging (a solve event at seq s solved the world of
+        the last point at or before s)."""
+        end = int(pts[-1])
+        nxt = self.points(end + 1)
+        stop = int(nxt[0]) - 1 if len(nxt) else None  # solves before the next point see pts[-1]'s world
+        sql = "SELECT seq FROM {events} WHERE event = 'solve' AND new_i = 0 AND seq > ?"
+        args = [int(pts[0])]
+        if stop is not None:
+            sql += " AND seq <= ?"
+            args.append(stop)
+        seqs = np.array([r[0] for r in _fetch(self.journal, sql + " ORDER BY seq", args)], dtype=np.int64)
+        idx = np.unique(np.searchsorted(pts, seqs, side="right") - 1)
+        return [int(i) for i in idx[idx > 0][:most]]
 
     # --- branches -----------------------------------------------------------------------------------
     def branch(self, seq, name, path=None, author=None):

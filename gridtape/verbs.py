@@ -236,6 +236,12 @@ def bisect(study, until=None, lo=None, hi=None):
         return study.bisect(counted, lo=lo, hi=hi)
 
 
+def bisect_range(study, lo=None, hi=None) -> tuple:
+    """The first and last point (seqs) bisect works on for ``--lo`` / ``--hi``."""
+    pts = study.points(None if lo is None else point(study, lo), None if hi is None else point(study, hi))
+    return (int(pts[0]), int(pts[-1])) if len(pts) else (None, None)
+
+
 def tag(path, name, author=None) -> int:
     """Name the head of the study at ``path``; returns the tag's seq."""
     import gridtape as gt

@@ -6,7 +6,8 @@ gen p) changes the solver's injection arrays linearly: ``s0``, ``si``, ``sz`` (p
 linear map once, by *probing* the one injection formula (injections.py, through
 ``Engine.prepare``): each profiled element's value is moved by one unit, a round of elements at
 distinct buses at a time, and the change of the arrays is recorded.  A chunk of steps then gets
-its injection arrays from one sparse product; per step the solver reads a row of them, and the
+its injection arrays from one pass of a kernel (inject.chunk_rows, without the GIL); per step
+the solver reads a row of them, and the
 world is written once per chunk (with the chunk's last step), not per step.
 
 Why not write the world per step: the world write plus the injection refresh cost 45 us per
@@ -98,11 +99,44 @@ class InjectionMap:
         self.Msub = self.M[self.rows]
         self.voltage_dependent = bool(((self.rows >= 2 * nb) & (self.rows < 6 * nb)).any())
 
-    def chunk(self, values) -> "ChunkInjections":
+        # per chunk, the kernel inject.chunk_rows: the moved slots as CSR rows, each slot's array
+        # (0..5: real / imaginary part of s0, si, sz; -1: pd, qd, generator p) and bus
+        Ms = self.Msub.tocsr()
+        Ms.sort_indices()
+        self._csr = (Ms.indptr.astype(np.int64), Ms.indices.astype(np.int64), Ms.data.astype(np.float64))
+        blk = self.rows // nb
+        self._code = np.where(blk < 6, blk, -1).astype(np.int64)
+        self._bus = (self.rows % nb).astype(np.int64)
+        self._col_base = np.concatenate(self.base) if self.base else np.zeros(0)
+        self._base_rows = tuple(x0[2 * k * nb:(2 * k + 1) * nb] + 1j * x0[(2 * k + 1) * nb:(2 * k + 2) * nb]
+                                for k in range(3))
+        self._parts = {}
+        for k, name in enumerate(_BLOCKS + ("gp",)):
+            lo = k * nb
+            hi = len(x0) if name == "gp" else lo + nb
+            sel = np.flatnonzero((self.rows >= lo) & (self.rows < hi))
+            self._parts[name] = (x0[lo:hi], self.rows[sel] - lo, sel)
+
+    def chunk(self, values, scratch=None) -> "ChunkInjections":
         """The injection arrays of a chunk of steps (``values``: one steps x elements array per
-        entry), computed as one sparse product; see :class:`ChunkInjections`."""
-        D = np.concatenate([v - b for v, b in zip(values, self.base)], axis=1)
-        return ChunkInjections(self, np.ascontiguousarray((self.Msub @ D.T).T))
+        entry), by the kernel inject.chunk_rows; see :class:`ChunkInjections`.  ``scratch``: a
+        dict the arrays are kept in from chunk to chunk (no fresh pages per chunk)."""
+        from .inject import chunk_rows
+
+        n, nb = (len(values[0]) if values else 0), self.nb
+        vals = tuple(np.ascontiguousarray(v, dtype=np.float64) for v in values)
+        scratch = {} if scratch is None else scratch
+        key = (nb, len(self.rows), self.voltage_dependent)
+        if scratch.get("key") != key or len(scratch["delta"]) < n:
+            k = 3 if self.voltage_dependent else 1
+            scratch.clear()
+            scratch.update(key=key, delta=np.empty((n, len(self.rows))),
+                           rows=tuple(np.empty((n, nb), complex) for _ in range(k)))
+        delta = scratch["delta"][:n]
+        rows = tuple(a[:n] for a in scratch["rows"])
+        out = rows if self.voltage_dependent else (rows[0], None, None)
+        chunk_rows(vals, self._col_base, *self._csr, self._code, self._bus, self._base_rows, out, delta)
+        return ChunkInjections(self, delta, out)
 
 
 class ChunkInjections:
@@ -110,52 +144,18 @@ class ChunkInjections:
     si / sz are the base arrays' when no profiled value moves them) and ``at(name, cols)``: the
     steps x ``cols`` values of ``pd``, ``qd`` (per bus) or ``gp`` (per generator)."""
 
-    def __init__(self, m, delta):
+    def __init__(self, m, delta, rows):
         self.m, self.delta, self.n = m, delta, len(delta)
-        nb, x0, rows = m.nb, m.x0, m.rows
-        self._parts = {}
-        for k, name in enumerate(_BLOCKS + ("gp",)):
-            lo = k * nb
-            hi = len(x0) if name == "gp" else lo + nb
-            sel = np.flatnonzero((rows >= lo) & (rows < hi))
-            self._parts[name] = (x0[lo:hi], rows[sel] - lo, sel)
-        self._complex = {}
-        self._rows = {}
-        for name in ("s0", "si", "sz"):
-            re, im = self._parts[name + "r"], self._parts[name + "i"]
-            base = re[0] + 1j * im[0]
-            pos = np.union1d(re[1], im[1])
-            dc = np.zeros((self.n, len(pos)), complex)
-            dc.real[:, np.searchsorted(pos, re[1])] = delta[:, re[2]]
-            dc.imag[:, np.searchsorted(pos, im[1])] = delta[:, im[2]]
-            self._complex[name] = (base, pos, dc)
-
-    def _all(self, name):
-        rows = self._rows.get(name)
-        if rows is None:  # the chunk's rows at once: one array, a (contiguous) row per step
-            base, pos, dc = self._complex[name]
-            rows = self._rows[name] = np.repeat(base[None, :], self.n, axis=0)
-            rows[:, pos] += dc
-        return rows
-
-    def _step(self, name, i):
-        return self._all(name)[i]
+        self._parts = m._parts
+        self._rows = rows
 
     def arrays(self):
         """``(S0, SI, SZ)``: steps x buses arrays of s0, si, sz (si and sz: their one row when no
         profiled value moves them), C-contiguous: a chunk for solver_cy.newton.solve_steps."""
         if self.m.voltage_dependent:
-            return self._all("s0"), self._all("si"), self._all("sz")
-        return self._all("s0"), self._complex["si"][0][None, :].copy(), self._complex["sz"][0][None, :].copy()
-
-    def s0(self, i):
-        return self._step("s0", i)
-
-    def si(self, i):
-        return self._step("si", i) if self.m.voltage_dependent else self._complex["si"][0]
-
-    def sz(self, i):
-        return self._step("sz", i) if self.m.voltage_dependent else self._complex["sz"][0]
+            return self._rows
+        b = self.m._base_rows
+        return self._rows[0], b[1][None, :], b[2][None, :]
 
     def at(self, name, cols, steps=None):
         base, pos, sel = self._parts[name]

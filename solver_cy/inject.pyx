@@ -2,10 +2,13 @@
 power, one pass each, for the incremental path (a write of one column of one kind).
 
 Arguments are checked numpy arrays read through their data pointers: on a 14-bus case a
-memoryview per argument would cost more than the arithmetic."""
+memoryview per argument would cost more than the arithmetic.  ``chunk_rows``: a study chunk's
+injection rows from its profiled values (solver_cy/batch.py), without the GIL; ``first_conflict``:
+pandapower's test of the voltage set-points at one bus (setpoint_conflicts.find)."""
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.math cimport fabs, isfinite, isinf
+from libc.string cimport memcpy
 import numpy as np
 
 cnp.import_array()
@@ -147,6 +150,96 @@ def shunt_ysh(cnp.ndarray lookup, cnp.ndarray rows, cnp.ndarray kv, cnp.ndarray 
             out[2 * b] += pp[k] * f
             out[2 * b + 1] -= qq[k] * f
     return out_a
+
+
+def chunk_rows(tuple values, cnp.ndarray col_base, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndarray data,
+               cnp.ndarray slot_code, cnp.ndarray slot_bus, tuple base_rows, tuple out, cnp.ndarray delta):
+    """The injection rows of a chunk of study steps (solver_cy/batch.py's map ``x = x0 + M (v - b)``).
+
+    ``values``: one (steps x columns) float64 C-contiguous array per profiled entry, their columns
+    in the map's column order, ``col_base`` (one per column) the base values ``b``.  ``indptr``,
+    ``indices``, ``data`` (int64, int64, float64): the CSR rows of ``M`` for the slots of ``x``
+    any value moves; ``slot_code`` (int64, one per slot): 0..5 for the real / imaginary part of
+    s0, si, sz (-1: another array: pd, qd, generator p), ``slot_bus`` its bus.  Writes, per step,
+    ``delta[step, slot] = (M (v - b))[slot]`` and, for each of s0, si, sz whose entry of ``out`` is
+    a (steps x buses) complex array (None: skipped), the row ``base_rows[k] + delta`` (its slots
+    added to the base row, each once)."""
+    cdef Py_ssize_t ne = len(values), n = cnp.PyArray_DIM(delta, 0) if cnp.PyArray_NDIM(delta) == 2 else -1
+    cdef Py_ssize_t ns = cnp.PyArray_DIM(indptr, 0) - 1, ncol = cnp.PyArray_DIM(col_base, 0)
+    cdef Py_ssize_t nb = cnp.PyArray_DIM(<cnp.ndarray>base_rows[0], 0), e, i, r, p, c, w
+    cdef int k
+    if n < 0 or ns < 0 or cnp.PyArray_DIM(delta, 1) != ns or len(base_rows) != 3 or len(out) != 3:
+        raise ValueError("chunk_rows: inconsistent arrays")
+    cdef const int64_t *ip = <const int64_t *>_data(indptr, cnp.NPY_INT64, ns + 1, "indptr")
+    cdef Py_ssize_t nnz = ip[ns] if ns >= 0 else 0
+    if ip[0] != 0 or nnz < 0:
+        raise ValueError("chunk_rows: bad indptr")
+    for r in range(ns):
+        if ip[r + 1] < ip[r]:
+            raise ValueError("chunk_rows: bad indptr")
+    cdef const int64_t *ix = <const int64_t *>_data(indices, cnp.NPY_INT64, nnz, "indices")
+    cdef const double *dx = <const double *>_data(data, cnp.NPY_DOUBLE, nnz, "data")
+    cdef const int64_t *code = <const int64_t *>_data(slot_code, cnp.NPY_INT64, ns, "slot_code")
+    cdef const int64_t *sbus = <const int64_t *>_data(slot_bus, cnp.NPY_INT64, ns, "slot_bus")
+    cdef const double *cb = <const double *>_data(col_base, cnp.NPY_DOUBLE, ncol, "col_base")
+    for p in range(nnz):
+        if not 0 <= ix[p] < ncol:
+            raise ValueError("chunk_rows: column index out of range")
+    for r in range(ns):
+        if code[r] > 5 or (code[r] >= 0 and not 0 <= sbus[r] < nb):
+            raise ValueError("chunk_rows: slot out of range")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(delta) and cnp.PyArray_TYPE(delta) == cnp.NPY_DOUBLE):
+        raise ValueError("chunk_rows: delta must be a C-contiguous float64 array")
+    cdef double *dl = <double *>cnp.PyArray_DATA(delta)
+    cdef const double *bases[3]
+    cdef double *rows[3]
+    cdef cnp.ndarray a
+    for k in range(3):
+        bases[k] = <const double *>_data(<cnp.ndarray>base_rows[k], cnp.NPY_COMPLEX128, nb, "base row")
+        rows[k] = NULL
+        if out[k] is not None:
+            a = <cnp.ndarray>out[k]
+            if (cnp.PyArray_TYPE(a) != cnp.NPY_COMPLEX128 or cnp.PyArray_NDIM(a) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                    or cnp.PyArray_DIM(a, 0) != n or cnp.PyArray_DIM(a, 1) != nb):
+                raise ValueError("chunk_rows: an output is not a C-contiguous complex (steps x buses) array")
+            rows[k] = <double *>cnp.PyArray_DATA(a)
+    # the value columns: where each entry's block starts and how wide it is
+    wa, sa = np.empty(max(ne, 1), np.intp), np.empty(max(ne, 1), np.uintp)
+    cdef Py_ssize_t *width = <Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>wa)
+    cdef size_t *src = <size_t *>cnp.PyArray_DATA(<cnp.ndarray>sa)
+    w = 0
+    for e in range(ne):
+        a = <cnp.ndarray>values[e]
+        if (cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE or cnp.PyArray_NDIM(a) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                or cnp.PyArray_DIM(a, 0) != n):
+            raise ValueError("chunk_rows: values must be C-contiguous float64 (steps x columns) arrays")
+        width[e] = cnp.PyArray_DIM(a, 1)
+        src[e] = <size_t>cnp.PyArray_DATA(a)
+        w += width[e]
+    if w != ncol:
+        raise ValueError("chunk_rows: the values' columns do not match col_base")
+    d_a = np.empty(max(ncol, 1))
+    cdef double *d = <double *>cnp.PyArray_DATA(<cnp.ndarray>d_a)
+    cdef double v
+    cdef const double *s
+    with nogil:
+        for i in range(n):
+            c = 0
+            for e in range(ne):  # this step's values less their base, in column order
+                s = <const double *>src[e] + i * width[e]
+                for p in range(width[e]):
+                    d[c] = s[p] - cb[c]
+                    c += 1
+            for k in range(3):
+                if rows[k] != NULL:
+                    memcpy(rows[k] + 2 * i * nb, bases[k], 2 * nb * sizeof(double))
+            for r in range(ns):
+                v = 0.0
+                for p in range(ip[r], ip[r + 1]):
+                    v += dx[p] * d[ix[p]]
+                dl[i * ns + r] = v
+                if code[r] >= 0 and rows[code[r] >> 1] != NULL:
+                    rows[code[r] >> 1][2 * (i * nb + sbus[r]) + (code[r] & 1)] += v
 
 
 def first_conflict(cnp.ndarray bus, cnp.ndarray v, Py_ssize_t nb):

@@ -85,6 +85,11 @@ cdef class NewtonSolver:
     cdef void *sym
     cdef void *num
     cdef double rcond_factor
+    # the kept state (keep / _restore): the Jacobian values of the kept factors, the number of
+    # fresh factorizations then (a later one changed the pivot order: no restoring), chord state
+    cdef double[::1] kjx
+    cdef int k_factor, k_refactor, k_wait, k_backoff
+    cdef bint kept
 
     def __cinit__(self, *args, **kwargs):
         self.sym = NULL
@@ -264,6 +269,52 @@ cdef class NewtonSolver:
         self.rcond_factor = self.common.rcond
         self.n_factor += 1
         return True
+
+    def keep(self):
+        """Keep the solver's state (its LU factors and chord state) so that :meth:`restore` can
+        bring it back after solves that refactored it: the factors are made again here by a
+        refactorization of the Jacobian they were last made from, so the kept factors and every
+        restored copy are the same bits.  Right after a solve that factored (not one that ended
+        on chord steps); False when the solver holds no factors."""
+        if self.num == NULL or self.nnz_jac == 0:
+            self.kept = False
+            return False
+        self.kjx = np.array(self.jx, copy=True)
+        self.k_factor, self.k_wait, self.k_backoff = self.n_factor, self.chord_wait, self.chord_backoff
+        self.kept = True
+        return bool(self._restore())
+
+    def restore(self):
+        """Bring back the state kept by :meth:`keep`; False (nothing changed) when it cannot be:
+        nothing kept, or a fresh factorization since chose another pivot order."""
+        cdef bint ok
+        with nogil:
+            ok = self._restore()
+        return bool(ok)
+
+    cdef bint _restore(self) noexcept nogil:
+        if not self.kept or self.num == NULL or self.n_factor != self.k_factor:
+            return False
+        if not _klu.refactor(&self.jp[0], &self.ji[0], &self.kjx[0], self.sym, self.num, &self.common) \
+                or self.common.status != KLU_OK:
+            _release_numeric(&self.num, &self.common)
+            self.kept = False
+            return False
+        self.chord_wait, self.chord_backoff = self.k_wait, self.k_backoff
+        self.k_refactor = self.n_refactor
+        return True
+
+    cdef bint _left(self) noexcept nogil:
+        """Whether the solver left its kept state (always, when none is kept)."""
+        return not self.kept or self.num == NULL or self.n_factor != self.k_factor \
+            or self.n_refactor != self.k_refactor or self.chord_wait != self.k_wait \
+            or self.chord_backoff != self.k_backoff
+
+    @property
+    def left_kept(self):
+        """Whether solves since :meth:`keep` (or the last :meth:`restore`) changed the solver's
+        factors or chord state (True when nothing is kept)."""
+        return bool(self._left())
 
     def solve(self, const double complex[::1] ydata, const double complex[::1] s0,
               const double complex[::1] si, const double complex[::1] sz,

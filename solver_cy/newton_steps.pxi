@@ -83,9 +83,11 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
     voltages; a step starts from them when ``warm`` (chained, after a converged step), else from
     ``v0`` (with the solver's factors as a chord start only when ``independent``).  Chained
     (not ``independent``): a step that does not converge makes the next start from ``v0``.
-    Independent: every step starts from ``v0``; the loop stops after a step that left the
-    solver's state (new factors, a refactorization, a chord back-off) or did not converge, so the
-    caller can restore that state.  ``VM``, ``VA`` (optional, the shape of ``Vs``): a converged
+    Independent: every step starts from ``v0`` and from the solver's state: a step that left it
+    (a refactorization, a chord back-off, a divergence) is followed by ``s.restore()`` when the
+    solver keeps one (NewtonSolver.keep); the loop stops after a step that left a state that
+    cannot be restored (new pivot order, no factors) or, without a kept state, after any step that
+    left it or did not converge, so the caller can make the state again.  ``VM``, ``VA`` (optional, the shape of ``Vs``): a converged
     step's magnitudes and angles (rad, not wrapped) as the solver holds them; a bus whose
     magnitude is not an unknown (PV, fixed) reads its magnitude in ``v0``.  Returns ``(next
     step, warm)``."""
@@ -151,7 +153,10 @@ def solve_steps(NewtonSolver s, const double complex[::1] ydata, const double co
             i += 1
             if independent:
                 warm = False
-                if not c or s.n_factor != nf or s.n_refactor != nr or s.chord_backoff or s.chord_wait:
+                if s.kept:  # back to the kept state in place, when a step left it
+                    if s._left() and not s._restore():
+                        break
+                elif not c or s.n_factor != nf or s.n_refactor != nr or s.chord_backoff or s.chord_wait:
                     break
             else:
                 warm = c

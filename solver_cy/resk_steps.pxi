@@ -115,3 +115,37 @@ def branch_loading(vm_in, sf_in, st_in, Py_ssize_t s0, f_in, t_in, cf_in, ct_in,
                 b = b * ct[j]
                 o[i * m + j] = a if (isnan(a) or a >= b) else b
     return out
+
+
+def take_steps(src, cols_in, good_in, dest):
+    """``dest[good[i], j] = src[i, cols[j]]`` (0 where ``cols[j] < 0``) for the ``k`` rows of
+    ``src`` (k x w, float64, or complex128 whose real part is taken) into ``dest`` (n x m
+    float64), ``cols`` (m) and ``good`` (k) int64: a chunk's converged steps' result columns
+    picked into the study's output rows, without the GIL."""
+    cdef Py_ssize_t m = _size(cols_in), k = _size(good_in), n, w, i, j, st
+    if m < 0 or k < 0 or not cnp.PyArray_Check(src) or not cnp.PyArray_Check(dest) \
+            or cnp.PyArray_NDIM(<cnp.ndarray>src) != 2 or cnp.PyArray_NDIM(<cnp.ndarray>dest) != 2 \
+            or cnp.PyArray_DIM(<cnp.ndarray>dest, 1) != m or cnp.PyArray_DIM(<cnp.ndarray>src, 0) != k:
+        raise ValueError("take_steps: inconsistent arrays")
+    n = cnp.PyArray_DIM(<cnp.ndarray>dest, 0)
+    w = cnp.PyArray_DIM(<cnp.ndarray>src, 1)
+    st = 2 if cnp.PyArray_TYPE(<cnp.ndarray>src) == cnp.NPY_COMPLEX128 else 1
+    cdef const double *s = <const double *>_ptr(src, cnp.NPY_COMPLEX128 if st == 2 else cnp.NPY_DOUBLE, k * w, "src")
+    cdef const int64_t *c = <const int64_t *>_ptr(cols_in, cnp.NPY_INT64, m, "cols")
+    cdef const int64_t *g = <const int64_t *>_ptr(good_in, cnp.NPY_INT64, k, "good")
+    cdef double *o = <double *>_ptr(dest, cnp.NPY_DOUBLE, n * m, "dest")
+    for j in range(m):
+        if c[j] >= w:
+            raise ValueError("take_steps: column out of range")
+    for i in range(k):
+        if not 0 <= g[i] < n:
+            raise ValueError("take_steps: row out of range")
+    cdef const double *row
+    cdef double *to
+    with nogil:
+        for i in range(k):
+            row = s + i * w * st
+            to = o + g[i] * m
+            for j in range(m):
+                to[j] = row[c[j] * st] if c[j] >= 0 else 0.0
+    return dest

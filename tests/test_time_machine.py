@@ -170,3 +170,41 @@ def test_bisect_finds_the_edit_that_breaks_convergence(tmp_path):
                          cwd=tmp_path)  # not the repository root: its gridtape/ must not shadow the installed one
     assert out.returncode == 1, out.stderr  # 1: a breaking transaction was found (docs/cli.md)
     assert f"seq {first_bad}" in out.stdout and res.message in out.stdout
+
+
+def test_bisect_finds_a_divergence_that_a_later_edit_fixed(tmp_path):
+    """The history converges at its end (a later edit fixed the case): bisect still finds the edit
+    that broke it, from the recorded solve that diverged -- checked against solving every point --
+    and says honestly when it has no point where the predicate fails."""
+    path = tmp_path / "fixed.duckdb"
+    g = gt.PowerGrid(CASE("IEEE118"), journal=path, author="bob")
+    g.solve()
+    with g.edit(message="more load at bus 2") as e:
+        e.set("load", g.world["load"].ids[:1], "p_mw", float(g.world["load"].cols["p_mw"][0]) + 1.0)
+    g.solve()
+    with g.edit(message="data centre 320 MW") as e:
+        dc, _ = e.add_load(85, p_mw=320.0, q_mvar=64.0)
+    assert not g.solve().converged
+    with g.edit(message="data centre 160 MW") as e:
+        e.set("load", [dc], "p_mw", 160.0)
+    assert g.solve().converged
+    g.close()
+    with gt.open(path) as study:
+        pts = study.points()
+        truth = [study.at(int(s)).solve().converged for s in pts]
+        assert truth[0] and truth[-1] and not all(truth)  # fails in the middle only
+        res = study.bisect()
+        assert res is not None and res.message == "data centre 320 MW"
+        assert res.seq == int(pts[truth.index(False)])
+        # any predicate: the recorded divergence is a candidate, checked with the predicate itself
+        res2 = study.bisect(lambda gr: gr.solve().converged and len(gr.world["load"]) < 1000)
+        assert res2 is not None and res2.seq == res.seq
+        # a predicate that holds at the recorded divergence: nothing to bisect, and bisect says so
+        assert study.bisect(lambda gr: len(gr.world["load"]) < 1000) is None
+        assert study.bisect(hi=int(pts[1])) is None  # the range ends before the divergence
+    out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 1 and "data centre 320 MW" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "gridtape.cli", "bisect", str(path), "--hi", str(int(pts[1]))],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "not all checked" in out.stdout and "holds at every point" not in out.stdout, out.stdout

@@ -106,6 +106,27 @@ def test_duplicate_steps_and_no_steps_refused(grid):
         read_profiles({("load", "p_mw"): empty}, grid.world)
 
 
+@pytest.mark.parametrize("index", [
+    pd.MultiIndex.from_product([[1, 2], [1, 2]]), pd.Index([(1, 0), (1, 1), (2, 0), (2, 1)], tupleize_cols=False),
+    pd.period_range("2026-01", periods=4, freq="M"), pd.interval_range(0, 4),
+    pd.Index([1, "a", 2.5, None], dtype=object),
+], ids=["multi", "tuples", "period", "interval", "mixed"])
+def test_step_labels_a_study_cannot_keep_refused_before_anything_runs(tmp_path, index):
+    """A step index whose labels the study's Parquet files cannot hold and give back (so that
+    load_study / rerun_study could not open the recorded study) is refused up front, naming the
+    profile; nothing is recorded."""
+    g = gt.PowerGrid(IEEE14, journal=str(tmp_path / "j.duckdb"))
+    g.solve()
+    head = g.journal.last_seq
+    eid = int(g.world["load"].ids[0])
+    with pytest.raises(SchemaError, match="one label") as e:
+        g.timeseries({("load", "p_mw"): frame(1.0, [eid], index=index).astype(float)})
+    assert isinstance(e.value, ValueError) and e.value.table == "load" and e.value.field == "p_mw"
+    g.flush()
+    assert g.journal.last_seq == head and not os.path.exists(str(tmp_path / "j.duckdb.studies"))
+    g.close()
+
+
 def test_empty_frame_of_unknown_kind_or_field_refused(grid):
     ok = {("load", "p_mw"): frame(1.0, [int(grid.world["load"].ids[0])]).astype(float)}
     for key in (("lod", "p_mw"), ("load", "pmw"), ("load", "in_service")):

@@ -65,6 +65,7 @@ class Extractor:
         self._gens = any(k in ("gen", "ext_grid") for k, _ in outputs)
         self._const = {}  # kind -> (topology, loading constants)
         self._buf = None  # the result kernels' arrays of the last chunk (reused: no fresh pages per chunk)
+        self._gbuf = None  # the generator split's arrays of the last chunk
 
     def _scratch(self, k, nb, nbr):
         """(vm, va, sf, st, sbus) for ``k`` steps: views of arrays kept from chunk to chunk."""
@@ -88,7 +89,7 @@ class Extractor:
             elif kind == "bus":
                 out.append((res.vm if col == "vm_pu" else res.va)[topo.lookup])
             elif kind in ("line", "trafo"):
-                out.append(_branch_column(w, topo, kind, col, res.vm, res.sf, res.st, self._const, _power(engine)))
+                out.append(self._branch_row(w, topo, kind, col, res, _power(engine)))
             else:
                 out.append(res.element(kind)[0 if col == "p_mw" else 1])
         return out
@@ -98,11 +99,11 @@ class Extractor:
         buses, internal order, NaN at unsupplied buses), ``ok`` (converged), ``inj`` (the steps'
         injection arrays, solver_cy.batch.ChunkInjections), written into ``out``: one (steps x
         elements) array per output, NaN rows where a step did not converge.  ``polar``: the
-        solver's (magnitudes, angles) of ``Vs`` (resk.ac_steps takes them instead of |V|, arg V).  The result kernels run over the chunk's
-        converged steps at once (resk.ac_steps: voltages, branch flows and the injections at the
-        generators' buses; resk.gen_steps: the generator split; resk.branch_loading), the rest is
-        numpy on the chunk."""
-        from gridtape.solver_cy.resk import ac_steps, gen_steps
+        solver's (magnitudes, angles) of ``Vs`` (resk.ac_steps takes them instead of |V|, arg V).
+        Kernels over the chunk's converged steps at once, without the GIL (resk.ac_steps: voltages,
+        branch flows and the injections at the generators' buses; resk.gen_steps: the generator
+        split; resk.branch_loading; resk.take_steps picks the columns into ``out``)."""
+        from gridtape.solver_cy.resk import ac_steps, branch_loading as loading, gen_steps, take_steps
 
         n = len(Vs)
         ok = np.asarray(ok, bool)
@@ -119,48 +120,87 @@ class Extractor:
         g = engine.inj.gens
         ng = len(g["bus"])
         vm, va, sf, st, sbus = self._scratch(k, nb, nbr)
-        gb = np.unique(np.asarray(g["bus"], np.int64)) if self._gens else None
+        pick = self._picks(topo, g)
+        gb = pick["gen_buses"] if self._gens else None
         ac_steps(np.ascontiguousarray(Vs), good, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
                  engine.indices, engine.ydata, w.sn_mva, (vm, va, sf, st, sbus), gb, polar)
         if self._gens:
             # the split reads the loads at generator buses only: the rest of pd / qd stays unset
-            pd, qd = np.empty((k, nb)), np.empty((k, nb))
+            pd, qd, pg, qg = self._gen_scratch(k, nb, ng)
             pd[:, gb] = inj.at("pd", gb, good)
             qd[:, gb] = inj.at("qd", gb, good)
-            pg, qg = np.empty((k, ng)), np.empty((k, ng))
-            gen_steps(engine.gen_split(None), sbus, pd, qd, inj.at("gp", np.arange(ng), good), (pg, qg))
+            gen_steps(engine.gen_split(None), sbus, pd, qd, inj.at("gp", pick["gen_all"], good), (pg, qg))
+        power = _power(engine)
         for a, (kind, col) in zip(out, self.outputs):
             if kind == "bus":
-                src = vm if col == "vm_pu" else va
-                if k == n:
-                    np.take(src, topo.lookup, axis=1, out=a)
-                else:
-                    a[good] = src[:, topo.lookup]
+                take_steps(vm if col == "vm_pu" else va, pick["bus"], good, a)
             elif kind in ("line", "trafo"):
-                a[good] = _branch_column(w, topo, kind, col, vm, sf, st, self._const, _power(engine))
+                if kind not in br.slices:
+                    a[good] = np.nan
+                elif col in ("p_from_mw", "p_hv_mw"):
+                    take_steps(sf, pick[kind], good, a)
+                else:
+                    s0, f, t, cf, ct, zero, by_v = self._loading_const(w, topo, kind, power)
+                    dst = a if k == n else np.empty((k, len(f)))
+                    loading(vm, sf, st, s0, f, t, cf, ct, by_v, dst)
+                    if zero is not None:
+                        dst[:, zero] = np.inf
+                    if k < n:
+                        take_steps(dst, pick["all_" + kind], good, a)
             else:
-                m = g["kind"] == (0 if kind == "ext_grid" else 1)
-                sub = np.zeros((k, a.shape[1]))
-                sub[:, g["row"][m]] = (pg if col == "p_mw" else qg)[:, m]
-                a[good] = sub
+                take_steps(pg if col == "p_mw" else qg, pick[kind], good, a)
         return out
 
+    def _picks(self, topo, g) -> dict:
+        """The columns :func:`resk.take_steps` picks per output kind, for ``topo`` (kept while it is
+        the engine's): bus results by bus id, each line / trafo's branch, each ext_grid / gen's
+        place among the generators (-1: not one, 0 MW)."""
+        hit = self._const.get("picks")
+        if hit is not None and hit[0] is topo:
+            return hit[1]
+        br = topo.branches
+        w = self.world
+        pick = {"bus": np.asarray(topo.lookup, np.int64),
+                "gen_buses": np.unique(np.asarray(g["bus"], np.int64)),
+                "gen_all": np.arange(len(g["bus"]))}
+        for kind in ("line", "trafo"):
+            if kind in br.slices:
+                s0, s1 = br.slices[kind]
+                pick[kind] = np.arange(s0, s1, dtype=np.int64)
+                pick["all_" + kind] = np.arange(s1 - s0, dtype=np.int64)
+        for code, kind in ((0, "ext_grid"), (1, "gen")):
+            m = np.flatnonzero(np.asarray(g["kind"]) == code)
+            col = np.full(len(w[kind]), -1, np.int64)
+            col[np.asarray(g["row"])[m]] = m
+            pick[kind] = col
+        self._const["picks"] = (topo, pick)
+        return pick
 
-def _branch_column(w, topo, kind, col, vm, sf, st, cache, power=False):
-    """A line or trafo result column from the branch flows (MVA, one step or steps x branches),
-    the loading by the result path's one formula (solver_cy/result_arrays.branch_loading) with
-    its constants kept in ``cache`` (the extractor's) for the topology they were made for."""
-    br = topo.branches
-    n = len(w[kind])
-    if kind not in br.slices:
-        return np.full(sf.shape[:-1] + (n,), np.nan)
-    s0, s1 = br.slices[kind]
-    if col in ("p_from_mw", "p_hv_mw"):
-        return sf[..., s0:s1].real.copy()
-    hit = cache.get(kind)
-    if hit is None or hit[0] is not topo or hit[1] != power:
-        hit = cache[kind] = (topo, power, loading_constants(w, topo, kind, power))
-    return branch_loading(vm, sf, st, hit[2])
+    def _gen_scratch(self, k, nb, ng):
+        """(pd, qd, pg, qg) for ``k`` steps, kept from chunk to chunk."""
+        b = self._gbuf
+        if b is None or len(b[0]) < k or b[0].shape[1] != nb or b[2].shape[1] != ng:
+            b = self._gbuf = (np.empty((k, nb)), np.empty((k, nb)), np.empty((k, ng)), np.empty((k, ng)))
+        return tuple(a[:k] for a in b)
+
+    def _branch_row(self, w, topo, kind, col, res, power):
+        """A line or trafo result column of one solve from its result arrays (MVA flows, the
+        loading by the result path's one formula, result_arrays.branch_loading)."""
+        br = topo.branches
+        if kind not in br.slices:
+            return np.full(len(w[kind]), np.nan)
+        s0, s1 = br.slices[kind]
+        if col in ("p_from_mw", "p_hv_mw"):
+            return res.sf[s0:s1].real.copy()
+        return branch_loading(res.vm, res.sf, res.st, self._loading_const(w, topo, kind, power))
+
+    def _loading_const(self, w, topo, kind, power):
+        """The loading constants of ``kind`` (result_arrays.loading_constants), kept for the
+        topology they were made for."""
+        hit = self._const.get(kind)
+        if hit is None or hit[0] is not topo or hit[1] != power:
+            hit = self._const[kind] = (topo, power, loading_constants(w, topo, kind, power))
+        return hit[2]
 
 
 def _power(engine) -> bool:

@@ -334,9 +334,26 @@ def _profilable(world, kind, field):
 
 
 def _check_index(index: pd.Index, kind, field) -> None:
-    """A step index has steps, each once."""
+    """A step index has steps, each once, each one label that a study's Parquet files can hold
+    (and give back as it was): integers, floats, strings, booleans, dates and timestamps."""
     if len(index) == 0:
         raise SchemaError(f"profile ({kind}, {field}) has no steps (no rows)", table=kind, field=field)
+    what = None
+    if isinstance(index, pd.MultiIndex):
+        what = f"a step index of {index.nlevels} levels"
+    else:
+        try:
+            typ = _index_array(index).type
+        except (pa.ArrowException, TypeError, ValueError):
+            typ = None
+        if typ is None:
+            what = f"step labels of dtype {index.dtype} (e.g. {index[0]!r})"
+        elif pa.types.is_nested(typ):
+            what = f"step labels that are sequences (e.g. {index[0]!r})"
+    if what is not None:
+        raise SchemaError(f"profile ({kind}, {field}) has {what}: a step takes one label, an integer, float, "
+                          f"string, date or timestamp (e.g. index.map(str), or a DatetimeIndex)",
+                          table=kind, field=field)
     if not index.is_unique:
         dup = index[index.duplicated()][0]
         raise SchemaError(f"profile ({kind}, {field}) has step {dup!r} twice (each step label once)",

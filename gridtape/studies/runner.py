@@ -20,8 +20,9 @@ Two modes:
 - independent (a sweep): every step starts from the base point's voltages and from the KLU
   factors of the *priming* solve (a fixed solve of the base point, made when the runner is
   built): chord steps on the batch path, Newton steps refactored with the step's values on the
-  other; a step that moved the solver's state (new factors, a refactorization, a chord back-off,
-  a divergence) is followed by a new priming.  So a step's
+  other; a step that moved the solver's state (a refactorization, a chord back-off, a
+  divergence) is followed by a restoring of the primed factors (one refactorization of the kept
+  Jacobian, NewtonSolver.restore), a step that chose a new pivot order by a new priming.  So a step's
   result is a function of the base point and that step's values alone: bit-identical whatever
   the chunking, the executor and the order of the chunks.
 """
@@ -107,6 +108,7 @@ class Runner:
         self._prime()
         self._map = None  # (profiles, solver_cy.batch.InjectionMap or None), built on first run
         self._vwarm = None  # the last converged voltages of a chained batch run
+        self._inj_scratch = {}  # a chunk's injection arrays, kept from chunk to chunk
 
     def _batch_map(self, profiles):
         """The injection map of ``profiles`` when its steps can take the batch path (see
@@ -143,12 +145,14 @@ class Runner:
         y, s0, si, sz = self._prime_args
         s.solve(y, s0, si, sz, self._v_start.copy(), float(self.opt.get("tolerance_mva", 1e-8)),
                 int(self.opt.get("max_iteration", 10)))
-        self._primed = (s, s.n_factor, s.n_refactor)
+        s.keep()  # a step that refactors is followed by s.restore(), not by a new priming
+        self._primed = s
 
-    def _moved(self, s):
-        """Whether solver ``s`` left its primed state (new factors, a chord back-off)."""
-        p = self._primed
-        return s is not p[0] or s.n_factor != p[1] or s.n_refactor != p[2] or s.chord_backoff or s.chord_wait
+    def _restored(self, s) -> bool:
+        """Whether solver ``s`` is in its primed state, restoring it (NewtonSolver.restore: one
+        refactorization) when steps left it; False when it cannot be (another solver, a new pivot
+        order): then it must be primed again."""
+        return s is self._primed and (not s.left_kept or s.restore())
 
     def _start_state(self):
         """The base state a step (re)starts from: the base point's voltages, or its start
@@ -203,7 +207,7 @@ class Runner:
         from gridtape.solver_cy.newton import solve_steps
 
         n = stop - start
-        inj = bmap.chunk([e.values[start:stop] for e in profiles.entries])
+        inj = bmap.chunk([e.values[start:stop] for e in profiles.entries], self._inj_scratch)
         eng = self.engine
         nb = eng.topo.nb
         y = self._prime_args[0]
@@ -226,7 +230,7 @@ class Runner:
             # that moved the solver's state (or failed): the solver is primed again
             i, warm = solve_steps(solver, y, S0, SI, SZ, V, v0, warm, Vs, ok, its, norms, i, tol, mi, reuse_lu,
                                   independent, VM, VA)
-            if independent and i and (not ok[i - 1] or self._moved(solver)):
+            if independent and i and not self._restored(solver):
                 self._prime()
                 solver = self._solver()
         ok = ok.view(bool)
@@ -291,8 +295,8 @@ class Runner:
                 if conv:
                     for a, r in zip(vals, rows(eng)):
                         a[i] = r
-                if not conv or not self._plain or self._moved(self._solver()):
-                    self._prime()  # its pivot order changed: back to the primed factorization
+                if not self._plain or not self._restored(self._solver()):
+                    self._prime()  # another solver or pivot order: a new primed factorization
                 if progress is not None and (i & 63) == 63:
                     progress(64)
         except GridtapeError as e:

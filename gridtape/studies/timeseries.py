@@ -136,16 +136,15 @@ def _run(sink, world, base_copy, prof, outs, opts, independent, executor, progre
             for i, (a, b) in enumerate(chunks_of(n, block)):
                 sink.add(runner.run(prof, a, b, independent, fresh=i == 0, progress=tick, dest=sink.dest(a, b)))
         else:
-            import hashlib
+            from .parallel import in_process, run_chunks, run_key
 
-            from gridtape.replay.archive import case_zip_bytes
+            if in_process(executor):  # threads share the objects: no bytes to make and read back
+                base, pdata = base_copy, prof
+            else:
+                from gridtape.replay.archive import case_zip_bytes
 
-            from .parallel import run_chunks
-
-            base = case_zip_bytes(world)
-            pbytes = prof.to_parquet_bytes()
-            key = hashlib.sha256(base + pbytes + repr((outs, sorted(opts.items()))).encode()).hexdigest()
-            run_chunks(executor, key, base, pbytes, outs, opts, chunks_of(n, size), independent, ov, sink, tick)
+                base, pdata = case_zip_bytes(world), prof.to_parquet_bytes()
+            run_chunks(executor, run_key(), base, pdata, outs, opts, chunks_of(n, size), independent, ov, sink, tick)
     except BaseException:
         sink.abort()
         raise
