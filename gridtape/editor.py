@@ -41,9 +41,10 @@ class GridEditor:
             raise JournalError("an edit block is already open on this grid")
         eng = g._engine
         d = g._since_solve
+        pol = eng.polar()  # (the result arrays of the restored voltages read it again)
         self._state = (g._results, g._last, None if eng.V is None else eng.V.copy(), eng.converged,
                        eng.solved, eng.iterations, eng.norm, eng.algorithm,
-                       (set(d.cols), set(d.rows), d.network))
+                       (set(d.cols), set(d.rows), d.network), None if pol is None else (pol[0].copy(), pol[1].copy()))
         j = g.journal
         if j is not None:
             self.tx = j.begin(author=self.author, message=self.message)
@@ -75,13 +76,14 @@ class GridEditor:
             else:
                 kind, ids, field, old = d
                 apply(w, [SetCol(kind, ids, field, old)], check=False)
-        (g._results, g._last, V, conv, solved, its, norm, alg, since) = self._state
+        (g._results, g._last, V, conv, solved, its, norm, alg, since, pol) = self._state
         d = g._since_solve  # the world is as it was: so is what changed since the last solve
         d.cols, d.rows, d.network = since
         eng = g._engine
         if eng.solved or V is not None:
             eng.prepare()  # the model of the restored world (same order as before the block)
-            eng.V, eng.converged, eng.solved, eng.iterations, eng.norm, eng.algorithm = V, conv, solved, its, norm, alg
+            eng.converged, eng.solved, eng.iterations, eng.norm, eng.algorithm = conv, solved, its, norm, alg
+            eng.restore(V, pol)
         j = g.journal
         if j is not None and j.in_transaction:
             j.rollback()

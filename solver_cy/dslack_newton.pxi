@@ -100,6 +100,7 @@ cdef class DistributedSlackSolver(NewtonSolver):
         cdef const int32_t *wi = &self.w_isl[0] if nw else NULL
         cdef const double *wv = &self.w_val[0] if nw else NULL
         cdef const int32_t *pr = &self.ps_row[0]
+        self.runs += 1
         with nogil:
             for i in range(nb):
                 vm[i] = sqrt(v[2 * i] * v[2 * i] + v[2 * i + 1] * v[2 * i + 1])

@@ -47,6 +47,7 @@ class Engine:
         self._none = np.zeros(0, np.int64)
         self._qlim = None  # (limited, fixed_q) of the last solve's Q-limit enforcement
         self._results = None
+        self._polar = None  # (V, solver, solver.runs): the solver's magnitudes and angles belong to V
         self.solve_options = {}  # runpp options of the injections and results (configure)
         self._inj_eff = self._inj_base = self._eff_sig = None
         self._qlim_active = self._plims_active = False
@@ -217,6 +218,7 @@ class Engine:
         elif self.inj is not self._inj_eff:  # the plain case after a plain solve: the model's own
             self._inj_eff = self._inj_base = self.inj
         self._results = None
+        self._polar = None
         if init is None:
             init = "results" if (self.V is not None and self.converged) else fallback
         topo, inj = self.topo, self.inj
@@ -239,6 +241,8 @@ class Engine:
             # a warm start on unchanged admittances may begin with the last solve's LU factors
             conv, it, norm = solver.solve(self.ydata, s0, inj.si, inj.sz, V, tol, max_iter,
                                           warm and self.reuse_lu and level in ("incremental", "none"))
+            if conv and not qlim:  # the results may take the solver's own polar form of V
+                self._polar = (V, solver, solver.runs)
         else:
             conv, it, norm = self._run(solver, plan, s0, V, tol, max_iter, warm)
         self.slack_plan = plan
@@ -294,8 +298,27 @@ class Engine:
         if res is None or res[0] is not self.V or res[1] is not self.model:  # (V: restored by an edit rollback)
             lim = self._qlim
             split = None if lim is None else self._qlim_split(lim[0], lim[1], self.slack_plan)
-            res = self._results = (self.V, self.model, compute_arrays(self, self.V, self.algorithm, split))
+            res = self._results = (self.V, self.model, compute_arrays(self, self.V, self.algorithm, split,
+                                                                      self.polar()))
         return res[2]
+
+    def polar(self):
+        """``(vm, va)``: the magnitudes and angles (rad, not wrapped) of ``V`` as the Newton solver
+        that returned it holds them (NewtonSolver.polar), or None (another solve, the solver run
+        since, Q limits, distributed slack, DC, no convergence).  The arrays are the solver's."""
+        p = self._polar
+        if p is None or p[0] is not self.V:
+            return None
+        if p[2] is None:  # kept with restored voltages (restore)
+            return p[1]
+        return p[1].polar if p[1].runs == p[2] else None
+
+    def restore(self, V, polar=None):
+        """Take back the voltages ``V`` of an earlier solve (an edit block's rollback) with the
+        copy of their :meth:`polar` form taken then (None: none)."""
+        self.V = V
+        self._results = None
+        self._polar = None if polar is None or V is None else (V, polar, None)
 
     def solve_dc(self):
         from .dc_results import dc_voltage_magnitudes
@@ -303,6 +326,7 @@ class Engine:
         level = self.prepare()
         self._effective_injections(False)
         self._results = None
+        self._polar = None
         self._qlim = None
         self._qlim_active = False
         inj = self.inj
@@ -322,6 +346,7 @@ class Engine:
     def invalidate(self):
         self.V = None
         self._results = None
+        self._polar = None
         self.solved = False
         self.converged = False
 

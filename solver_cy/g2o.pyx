@@ -4,7 +4,7 @@ buffers (:func:`model_arrays`), the copy of a solve's result arrays into its flo
 (:func:`plan_column`)."""
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport atan2, hypot, isfinite, M_PI
+from libc.math cimport isfinite, sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -216,7 +216,7 @@ cdef inline double _z(double x) noexcept nogil:
     return x if isfinite(x) else 0.0
 
 
-def fill_buffers(BufferPack k, vm_in, va_in, sf_in, st_in, gen_pos, gen_p, gen_q, load_p, load_q, sto_p, sto_q,
+def fill_buffers(BufferPack k not None, vm_in, va_in, sf_in, st_in, gen_pos, gen_p, gen_q, load_p, load_q, sto_p, sto_q,
                  sh_p, sh_q, bint dc):
     """Copy one solve's result arrays (result_arrays.ResultArrays: ``vm``, ``va``, ``sf``,
     ``st``, ``gen_p``, ``gen_q``, ``element("load")``, ``element("shunt")``) into the pack's
@@ -261,7 +261,9 @@ def fill_buffers(BufferPack k, vm_in, va_in, sf_in, st_in, gen_pos, gen_p, gen_q
             L[i] = <float>s.real
             L[n2 + i] = <float>s.imag
             L[2 * n2 + i] = <float>(x * k.kv2_on[i])
-            L[3 * n2 + i] = <float>(hypot(s.real, s.imag) / (x * k.amp_den[i] + k.off2[i]))
+            # |S| as resk.branch_loading takes it (hypot's care for overflow costs as much as the
+            # rest of this loop, and no power in MVA comes near it)
+            L[3 * n2 + i] = <float>(sqrt(s.real * s.real + s.imag * s.imag) / (x * k.amp_den[i] + k.off2[i]))
             L[4 * n2 + i] = <float>_z(va[b])
             if finite and not (isfinite(L[i]) and isfinite(L[n2 + i]) and isfinite(L[2 * n2 + i])
                                and isfinite(L[3 * n2 + i]) and isfinite(L[4 * n2 + i])):

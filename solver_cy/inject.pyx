@@ -3,10 +3,11 @@ power, one pass each, for the incremental path (a write of one column of one kin
 
 Arguments are checked numpy arrays read through their data pointers: on a 14-bus case a
 memoryview per argument would cost more than the arithmetic.  ``chunk_rows``: a study chunk's
-injection rows from its profiled values (solver_cy/batch.py), without the GIL."""
+injection rows from its profiled values (solver_cy/batch.py), without the GIL; ``first_conflict``:
+pandapower's test of the voltage set-points at one bus (setpoint_conflicts.find)."""
 cimport numpy as cnp
 from libc.stdint cimport int64_t
-from libc.math cimport isfinite
+from libc.math cimport fabs, isfinite, isinf
 from libc.string cimport memcpy
 import numpy as np
 
@@ -239,3 +240,39 @@ def chunk_rows(tuple values, cnp.ndarray col_base, cnp.ndarray indptr, cnp.ndarr
                 dl[i * ns + r] = v
                 if code[r] >= 0 and rows[code[r] >> 1] != NULL:
                     rows[code[r] >> 1][2 * (i * nb + sbus[r]) + (code[r] & 1)] += v
+
+
+def first_conflict(cnp.ndarray bus, cnp.ndarray v, Py_ssize_t nb):
+    """pandapower's test of the set-points at one bus (setpoint_conflicts.find): -1 when no bus
+    holds two of the elements (``bus``: int64 in 0..nb-1, the elements in pandapower's order),
+    else the first element whose value ``v[k]`` is not close to the first value at its bus as
+    numpy.isclose judges (``|a - f| <= 1e-8 + 1e-5 |f|``, infinities equal only to themselves, NaN
+    to nothing, itself included), -1 when there is none."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(bus, 0), k, f
+    cdef const int64_t *b = <const int64_t *>_data(bus, cnp.NPY_INT64, n, "bus")
+    cdef const double *x = <const double *>_data(v, cnp.NPY_DOUBLE, n, "v")
+    for k in range(n):
+        if not 0 <= b[k] < nb:
+            raise ValueError("first_conflict: bus out of range")
+    if n < 2:
+        return -1
+    first_a = np.full(nb, -1, dtype=np.int64)
+    cdef int64_t *first = <int64_t *>cnp.PyArray_DATA(first_a)
+    cdef bint twice = False
+    cdef double a, r
+    for k in range(n):
+        if first[b[k]] < 0:
+            first[b[k]] = k
+        else:
+            twice = True
+    if not twice:
+        return -1
+    for k in range(n):
+        a = x[k]
+        r = x[first[b[k]]]
+        if isinf(a) or isinf(r):
+            if a != r:
+                return k
+        elif not fabs(a - r) <= 1e-8 + 1e-5 * fabs(r):  # (NaN: not close)
+            return k
+    return -1

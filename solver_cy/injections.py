@@ -194,6 +194,9 @@ def _setpoints(world, topo):
     return vm_set, va_set, setpoint_conflicts.find(world, topo)
 
 
+_UNSET = object()  # a part not computed yet (None is a value: no load has ZIP shares)
+
+
 class _Part:
     """One cached partial result: recomputed when one of its columns was written."""
 
@@ -201,7 +204,7 @@ class _Part:
 
     def __init__(self, name, keys, compute):
         self.name, self.keys, self.compute = name, frozenset(keys), compute
-        self.value = None
+        self.value = _UNSET
 
 
 _GEN_KINDS = ("gen", "ext_grid", "xward")
@@ -287,14 +290,14 @@ class InjectionState:
     def conflict(self):
         """Set-points that disagree at one bus (setpoint_conflicts.find), None when they agree."""
         v = self._set.value
-        return None if v is None else v[2]
+        return None if v is None or v is _UNSET else v[2]
 
     def refresh(self, world, cols=None) -> Injections:
         """The injections after the writes of ``cols`` ({(kind, column)} written since the last
         refresh; None: everything)."""
         changed = False
         for part in self.parts:
-            if part.value is not None and cols is not None and part.keys.isdisjoint(cols):
+            if part.value is not _UNSET and cols is not None and part.keys.isdisjoint(cols):
                 continue
             if part is self._genp:
                 continue  # after the static table (below)
@@ -305,7 +308,7 @@ class InjectionState:
                 self.static_version += 1
                 self._genp.value = None
         gp = self._genp
-        if gp.value is None or cols is None or not gp.keys.isdisjoint(cols):
+        if gp.value is None or gp.value is _UNSET or cols is None or not gp.keys.isdisjoint(cols):
             gp.value = self._gen_p(world)
             changed = True
         if not changed and self.inj is not None:

@@ -73,6 +73,11 @@ cdef class NewtonSolver:
     cdef readonly int n_factor, n_refactor, n_reused
     cdef readonly int chord_wait, chord_backoff  # solves to skip reuse after undone chord steps
     cdef public bint load_jacobian
+    # the magnitudes and angles (rad, not wrapped) of the last iterate (numpy views of vm, va)
+    # and a count of the runs that wrote them: a caller that keeps ``runs`` with the voltages a
+    # run returned knows ``polar`` still belongs to them while the count is unchanged
+    cdef readonly object polar
+    cdef readonly unsigned long long runs
     cdef int32_t[::1] yp, yi, iva, ivm, ica, jp, ji
     cdef double[::1] jx, F, va, vm, inv_vm, S, vb  # vb: V before a chord step (solve reuse)
     cdef object _pv, _pq, _ref
@@ -204,7 +209,8 @@ cdef class NewtonSolver:
         # the float64 work arrays in one block: F (max(c, 1)) | va, vm, inv_vm (nb each) | S, vb (2nb each)
         self.jx = np.zeros(max(nnz, 1))
         k = max(c, 1)
-        db = np.empty(k + 7 * nb + 1)
+        dba = np.empty(k + 7 * nb + 1)
+        db = dba
         d = &db[0]
         for i in range(k):
             d[i] = 0.0
@@ -220,6 +226,7 @@ cdef class NewtonSolver:
         self.inv_vm = db[k + 2 * nb:k + 3 * nb]
         self.S = db[k + 3 * nb:k + 5 * nb]
         self.vb = db[k + 5 * nb:k + 7 * nb + 1]
+        self.polar = (dba[k + nb:k + 2 * nb], dba[k:k + nb])
         self.load_jacobian = True
 
         _klu.defaults(&self.common)
@@ -337,6 +344,7 @@ cdef class NewtonSolver:
                  const double complex[::1] V):
         """F = [Re mis(pv), Re mis(pq), Im mis(pq)] at V (pandapower's order)."""
         self._check(ydata.shape[0], s0.shape[0], si.shape[0], sz.shape[0], V.shape[0])
+        self.runs += 1
         np.asarray(self.vm)[:] = np.abs(np.asarray(V))
         _mismatch(self.nb, &self.yp[0], &self.yi[0],
                   <const double *>&ydata[0] if ydata.shape[0] else NULL,

@@ -22,6 +22,7 @@ cdef bint _nr_run(NewtonSolver s, const double *y, const double *ps0, const doub
     cdef const int32_t *ivm = &s.ivm[0]
     cdef const int32_t *yp = &s.yp[0]
     cdef const int32_t *yi = &s.yi[0]
+    s.runs += 1
     _polar(nb, v, vm, va, ivm_)
     norm = _mismatch(nb, yp, yi, y, v, vm, ps0, psi, psz, iva, ivm, S, F)
     while isfinite(norm) and not norm < tol and it < max_iter:

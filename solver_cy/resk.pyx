@@ -37,12 +37,17 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
     """The AC results of one solve's voltages (see ac_arrays; arguments checked by the caller).
     ``sbr``: the ``nsb`` buses whose injection is wanted (the others of ``sb`` are not written;
     NULL: every bus).  ``pm``, ``pa``: the magnitudes and angles (rad) the solver holds for V, taken
-    instead of |V| and arg V (the angle wrapped into (-180, 180] degrees as arg gives it)."""
+    instead of |V| and arg V (the angle wrapped into (-180, 180] degrees as arg gives it; NaN
+    where V is NaN)."""
     cdef Py_ssize_t i, k, q, r
     cdef double complex vf, vt, a, b, acc
     cdef double x
     if pm != NULL:
         for i in range(nb):
+            if isnan(V[i].real) or isnan(V[i].imag):  # as |V| and arg V of a NaN voltage
+                vm[i] = NAN
+                va[i] = NAN
+                continue
             vm[i] = pm[i]
             x = pa[i]
             if isfinite(x) and not (-M_PI < x <= M_PI):
@@ -68,59 +73,24 @@ cdef void _ac_one(Py_ssize_t nb, Py_ssize_t nbr, const double complex *V, const 
         sb[i] = _fin(V[i]) * acc.conjugate() * sn
 
 
-cdef struct _Ac:
-    Py_ssize_t nb, nbr
-    const int32_t *f
-    const int32_t *t
-    const double complex *yff
-    const double complex *yft
-    const double complex *ytf
-    const double complex *ytt
-    const int32_t *yp
-    const int32_t *yi
-    const double complex *y
+include "resk_ac.pxi"
 
 
-cdef int _ac_args(_Ac *a, Py_ssize_t nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
-                  ydata) except -1:
-    """Check the model arrays of the AC result kernels (branch ends and admittances, Ybus) and
-    take their pointers."""
-    cdef Py_ssize_t nbr = _size(f_in), ny = _size(indices), i, k, q
-    if nb < 0 or nbr < 0 or ny < 0 or _size(indptr) != nb + 1:
-        raise ValueError("ac_arrays: inconsistent arrays")
-    a.nb, a.nbr = nb, nbr
-    a.f = <const int32_t *>_ptr(f_in, cnp.NPY_INT32, nbr, "f")
-    a.t = <const int32_t *>_ptr(t_in, cnp.NPY_INT32, nbr, "t")
-    a.yff = <const double complex *>_ptr(yff_in, cnp.NPY_COMPLEX128, nbr, "yff")
-    a.yft = <const double complex *>_ptr(yft_in, cnp.NPY_COMPLEX128, nbr, "yft")
-    a.ytf = <const double complex *>_ptr(ytf_in, cnp.NPY_COMPLEX128, nbr, "ytf")
-    a.ytt = <const double complex *>_ptr(ytt_in, cnp.NPY_COMPLEX128, nbr, "ytt")
-    a.yp = <const int32_t *>_ptr(indptr, cnp.NPY_INT32, nb + 1, "indptr")
-    a.yi = <const int32_t *>_ptr(indices, cnp.NPY_INT32, ny, "indices")
-    a.y = <const double complex *>_ptr(ydata, cnp.NPY_COMPLEX128, ny, "ydata")
-    for k in range(nbr):
-        if not (0 <= a.f[k] < nb and 0 <= a.t[k] < nb):
-            raise ValueError("ac_arrays: branch bus out of range")
-    if a.yp[0] != 0 or a.yp[nb] > ny:
-        raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for i in range(nb):
-        if a.yp[i + 1] < a.yp[i]:
-            raise ValueError("ac_arrays: inconsistent Ybus arrays")
-    for q in range(a.yp[nb]):
-        if not 0 <= a.yi[q] < nb:
-            raise ValueError("ac_arrays: Ybus column out of range")
-    return 0
-
-
-def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata, double sn, out=None):
-    """AC results of the voltages ``V_in`` (NaN at unsupplied buses): ``(vm, va, sf, st, sbus)``:
-    magnitudes (p.u.) and angles (degrees), NaN where V is; the complex power (MVA) entering
-    every branch at its from and to end and injected at every bus, with unsupplied buses at 0 V."""
-    cdef _Ac a
-    cdef Py_ssize_t nb = _size(V_in)
-    _ac_args(&a, nb, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices, ydata)
-    cdef Py_ssize_t nbr = a.nbr
+def ac_arrays(V_in, AcIndex ix not None, yff_in, yft_in, ytf_in, ytt_in, ydata, double sn, out=None, polar=None):
+    """AC results of the voltages ``V_in`` (NaN at unsupplied buses) on the model of ``ix``:
+    ``(vm, va, sf, st, sbus)``: magnitudes (p.u.) and angles (degrees), NaN where V is; the
+    complex power (MVA) entering every branch at its from and to end and injected at every bus,
+    with unsupplied buses at 0 V.  ``polar`` (optional): ``(vm, va)``, the magnitudes and angles
+    (rad) the solver holds for ``V_in`` (NewtonSolver.polar), taken instead of |V| and arg V."""
+    cdef _Ac a = ix.a
+    cdef Py_ssize_t nb = a.nb, nbr = a.nbr
+    _ac_values(&a, yff_in, yft_in, ytf_in, ytt_in, ydata)
     cdef const double complex *V = <const double complex *>_ptr(V_in, cnp.NPY_COMPLEX128, nb, "V")
+    cdef const double *pm = NULL
+    cdef const double *pa = NULL
+    if polar is not None:
+        pm = <const double *>_ptr(polar[0], cnp.NPY_DOUBLE, nb, "polar vm")
+        pa = <const double *>_ptr(polar[1], cnp.NPY_DOUBLE, nb, "polar va")
     vm_a, va_a = _out(out, 0, nb, cnp.NPY_DOUBLE), _out(out, 1, nb, cnp.NPY_DOUBLE)
     sf_a, st_a = _out(out, 2, nbr, cnp.NPY_COMPLEX128), _out(out, 3, nbr, cnp.NPY_COMPLEX128)
     sb_a = _out(out, 4, nb, cnp.NPY_COMPLEX128)
@@ -130,7 +100,8 @@ def ac_arrays(V_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr, indices,
     cdef double complex *st = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>st_a)
     cdef double complex *sb = <double complex *>cnp.PyArray_DATA(<cnp.ndarray>sb_a)
     with nogil:
-        _ac_one(nb, nbr, V, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn, vm, va, sf, st, sb)
+        _ac_one(nb, nbr, V, a.f, a.t, a.yff, a.yft, a.ytf, a.ytt, a.yp, a.yi, a.y, sn, vm, va, sf, st, sb,
+                NULL, -1, pm, pa)
     return vm_a, va_a, sf_a, st_a, sb_a
 
 
@@ -299,7 +270,7 @@ cdef void _gen_one(GenSplit s, const double complex *sb, const double *pd, const
                 p[a] = p[a] + (bal - fixed - tot) * s.rshare[m]
 
 
-def gen_pq(GenSplit s, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=None):
+def gen_pq(GenSplit s not None, sbus_in, pd_in, qd_in, p_set, qoff_in, bint q_zero, out=None):
     """``(pg, qg)`` (MW, MVAr) of every generator-table entry from the bus injections ``sbus``
     (MVA), the bus loads ``pd`` / ``qd`` (MW, MVAr) and the P set-points ``p_set``.  ``qoff``
     (MVAr per bus, or None): Q already taken at the bus by generators outside ``on`` (held at a

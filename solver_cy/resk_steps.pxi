@@ -52,7 +52,7 @@ def ac_steps(Vs_in, rows_in, f_in, t_in, yff_in, yft_in, ytf_in, ytt_in, indptr,
     return out
 
 
-def gen_steps(GenSplit s, sbus_in, pd_in, qd_in, p_in, out):
+def gen_steps(GenSplit s not None, sbus_in, pd_in, qd_in, p_in, out):
     """:func:`gen_pq` (AC, no generator held at a limit) of ``k`` solves of one model at once: the
     rows of ``sbus_in`` (k x buses), ``pd_in``, ``qd_in`` (k x buses), ``p_in`` (k x generators)
     into ``out`` = (pg, qg), each k x generators, C-contiguous."""

@@ -10,12 +10,14 @@ ext_grid, gen, xward) for ``gen_p`` / ``gen_q``, world row order for element arr
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from .chartables import shunt_step_values
 from .g2o import fill_buffers
 from .qlim import sgen_setpoints
-from .resk import ac_arrays, dc_arrays, element_pq, gen_pq
+from .resk import AcIndex, ac_arrays, dc_arrays, element_pq, gen_pq
 from .resk import branch_loading as _loading
 
 #: kernel code and columns of each one-bus element kind (resk.element_pq)
@@ -29,6 +31,7 @@ ELEMENT_COLUMNS = {
     "xward": (3, ("ps_mw", "qs_mvar", "pz_mw", "qz_mvar")),
 }
 _GEN_CODE = {"ext_grid": 0, "gen": 1, "xward": 2}
+_GET = {kind: itemgetter(*names) for kind, (_, names) in ELEMENT_COLUMNS.items()}  # a kind's columns at once
 SQRT3 = np.sqrt(3.0)
 
 
@@ -48,7 +51,7 @@ class ResultArrays:
     overwrite them (copy what you keep; the result tables do)."""
 
     __slots__ = ("algorithm", "world", "topo", "inj", "plan", "ps", "vm", "va", "sf", "st", "sbus", "gens",
-                 "gen_p", "gen_q", "_elem", "_buf", "sgen_pq", "const_loads")
+                 "gen_p", "gen_q", "_elem", "_buf", "_sgen_lims", "const_loads")
 
     def element(self, kind: str, vm=None):
         """``(p, q)`` of every row of ``kind`` (MW, MVAr; 0 for inactive rows): load, sgen,
@@ -62,74 +65,85 @@ class ResultArrays:
             hit = self._elem[kind] = self._element(kind, self.vm)
         return hit
 
+    @property
+    def sgen_pq(self):
+        """The sgens' set-points clipped to their limits (qlim.sgen_setpoints), or None."""
+        qlim, plims = self._sgen_lims
+        return sgen_setpoints(self.world, qlim, plims) if qlim or plims else None
+
     def _element(self, kind, vm):
         t = self.world.tables[kind]
-        n = len(t.ids)
-        if kind in ("ext_grid", "gen"):
+        if kind == "ext_grid" or kind == "gen":
+            n = len(t.ids)
             g = self.gens
             p, q = np.zeros(n), np.zeros(n)
             m = g["kind"] == _GEN_CODE[kind]
             p[g["row"][m]] = self.gen_p[m]
             q[g["row"][m]] = self.gen_q[m]
             return p, q
-        code, names = ELEMENT_COLUMNS[kind]
+        # what a kind's element_pq call takes of the model: (code, columns, buses, active, out)
+        fixed = self._buf.get(kind)
+        if fixed is None:
+            n = len(t.ids)
+            code, names = ELEMENT_COLUMNS[kind]
+            fixed = self._buf[kind] = (code, _GET[kind], self.topo.elem_bus(kind), self.topo.active[kind],
+                                       (np.empty(n), np.empty(n)), n)
+        code, get, eb, act, out, n = fixed
         if not n:
             return np.zeros(0), np.zeros(0)
+        if vm is not self.vm:
+            out = None
         c = t.cols
-        cols = [c[k] for k in names]
-        if kind == "sgen" and self.sgen_pq is not None:  # set-points clipped to their limits
-            cols[0], cols[1] = self.sgen_pq
+        if kind == "shunt":  # the step tables' values per step
+            p, q = shunt_step_values(self.world)
+            return element_pq(code, eb, act, vm, self.topo.base_kv, p, q, c["vn_kv"], c["step"], None, None, None,
+                              out)
+        cols = get(c)
+        if kind == "sgen":  # set-points clipped to their limits
+            sp = self.sgen_pq
+            if sp is not None:
+                cols = sp + cols[2:]
         elif kind == "load" and self.const_loads:  # runpp(voltage_depend_loads=False)
-            cols[3:] = [np.zeros(n)] * 4
-        elif kind == "shunt":  # the step tables' values per step
-            cols[0], cols[1] = shunt_step_values(self.world)
-        topo = self.topo
-        out = None
-        if vm is self.vm and self._buf is not None:
-            out = self._buf.get(kind)
-            if out is None:
-                out = self._buf[kind] = (np.empty(n), np.empty(n))
-        return element_pq(code, topo.elem_bus(kind), topo.active[kind], vm, topo.base_kv,
-                          *cols, out=out)
+            cols = cols[:3] + (np.zeros(n),) * 4
+        return element_pq(code, eb, act, vm, self.topo.base_kv, *cols, out=out)
 
 
-def compute_arrays(engine, V, algorithm: str, qlim=None) -> ResultArrays:
+def compute_arrays(engine, V, algorithm: str, qlim=None, polar=None) -> ResultArrays:
     """The result arrays of voltages ``V`` on the engine's current model.  ``qlim``: None, or
-    (split, qoff, limited, fixed_q) of generators held at a reactive limit."""
+    (split, qoff, limited, fixed_q) of generators held at a reactive limit.  ``polar``: the
+    magnitudes and angles (rad) of ``V`` the Newton solver holds (NewtonSolver.polar), or None."""
     topo, inj = engine.topo, engine.inj
+    buf = engine.model.buffers
+    fixed = buf.get("bus")
     br = topo.branches
-    sn = engine.world.sn_mva
-    r = ResultArrays()
-    r.algorithm, r.world, r.topo, r.inj, r.gens = algorithm, engine.world, topo, inj, inj.gens
-    r.plan, r.ps = engine.slack_plan, engine.ps
-    r._elem = {}
-    o = engine.solve_options
-    r.const_loads = not o.get("voltage_depend_loads", True)
-    r.sgen_pq = sgen_setpoints(engine.world, engine._qlim_active and algorithm != "dc",
-                               engine._plims_active) if len(engine.world.tables["sgen"].ids) else None
-    buf = r._buf = engine.model.buffers
-    out = buf.get("bus")
-    if out is None:
+    if fixed is None:  # the model's result buffers, its branch ends and Ybus pattern (checked once)
         nb, nbr = topo.nb, len(br.f)
-        out = buf["bus"] = (np.empty(nb), np.empty(nb), np.empty(nbr, complex), np.empty(nbr, complex),
-                            np.empty(nb, complex))
+        fixed = buf["bus"] = ((np.empty(nb), np.empty(nb), np.empty(nbr, complex), np.empty(nbr, complex),
+                               np.empty(nb, complex)), AcIndex(nb, br.f, br.t, engine.indptr, engine.indices))
+    out, ix = fixed
     dc = algorithm == "dc"
+    r = ResultArrays()
+    r.algorithm, r.world, r.topo, r.inj, r.gens, r._elem, r._buf = algorithm, engine.world, topo, inj, inj.gens, {}, buf
+    r.plan, r.ps = engine.slack_plan, engine.ps
+    r.const_loads = not engine.solve_options.get("voltage_depend_loads", True)
+    r._sgen_lims = (engine._qlim_active and not dc, engine._plims_active)
     if dc:
         r.vm, r.va, r.sf, r.st, r.sbus = dc_arrays(V, br.f, br.t, br.status, br.x, br.ratio,
-                                                   br.shift_deg, engine.ysh, sn, out,
+                                                   br.shift_deg, engine.ysh, engine.world.sn_mva, out,
                                                    engine.va_dc if V is engine.V else None)
     else:
-        r.vm, r.va, r.sf, r.st, r.sbus = ac_arrays(V, br.f, br.t, br.yff, br.yft, br.ytf, br.ytt, engine.indptr,
-                                                   engine.indices, engine.ydata, sn, out)
+        r.vm, r.va, r.sf, r.st, r.sbus = ac_arrays(V, ix, br.yff, br.yft, br.ytf, br.ytt, engine.ydata,
+                                                   engine.world.sn_mva, out, polar)
     if qlim is None:
         split, qoff = engine.gen_split(None if dc else engine.slack_plan), None
     else:
         split, qoff = qlim[0], qlim[1]
-    ng = len(inj.gens["bus"])
+    gens = inj.gens
     out = buf.get("gen")
-    if out is None or len(out[0]) != ng:
-        out = buf["gen"] = (np.empty(ng), np.empty(ng))
-    r.gen_p, r.gen_q = gen_pq(split, r.sbus, inj.pd, inj.qd, inj.gens["p"], qoff, dc, out)
+    if out is None or out[2] is not gens:
+        ng = len(gens["bus"])
+        out = buf["gen"] = (np.empty(ng), np.empty(ng), gens)
+    r.gen_p, r.gen_q = gen_pq(split, r.sbus, inj.pd, inj.qd, gens["p"], qoff, dc, out)
     if qlim is not None:
         limited, fixed = qlim[2], qlim[3]
         r.gen_q[limited] = fixed[limited]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .inject import first_conflict
+
 _ORDER = ("ext_grid", "gen")  # pandapower's generator order
 
 
@@ -22,8 +24,17 @@ def find(world, topo):
     whose set-points disagree at the first such bus (pandapower's order): voltage magnitudes of
     ext_grids and gens, angles of ext_grids (refused only when voltage angles are calculated)."""
     present = [k for k in _ORDER if len(world[k])]
-    b = np.concatenate([topo.elem_bus(k)[topo.active[k]] for k in present]) if present else np.zeros(0, np.int64)
-    if len(b) < 2 or np.bincount(b).max() < 2:
+    if not present:
+        return None
+    parts = [topo.elem_bus(k)[topo.active[k]] for k in present]
+    b = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if len(b) < 2:
+        return None
+    if "ext_grid" not in present:  # (no angle set-points): the magnitudes' test in one kernel pass
+        vm = [world[k].cols["vm_pu"][topo.active[k]] for k in present]
+        if first_conflict(b, vm[0] if len(vm) == 1 else np.concatenate(vm), topo.nb) < 0:
+            return None  # one controlling element per bus, or set-points that agree (the common cases)
+    elif np.bincount(b).max() < 2:
         return None  # one controlling element per bus (the common case)
     kinds, rows, vm = [], [], []
     for kind in present:

@@ -226,8 +226,9 @@ def test_kernel_results_equal_the_numpy_results(name):
             x, y = a._out.buf[buf], b._out.buf[buf]
             assert np.array_equal(np.isnan(x), np.isnan(y)), (step, buf)
             ok = ~np.isnan(x)
-            # libm's hypot (kernel) and numpy's complex abs may differ in the last bit of a
-            # float64, which can move the float32 result by one step
+            # the kernel's sqrt(p^2 + q^2) and the solver's own |V| and angle (result arrays) may
+            # differ from numpy's complex abs and angle in the last bit of a float64, which can
+            # move the float32 result by one step
             ulp = np.spacing(np.maximum(np.abs(x[ok]), np.abs(y[ok])))
             # flows that are zero up to rounding (~1e-15 MW) differ by their cancellation noise
             ulp = np.maximum(ulp, np.float32(1e-9))

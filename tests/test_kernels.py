@@ -441,7 +441,8 @@ def test_branch_flows_and_injection(name):
     f, t, yff, yft, ytf, ytt = branch_admittances(ppi)
     V = ppi["V"]
     indptr, indices, ydata = sorted_csr(ppi["Ybus"])
-    vm, va, s_f, s_t, S = resk.ac_arrays(V, f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 1.0)
+    ix = resk.AcIndex(len(V), f, t, indptr, indices)
+    vm, va, s_f, s_t, S = resk.ac_arrays(V, ix, yff, yft, ytf, ytt, ydata, 1.0)
     If = yff * V[f] + yft * V[t]
     It = ytf * V[f] + ytt * V[t]
     assert np.abs(vm - np.abs(V)).max() < 1e-12 and np.abs(va - np.angle(V, deg=True)).max() < 1e-9
@@ -492,8 +493,9 @@ def test_chunk_kernels_equal_the_one_solve_kernels(name):
     out = (np.empty((3, nb)), np.empty((3, nb)), np.empty((3, nbr), complex), np.empty((3, nbr), complex),
            np.empty((3, nb), complex))
     resk.ac_steps(Vs, rows, f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 100.0, out)
+    ix = resk.AcIndex(nb, f, t, indptr, indices)
     for j, r in enumerate(rows):
-        one = resk.ac_arrays(np.ascontiguousarray(Vs[r]), f, t, yff, yft, ytf, ytt, indptr, indices, ydata, 100.0)
+        one = resk.ac_arrays(np.ascontiguousarray(Vs[r]), ix, yff, yft, ytf, ytt, ydata, 100.0)
         for a, b in zip(out, one):
             assert np.array_equal(a[j], b, equal_nan=True)
     with pytest.raises(ValueError):

@@ -163,6 +163,37 @@ def test_setpoints_pandapower_accepts_are_solved(make):
     trust.solve_and_compare(net)
 
 
+def test_first_conflict_kernel_is_numpys_test():
+    """inject.first_conflict (the set-point test of every model's injections) equals pandapower's
+    numpy test (a bus with two elements, then numpy.isclose of each value against the first at
+    its bus), NaN and infinities included; bad buses are refused."""
+    from gridtape.solver_cy.inject import first_conflict
+
+    def reference(b, v):
+        if len(b) < 2 or np.bincount(b).max() < 2:
+            return -1
+        uniq, first = np.unique(b, return_index=True)
+        ref = np.empty(int(b.max()) + 1)
+        ref[uniq] = v[first]
+        bad = ~np.isclose(v, ref[b])
+        return int(np.flatnonzero(bad)[0]) if bad.any() else -1
+
+    rng = np.random.default_rng(5)
+    found = 0
+    for trial in range(3000):
+        n, nb = int(rng.integers(0, 7)), int(rng.integers(1, 6))
+        b = rng.integers(0, nb, n).astype(np.int64)
+        v = rng.choice(np.array([1.0, 1.0 + 5e-6, 1.0 + 2e-5, 1.02, np.nan, np.inf, -np.inf, 0.0]), n)
+        want = reference(b, v)
+        assert first_conflict(b, v, nb) == want, (b, v)
+        found += want >= 0
+    assert found > 300
+    with pytest.raises(ValueError):
+        first_conflict(np.array([0, 3], np.int64), np.ones(2), 3)
+    with pytest.raises(ValueError):
+        first_conflict(np.array([0, 1], np.int32), np.ones(2), 3)
+
+
 def test_edit_into_disagreeing_setpoints_is_refused_and_leaves_everything(tmp_path):
     from gridtape import PowerGrid
 
