@@ -94,7 +94,7 @@ def test_a_corrupt_or_missing_snapshot_is_skipped_and_the_study_falls_back(crash
     from gridtape.replay.materialize import snapshot_dir
 
     copy = str(tmp_path / "study.duckdb")
-    for suffix in ("", ".seg", ".seg2", ".wal"):
+    for suffix in ("", ".seg", ".seg2", ".wal", ".ack"):
         if os.path.exists(path + suffix):
             shutil.copyfile(path + suffix, copy + suffix)
     shutil.copytree(snapshot_dir(path), snapshot_dir(copy))
