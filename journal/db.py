@@ -82,11 +82,15 @@ def create(con, path=None, meta=None):
                     "size BIGINT NOT NULL, data BLOB NOT NULL)")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         if one(con, "SELECT count(*) FROM meta")[0] == 0:
-            con.executemany("INSERT INTO meta VALUES (?, ?)", list((meta or new_meta()).items()))
+            con.executemany("INSERT INTO meta VALUES (?, ?)", _meta_rows(meta))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _meta_rows(meta):
+    return list((meta if meta is not None else new_meta()).items())
 
 
 def new_meta() -> dict:

@@ -115,10 +115,10 @@ def test_a_corrupt_or_missing_snapshot_is_skipped_and_the_study_falls_back(crash
 def test_an_interrupted_journal_creation_leaves_no_half_made_journal(tmp_path, monkeypatch):
     path = str(tmp_path / "j.duckdb")
 
-    def die():
+    def die(meta):
         raise KeyboardInterrupt  # stands in for the kill between the tables and the meta rows
 
-    monkeypatch.setattr(db, "_meta", die)
+    monkeypatch.setattr(db, "_meta_rows", die)
     with pytest.raises(KeyboardInterrupt):
         Journal(path)
     con = duckdb.connect(path, read_only=True)
