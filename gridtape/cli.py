@@ -243,8 +243,10 @@ def cmd_recover(args) -> int:
 
     r = Journal.recover(args.journal, args.out, in_place=args.in_place)
     emit(r) if args.json else print(f"{args.journal}: {r['events_kept']} events salvaged into {r['recovered']}, "
-                                    f"{r['events_lost']} lost, {len(r['damaged'])} damaged ranges; report: "
-                                    f"{r['recovered']}.recovery.json")
+                                    f"{r['events_lost']} lost, {len(r['damaged'])} damaged ranges"
+                                    + (f", the acknowledgement record damaged ({r['ack_damage']['why']}: events "
+                                       "cut off the segments could not be counted)" if "ack_damage" in r else "")
+                                    + f"; report: {r['recovered']}.recovery.json")
     return 0 if r["ok"] else 1
 
 

@@ -24,6 +24,13 @@ record from another boot is not checked (see docs/journal.md, "Recovery").
 On reopen (journal/store.py) the events found (DuckDB plus the segment frames that verify)
 must reach the acknowledged seq; otherwise acknowledged events are missing and the open raises
 JournalCorruptError naming the segment, the acknowledged length and the length found.
+
+The record itself can be damaged too.  A file that is not a whole record (short, zeroed, another
+magic) is damage for any journal (every version writes it whole: a new file renamed over the old).
+A journal whose ``meta`` holds ``MARK`` (written once its writer's record exists, so from then on
+it always has one) must have its own record while it has segment files: a missing record, or one
+left by another journal, is damage too.  A journal without the mark (written by a version before
+the record, or before the mark) opens without a record as before.
 """
 from __future__ import annotations
 
@@ -36,6 +43,10 @@ MAGIC = b"GTA1"
 SUFFIX = ".ack"
 SIZE = 64
 SLOTS = 32  # byte offset of the per-segment (seq, length) pairs
+#: the ``meta`` key (value "1") of a journal that keeps a record: one is required from then on
+MARK = "ack_record"
+#: read()'s faults that are damage only for a journal with the mark
+MISSING, FOREIGN = "the file is missing", "the file is another journal's record"
 _HEAD = struct.Struct("<4sB3x8s16s")
 _SLOT = struct.Struct("<qq")
 
@@ -75,17 +86,23 @@ class Acked:
 
 
 def read(path, created):
-    """The record of the journal at ``path`` (whose ``meta.created`` is ``created``), or None
-    (none, unreadable, another journal's)."""
+    """``(record, fault)`` for the journal at ``path`` (whose ``meta.created`` is ``created``):
+    its ``Acked`` and None, or None and what is wrong: ``MISSING`` (no file), ``FOREIGN`` (another
+    journal's record) or why the file is not a record (damage whatever the journal)."""
     try:
         with open(path + SUFFIX, "rb") as f:
-            data = f.read(SIZE)
-    except OSError:
-        return None
-    if len(data) < SIZE or not data.startswith(MAGIC):
-        return None
+            data = f.read(SIZE + 1)
+    except FileNotFoundError:
+        return None, MISSING
+    except OSError as e:
+        return None, f"the file cannot be read ({e.strerror})"
+    if len(data) != SIZE:
+        return None, f"the file is {len(data)}{'+' if len(data) > SIZE else ''} bytes long, a record is {SIZE}"
+    if not data.startswith(MAGIC):
+        what = "all zeros" if not data.strip(b"\0") else f"starts with {data[:4]!r}"
+        return None, f"the file is not a record ({what}, not {MAGIC!r})"
     got = Acked(data)
-    return got if got.jid == journal_id(created) else None
+    return (got, None) if got.jid == journal_id(created) else (None, FOREIGN)
 
 
 def create(path, created, fsync: bool, slots):

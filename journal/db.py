@@ -47,7 +47,27 @@ def connect(path, read_only):
         raise JournalError(f"cannot open the journal database: {e}", file=path) from None
 
 
-def create(con, path=None):
+def hold_checkpoint(con, path):
+    """A writer's connection checkpoints nothing into the database file when it closes (its WAL
+    stays as it is) until ``release_checkpoint``: an open refused after its checks leaves every
+    file byte-identical.  (Opening DuckDB only replays the WAL in memory.)"""
+    if path is not None:
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+
+
+def release_checkpoint(con):
+    con.execute("PRAGMA enable_checkpoint_on_shutdown")
+
+
+def set_meta(con, key, value, path=None):
+    """Store one ``meta`` entry (its own DuckDB transaction)."""
+    try:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+    except duckdb.Error as e:
+        raise JournalError(f"cannot write the journal's meta: {e}", file=path, table="meta", field=key) from None
+
+
+def create(con, path=None, meta=None):
     """Create the tables of a new journal (idempotent) and fill ``meta`` once, in one transaction:
     a writer killed while creating leaves all of it or none (never tables without ``meta``).
     A database holding other tables but no journal is left alone (JournalError)."""
@@ -62,14 +82,19 @@ def create(con, path=None):
                     "size BIGINT NOT NULL, data BLOB NOT NULL)")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         if one(con, "SELECT count(*) FROM meta")[0] == 0:
-            con.executemany("INSERT INTO meta VALUES (?, ?)", list(_meta().items()))
+            con.executemany("INSERT INTO meta VALUES (?, ?)", _meta_rows(meta))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def _meta():
+def _meta_rows(meta):
+    return list((meta if meta is not None else new_meta()).items())
+
+
+def new_meta() -> dict:
+    """The ``meta`` entries of a journal created now."""
     try:
         from .. import __version__ as gv
     except ImportError:

@@ -108,7 +108,10 @@ def recover(path, out=None, *, in_place=False) -> dict:
             meta = db.meta(con)
         finally:
             con.close()
-        acked = ack.read(path, meta.get("created"))
+        acked, fault = ack.read(path, meta.get("created"))
+        had_segs = any(seg._f is not None for seg in segs)
+        if fault is not None and ((meta.get(ack.MARK) == "1" and had_segs) or fault not in (ack.MISSING, ack.FOREIGN)):
+            report["ack_damage"] = {"file": path + ack.SUFFIX, "why": fault}  # loss past the frames untold
         next_seq, lost_frames = table.num_rows, 0
         head = bytes(table.column("hash")[-1].as_py()) if next_seq else ZERO
         frames, sizes = [], {}
@@ -148,6 +151,8 @@ def recover(path, out=None, *, in_place=False) -> dict:
     finally:
         for seg in segs:
             seg.close()
+    ack.create(out, meta.get("created"), False, [(-1, 0), (-1, 0)]).close()  # before the mark below
+    meta[ack.MARK] = "1"
     con = db.connect(out, False)
     try:
         db.create(con, out)
@@ -178,7 +183,8 @@ def recover(path, out=None, *, in_place=False) -> dict:
                              "first_seq": next_seq,
                              "why": "acknowledged events are not in the journal (a segment was truncated)"}
         report["events_lost"] = max(report["events_lost"], acked.seq + 1 - next_seq)
-    report["ok"] = not report["damaged"] and not report["events_lost"] and "missing" not in report
+    report["ok"] = not report["damaged"] and not report["events_lost"] and "missing" not in report \
+        and "ack_damage" not in report
     with open(out + ".recovery.json", "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
         f.write("\n")

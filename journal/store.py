@@ -79,28 +79,44 @@ class Journal(Recorder):
         (and, for a writer, start the acknowledgement record).  Leaves nothing open on failure."""
         self._segs, self._seg, self._con, self._link = [], None, None, None
         try:
+            had_segs = new = False
             if self.path is not None:
+                had_segs = any(os.path.exists(self.path + suffix) for suffix in SEGMENTS)
+                new = not self.read_only and not os.path.exists(self.path)
                 for suffix in SEGMENTS:
                     self._segs.append(Segment(self.path + suffix, self.read_only, self.path))
                 self._seg = self._segs[0]
             self._con = db.connect(self.path, self.read_only)
             if not self.read_only:
-                db.create(self._con, self.path)
+                db.hold_checkpoint(self._con, self.path)  # no byte of DuckDB's files changes until _resume's checks pass
+                meta = None
+                if new:  # its record first, then the journal, marked as keeping one, in one transaction
+                    meta = db.new_meta()
+                    self._start_ack(meta["created"])
+                    meta[ack.MARK] = "1"
+                db.create(self._con, self.path, meta)
             db.check(self._con, self.path)
-            created = db.meta(self._con).get("created")
-            self._resume(created)
-            if self.path is not None and not self.read_only:  # both segments are empty now
-                try:
-                    self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
-                except OSError as e:
-                    raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
-                                       file=self.path + ack.SUFFIX) from None
-                self._seg_slot = 0
-                self._ack_bind(self._ack)
+            meta = db.meta(self._con)
+            created, marked = meta.get("created"), meta.get(ack.MARK) == "1"
+            self._resume(created, marked and had_segs)
+            if self.path is not None and not self.read_only and not new:  # both segments are empty now
+                self._start_ack(created)
+                if not marked:  # the record exists now: from here on the journal must have one
+                    db.set_meta(self._con, ack.MARK, "1", self.path)
         except BaseException:
             self._detach()
             raise
         self._seg_fd = -1 if self._seg is None or self.read_only else self._seg.fd
+
+    def _start_ack(self, created):
+        """Write this writer's acknowledgement record (both segments empty) and map it."""
+        try:
+            self._ack = ack.create(self.path, created, self.sync == "fsync", [(self._durable, 0), (-1, 0)])
+        except OSError as e:
+            raise JournalError(f"cannot write the acknowledgement record: {e.strerror}",
+                               file=self.path + ack.SUFFIX) from None
+        self._seg_slot = 0
+        self._ack_bind(self._ack)
 
     def _detach(self):
         """Close this journal's connection and files (its own, or its cursor of a writer's)."""
@@ -120,9 +136,10 @@ class Journal(Recorder):
             self._ack.close()
             self._ack = None
 
-    def _resume(self, created=None):
+    def _resume(self, created=None, must_ack=False):
         """Continue numbering after the last row (DuckDB, then the segment tail); the events
-        found must reach the acknowledgement record's seq (journal/ack.py)."""
+        found must reach the acknowledgement record's seq (journal/ack.py), whose file must be
+        whole (and there, ``must_ack``: the journal keeps one and has segment files)."""
         last = db.last_row(self._con)
         mv = self._mover
         self._next_seq, self._next_tx, self._last_ts, mv.chain = \
@@ -149,7 +166,9 @@ class Journal(Recorder):
         for seg, got, good, n, first in torn:
             if first is not None and first != self._next_seq:
                 self._torn_damage(seg, good, f"its header names seq {first}, the next append is seq {self._next_seq}")
-        acked = ack.read(self.path, created) if self.path is not None else None
+        acked, fault = ack.read(self.path, created) if self.path is not None else (None, None)
+        if fault is not None and (must_ack or fault not in (ack.MISSING, ack.FOREIGN)):
+            self._ack_damage(fault)
         if acked is not None and acked.binding() and acked.seq >= self._next_seq:
             seg, got, good, n, first = reads[acked.slot]
             raise JournalCorruptError(
@@ -159,6 +178,8 @@ class Journal(Recorder):
                 "was changed (`gridtape recover` salvages every frame that verifies)",
                 file=seg.path, row=self._next_seq, offset=good)
         if not self.read_only:
+            if self.path is not None:
+                db.release_checkpoint(self._con)  # the checks passed: changes may reach the files
             for seg, got, good, n, first in torn:
                 seg.truncate(good, fsync=self.sync == "fsync")  # a torn, never acknowledged append
         self._durable = self._next_seq - 1
@@ -167,6 +188,14 @@ class Journal(Recorder):
             self._con.register("_gt_tail", self._tail)
         elif found or size:
             mv.ingest(self)
+
+    def _ack_damage(self, fault):
+        name = os.path.basename(self.path + ack.SUFFIX)
+        raise JournalCorruptError(
+            f"damaged acknowledgement record {name}: {fault}; without it acknowledged events cut off "
+            f"the segments cannot be told from a clean end (the journal keeps one: meta {ack.MARK!r}); nothing "
+            "was changed (`gridtape recover` salvages every event that verifies; a copy of a journal takes all "
+            "its files: .duckdb, .wal, .seg, .seg2, .ack)", file=self.path + ack.SUFFIX, row=self._next_seq)
 
     def _torn_damage(self, seg, offset, why):
         raise JournalCorruptError(f"damaged frame at byte {offset} of the segment: cut short, but it is not the "

@@ -31,7 +31,7 @@ def copy(journal, tmp_path):
     """A private copy of the study, for verbs that write."""
     dst = tmp_path / "study.duckdb"
     shutil.copy(journal, dst)
-    for ext in (".seg", ".seg2"):
+    for ext in (".seg", ".seg2", ".ack"):
         if os.path.exists(journal + ext):
             shutil.copy(journal + ext, str(dst) + ext)
     return str(dst)

@@ -94,7 +94,7 @@ def test_a_corrupt_or_missing_snapshot_is_skipped_and_the_study_falls_back(crash
     from gridtape.replay.materialize import snapshot_dir
 
     copy = str(tmp_path / "study.duckdb")
-    for suffix in ("", ".seg", ".seg2", ".wal"):
+    for suffix in ("", ".seg", ".seg2", ".wal", ".ack"):
         if os.path.exists(path + suffix):
             shutil.copyfile(path + suffix, copy + suffix)
     shutil.copytree(snapshot_dir(path), snapshot_dir(copy))
@@ -115,10 +115,10 @@ def test_a_corrupt_or_missing_snapshot_is_skipped_and_the_study_falls_back(crash
 def test_an_interrupted_journal_creation_leaves_no_half_made_journal(tmp_path, monkeypatch):
     path = str(tmp_path / "j.duckdb")
 
-    def die():
+    def die(meta):
         raise KeyboardInterrupt  # stands in for the kill between the tables and the meta rows
 
-    monkeypatch.setattr(db, "_meta", die)
+    monkeypatch.setattr(db, "_meta_rows", die)
     with pytest.raises(KeyboardInterrupt):
         Journal(path)
     con = duckdb.connect(path, read_only=True)

@@ -93,7 +93,7 @@ def test_a_process_that_dies_during_a_move_loses_nothing(jpath, tmp_path, monkey
     assert inside.wait(10)
     _write(j, 60, 7)  # into the other segment file
     dead = str(tmp_path / "dead.duckdb")
-    for suffix in ("", ".seg", ".seg2", ".wal"):
+    for suffix in ("", ".seg", ".seg2", ".wal", ".ack"):
         if os.path.exists(jpath + suffix):
             shutil.copyfile(jpath + suffix, dead + suffix)
     gate.set()

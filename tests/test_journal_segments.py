@@ -157,7 +157,7 @@ def test_a_kill_during_a_move_of_record_many_transactions_loses_nothing(jpath, t
     assert inside.wait(10)
     n += _steps(j, 8, 2)  # into the other segment file
     dead = str(tmp_path / "dead.duckdb")
-    for suffix in ("", ".seg", ".seg2", ".wal"):
+    for suffix in ("", ".seg", ".seg2", ".wal", ".ack"):
         if os.path.exists(jpath + suffix):
             shutil.copyfile(jpath + suffix, dead + suffix)
     gate.set()

@@ -228,7 +228,7 @@ def _copy_journal(path, dest_dir):
     shutil.rmtree(dest_dir, ignore_errors=True)
     os.makedirs(dest_dir)
     dest = os.path.join(dest_dir, os.path.basename(path))
-    for suffix in ("", ".seg", ".seg2", ".wal"):
+    for suffix in ("", ".seg", ".seg2", ".wal", ".ack"):
         if os.path.exists(path + suffix):
             shutil.copyfile(path + suffix, dest + suffix)
     return dest
