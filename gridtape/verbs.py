@@ -100,7 +100,7 @@ def diff(study, a, b) -> pd.DataFrame:
 def blame(study, kind, eid, field, at=None) -> dict:
     """Who last set a cell (at or before point ``at``): seq, tx, time (ISO), author, message,
     event, old, new."""
-    r = study.blame(kind, int(eid), field, seq=None if at is None else point(study, at))
+    r = study.blame(kind, eid, field, seq=None if at is None else point(study, at))  # checks kind, eid, field
     out = {k: r.get(k) for k in ("seq", "tx", "time", "author", "message", "event", "old", "new")}
     if out["event"] in ("add", "load") and out["new"] is None:
         out["new"] = _initial_value(study, r, kind, int(eid), field)
