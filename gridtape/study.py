@@ -21,7 +21,8 @@ from gridtape.errors import BadReferenceError, JournalError, SchemaError
 
 from gridtape.replay.materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir, tx_end  # noqa: F401
 
-def seq_arg(v, name="seq", table=None, what="a seq"):
+
+def seq_arg(v, name="seq", table=None, what="an integer (a seq)"):
     """``v`` as an int (an integer, an integral float or its digits), SchemaError naming ``name``
     otherwise (``2.5`` is not truncated to 2, ``"abc"`` is not a seq: ``at(tag="abc")``)."""
     import numbers
@@ -33,7 +34,7 @@ def seq_arg(v, name="seq", table=None, what="a seq"):
     if isinstance(v, str) and v.strip().lstrip("-").isdigit():
         return int(v)
     hint = " (a tag or a time: at(tag=...), at(time=...))" if name == "seq" and isinstance(v, str) else ""
-    raise SchemaError(f"{name} must be {what} (an integer), not {v!r}{hint}", table=table, field=name)
+    raise SchemaError(f"{name} must be {what}, not {v!r}{hint}", table=table, field=name)
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Study:
                               field=field)
         if field not in KINDS[kind]:
             raise SchemaError(f"{kind} has no field {field!r}", table=kind, row=eid, field=field)
-        eid = seq_arg(eid, "eid", table=kind, what="an element id")
+        eid = seq_arg(eid, "eid", table=kind, what="an element id (an integer)")
         point = self.head if seq is None else seq_arg(seq)
         if not 0 <= point <= self.head:
             raise JournalError(f"seq {point} is outside the journal (0..{self.head})", file=self.path, field="seq")
