@@ -157,7 +157,10 @@ class History:
         old = j.log(event="tag", columns=["seq", "message"])
         old = old.seq[old.message == name]
         if len(old):  # a tag names one point (as git refuses an existing tag): no silent move
-            raise JournalError(f"tag {name!r} already exists (seq {int(old.max())})", file=j.path, field="tag")
+            from gridtape.replay.materialize import tx_end
+
+            raise JournalError(f"tag {name!r} already exists (seq {tx_end(j, int(old.max()))})", file=j.path,
+                               field="tag")
         j.begin(author=author, message=name)
         j.record("tag", None, None, None, None, None, json.dumps({"name": name}))
         seq = j.commit()
