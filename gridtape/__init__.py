@@ -17,8 +17,14 @@ def open(path, read_only: bool = True, snapshots=None):  # noqa: A001 - gridtape
 def diff(a, b, results: bool = False):
     """What turns ``a`` into ``b`` (two PowerGrids or Worlds): a DataFrame with change (add, remove,
     set), kind, id, field, old, new.  ``results=True``: the result deltas of two solved grids."""
+    from gridtape.errors import SchemaError
     from gridtape.replay.diff import diff_worlds, result_diff
+    from gridtape.world import World
 
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, PowerGrid if results else (PowerGrid, World)):
+            raise SchemaError(f"diff() compares two PowerGrids{'' if results else ' or Worlds'}: {name} is "
+                              f"{type(x).__name__} {x!r:.60}", field=name)
     if results:
         return result_diff(a.post_process(), b.post_process())
     wa = a.world if isinstance(a, PowerGrid) else a

@@ -142,12 +142,15 @@ def cmd_show(args) -> int:
         got = verbs.show(study, args.tx)
     ev = reprs.readable_log(got["events"], hash=args.hash)
     if args.json:
-        emit({"tx": got["tx"], "summary": got["summary"], "events": records(ev), "diff": records(got["diff"])})
+        emit({"tx": got["tx"], "summary": got["summary"], "events": records(ev), "diff": records(got["diff"]),
+              "studies": got["studies"]})
         return 0
     s = got["summary"]
     solve = f"; then {s['solve']} in {s['iterations']} iterations" if s.get("solve") else ""
     print(f"tx {got['tx']}  {s['time']}  {s['author'] or '?'}: {s['message'] or ''}")
     print(f"  seq {s['first_seq']}..{s['seq']}, {s['what']}{solve}")
+    for st in got["studies"]:
+        print("\n".join(reprs.study_lines(st)))
     print("\n".join(reprs.diff_lines(got["diff"], limit=None, width=None)))
     return 0
 

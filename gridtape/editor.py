@@ -155,7 +155,10 @@ class GridEditor:
         """Remove an element.  A bus with elements attached is refused (TopologyError listing
         them) unless ``cascade=True``, which removes them first (each a recorded removal)."""
         self._check()
-        kind, eid = (handle.kind, handle.id) if isinstance(handle, Handle) else (handle[0], int(handle[1]))
+        kind, eid = _element(handle)
+        if not isinstance(cascade, (bool, np.bool_)):
+            raise SchemaError(f"cascade takes True or False, not {cascade!r} (remove() takes one element: a "
+                              "handle or a (kind, id) pair)", table=kind, row=eid, field="cascade")
         g = self._grid
         w = g.world
         if eid not in w[kind]:
@@ -176,6 +179,19 @@ class GridEditor:
         """Vectorized write inside the block (one event per element)."""
         self._check()
         self._grid.set(kind, ids, field, values)
+
+
+def _element(handle):
+    """(kind, id) of what ``remove()`` was given: a handle or a (kind, id) pair."""
+    import numbers
+
+    if isinstance(handle, Handle):
+        return handle.kind, handle.id
+    if isinstance(handle, (tuple, list)) and len(handle) == 2 and isinstance(handle[0], str) \
+            and isinstance(handle[1], numbers.Integral) and not isinstance(handle[1], (bool, np.bool_)):
+        return handle[0], int(handle[1])
+    raise SchemaError(f"remove() takes a handle (grid.line(3, 4)) or a (kind, id) pair (('bus', 0)), not "
+                      f"{handle!r}", table=handle if isinstance(handle, str) else None, field="handle")
 
 
 def _removals(w, kind, eid, order):

@@ -50,6 +50,14 @@ class GridtapeError(Exception):
     def __reduce__(self):  # pickled / copied with its location (the keyword arguments)
         return _rebuild, (type(self), self.message, dict(self.__dict__))
 
+    def in_file(self, file):
+        """This error, naming ``file`` when it names no file yet (``raise err.in_file(path)``)."""
+        if self.file is None:
+            self.file = file
+            where = self._where()
+            self.args = (f"{self.message} [{', '.join(where)}]" if where else self.message,)
+        return self
+
     def _where(self) -> list:
         where = []
         if self.file is not None:
@@ -202,6 +210,18 @@ class CheckpointWarning(UserWarning):
     it and ``grid.checkpoint_error`` holds the exception (see docs/time-travel.md)."""
 
 
+class SnapshotFallbackWarning(UserWarning):
+    """A snapshot the journal records cannot be used (a missing or damaged file, a manifest that
+    differs from the recorded one): the world is built from an older snapshot, or from the case
+    load and the events, instead -- the same world, built more slowly (docs/time-travel.md).
+    ``file`` is the snapshot directory, ``snapshot`` its id, ``row`` the seq of its event,
+    ``error`` what reading it raised."""
+
+    def __init__(self, message, file=None, snapshot=None, row=None, error=None):
+        super().__init__(message)
+        self.file, self.snapshot, self.row, self.error = file, snapshot, row, error
+
+
 class QLimitTieWarning(UserWarning):
     """``enforce_q_lims``: a generator's reactive power sat at one of its limits to within the
     solver tolerance when pandapower's outer loop decided whether to fix it there.  Which side of
@@ -236,5 +256,6 @@ __all__ = [
     "SnapshotCorruptError",
     "SnapshotError",
     "CheckpointWarning",
+    "SnapshotFallbackWarning",
     "QLimitTieWarning",
 ]

@@ -39,6 +39,8 @@ class PowerGrid(Solving, Writes, Merging):
                  checkpoint_background: bool = True, **options):
         from . import options as O
 
+        if qlim is not None:
+            O.check("qlim", qlim)  # a bad value named as typed (resolve() knows it as enforce_q_lims)
         explicit = {k: v for k, v in (("enforce_q_lims", qlim), ("tolerance_mva", tolerance_mva),
                                       ("max_iteration", max_iteration), ("init", init), ("trafo_model", trafo_model),
                                       ("distributed_slack", distributed_slack)) if v is not None}

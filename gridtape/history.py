@@ -150,8 +150,19 @@ class History:
         j = self.need("tag()")
         if self._grid._editor is not None:
             raise JournalError("tag() inside an edit block: commit the block first")
-        j.begin(author=author, message=str(name))
-        j.record("tag", None, None, None, None, None, json.dumps({"name": str(name)}))
+        if not isinstance(name, str) or not name.strip():
+            from gridtape.errors import SchemaError
+
+            raise SchemaError(f"a tag is named by a non-empty text, not {name!r}", file=j.path, field="tag")
+        old = j.log(event="tag", columns=["seq", "message"])
+        old = old.seq[old.message == name]
+        if len(old):  # a tag names one point (as git refuses an existing tag): no silent move
+            from gridtape.replay.materialize import tx_end
+
+            raise JournalError(f"tag {name!r} already exists (seq {tx_end(j, int(old.max()))})", file=j.path,
+                               field="tag")
+        j.begin(author=author, message=name)
+        j.record("tag", None, None, None, None, None, json.dumps({"name": name}))
         seq = j.commit()
         self.committed(2)
         return seq

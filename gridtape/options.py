@@ -152,10 +152,10 @@ ALIASES = {"qlim": "enforce_q_lims"}
 
 def check(name: str, value):
     """The validated value of option ``name`` (OptionError naming it when it is not modelled or
-    the value is not one it takes)."""
-    name = ALIASES.get(name, name)
+    the value is not one it takes): an alias (``qlim``) is named as the caller typed it."""
+    typed, name = name, ALIASES.get(name, name)
     if name in MODELLED:
-        return MODELLED[name][1](name, value)
+        return MODELLED[name][1](typed, value)
     if name in NUMERICAL:
         return value
     if name in DEFAULT_ONLY:

@@ -60,7 +60,7 @@ def readable_log(log: pd.DataFrame, hash: bool = False, info: bool = False) -> p
 
 
 _CHANGES = ("set", "add", "remove", "network")
-_MARKERS = ("tag", "branch", "snapshot", "undo", "redo")
+_MARKERS = ("tag", "branch", "snapshot", "undo", "redo", "study")
 
 
 def _iso_column(times) -> np.ndarray:
@@ -211,3 +211,14 @@ def frame_text(df: pd.DataFrame, rows: int = 20, width: int = WIDTH) -> str:
     if len(df) > rows:
         out.insert(0, f"(last {rows} of {len(df)} rows)")
     return "\n".join(out)
+
+
+def study_lines(st) -> list:
+    """A study event for ``show``: its steps and outcome, base point, outputs and options."""
+    conv = "?" if st["converged"] is None else st["converged"]
+    mode = "independent (a sweep)" if st["independent"] else "chained"
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(st["options"].items()))
+    return [f"  study (seq {st['seq']}): {st['type']}, {st['steps']} steps, {conv} converged, {mode}, "
+            f"from base seq {st['base_seq']}",
+            f"  outputs: {st['dir'] or '(kept in memory)'}: {', '.join(st['outputs'])}",
+            f"  options: {opts}"]

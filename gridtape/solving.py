@@ -105,6 +105,10 @@ class Solving:
         if options or algorithm is not None and algorithm != own[2] or qlim is not None and qlim is not own[3] or \
                 distributed_slack is not None and distributed_slack is not own[4]:
             # options of this solve only (the next plain solve re-configures the engine)
+            if qlim is not None:
+                from . import options as O
+
+                O.check("qlim", qlim)  # a bad value named as typed (resolved as enforce_q_lims)
             named = {"tolerance_mva": tolerance_mva, "max_iteration": max_iteration, "init": init,
                      "algorithm": algorithm, "enforce_q_lims": qlim, "distributed_slack": distributed_slack}
             o = self._solve_options({**options, **{k: v for k, v in named.items() if v is not None}})

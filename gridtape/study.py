@@ -17,9 +17,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridtape.errors import JournalError
+from gridtape.errors import BadReferenceError, JournalError, SchemaError
 
 from gridtape.replay.materialize import SNAPSHOT_SUFFIX, _fetch, _resolve, materialize, snapshot_dir, tx_end  # noqa: F401
+
+
+def seq_arg(v, name="seq", table=None, what="an integer (a seq)"):
+    """``v`` as an int (an integer, an integral float or its digits), SchemaError naming ``name``
+    otherwise (``2.5`` is not truncated to 2, ``"abc"`` is not a seq: ``at(tag="abc")``)."""
+    import numbers
+
+    if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and float(v).is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v)
+    hint = " (a tag or a time: at(tag=...), at(time=...))" if name == "seq" and isinstance(v, str) else ""
+    raise SchemaError(f"{name} must be {what}, not {v!r}{hint}", table=table, field=name)
+
 
 @dataclass
 class BisectResult:
@@ -90,7 +106,7 @@ class Study:
             if not len(log_until):
                 raise JournalError(f"nothing was recorded at or before {time}", file=self.path, field="time")
             return int(log_until.seq.iloc[-1])
-        return self.head if seq is None else int(seq)
+        return self.head if seq is None else seq_arg(seq)
 
     def world_at(self, seq=None, time=None, tag=None):
         return materialize(self.journal, self.seq_of(seq, time, tag))[0]
@@ -110,18 +126,33 @@ class Study:
     # --- blame --------------------------------------------------------------------------------------
     def blame(self, kind, eid, field, seq=None):
         """The event that last set ``kind`` ``eid`` ``field`` (at or before ``seq``): a Series with
-        seq, tx, time, author, message (the transaction's), event, old, new."""
-        h = self.journal.history(kind, int(eid), field)
-        if seq is not None:
-            seq = tx_end(self.journal, int(seq))  # as of the end of the transaction containing seq
-            h = h[h.seq <= seq]
-        h = h[h.event.isin(("set", "add"))]
-        if not len(h):  # never written since the case was loaded
-            loads = self.journal.log(event="load", until=seq)
+        seq, tx, time, author, message (the transaction's), event, old, new.  A cell never written
+        since the case was loaded: the (last) load event.  An unknown kind or field: SchemaError; an
+        element that did not exist at or before that point: BadReferenceError."""
+        from gridtape.world.schema import KINDS
+
+        if kind not in KINDS:
+            raise SchemaError(f"unknown element kind {kind!r}; known: {', '.join(KINDS)}", table=kind, row=eid,
+                              field=field)
+        if field not in KINDS[kind]:
+            raise SchemaError(f"{kind} has no field {field!r}", table=kind, row=eid, field=field)
+        eid = seq_arg(eid, "eid", table=kind, what="an element id (an integer)")
+        point = self.head if seq is None else seq_arg(seq)
+        if not 0 <= point <= self.head:
+            raise JournalError(f"seq {point} is outside the journal (0..{self.head})", file=self.path, field="seq")
+        point = tx_end(self.journal, point)  # as of the end of the transaction containing seq
+        h = self.journal.history(kind, eid, field)
+        h = h[h.seq <= point]
+        sets = h[h.event.isin(("set", "add"))]
+        if not len(sets):  # never written since the case was loaded
+            if not len(h) and eid not in materialize(self.journal, point)[0][kind]:
+                raise BadReferenceError(f"no {kind} {eid} at seq {point} or before it", file=self.path,
+                                        table=kind, row=eid, field=field)
+            loads = self.journal.log(event="load", until=point)
             if not len(loads):
                 raise JournalError(f"no event set {kind} {eid} {field}", table=kind, row=eid, field=field)
             return loads.iloc[-1]
-        row = h.iloc[-1].copy()
+        row = sets.iloc[-1].copy()
         tx = self.journal.log(tx=int(row.tx))
         if len(tx) > 1 and tx.event.iloc[-1] in ("commit",):
             row["message"] = tx.message.iloc[-1]

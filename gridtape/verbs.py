@@ -75,7 +75,10 @@ def _world_at(study, seq):
 
 
 def show(study, tx: int) -> dict:
-    """One transaction: its summary row, its events, and the diff of the world across it."""
+    """One transaction: its summary row, its events, the diff of the world across it, and the
+    studies it recorded (``studies``: gridtape.studies.record.study_summary of each, with its seq)."""
+    import json
+
     from gridtape.replay.diff import diff_worlds
 
     events = study.log(tx=int(tx))
@@ -87,7 +90,13 @@ def show(study, tx: int) -> dict:
     world_change = events["event"].isin(("set", "add", "remove", "network")).any()
     d = diff_worlds(_world_at(study, first - 1), _world_at(study, last)) if world_change and first > 0 \
         else pd.DataFrame(columns=["change", "kind", "id", "field", "old", "new"])
-    return {"tx": int(tx), "summary": summary, "events": events, "diff": d}
+    studies = []
+    if (events["event"] == "study").any():
+        from gridtape.studies.record import study_summary
+
+        for seq, info in zip(events["seq"][events["event"] == "study"], events["info"][events["event"] == "study"]):
+            studies.append({"seq": int(seq), **study_summary(study.journal, json.loads(info))})
+    return {"tx": int(tx), "summary": summary, "events": events, "diff": d, "studies": studies}
 
 
 def diff(study, a, b) -> pd.DataFrame:
@@ -100,7 +109,7 @@ def diff(study, a, b) -> pd.DataFrame:
 def blame(study, kind, eid, field, at=None) -> dict:
     """Who last set a cell (at or before point ``at``): seq, tx, time (ISO), author, message,
     event, old, new."""
-    r = study.blame(kind, int(eid), field, seq=None if at is None else point(study, at))
+    r = study.blame(kind, eid, field, seq=None if at is None else point(study, at))  # checks kind, eid, field
     out = {k: r.get(k) for k in ("seq", "tx", "time", "author", "message", "event", "old", "new")}
     if out["event"] in ("add", "load") and out["new"] is None:
         out["new"] = _initial_value(study, r, kind, int(eid), field)
@@ -246,13 +255,10 @@ def tag(path, name, author=None) -> int:
     """Name the head of the study at ``path``; returns the tag's seq."""
     import gridtape as gt
 
-    with gt.open(path) as study:
-        tags = study.log(event="tag")
-        if len(tags) and (tags["message"] == str(name)).any():
-            raise JournalError(f"tag {name!r} already exists (seq {study.seq_of(tag=name)})", file=str(path),
-                               field="tag")
+    if not os.path.exists(path):  # (opening it would create an empty journal)
+        raise JournalError("journal file does not exist", file=str(path))
     with gt.PowerGrid(journal=str(path), author=author) as grid:
-        grid.tag(str(name), author=author)
+        grid.tag(str(name), author=author)  # an existing tag is refused (nothing written)
     with gt.open(path) as study:
         return study.seq_of(tag=str(name))
 

@@ -10,7 +10,7 @@ import json
 import os
 import warnings
 
-from gridtape.errors import GridtapeError, JournalError, SnapshotCorruptError
+from gridtape.errors import GridtapeError, JournalError, SnapshotCorruptError, SnapshotFallbackWarning
 
 from .events import apply_events
 from .tail import apply_tail, fetch_tail
@@ -75,8 +75,10 @@ def materialize(j, seq=None, *, use_snapshots=True):
                 base = int(meta["covers"])
                 break
             except (SnapshotCorruptError, GridtapeError, OSError) as e:
-                warnings.warn(f"snapshot {meta.get('id')} (seq {sseq}) is unusable, falling back to an older "
-                              f"point: {e}", stacklevel=2)
+                where = _resolve(meta.get("dir"), j.path)
+                warnings.warn(SnapshotFallbackWarning(
+                    f"snapshot {meta.get('id')} (seq {sseq}) is unusable, falling back to an older point: {e}",
+                    file=where, snapshot=meta.get("id"), row=int(sseq), error=e), stacklevel=2)
     if world is None:
         world = apply_events(None, j.log(since=load_seq, until=load_seq), j.get_blob)
         base = load_seq

@@ -155,6 +155,31 @@ def test_blame(journal):
     assert out["new"] == 1.0 and out["author"] == "ann" and "set-point" in out["message"]
 
 
+def test_blame_of_what_never_existed_is_an_error(journal):
+    """Not the case load's row: an element that never existed, a field or kind the schema lacks."""
+    with gt.open(journal) as study:
+        dc = int(study.bisect().diff.id.iloc[0])  # added by phase 1
+        first_add = int(study.log(event="add").seq.iloc[0])
+        with pytest.raises(gt.errors.BadReferenceError) as e:
+            study.blame("load", 424242, "p_mw")
+        assert (e.value.table, e.value.row, e.value.field) == ("load", 424242, "p_mw")
+        with pytest.raises(gt.errors.BadReferenceError):  # not yet added at that point
+            study.blame("load", dc, "p_mw", seq=first_add - 1)
+        with pytest.raises(gt.errors.SchemaError) as e:
+            study.blame("line", 0, "no_such_field")
+        assert (e.value.table, e.value.row, e.value.field) == ("line", 0, "no_such_field")
+        with pytest.raises(gt.errors.SchemaError, match="unknown element kind"):
+            study.blame("lod", 0, "p_mw")
+        with pytest.raises(gt.errors.SchemaError, match="eid"):
+            study.blame("load", "abc", "p_mw")
+        with pytest.raises(gt.errors.JournalError, match="outside the journal"):
+            study.blame("load", 0, "p_mw", seq=10**6)
+    rc, out, err = cli("blame", journal, "load", 424242, "p_mw")
+    assert rc == 2 and out == "" and "table 'load', row 424242, field 'p_mw'" in err
+    rc, out, err = cli("blame", journal, "line", 0, "no_such_field")
+    assert rc == 2 and "table 'line', row 0, field 'no_such_field'" in err
+
+
 # --- at, convert ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ext", [".json", ".zip"])
 def test_at_export_round_trips(journal, tmp_path, ext):

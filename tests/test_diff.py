@@ -225,6 +225,17 @@ def test_apply_refuses_a_diff_for_another_world():
 
 
 # --- results ---------------------------------------------------------------------------------------------
+def test_diff_of_what_is_not_a_grid_names_the_argument():
+    import gridtape as gt
+
+    grid = gt.PowerGrid(str(CASES / "IEEE14" / "data.zip"), journal=False)
+    for args, kw, name in (((grid, 5), {}, "b"), (("x", grid), {}, "a"), ((grid, grid.world), {"results": True}, "b")):
+        with pytest.raises(SchemaError) as e:
+            gt.diff(*args, **kw)
+        assert e.value.field == name and "diff()" in str(e.value)
+    assert len(gt.diff(grid, grid.world)) == 0
+
+
 def test_result_diff_of_two_solves():
     import gridtape as gt
 

@@ -194,6 +194,23 @@ def test_remove_bus_refuses_without_cascade():
     assert grid.world.equals(before)
 
 
+@pytest.mark.parametrize("args, field", [
+    (("bus", [0]), "handle"),  # remove(kind, ids) is not the signature: the second argument is cascade
+    (("bus",), "handle"), ((("bus", "0"),), "handle"), ((("bus", 0), 1), "cascade"),
+])
+def test_remove_refuses_what_is_not_one_element(args, field):
+    grid = gt.PowerGrid(CASE14)
+    before, n = grid.world.copy(), len(grid.log())
+    with pytest.raises(SchemaError) as ei:
+        with grid.edit() as e:
+            e.remove(*args)
+    assert ei.value.field == field and "remove()" in str(ei.value)
+    assert grid.world.equals(before) and len(grid.log()) == n
+    with grid.edit() as e:
+        e.remove(["load", int(grid.world["load"].ids[0])])  # a (kind, id) pair, as a list too
+    assert len(grid.world["load"]) == len(before["load"]) - 1
+
+
 def test_file_journal_resumes(tmp_path):
     path = tmp_path / "study.duckdb"
     grid = gt.PowerGrid(CASE14, journal=path, author="bob")

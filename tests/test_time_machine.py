@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gridtape as gt
-from gridtape.errors import ReadOnlyError, SnapshotCorruptError
+from gridtape.errors import JournalError, ReadOnlyError, SchemaError, SnapshotCorruptError, SnapshotFallbackWarning
 from gridtape.replay import read_snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +62,31 @@ def test_at_every_point_gives_that_world(tmp_path):
     study.close()
 
 
+def test_points_and_tags_refuse_what_names_no_point(tmp_path):
+    path = tmp_path / "s.duckdb"
+    grid, points = build_history(path)  # tags "middle"
+    n = len(grid.log())
+    for bad in ("", "   ", None, 7):
+        with pytest.raises(SchemaError) as e:
+            grid.tag(bad)
+        assert e.value.field == "tag"
+    with pytest.raises(JournalError, match="already exists") as e:  # no silent move (git refuses too)
+        grid.tag("middle")
+    assert e.value.field == "tag" and len(grid.log()) == n  # nothing recorded
+    grid.close()
+    with gt.open(path) as study:
+        middle = study.seq_of(tag="middle")
+        for bad in ("abc", 2.5, True, [3]):
+            with pytest.raises(SchemaError) as e:
+                study.at(bad)
+            assert e.value.field == "seq"
+        with pytest.raises(SchemaError, match="tag="):
+            study.at("middle")  # a tag goes by tag=
+        seq = sorted(points)[2]
+        assert study.at(float(seq)).world.equals(points[seq]) and study.at(np.int64(seq)).study_seq == seq
+        assert study.at(tag="middle").study_seq == middle
+
+
 def test_corrupt_snapshot_falls_back(tmp_path):
     grid, points = build_history(tmp_path / "s.duckdb", snapshot_every=2)
     snapdir = grid.snapshots
@@ -81,7 +106,19 @@ def test_corrupt_snapshot_falls_back(tmp_path):
         warnings.simplefilter("always")
         for seq, world in points.items():
             assert study.at(seq).world.equals(world)
-    assert any("unusable" in str(w.message) for w in caught)
+    fell = [w.message for w in caught if isinstance(w.message, SnapshotFallbackWarning)]
+    assert fell and all("unusable" in str(m) for m in fell)
+    assert {m.snapshot for m in fell} == {sid} and all(isinstance(m.error, SnapshotCorruptError) for m in fell)
+    assert all(os.path.samefile(m.file, snapdir) for m in fell)
+    row = fell[0].row  # the damaged snapshot's event: the point after it is built past it
+    after = min(s for s in points if s >= row)  # (only a tag may come between)
+    with warnings.catch_warnings():  # filtered by its class, as users do
+        warnings.simplefilter("error", SnapshotFallbackWarning)
+        with pytest.raises(SnapshotFallbackWarning):
+            study.at(after)
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", SnapshotFallbackWarning)
+        assert study.at(after).world.equals(points[after])
     study.close()
 
 

@@ -207,6 +207,21 @@ def test_result_views():
     assert df[("res_bus.vm_pu", 0)].equals(vm[0].rename(("res_bus.vm_pu", 0)))
 
 
+@pytest.mark.parametrize("kw, name", [
+    ({"vm": (1.05, 0.95)}, "vm"), ({"vm": (0.95, 0.95)}, "vm"), ({"vm": "x"}, "vm"), ({"vm": (0.9,)}, "vm"),
+    ({"vm": (0.9, float("nan"))}, "vm"), ({"vm": (0.9, 1.1, 1.2)}, "vm"), ({"vm": ("0.9", 1.1)}, "vm"),
+    ({"loading": -5}, "loading"), ({"loading": 0}, "loading"), ({"loading": float("nan")}, "loading"),
+    ({"loading": float("inf")}, "loading"), ({"loading": "100"}, "loading"), ({"loading": True}, "loading"),
+])
+def test_violations_refuses_nonsense_limits(kw, name):
+    g = case("IEEE14")
+    res = g.timeseries(load_profiles(g.world, 3))
+    with pytest.raises(SchemaError) as e:
+        res.violations(**kw)
+    assert e.value.field == name and name in str(e.value)
+    assert len(res.violations(vm=np.array([0.99, 1.01]), loading=np.float64(1.0)))  # numbers of any kind
+
+
 def test_progress_bar_on_request(capsys):
     pytest.importorskip("tqdm")
     g = case("IEEE14")

@@ -271,3 +271,104 @@ def test_cli_and_read_profiles_refuse_a_file_that_is_not_parquet(tmp_path, grid)
     assert main(["timeseries", path, str(bad)]) == 2
     with pytest.raises(SchemaError, match="Parquet"):
         read_profiles(bad.read_bytes(), grid.world)
+
+
+# --- F: arguments that are not what they claim to be: named, and nothing recorded ----------------------
+def journal_state(g, path):
+    studies_dir = path + ".studies"
+    return len(g.journal.log()), sorted(os.listdir(studies_dir)) if os.path.exists(studies_dir) else []
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"executor": 5}, "executor"),
+    ({"outputs": [("bus", "vm_pu", "x")]}, "outputs"),
+    ({"outputs": [("bus",)]}, "outputs"),
+    ({"outputs": [(1, 2)]}, "outputs"),
+    ({"outputs": 5}, "outputs"),
+])
+def test_bad_executor_or_outputs_named_before_anything_runs(tmp_path, kw, field):
+    path = str(tmp_path / "s.duckdb")
+    g = gt.PowerGrid(IEEE14, journal=path)
+    g.solve()
+    before, vm = journal_state(g, path), g.res_bus.vm_pu.copy()
+    with pytest.raises(SchemaError) as e:
+        g.timeseries(jitter(g.world, 3), **kw)
+    assert e.value.field == field and field in str(e.value)
+    assert journal_state(g, path) == before and g.res_bus.vm_pu.equals(vm)
+    g.close()
+
+
+def wide_file(g, path, n=4, rename=None):
+    wide = pd.concat({f"{k}/{f}/{i}": fr[i] for (k, f), fr in jitter(g.world, n).items() for i in fr.columns}, axis=1)
+    if rename:
+        wide = wide.rename(columns=rename)
+    wide.to_parquet(path)
+    return str(path)
+
+
+def test_profiles_from_a_file_name_it_in_their_errors(tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    g = gt.PowerGrid(IEEE14, journal=path)
+    good = wide_file(g, tmp_path / "p.parquet")
+    res = g.timeseries(good)  # a path, as the CLI gives it
+    assert len(res) == 4 and res.converged.all()
+    bad = wide_file(g, tmp_path / "bad.parquet", rename={"load/p_mw/1": "load/p_mw/9999"})
+    before = journal_state(g, path)
+    with pytest.raises(gt.errors.BadReferenceError) as e:
+        g.timeseries(bad)
+    assert (e.value.file, e.value.table, e.value.row, e.value.field) == (bad, "load", 9999, "p_mw")
+    assert "bad.parquet" in str(e.value)
+    with pytest.raises(gt.errors.CaseError) as e:
+        g.timeseries(str(tmp_path / "typo.parquet"))
+    assert e.value.file == str(tmp_path / "typo.parquet")
+    assert journal_state(g, path) == before
+    g.close()
+
+
+def test_cli_names_the_profiles_file_and_refuses_threads_below_one(tmp_path, capsys):
+    from gridtape.cli import main
+
+    path = str(tmp_path / "s.duckdb")
+    g = gt.PowerGrid(IEEE14, journal=path)
+    good = wide_file(g, tmp_path / "p.parquet")
+    bad = wide_file(g, tmp_path / "bad.parquet", rename={"load/p_mw/1": "load/p_mw/9999"})
+    g.close()
+    with gt.open(path) as st:
+        n = len(st.log())
+    for threads in ("0", "-1"):
+        assert main(["timeseries", path, good, "--threads", threads]) == 2
+        assert "--threads" in capsys.readouterr().err
+    assert main(["timeseries", path, bad]) == 2
+    err = capsys.readouterr().err
+    assert f"file {bad}" in err and "table 'load', row 9999, field 'p_mw'" in err
+    with gt.open(path) as st:
+        assert len(st.log()) == n  # nothing recorded
+    assert main(["timeseries", path, good, "--threads", "1"]) == 0
+
+
+def test_show_of_a_study_transaction_shows_the_study(tmp_path, capsys):
+    from gridtape.cli import main
+
+    path = str(tmp_path / "s.duckdb")
+    g = gt.PowerGrid(IEEE14, journal=path)
+    prof = jitter(g.world, 6)
+    prof[("load", "p_mw")].iloc[2] *= 40.0  # one step diverges
+    res = g.timeseries(prof, ["res_bus.vm_pu"], independent=True)
+    seq, base = res.seq, json.loads(g.journal.log(event="study")["info"].iloc[-1])["base_seq"]
+    tx = int(g.journal.log(since=seq, until=seq)["tx"].iloc[0])
+    g.close()
+    assert main(["show", path, str(tx)]) == 0
+    out = capsys.readouterr().out
+    assert f"study (seq {seq}): timeseries, 6 steps, 5 converged, independent" in out
+    assert f"base seq {base}" in out and res.directory in out and "res_bus.vm_pu" in out
+    assert "tolerance_mva=1e-08" in out and "max_iteration=10" in out
+    assert main(["show", path, str(tx), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["studies"][0]
+    assert (st["seq"], st["steps"], st["converged"], st["base_seq"], st["dir"]) == (seq, 6, 5, base, res.directory)
+    assert st["independent"] is True and st["options"]["tolerance_mva"] == 1e-08
+    from gridtape.studies.record import study_summary
+
+    with gt.open(path) as study:  # a study recorded before the count was kept: counted from its steps file
+        info = json.loads(study.log(event="study")["info"].iloc[-1])
+        del info["converged"]
+        assert study_summary(study.journal, info)["converged"] == 5

@@ -91,6 +91,23 @@ def test_pandapower_name_of_qlim(opt):
     _both_ways(net, {opt: True})
 
 
+def test_a_bad_qlim_is_named_qlim():
+    """Named as the user typed it, not by the pandapower name it stands for."""
+    net = networks.switches_and_trafos()
+    with pytest.raises(E.OptionError) as ei:
+        trust.grid_of(net, qlim="yes")
+    assert ei.value.option == "qlim" and "enforce_q_lims" not in str(ei.value)
+    grid = trust.grid_of(net)
+    for call in (lambda: grid.solve(qlim="yes"), lambda: grid.timeseries({}, qlim="yes")):
+        with pytest.raises(E.OptionError) as ei:
+            call()
+        assert ei.value.option == "qlim" and "enforce_q_lims" not in str(ei.value)
+    assert grid.last_report is None  # nothing ran
+    with pytest.raises(E.OptionError) as ei:
+        grid.solve(enforce_q_lims="yes")  # pandapower's name: named so
+    assert ei.value.option == "enforce_q_lims"
+
+
 @pytest.mark.parametrize("opts, word", [
     ({"run_control": True}, "run_control"),
     ({"tdpf": True}, "tdpf"),

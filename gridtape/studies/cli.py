@@ -16,7 +16,7 @@ def add_timeseries_parser(sub):
     p.add_argument("--out", default=None, help="output directory (default: beside the journal)")
     p.add_argument("--independent", action="store_true", help="a sweep: every step from the base state")
     p.add_argument("--outputs", nargs="*", default=None, help="result columns, e.g. res_bus.vm_pu")
-    p.add_argument("--threads", type=int, default=0, help="run on a thread pool of this size")
+    p.add_argument("--threads", type=int, default=None, help="run on a thread pool of this size (>= 1; 1: no pool)")
     p.add_argument("--author", default=None)
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a tty")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
@@ -31,26 +31,28 @@ def cmd_timeseries(args) -> int:
     import pyarrow.parquet as pq
 
     from gridtape import PowerGrid
-    from gridtape.errors import CaseError, JournalError
+    from gridtape.errors import CaseError, JournalError, OptionError
 
+    if args.threads is not None and args.threads < 1:
+        raise OptionError(f"--threads takes a number of threads >= 1, not {args.threads}", option="--threads")
     if not os.path.exists(args.journal):  # (opening it would create an empty journal)
         raise JournalError("no such journal (a study journal is made by a grid with journal=PATH)",
                            file=args.journal)
-    with open(args.profiles, "rb") as fh:
-        data = fh.read()
+    if not os.path.isfile(args.profiles):
+        raise CaseError("no such profiles file", file=args.profiles)
     try:
-        pq.read_metadata(pa.BufferReader(data))
+        pq.read_metadata(args.profiles)  # (its footer only: the profiles are read by the run)
     except (pa.ArrowException, OSError) as e:
         raise CaseError(f"not a Parquet file: {e}", file=args.profiles) from None
     grid = PowerGrid(journal=args.journal, author=args.author)
     try:
         ex = None
-        if args.threads > 1:
+        if args.threads is not None and args.threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             ex = ThreadPoolExecutor(args.threads)
         try:
-            res = grid.timeseries(data, args.outputs, independent=args.independent, executor=ex,
+            res = grid.timeseries(args.profiles, args.outputs, independent=args.independent, executor=ex,
                                   progress=True if args.progress else None, out_dir=args.out)
         finally:
             if ex is not None:

@@ -26,12 +26,20 @@ def parse_outputs(outputs, world) -> tuple:
         outputs = [outputs]
     if isinstance(outputs, dict):
         outputs = [(k, c) for k, cols in outputs.items() for c in ([cols] if isinstance(cols, str) else cols)]
+    try:
+        outputs = list(outputs)
+    except TypeError:
+        raise SchemaError(f"outputs is a list of result columns ('res_bus.vm_pu' or ('bus', 'vm_pu')), not "
+                          f"{outputs!r}", field="outputs") from None
     out = []
     for o in outputs:
         if isinstance(o, str):
             kind, _, col = o.partition(".")
-        else:
+        elif isinstance(o, (tuple, list)) and len(o) == 2 and all(isinstance(x, str) for x in o):
             kind, col = o
+        else:
+            raise SchemaError(f"an output is 'res_<kind>.<column>' or a pair (kind, column), not {o!r}",
+                              field="outputs")
         kind = kind[4:] if kind.startswith("res_") else kind
         if kind not in R.COLUMNS or col not in R.COLUMNS[kind]:
             raise SchemaError(f"no result column res_{kind}.{col}", table=f"res_{kind}", field=col)

@@ -11,7 +11,9 @@ One run is one ``study`` event (its own transaction) whose ``info`` (JSON) holds
 - ``outputs`` (``res_<kind>.<column>``), ``options`` (the solver options, chunk size, overlap,
   executor kind), ``version`` (gridtape's);
 - ``dir`` (the output directory, relative to the journal's when beside it) and ``manifest``
-  ({file: sha256} of the output files).
+  ({file: sha256} of the output files);
+- ``converged``: how many steps converged (studies recorded before it was kept: counted from the
+  steps file by :func:`study_summary`).
 """
 from __future__ import annotations
 
@@ -72,7 +74,8 @@ def record_study(j, base_seq, stored, prof, outs, opts, independent, size, overl
             "outputs": [output_name(*o) for o in outs],
             "options": {**opts, "chunk_size": size, "overlap": overlap,
                         "executor": None if executor is None else type(executor).__name__},
-            "version": __version__, "dir": _rel(j, res.directory), "manifest": manifest}
+            "version": __version__, "dir": _rel(j, res.directory), "manifest": manifest,
+            "converged": int(res.converged.sum())}
     j.begin(message=f"timeseries: {len(prof)} steps")
     seq = j.next_seq
     j.record("study", None, None, None, None, None, json.dumps(info, separators=(",", ":"), sort_keys=True))
@@ -121,6 +124,25 @@ def study_info(j, seq=None) -> tuple:
             raise JournalError(f"seq {seq} is not a study event", file=j.path, row=int(seq), field="seq")
         row = m.iloc[0]
     return int(row["seq"]), row["info"]
+
+
+def study_summary(j, info) -> dict:
+    """What ``gridtape show`` tells of a study event (its parsed ``info``): steps, converged (None
+    when neither recorded nor countable from the steps file), independent, base_seq, dir (the
+    output directory as a path, None: kept in memory), outputs and options."""
+    from .sink import STEPS_FILE
+
+    d = _abs(j, info.get("dir"))
+    conv = info.get("converged")
+    if conv is None and d is not None:
+        try:
+            conv = int(pq.read_table(os.path.join(d, STEPS_FILE), columns=["converged"]).column(0).to_numpy(
+                zero_copy_only=False).sum())
+        except (OSError, ValueError, KeyError):  # (pyarrow's errors are OSError / ValueError)
+            conv = None
+    return {"type": info.get("type"), "steps": info["steps"], "converged": conv,
+            "independent": info["independent"], "base_seq": info["base_seq"], "dir": d,
+            "outputs": list(info.get("outputs", ())), "options": dict(info.get("options", {}))}
 
 
 class StudyCheck:

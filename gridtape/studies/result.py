@@ -112,9 +112,11 @@ class TimeSeriesResult:
     # --- views -----------------------------------------------------------------------------------
     def violations(self, vm=(0.95, 1.05), loading=100.0) -> pd.DataFrame:
         """A long table (step, kind, id, quantity, value, limit) of every bus voltage outside
-        ``vm`` and every line / trafo loading above ``loading`` (percent) among the outputs."""
+        ``vm`` and every line / trafo loading above ``loading`` (percent) among the outputs.
+        ``vm``: a pair of finite numbers lo < hi (p.u.); ``loading``: a finite number > 0 (SchemaError
+        naming the argument otherwise)."""
+        lo, hi = _limits(vm, loading)
         parts = []
-        lo, hi = vm
         for kind, col in self.outputs:
             if col == "vm_pu" and kind == "bus":
                 fr = self.result(kind, col)
@@ -201,6 +203,29 @@ class TimeSeriesResult:
         if self.directory is None:
             raise SchemaError("this result was kept in memory: nothing to verify", field="directory")
         return verify_outputs(self.directory, self.manifest)
+
+
+def _number(v):
+    """``v`` as a finite float, None if it is not one (a bool, text, NaN, inf)."""
+    import numbers
+
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        return None
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _limits(vm, loading):
+    """The (lo, hi) of a ``vm`` band, ``loading`` checked (``violations``)."""
+    pair = tuple(vm) if isinstance(vm, (tuple, list, np.ndarray)) else None
+    lo, hi = (_number(x) for x in pair) if pair is not None and len(pair) == 2 else (None, None)
+    if lo is None or hi is None or not lo < hi:
+        raise SchemaError(f"vm must be a pair (lo, hi) of finite numbers with lo < hi, in p.u., not {vm!r}",
+                          field="vm")
+    lim = _number(loading)
+    if lim is None or lim <= 0:
+        raise SchemaError(f"loading must be a finite number > 0 (percent), not {loading!r}", field="loading")
+    return lo, hi
 
 
 def _long(fr, bad, kind, col, limit):

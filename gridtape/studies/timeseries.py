@@ -71,8 +71,11 @@ def run_timeseries(grid, profiles, outputs=None, *, independent=False, executor=
     if grid._editor is not None:  # the edit block's changes are not history yet: no base point
         raise JournalError("timeseries() inside an edit block: commit it first",
                            file=None if grid.journal is None else grid.journal.path)
-    prof = read_profiles(profiles, world)  # validated before anything runs or is recorded
+    prof = _read(profiles, world)  # validated before anything runs or is recorded
     outs = parse_outputs(outputs, world)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise SchemaError(f"executor must be a concurrent.futures executor (with submit()) or None, not "
+                          f"{executor!r}", field="executor")
     opts = dict(grid_options(grid) if options is None else options)
     size = _count(CHUNK if chunk_size is None else chunk_size, 1, "chunk_size")
     ov = _count(OVERLAP if overlap is None else overlap, 0, "overlap")
@@ -189,6 +192,23 @@ def _stat(p):
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read(profiles, world):
+    """read_profiles, from a Parquet file too (a path): its errors then name the file."""
+    if not isinstance(profiles, (str, os.PathLike)):
+        return read_profiles(profiles, world)
+    from gridtape.errors import CaseError, GridtapeError
+
+    try:
+        with open(profiles, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise CaseError(f"the profiles file cannot be read: {e.strerror or e}", file=os.fspath(profiles)) from None
+    try:
+        return read_profiles(data, world)
+    except GridtapeError as e:
+        raise e.in_file(os.fspath(profiles))
 
 
 def _count(v, least, name) -> int:
