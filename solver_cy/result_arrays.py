@@ -205,15 +205,17 @@ def loading_constants(world, topo, kind: str, power: bool = False) -> tuple:
     return s0, f, t, cf, ct, zero, by_v
 
 
-def branch_loading(vm, sf, st, const) -> np.ndarray:
+def branch_loading(vm, sf, st, const, out=None) -> np.ndarray:
     """Loading (percent) of the branches of :func:`loading_constants` ``const`` from the bus
     magnitudes ``vm`` (p.u.) and the flows ``sf``, ``st`` (MVA) of every branch of the model, for
     one solve (1-d) or for solves x buses / branches (2-d): ``max(|s_f| / |v_f| c_f, |s_t| / |v_t|
     c_t)`` (NaN when either end is), by the kernel resk.branch_loading: the one loading formula
-    of the result tables and the studies."""
+    of the result tables and the studies.  ``out``: a C-contiguous float64 array to write into
+    (a study's rows), else a new one."""
     s0, f, t, cf, ct, zero, by_v = const
     vm2 = np.ascontiguousarray(vm, dtype=np.float64)
-    out = np.empty(sf.shape[:-1] + (len(f),))
+    if out is None:
+        out = np.empty(sf.shape[:-1] + (len(f),))
     _loading(vm2, np.ascontiguousarray(sf), np.ascontiguousarray(st), s0, f, t, cf, ct, by_v, out)
     if zero is not None:
         out[..., zero] = np.inf

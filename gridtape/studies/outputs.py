@@ -111,7 +111,7 @@ class Extractor:
         Kernels over the chunk's converged steps at once, without the GIL (resk.ac_steps: voltages,
         branch flows and the injections at the generators' buses; resk.gen_steps: the generator
         split; resk.branch_loading; resk.take_steps picks the columns into ``out``)."""
-        from gridtape.solver_cy.resk import ac_steps, branch_loading as loading, gen_steps, take_steps
+        from gridtape.solver_cy.resk import ac_steps, gen_steps, take_steps
 
         n = len(Vs)
         ok = np.asarray(ok, bool)
@@ -147,12 +147,8 @@ class Extractor:
                     a[good] = np.nan
                 elif col in ("p_from_mw", "p_hv_mw"):
                     take_steps(sf, pick[kind], good, a)
-                else:
-                    s0, f, t, cf, ct, zero, by_v = self._loading_const(w, topo, kind, power)
-                    dst = a if k == n else np.empty((k, len(f)))
-                    loading(vm, sf, st, s0, f, t, cf, ct, by_v, dst)
-                    if zero is not None:
-                        dst[:, zero] = np.inf
+                else:  # the one loading formula, into the rows when every step converged
+                    dst = branch_loading(vm, sf, st, self._loading_const(w, topo, kind, power), a if k == n else None)
                     if k < n:
                         take_steps(dst, pick["all_" + kind], good, a)
             else:
